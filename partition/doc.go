@@ -1,0 +1,74 @@
+// Package partition plans how a device's resources are shared among the
+// functions of a data-plane application while it is being updated.
+//
+// A [Partitioner] takes the capacity of a device (a [hal.Vector], for
+// example from [hal.Device.Capacity]) and one [Demand] per function, as the
+// profiler forecasts it, and returns a [Plan]: one [hal.Allocation] per
+// function that fits, a reserve kept for bursts, and the functions that do
+// not fit, ranked as candidates to migrate or degrade. [Planner], built by
+// [New], is the implementation most callers want:
+//
+//	planner, err := partition.New(partition.Options{}) // 10% margin, 10% reserve
+//	plan, err := planner.Plan(ctx, capacity, demands)
+//	var short *partition.ShortfallError
+//	if errors.As(err, &short) {
+//		// short.Shortfall says, per resource, how much is missing
+//	}
+//	undo, err := device.Apply(ctx, plan.Allocations)
+//
+// # How a plan is made
+//
+// Planning happens in three steps, every one deterministic: the plan
+// depends on the set of demands only, not on their order.
+//
+//  1. Critical functions are guaranteed their forecast peak (the larger of
+//     Peak and Expected) plus a margin ([DefaultMargin], 10%). If those
+//     guarantees do not fit in the capacity, Plan returns a
+//     [*ShortfallError] naming each short resource and the critical
+//     functions that need it, and nothing else is planned.
+//  2. A reserve of [DefaultReserve] (10%) of each resource is set aside,
+//     less where the critical guarantees need it.
+//  3. Non-critical functions share what is left by a weighted fair fill.
+//     One common level L rises from zero; at level L a non-critical
+//     function of weight w holds min(1, w*L) of its peak vector. It joins
+//     once that fraction covers its minimum on every resource, and stops
+//     growing at its peak. L rises until a resource runs out or the next
+//     function to join does not fit; that function and every one that
+//     would join later are listed in [Plan.DoesNotFit], highest join level
+//     first, and get no allocation.
+//
+// Whatever nobody was guaranteed joins the reserve, and the reserve is
+// lent to the critical functions: a critical function's Limit is its
+// guarantee plus the reserve, so burst headroom is not left idle. A
+// non-critical function's Limit is its guarantee.
+//
+// # Why a common fill level and not dominant-resource fairness or an LP
+//
+// The fill gives every non-critical function the same weighted fraction of
+// its own forecast, across all resources at once: a function's fair share
+// is measured against its own need, which is what the update window cares
+// about (can it keep working?), and it is the weighted max-min fair
+// allocation for that measure. It keeps two properties the orchestrator
+// relies on and that neither alternative keeps:
+//
+//   - More capacity never shrinks anyone's allocation. Every holding is a
+//     non-decreasing function of L and L a non-decreasing function of the
+//     capacity. Progressive-filling DRF lets functions that do not use an
+//     exhausted resource keep growing, and is known not to be resource
+//     monotonic (Parkes, Procaccia and Shah, "Beyond Dominant Resource
+//     Fairness", 2015); an LP optimum may jump between vertices. For the
+//     same reason the fill stops at the first function that does not fit
+//     instead of skipping it: skipping lets a larger capacity admit an
+//     earlier function that then evicts a later one.
+//   - Speed: the fill is one sort and one sweep over 2n events, O(n log n),
+//     which plans 100 000 functions well within the update's budget (see
+//     BenchmarkPlan); an LP over 100 000 functions is not.
+//
+// The price is efficiency: capacity left over after the fill stops is not
+// pushed to the functions that could still use it. It is not idle either:
+// it joins the reserve that critical functions may burst into.
+//
+// Resources with a natural unit (queues, flow-table entries) are planned in
+// whole units with [Options.Granularity]: critical guarantees round up,
+// non-critical ones round down, the remainder joins the reserve.
+package partition

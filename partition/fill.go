@@ -1,0 +1,155 @@
+package partition
+
+import (
+	"cmp"
+	"math"
+	"slices"
+)
+
+// fillResult is the outcome of the weighted fair fill among non-critical
+// functions.
+type fillResult struct {
+	// level is the fill level reached: a non-critical function i that was
+	// admitted gets min(1, weight_i*level) of its peak. +Inf when every
+	// admitted function reached its peak.
+	level float64
+	// admitted, per function index (critical ones are false).
+	admitted []bool
+	// bottleneck is the index of the resource that stopped the fill, -1
+	// when nothing stopped it.
+	bottleneck int
+	// blocked is the index of the function whose minimum did not fit when
+	// the fill reached its admission level, -1 when the fill stopped
+	// between admissions (or did not stop).
+	blocked int
+}
+
+// event is a point where the fill's consumption changes slope: a function
+// is admitted (jumps from nothing to its minimum) or saturates (reaches
+// its peak and stops growing).
+type event struct {
+	at    float64 // fill level
+	admit bool
+	fn    int
+}
+
+// fill raises one common level L. At level L, non-critical function i,
+// once admitted, holds t_i = min(1, w_i*L) of its peak vector; it is
+// admitted at L = tau_i/w_i, where t_i first covers its minimum on every
+// resource. L rises until a resource of avail is exhausted or the next
+// admission does not fit; every later function is not admitted.
+//
+// Each holding is a non-decreasing function of L, and the level reached is
+// a non-decreasing function of avail, so more capacity never shrinks an
+// allocation (see the package documentation for why the fill stops at the
+// first misfit instead of skipping it).
+func fill(pb *problem, avail []float64) fillResult {
+	R := len(pb.res)
+	res := fillResult{admitted: make([]bool, len(pb.fns)), bottleneck: -1, blocked: -1}
+	events := make([]event, 0, 2*len(pb.fns))
+	for i, f := range pb.fns {
+		if f.critical {
+			continue
+		}
+		events = append(events, event{at: f.tau / f.weight, admit: true, fn: i})
+		if f.tau < 1 {
+			events = append(events, event{at: 1 / f.weight, fn: i})
+		}
+	}
+	// At one level: admissions before saturations (a saturation is
+	// continuous, so the order does not change what fits), then name order.
+	slices.SortFunc(events, func(a, b event) int {
+		if c := cmp.Compare(a.at, b.at); c != 0 {
+			return c
+		}
+		if a.admit != b.admit {
+			if a.admit {
+				return -1
+			}
+			return 1
+		}
+		return cmp.Compare(a.fn, b.fn)
+	})
+
+	// Consumption at level L is base + L*slope, per resource.
+	base := make([]float64, R)
+	slope := make([]float64, R)
+	level := 0.0
+	for _, e := range events {
+		if e.at > level {
+			if stop, r := reach(base, slope, avail, e.at); stop < e.at {
+				res.level, res.bottleneck = math.Max(level, stop), r
+				return res
+			}
+			level = e.at
+		}
+		f := pb.fns[e.fn]
+		d := pb.row(pb.peak, e.fn)
+		if !e.admit {
+			if !res.admitted[e.fn] {
+				continue
+			}
+			for j, q := range d {
+				base[j] += q
+				slope[j] -= f.weight * q
+			}
+			continue
+		}
+		over := -1
+		for j, q := range d {
+			if q == 0 {
+				continue
+			}
+			var used float64
+			if f.tau >= 1 {
+				used = base[j] + q + level*slope[j]
+			} else {
+				used = base[j] + level*(slope[j]+f.weight*q)
+			}
+			if used > avail[j] {
+				over = j
+				break
+			}
+		}
+		if over >= 0 {
+			res.level, res.bottleneck, res.blocked = level, over, e.fn
+			return res
+		}
+		for j, q := range d {
+			if f.tau >= 1 {
+				base[j] += q
+			} else {
+				slope[j] += f.weight * q
+			}
+		}
+		res.admitted[e.fn] = true
+	}
+	res.level = math.Inf(1)
+	return res
+}
+
+// safety shrinks a level computed to exhaust a resource exactly, so that
+// rounding in the sums that follow cannot overshoot the capacity.
+const safety = 1 - 1e-12
+
+// reach returns the highest level up to target at which base+L*slope stays
+// within avail on every resource, and the resource that stops it (-1 when
+// target is reached).
+func reach(base, slope, avail []float64, target float64) (float64, int) {
+	stop, by := target, -1
+	for j, s := range slope {
+		if s <= 0 || base[j]+target*s <= avail[j] {
+			continue
+		}
+		if l := (avail[j] - base[j]) / s * safety; l < stop {
+			stop, by = l, j
+		}
+	}
+	return stop, by
+}
+
+// share returns the fraction of its peak that admitted non-critical
+// function i holds at level.
+func share(weight, level float64) float64 {
+	return math.Min(1, weight*level)
+}

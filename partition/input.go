@@ -1,0 +1,164 @@
+package partition
+
+import (
+	"cmp"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+
+	"github.com/updraft-dev/updraft/hal"
+)
+
+// problem is a validated Plan input in dense form: resources are indexed
+// in sorted order, functions in name order, and every per-function vector
+// is a row of R floats in one flat slice (so that 100 000 functions cost a
+// handful of allocations, not hundreds of thousands of maps).
+type problem struct {
+	res      []hal.Resource
+	index    map[hal.Resource]int
+	capacity []float64
+	gran     []float64 // per resource; 0 = continuous
+
+	fns []fn
+	// flat rows, len(fns)*R each
+	peak  []float64 // direction D: max(Peak, Expected, Min), rounded up to granularity
+	min   []float64 // Min (nil = Expected), rounded up to granularity
+	named []bool    // resources the demand names
+}
+
+// fn is one function of a problem.
+type fn struct {
+	name     string
+	critical bool
+	weight   float64
+	// tau is the fraction of its peak a non-critical function needs to
+	// reach its minimum: max over resources of min/peak.
+	tau float64
+}
+
+func (pb *problem) row(v []float64, i int) []float64 {
+	r := len(pb.res)
+	return v[i*r : (i+1)*r : (i+1)*r]
+}
+
+// prepare validates capacity and demands and builds the dense problem.
+// Errors wrap ErrInvalidInput and name the function and resource at fault.
+func (p *Planner) prepare(capacity hal.Vector, demands []Demand) (*problem, error) {
+	if err := capacity.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: capacity: %w", ErrInvalidInput, err)
+	}
+	pb := &problem{res: capacity.Resources(), index: make(map[hal.Resource]int, len(capacity))}
+	R := len(pb.res)
+	pb.capacity = make([]float64, R)
+	pb.gran = make([]float64, R)
+	for i, r := range pb.res {
+		pb.index[r] = i
+		pb.capacity[i] = capacity[r]
+		pb.gran[i] = p.granularity[r]
+	}
+
+	order := make([]int, len(demands))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(a, b int) int {
+		return cmp.Or(strings.Compare(demands[a].Function, demands[b].Function), cmp.Compare(a, b))
+	})
+
+	n := len(demands)
+	pb.fns = make([]fn, n)
+	pb.peak = make([]float64, n*R)
+	pb.min = make([]float64, n*R)
+	pb.named = make([]bool, n*R)
+	for k, i := range order {
+		d := &demands[i]
+		if d.Function == "" {
+			return nil, fmt.Errorf("%w: demand %d has no function name", ErrInvalidInput, i)
+		}
+		if k > 0 && demands[order[k-1]].Function == d.Function {
+			return nil, fmt.Errorf("%w: function %q is listed twice (demands %d and %d)", ErrInvalidInput, d.Function, order[k-1], i)
+		}
+		w := d.Weight
+		switch {
+		case math.IsNaN(w) || math.IsInf(w, 0) || w < 0:
+			return nil, fmt.Errorf("%w: function %q: weight %v must be a finite number >= 0", ErrInvalidInput, d.Function, w)
+		case w == 0:
+			w = 1
+		}
+		pb.fns[k] = fn{name: d.Function, critical: d.Critical, weight: w}
+		peak, min, named := pb.row(pb.peak, k), pb.row(pb.min, k), pb.named[k*R:(k+1)*R]
+		fields := [...]struct {
+			name string
+			v    hal.Vector
+		}{{"Expected", d.Expected}, {"Peak", d.Peak}, {"Min", d.Min}}
+		for _, f := range fields {
+			if err := pb.load(d.Function, f.name, f.v, peak, named); err != nil {
+				return nil, err
+			}
+		}
+		minSrc := d.Min
+		if minSrc == nil {
+			minSrc = d.Expected
+		}
+		for r, q := range minSrc {
+			min[pb.index[r]] = q
+		}
+		tau := 0.0
+		for j := range R {
+			if g := pb.gran[j]; g > 0 {
+				peak[j] = roundUp(peak[j], g)
+				min[j] = roundUp(min[j], g)
+			}
+			if peak[j] > 0 {
+				tau = math.Max(tau, min[j]/peak[j])
+			}
+		}
+		pb.fns[k].tau = math.Min(tau, 1)
+	}
+	return pb, nil
+}
+
+// load checks one vector of a demand and folds it into the function's
+// direction row (element-wise maximum) and named set.
+func (pb *problem) load(function, field string, v hal.Vector, peak []float64, named []bool) error {
+	for r, q := range v {
+		j, ok := pb.index[r]
+		if !ok {
+			return fmt.Errorf("%w: function %q %s: resource %q is not in the capacity (offered: %s)",
+				ErrInvalidInput, function, field, r, joinResources(pb.res))
+		}
+		if math.IsNaN(q) || math.IsInf(q, 0) || q < 0 {
+			return fmt.Errorf("%w: function %q %s: resource %q: quantity %v must be a finite number >= 0",
+				ErrInvalidInput, function, field, r, q)
+		}
+		named[j] = true
+		if q > peak[j] {
+			peak[j] = q
+		}
+	}
+	return nil
+}
+
+func joinResources(rs []hal.Resource) string {
+	if len(rs) == 0 {
+		return "none"
+	}
+	s := make([]string, len(rs))
+	for i, r := range rs {
+		s[i] = string(r)
+	}
+	return strings.Join(s, ", ")
+}
+
+// roundEps absorbs floating-point noise when rounding to a granularity:
+// 0.3/0.1 is 2.9999999999999996, which must count as 3.
+const roundEps = 1e-9
+
+func roundUp(q, g float64) float64 {
+	return math.Ceil(q/g-roundEps) * g
+}
+
+func roundDown(q, g float64) float64 {
+	return math.Floor(q/g+roundEps) * g
+}
