@@ -1,0 +1,306 @@
+package profile
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-multierror"
+	"github.com/updraft-dev/updraft/hal"
+)
+
+// Defaults used for zero fields of [Options].
+const (
+	DefaultLevelTau        = 30 * time.Minute
+	DefaultTrendTau        = 6 * time.Hour
+	DefaultHorizon         = time.Hour
+	DefaultHalfLife        = 24 * time.Hour
+	DefaultMinSamples      = 30
+	DefaultEvidenceBucket  = time.Minute
+	DefaultEvidenceBuckets = 120
+	DefaultMaxFunctions    = 100_000
+)
+
+// Options configure an [Analyzer]. Every zero field means the documented
+// default.
+type Options struct {
+	// Collectors are read, in order, by [Analyzer.Sample].
+	Collectors []Collector
+	// Clock returns the current time; nil means time.Now. Forecasts are
+	// made as of Clock().
+	Clock func() time.Time
+	// Logger receives debug and warning records; nil discards them.
+	Logger *slog.Logger
+
+	// LevelTau is the time constant over which the level follows new
+	// observations (default [DefaultLevelTau]); TrendTau the same for the
+	// trend ([DefaultTrendTau]).
+	LevelTau, TrendTau time.Duration
+	// Horizon is the window length the residual statistics are measured
+	// for ([DefaultHorizon]); forecasts for other windows reuse them.
+	Horizon time.Duration
+	// HalfLife is how fast old forecast errors lose weight
+	// ([DefaultHalfLife]).
+	HalfLife time.Duration
+	// MinSamples is the number of observations under which a forecast
+	// uses the wide small-sample interval ([DefaultMinSamples]).
+	MinSamples int
+	// EvidenceBucket and EvidenceBuckets size the per-function activity
+	// history used to judge criticality: that many buckets of that width
+	// ([DefaultEvidenceBucket] × [DefaultEvidenceBuckets] = two hours).
+	EvidenceBucket  time.Duration
+	EvidenceBuckets int
+	// MaxFunctions bounds the number of functions remembered; samples of
+	// further functions are dropped and counted ([DefaultMaxFunctions]).
+	MaxFunctions int
+}
+
+// Analyzer is the Resource Profile Analyzer, the [Profiler] most callers
+// want. It keeps a bounded model per function and resource, fed by
+// [Analyzer.Observe] and [Analyzer.Sample]. All methods are safe for
+// concurrent use.
+type Analyzer struct {
+	collectors []Collector
+	clock      func() time.Time
+	log        *slog.Logger
+	params     modelParams
+	evBucket   time.Duration
+	evBuckets  int
+	maxFuncs   int
+
+	collectMu sync.Mutex // serialises Sample, so each Collector sees one caller
+
+	mu      sync.Mutex // guards everything below
+	funcs   map[string]*functionModel
+	dropped int64 // samples refused: invalid, or over MaxFunctions
+}
+
+var _ Profiler = (*Analyzer)(nil)
+
+// functionModel is everything the Analyzer remembers about one function.
+type functionModel struct {
+	series   map[hal.Resource]*series
+	evidence evidence
+	samples  int
+	last     time.Time
+}
+
+// New returns an Analyzer configured by opts, or an error naming the first
+// option out of range.
+func New(opts Options) (*Analyzer, error) {
+	a := &Analyzer{
+		collectors: slices.Clone(opts.Collectors),
+		clock:      opts.Clock,
+		log:        opts.Logger,
+		params: modelParams{
+			levelTau:   orDefault(opts.LevelTau, DefaultLevelTau),
+			trendTau:   orDefault(opts.TrendTau, DefaultTrendTau),
+			horizon:    orDefault(opts.Horizon, DefaultHorizon),
+			halfLife:   orDefault(opts.HalfLife, DefaultHalfLife),
+			minSamples: orDefault(opts.MinSamples, DefaultMinSamples),
+		},
+		evBucket:  orDefault(opts.EvidenceBucket, DefaultEvidenceBucket),
+		evBuckets: orDefault(opts.EvidenceBuckets, DefaultEvidenceBuckets),
+		maxFuncs:  orDefault(opts.MaxFunctions, DefaultMaxFunctions),
+		funcs:     make(map[string]*functionModel),
+	}
+	for i, c := range a.collectors {
+		if c == nil {
+			return nil, fmt.Errorf("profile: Options.Collectors[%d] is nil", i)
+		}
+	}
+	for name, d := range map[string]time.Duration{
+		"LevelTau": opts.LevelTau, "TrendTau": opts.TrendTau, "Horizon": opts.Horizon,
+		"HalfLife": opts.HalfLife, "EvidenceBucket": opts.EvidenceBucket,
+	} {
+		if d < 0 {
+			return nil, fmt.Errorf("profile: Options.%s is negative (%v)", name, d)
+		}
+	}
+	for name, n := range map[string]int{
+		"MinSamples": opts.MinSamples, "EvidenceBuckets": opts.EvidenceBuckets, "MaxFunctions": opts.MaxFunctions,
+	} {
+		if n < 0 {
+			return nil, fmt.Errorf("profile: Options.%s is negative (%d)", name, n)
+		}
+	}
+	if a.evBuckets < 4 {
+		return nil, fmt.Errorf("profile: Options.EvidenceBuckets is %d; need at least 4", a.evBuckets)
+	}
+	if a.clock == nil {
+		a.clock = time.Now
+	}
+	if a.log == nil {
+		a.log = slog.New(slog.DiscardHandler)
+	}
+	return a, nil
+}
+
+func orDefault[T comparable](v, def T) T {
+	var zero T
+	if v == zero {
+		return def
+	}
+	return v
+}
+
+// Observe feeds samples to the model. Samples with an empty function name,
+// a zero time, or a negative, NaN or infinite quantity are dropped, logged
+// and counted (see [Analyzer.Dropped]); the others are recorded. Observe
+// does O(1) work per sample and resource.
+func (a *Analyzer) Observe(samples ...Sample) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for i := range samples {
+		if err := a.observeLocked(&samples[i]); err != nil {
+			a.dropped++
+			a.log.Warn("profile: sample dropped", "err", err)
+		}
+	}
+}
+
+func (a *Analyzer) observeLocked(s *Sample) error {
+	switch {
+	case s.Function == "":
+		return errors.New("profile: sample has no function name")
+	case s.Time.IsZero():
+		return fmt.Errorf("profile: sample of function %q has no time", s.Function)
+	case s.Calls < 0 || s.StateBytes < 0 || s.Latency < 0 || s.Interval < 0:
+		return fmt.Errorf("profile: sample of function %q has a negative count, latency or interval", s.Function)
+	}
+	if err := s.Usage.Validate(); err != nil {
+		return fmt.Errorf("profile: sample of function %q: %w", s.Function, err)
+	}
+	fm := a.funcs[s.Function]
+	if fm == nil {
+		if len(a.funcs) >= a.maxFuncs {
+			return fmt.Errorf("profile: sample of function %q: already tracking MaxFunctions=%d functions", s.Function, a.maxFuncs)
+		}
+		fm = &functionModel{series: make(map[hal.Resource]*series, len(s.Usage))}
+		fm.evidence.init(a.evBuckets)
+		a.funcs[s.Function] = fm
+	}
+	for r, q := range s.Usage {
+		sr := fm.series[r]
+		if sr == nil {
+			sr = &series{}
+			fm.series[r] = sr
+		}
+		sr.observe(&a.params, s.Time, q)
+	}
+	interval := s.Interval
+	if interval == 0 && !fm.last.IsZero() {
+		interval = s.Time.Sub(fm.last)
+	}
+	fm.evidence.add(a.evBucket, s, interval)
+	fm.samples++
+	if s.Time.After(fm.last) {
+		fm.last = s.Time
+	}
+	return nil
+}
+
+// Dropped returns how many samples Observe has refused so far.
+func (a *Analyzer) Dropped() int64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.dropped
+}
+
+// Sample takes one round from every Collector, in order, and observes what
+// they return. A failing collector does not stop the others: their
+// samples are still observed, and the failures are returned together
+// (a *multierror.Error). Sample returns ctx.Err() if ctx is done before
+// it starts.
+func (a *Analyzer) Sample(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("profile: sample: %w", err)
+	}
+	a.collectMu.Lock()
+	defer a.collectMu.Unlock()
+	var errs *multierror.Error
+	for i, c := range a.collectors {
+		if err := ctx.Err(); err != nil {
+			errs = multierror.Append(errs, fmt.Errorf("profile: sample: %w", err))
+			break
+		}
+		samples, err := c.Collect(ctx)
+		if err != nil {
+			errs = multierror.Append(errs, fmt.Errorf("profile: collector #%d (%T): %w", i, c, err))
+		}
+		a.Observe(samples...)
+	}
+	return errs.ErrorOrNil()
+}
+
+// Forecast returns, for every function in functions, its demand during the
+// next window (starting at Clock()) and its criticality verdict, sorted by
+// name. Functions never observed get zero demand, zero confidence and a
+// reason that says so. It returns an error wrapping [ErrBadFunction],
+// [ErrDuplicateFunction], [ErrUnknownDependency], [ErrDependencyCycle] or
+// [ErrUnknownCriticality], naming the function, when the functions are
+// inconsistent, and ctx.Err() when ctx is done.
+func (a *Analyzer) Forecast(ctx context.Context, window time.Duration, functions []Function) (Forecast, error) {
+	if err := ctx.Err(); err != nil {
+		return Forecast{}, fmt.Errorf("profile: forecast: %w", err)
+	}
+	if window <= 0 {
+		return Forecast{}, fmt.Errorf("profile: forecast: window %v is not positive", window)
+	}
+	byName, err := validateFunctions(functions)
+	if err != nil {
+		return Forecast{}, fmt.Errorf("profile: forecast: %w", err)
+	}
+	at := a.clock()
+	out := Forecast{Window: window, At: at, Functions: make([]FunctionForecast, 0, len(functions))}
+
+	a.mu.Lock()
+	var evidence map[string]*evidenceSummary
+	for i, f := range functions {
+		if i%1024 == 1023 {
+			if err := ctx.Err(); err != nil {
+				a.mu.Unlock()
+				return Forecast{}, fmt.Errorf("profile: forecast: %w", err)
+			}
+		}
+		out.Functions = append(out.Functions, a.forecastLocked(f.Name, at, window))
+	}
+	evidence = a.summariseLocked(functions, at)
+	a.mu.Unlock()
+
+	judge(functions, byName, evidence, out.Functions)
+	slices.SortFunc(out.Functions, func(x, y FunctionForecast) int {
+		switch {
+		case x.Function < y.Function:
+			return -1
+		case x.Function > y.Function:
+			return 1
+		}
+		return 0
+	})
+	return out, nil
+}
+
+func (a *Analyzer) forecastLocked(name string, at time.Time, window time.Duration) FunctionForecast {
+	ff := FunctionForecast{Function: name, P50: hal.Vector{}, P95: hal.Vector{}, P99: hal.Vector{}}
+	fm := a.funcs[name]
+	if fm == nil {
+		return ff
+	}
+	ff.Samples = fm.samples
+	conf := math.Inf(1)
+	for r, s := range fm.series {
+		q50, q95, q99 := s.quantiles(&a.params, at, window)
+		ff.P50[r], ff.P95[r], ff.P99[r] = q50, q95, q99
+		conf = math.Min(conf, s.confidence(&a.params, window))
+	}
+	if !math.IsInf(conf, 1) {
+		ff.Confidence = conf
+	}
+	return ff
+}

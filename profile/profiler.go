@@ -1,0 +1,86 @@
+package profile
+
+import (
+	"context"
+	"time"
+
+	"github.com/updraft-dev/updraft/hal"
+)
+
+// Sample is one observation of a function's usage.
+//
+// Usage holds rates and levels: [hal.CPU] in cores (CPU seconds per second
+// over the interval the sample covers), [hal.Memory] in bytes (resident at
+// Time), [hal.IO] in bytes per second, other resources as their device
+// defines them. A resource absent from Usage was not measured (it is not
+// taken as zero).
+//
+// Calls, Latency and StateBytes are evidence for criticality: they cover
+// the interval since the previous sample of the same function from the
+// same source; zero means none (or not measured).
+type Sample struct {
+	Function string
+	Time     time.Time
+	Usage    hal.Vector
+
+	// Interval is the span the rates in Usage and the counts below cover.
+	// Zero means unknown; the model then treats Calls as covering the time
+	// since this function's previous sample.
+	Interval time.Duration
+	// Calls is the number of units of work completed during Interval.
+	Calls int64
+	// Latency is the mean latency of those calls.
+	Latency time.Duration
+	// StateBytes is the number of bytes of state the function wrote during
+	// Interval (what a snapshot would have to carry).
+	StateBytes int64
+}
+
+// Collector takes one round of samples from some source: procfs, a cgroup,
+// an in-process [Meter], or the host's own measurements. Collect must be
+// safe to call from one goroutine at a time; rates are computed between
+// consecutive calls, so the first call may return samples without CPU or
+// I/O rates.
+type Collector interface {
+	Collect(ctx context.Context) ([]Sample, error)
+}
+
+// Profiler answers what each function will need during an update window
+// and whether it is critical. [Analyzer] is the implementation most callers
+// want; [Static] is an in-memory one for tests and examples.
+type Profiler interface {
+	// Forecast returns, for every function in functions, its demand during
+	// the next window and its criticality verdict. It rejects functions
+	// with an empty or duplicate name, an unknown dependency or a
+	// dependency cycle, naming the function at fault.
+	Forecast(ctx context.Context, window time.Duration, functions []Function) (Forecast, error)
+}
+
+// Forecast is a Profiler's answer for one window.
+type Forecast struct {
+	Window    time.Duration
+	At        time.Time
+	Functions []FunctionForecast // one per requested function, sorted by Function
+}
+
+// Lookup returns the forecast of the named function.
+func (f Forecast) Lookup(function string) (FunctionForecast, bool) {
+	for _, ff := range f.Functions {
+		if ff.Function == function {
+			return ff, true
+		}
+	}
+	return FunctionForecast{}, false
+}
+
+// FunctionForecast is the forecast demand and criticality verdict of one
+// function. P50 ≤ P95 ≤ P99 resource by resource; each is the demand that
+// the given share of the window's points is expected to stay at or below.
+type FunctionForecast struct {
+	Function      string
+	P50, P95, P99 hal.Vector
+	Confidence    float64 // 0..1; 0 when there is no history
+	Samples       int     // observations the forecast rests on
+	Critical      bool
+	Reasons       []string // in words a host engineer can check, e.g. `annotated critical by the host`, `critical because "routes" (critical) depends on it`
+}
