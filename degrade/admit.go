@@ -1,0 +1,173 @@
+package degrade
+
+import (
+	"sync/atomic"
+	"time"
+)
+
+// retryBusy is the Retry-After given when a request is turned away by a
+// concurrency limit or by shedding: load that is over its share now is
+// likely to fit again soon.
+const retryBusy = time.Second
+
+// noRelease is the release of a request of a function never declared nor Set.
+func noRelease() {}
+
+// Acquire admits one request of function at [PriorityNormal]. On success,
+// release must be called exactly once when the request ends (it frees the
+// request's concurrency slot and feeds the adaptive limit). A rejection is
+// an error wrapping [ErrDisabled], [ErrThrottled] or [ErrShed] that is also
+// a [*RejectedError] (errors.As) carrying Retry-After and the user message;
+// release is then nil.
+//
+// A function never declared nor Set is Normal and admitted without any
+// shared write. Acquire takes no lock and is safe for concurrent use.
+func (c *Controller) Acquire(function string) (release func(), err error) {
+	return c.AcquirePriority(function, PriorityNormal)
+}
+
+// AcquirePriority is [Controller.Acquire] for a request of priority p, which
+// matters only in [Shed] mode: lower priorities are dropped first.
+func (c *Controller) AcquirePriority(function string, p Priority) (release func(), err error) {
+	f := c.lookup(function)
+	if f == nil {
+		return noRelease, nil
+	}
+	w := f.win.Load()
+	if w == nil {
+		f.inflight.Add(1)
+		f.admitted.Add(1)
+		return f.release, nil
+	}
+	now := c.now().UnixNano()
+	if now >= w.untilNano {
+		c.expireSoon(f, w)
+		f.inflight.Add(1)
+		f.admitted.Add(1)
+		return f.release, nil
+	}
+	if err := c.check(f, w, p, now); err != nil {
+		return nil, err
+	}
+	if w.policy.Mode != Throttle || (w.fixed == 0 && w.adaptive == nil) {
+		f.inflight.Add(1)
+		f.admitted.Add(1)
+		return f.release, nil
+	}
+	limit := w.concurrencyLimit()
+	n := f.inflight.Add(1)
+	if n > limit {
+		f.inflight.Add(-1)
+		f.throttled.Add(1)
+		return nil, w.reject(f.name, ErrThrottled, retryBusy)
+	}
+	if w.bucket != nil {
+		if ok, wait := w.bucket.allow(now); !ok {
+			f.inflight.Add(-1)
+			f.throttled.Add(1)
+			return nil, w.reject(f.name, ErrThrottled, wait)
+		}
+	}
+	f.admitted.Add(1)
+	if w.adaptive == nil {
+		return f.release, nil
+	}
+	var done atomic.Bool
+	return func() {
+		if done.Swap(true) {
+			return
+		}
+		end := c.now().UnixNano()
+		f.inflight.Add(-1)
+		w.adaptive.observe(time.Duration(end-now), n, end)
+	}, nil
+}
+
+// Allow reports whether one request of function that needs no release (it
+// ends at once, or its duration does not matter) is admitted now, at
+// [PriorityNormal]: nil, or a rejection as from [Controller.Acquire]. A
+// concurrency limit is checked against the requests in flight without
+// taking a slot. Allow takes no lock and is safe for concurrent use.
+func (c *Controller) Allow(function string) error {
+	return c.AllowPriority(function, PriorityNormal)
+}
+
+// AllowPriority is [Controller.Allow] for a request of priority p.
+func (c *Controller) AllowPriority(function string, p Priority) error {
+	f := c.lookup(function)
+	if f == nil {
+		return nil
+	}
+	w := f.win.Load()
+	if w == nil {
+		f.admitted.Add(1)
+		return nil
+	}
+	now := c.now().UnixNano()
+	if now >= w.untilNano {
+		c.expireSoon(f, w)
+		f.admitted.Add(1)
+		return nil
+	}
+	if err := c.check(f, w, p, now); err != nil {
+		return err
+	}
+	if w.policy.Mode == Throttle {
+		if limit := w.concurrencyLimit(); limit > 0 && f.inflight.Load() >= limit {
+			f.throttled.Add(1)
+			return w.reject(f.name, ErrThrottled, retryBusy)
+		}
+		if w.bucket != nil {
+			if ok, wait := w.bucket.allow(now); !ok {
+				f.throttled.Add(1)
+				return w.reject(f.name, ErrThrottled, wait)
+			}
+		}
+	}
+	f.admitted.Add(1)
+	return nil
+}
+
+// check applies the Disable and Shed modes, counting rejections.
+func (c *Controller) check(f *function, w *window, p Priority, now int64) error {
+	switch w.policy.Mode {
+	case Disable:
+		f.disabled.Add(1)
+		return w.reject(f.name, ErrDisabled, time.Duration(w.untilNano-now))
+	case Shed:
+		if w.shedder.drop(p) {
+			f.shed.Add(1)
+			return w.reject(f.name, ErrShed, retryBusy)
+		}
+	}
+	return nil
+}
+
+// expireSoon asks, once per window, for the window to be ended in the
+// background: the request that noticed the deadline does not wait for the
+// mode change or its subscribers.
+func (c *Controller) expireSoon(f *function, w *window) {
+	if w.expiring.CompareAndSwap(false, true) {
+		go c.expire(f, w)
+	}
+}
+
+// concurrencyLimit returns the window's concurrency limit now, 0 for none.
+func (w *window) concurrencyLimit() int64 {
+	if w.adaptive != nil {
+		return w.adaptive.limit()
+	}
+	return w.fixed
+}
+
+// reject builds the error for a request turned away by w.
+func (w *window) reject(function string, cause error, retryAfter time.Duration) error {
+	return &RejectedError{
+		Function:   function,
+		Mode:       w.policy.Mode,
+		Reason:     w.reason,
+		Until:      w.until,
+		RetryAfter: retryAfter,
+		cause:      cause,
+	}
+}

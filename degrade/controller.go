@@ -1,0 +1,405 @@
+package degrade
+
+import (
+	"fmt"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode"
+)
+
+// DefaultPressureInterval is how often [Controller.Run] reads the pressure
+// source when Options.PressureInterval is zero.
+const DefaultPressureInterval = 5 * time.Second
+
+// maxFunctionName bounds function names, which travel in HTTP headers.
+const maxFunctionName = 200
+
+// Options configure a [Controller]. The zero value is usable: real time, no
+// logs, any function name accepted, default adaptive settings, no pressure
+// source.
+type Options struct {
+	// Clock returns the current time; nil means time.Now. Tests pass a fake
+	// clock to move windows and rate limits without sleeping.
+	Clock func() time.Time
+	// Logger receives mode changes at Info; nil discards.
+	Logger *slog.Logger
+	// Functions, when not empty, is the closed set of function names the
+	// controller knows: Set and Clear reject other names with
+	// [ErrUnknownFunction], and every listed function shows in Status and
+	// metrics from the start. When empty, any valid name may be Set.
+	Functions []string
+	// Adaptive tunes adaptive concurrency limits; zero fields take defaults.
+	Adaptive AdaptiveOptions
+	// Pressure, when set, is read by [Controller.Run] and tightens adaptive
+	// limits as the machine comes under pressure. [NewPSI] reads Linux PSI.
+	Pressure PressureSource
+	// PressureInterval is how often Run reads Pressure (0 =
+	// DefaultPressureInterval).
+	PressureInterval time.Duration
+	// RequestPriority picks a request's [Priority] for Shed in the HTTP
+	// middleware; nil gives every request PriorityNormal. Do not trust a
+	// client-sent header here unless clients are trusted.
+	RequestPriority func(*http.Request) Priority
+}
+
+// Controller puts named functions into Normal, Throttle, Disable or Shed
+// mode for planned windows, admits or rejects their requests, and tells
+// users and the host what is reduced. Create it with [New].
+//
+// All methods are safe for concurrent use. The hot path, [Controller.Acquire]
+// and [Controller.Allow], takes no lock: it reads an immutable map and the
+// function's current window through atomics, and the limiters are atomic
+// compare-and-swap loops. Mode changes (Set, Clear, a window's end) are
+// serialised by one mutex and swap the window atomically, so requests see
+// either the old or the new policy, never a mix.
+type Controller struct {
+	now             func() time.Time
+	log             *slog.Logger
+	closed          map[string]bool // Options.Functions; nil when open; read-only
+	adaptive        AdaptiveOptions
+	pressure        PressureSource
+	pressureEvery   time.Duration
+	requestPriority func(*http.Request) Priority
+
+	fns      atomic.Pointer[map[string]*function] // copy-on-write, replaced under mu
+	degraded atomic.Pointer[string]               // header value: degraded functions, sorted
+	factor   pressureFactor                       // share of adaptive limits kept
+
+	mu         sync.Mutex   // serialises mode changes; guards the fields below and function.since
+	subs       []subscriber // in subscription order
+	nextSub    uint64
+	queue      []Event // events waiting for delivery, in order
+	delivering bool    // a goroutine is draining queue
+}
+
+// function is one named function's state. The pointer stays the same for
+// the controller's life; its window changes.
+type function struct {
+	name     string
+	win      atomic.Pointer[window] // nil: Normal
+	inflight atomic.Int64           // admitted and not yet released
+	release  func()                 // decrements inflight; shared by plain admissions
+	since    time.Time              // when the current Normal began; guarded by Controller.mu
+
+	admitted, throttled, disabled, shed atomic.Uint64
+}
+
+// window is one degradation: a policy in force from since until until.
+// Everything but timer and expiring is immutable after creation.
+type window struct {
+	policy    Policy
+	reason    string
+	since     time.Time
+	until     time.Time
+	untilNano int64
+	bucket    *tokenBucket   // Throttle with a rate
+	fixed     int64          // Throttle: fixed concurrency limit, 0 = none
+	adaptive  *adaptiveLimit // Throttle with Adaptive
+	shedder   *shedder       // Shed
+	timer     *time.Timer    // ends the window; guarded by Controller.mu
+	expiring  atomic.Bool    // the hot path saw the deadline pass and asked for cleanup
+}
+
+// New returns a Controller. It panics on options no program should pass
+// (an invalid adaptive setting, a bad name in Functions); [NewController]
+// returns those as an error instead.
+func New(opts Options) *Controller {
+	c, err := NewController(opts)
+	if err != nil {
+		panic(err)
+	}
+	return c
+}
+
+// NewController is [New] returning invalid options as an error naming the
+// field at fault.
+func NewController(opts Options) (*Controller, error) {
+	adaptive, err := opts.Adaptive.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if opts.PressureInterval < 0 {
+		return nil, fmt.Errorf("degrade: Options.PressureInterval %s must be >= 0", opts.PressureInterval)
+	}
+	c := &Controller{
+		now:             opts.Clock,
+		log:             opts.Logger,
+		adaptive:        adaptive,
+		pressure:        opts.Pressure,
+		pressureEvery:   opts.PressureInterval,
+		requestPriority: opts.RequestPriority,
+	}
+	if c.now == nil {
+		c.now = time.Now
+	}
+	if c.log == nil {
+		c.log = slog.New(slog.DiscardHandler)
+	}
+	if c.pressureEvery == 0 {
+		c.pressureEvery = DefaultPressureInterval
+	}
+	fns := map[string]*function{}
+	if len(opts.Functions) > 0 {
+		c.closed = map[string]bool{}
+		for i, name := range opts.Functions {
+			if err := checkName(name); err != nil {
+				return nil, fmt.Errorf("degrade: Options.Functions[%d]: %w", i, err)
+			}
+			if c.closed[name] {
+				return nil, fmt.Errorf("degrade: Options.Functions[%d]: %q listed twice", i, name)
+			}
+			c.closed[name] = true
+			fns[name] = newFunction(name)
+		}
+	}
+	c.fns.Store(&fns)
+	empty := ""
+	c.degraded.Store(&empty)
+	return c, nil
+}
+
+func newFunction(name string) *function {
+	f := &function{name: name}
+	f.release = func() { f.inflight.Add(-1) }
+	return f
+}
+
+// checkName reports whether name can be a function name: non-empty, at most
+// 200 bytes, printable, and without commas (names are listed in a header).
+func checkName(name string) error {
+	switch {
+	case name == "":
+		return fmt.Errorf("empty function name: %w", ErrUnknownFunction)
+	case len(name) > maxFunctionName:
+		return fmt.Errorf("function name %.20q... is longer than %d bytes: %w", name, maxFunctionName, ErrUnknownFunction)
+	case strings.ContainsRune(name, ','):
+		return fmt.Errorf("function name %q contains a comma: %w", name, ErrUnknownFunction)
+	case strings.ContainsFunc(name, func(r rune) bool { return !unicode.IsPrint(r) }):
+		return fmt.Errorf("function name %q contains a non-printable character: %w", name, ErrUnknownFunction)
+	}
+	return nil
+}
+
+// lookup returns the function's state, or nil for a function never declared
+// nor Set (always Normal).
+func (c *Controller) lookup(name string) *function {
+	return (*c.fns.Load())[name]
+}
+
+// Set puts function into p's mode from now until until, when it returns to
+// Normal by itself; users are told reason. A Set on a function already
+// degraded replaces its window. A Normal policy is the same as [Controller.Clear].
+//
+// Errors wrap [ErrUnknownFunction] (empty or malformed name, or not in
+// Options.Functions), [ErrInvalidPolicy] (see [Policy.Validate]) or
+// [ErrWindowPassed] (until is not after now); on error nothing changes.
+func (c *Controller) Set(function string, p Policy, reason string, until time.Time) error {
+	if err := c.checkKnown(function); err != nil {
+		return fmt.Errorf("degrade: set %q: %w", function, err)
+	}
+	if err := p.Validate(); err != nil {
+		return fmt.Errorf("degrade: set %q: %w", function, err)
+	}
+	if p.Mode == Normal {
+		return c.Clear(function)
+	}
+	if strings.ContainsFunc(reason, func(r rune) bool { return !unicode.IsPrint(r) }) {
+		return fmt.Errorf("degrade: set %q: reason %q contains a non-printable character: %w", function, reason, ErrInvalidPolicy)
+	}
+	c.mu.Lock()
+	now := c.now()
+	if !until.After(now) {
+		c.mu.Unlock()
+		return fmt.Errorf("degrade: set %q: until %s is not after now %s: %w",
+			function, until.UTC().Format(time.RFC3339Nano), now.UTC().Format(time.RFC3339Nano), ErrWindowPassed)
+	}
+	f := c.functionLocked(function)
+	w := c.newWindow(p, reason, now, until)
+	old := f.win.Swap(w)
+	from := Normal
+	if old != nil {
+		from = old.policy.Mode
+		c.stopTimerLocked(old)
+	}
+	c.armTimerLocked(f, w)
+	c.changedLocked(Event{Function: function, Cause: CauseSet, From: from, To: p.Mode, Policy: p, Reason: reason, At: now, Until: until})
+	c.mu.Unlock()
+	c.log.Info("degrade: function degraded", "function", function, "policy", p.String(), "reason", reason, "until", until)
+	c.deliver()
+	return nil
+}
+
+// Clear returns function to Normal now. Clearing a function already Normal
+// is not an error; a name never declared nor Set is ([ErrUnknownFunction]).
+func (c *Controller) Clear(function string) error {
+	if err := checkName(function); err != nil {
+		return fmt.Errorf("degrade: clear %q: %w", function, err)
+	}
+	c.mu.Lock()
+	f := c.lookup(function)
+	if f == nil {
+		c.mu.Unlock()
+		return fmt.Errorf("degrade: clear %q: never declared nor set: %w", function, ErrUnknownFunction)
+	}
+	if !c.endLocked(f, f.win.Load(), CauseClear) {
+		c.mu.Unlock()
+		return nil
+	}
+	c.mu.Unlock()
+	c.log.Info("degrade: function restored", "function", function, "cause", CauseClear.String())
+	c.deliver()
+	return nil
+}
+
+// checkKnown validates the name and, with a closed set, its membership.
+func (c *Controller) checkKnown(name string) error {
+	if err := checkName(name); err != nil {
+		return err
+	}
+	if c.closed != nil && !c.closed[name] {
+		return fmt.Errorf("not among Options.Functions: %w", ErrUnknownFunction)
+	}
+	return nil
+}
+
+// functionLocked returns name's state, creating it (copy-on-write). Caller
+// holds mu.
+func (c *Controller) functionLocked(name string) *function {
+	if f := c.lookup(name); f != nil {
+		return f
+	}
+	old := *c.fns.Load()
+	fns := make(map[string]*function, len(old)+1)
+	for k, v := range old {
+		fns[k] = v
+	}
+	f := newFunction(name)
+	fns[name] = f
+	c.fns.Store(&fns)
+	return f
+}
+
+func (c *Controller) newWindow(p Policy, reason string, now, until time.Time) *window {
+	w := &window{policy: p, reason: reason, since: now, until: until, untilNano: until.UnixNano()}
+	switch p.Mode {
+	case Throttle:
+		if p.RatePerSecond > 0 {
+			w.bucket = newTokenBucket(p.RatePerSecond, p.Burst)
+		}
+		if p.Adaptive {
+			w.adaptive = newAdaptiveLimit(c.adaptive, p.MaxConcurrent, &c.factor)
+		} else {
+			w.fixed = int64(p.MaxConcurrent)
+		}
+	case Shed:
+		w.shedder = newShedder(p.ShedFraction)
+	}
+	return w
+}
+
+// endLocked returns f to Normal if w is still its window, reporting whether
+// it did. Caller holds mu and calls deliver after unlocking.
+func (c *Controller) endLocked(f *function, w *window, cause Cause) bool {
+	if w == nil || !f.win.CompareAndSwap(w, nil) {
+		return false
+	}
+	c.stopTimerLocked(w)
+	at := c.now()
+	if cause == CauseExpired && w.until.Before(at) {
+		at = w.until
+	}
+	f.since = at
+	c.changedLocked(Event{Function: f.name, Cause: cause, From: w.policy.Mode, To: Normal, Reason: w.reason, At: at})
+	return true
+}
+
+// expire ends w if its deadline has passed by the controller's clock. The
+// window's timer and the hot path call it.
+func (c *Controller) expire(f *function, w *window) {
+	c.mu.Lock()
+	if f.win.Load() != w {
+		c.mu.Unlock()
+		return
+	}
+	if remaining := w.until.Sub(c.now()); remaining > 0 {
+		// The controller's clock is behind the timer (a test clock): check again later.
+		w.expiring.Store(false)
+		c.stopTimerLocked(w)
+		w.timer = time.AfterFunc(remaining, func() { c.expire(f, w) })
+		c.mu.Unlock()
+		return
+	}
+	c.endLocked(f, w, CauseExpired)
+	c.mu.Unlock()
+	c.log.Info("degrade: function restored", "function", f.name, "cause", CauseExpired.String())
+	c.deliver()
+}
+
+// expireDueLocked ends every window whose deadline has passed. Caller holds
+// mu and calls deliver after unlocking.
+func (c *Controller) expireDueLocked(now time.Time) {
+	for _, f := range *c.fns.Load() {
+		if w := f.win.Load(); w != nil && !now.Before(w.until) {
+			c.endLocked(f, w, CauseExpired)
+		}
+	}
+}
+
+func (c *Controller) armTimerLocked(f *function, w *window) {
+	w.timer = time.AfterFunc(w.until.Sub(c.now()), func() { c.expire(f, w) })
+}
+
+func (c *Controller) stopTimerLocked(w *window) {
+	if w.timer != nil {
+		w.timer.Stop()
+		w.timer = nil
+	}
+}
+
+// changedLocked queues ev for subscribers and refreshes the degraded-functions
+// header. Caller holds mu.
+func (c *Controller) changedLocked(ev Event) {
+	c.queue = append(c.queue, ev)
+	var names []string
+	for name, f := range *c.fns.Load() {
+		if f.win.Load() != nil {
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	header := strings.Join(names, ", ")
+	c.degraded.Store(&header)
+}
+
+// Status returns every known function's state (declared in
+// Options.Functions or ever Set), sorted by name. Windows whose deadline has
+// passed are ended first, so Status never reports a stale degradation.
+func (c *Controller) Status() []Status {
+	c.mu.Lock()
+	now := c.now()
+	c.expireDueLocked(now)
+	fns := *c.fns.Load()
+	out := make([]Status, 0, len(fns))
+	for name, f := range fns {
+		s := Status{Function: name, Since: f.since, InFlight: int(f.inflight.Load())}
+		if w := f.win.Load(); w != nil {
+			s.Mode, s.Policy, s.Since, s.Reason, s.Until = w.policy.Mode, w.policy, w.since, w.reason, w.until
+			s.Limit = int(w.concurrencyLimit())
+		}
+		out = append(out, s)
+	}
+	c.mu.Unlock()
+	c.deliver()
+	slices.SortFunc(out, func(a, b Status) int { return strings.Compare(a.Function, b.Function) })
+	return out
+}
+
+// DegradedFunctions returns the names of the functions not in Normal mode,
+// sorted and joined by ", " (empty when all are Normal): the value of the
+// [HeaderDegraded] header.
+func (c *Controller) DegradedFunctions() string { return *c.degraded.Load() }

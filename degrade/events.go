@@ -1,0 +1,108 @@
+package degrade
+
+import (
+	"fmt"
+	"slices"
+	"time"
+)
+
+// Cause says why a function's mode changed.
+type Cause int
+
+// The causes of a mode change.
+const (
+	// CauseSet: [Controller.Set] put the function into a mode.
+	CauseSet Cause = iota
+	// CauseClear: [Controller.Clear] returned it to Normal.
+	CauseClear
+	// CauseExpired: its window reached its deadline.
+	CauseExpired
+)
+
+// String returns "set", "clear" or "expired".
+func (c Cause) String() string {
+	switch c {
+	case CauseSet:
+		return "set"
+	case CauseClear:
+		return "clear"
+	case CauseExpired:
+		return "expired"
+	}
+	return fmt.Sprintf("cause(%d)", int(c))
+}
+
+// MarshalText encodes the cause by name.
+func (c Cause) MarshalText() ([]byte, error) { return []byte(c.String()), nil }
+
+// Event is one change of a function's mode, as delivered to subscribers.
+type Event struct {
+	Function string    `json:"function"`
+	Cause    Cause     `json:"cause"`
+	From     Mode      `json:"from"`
+	To       Mode      `json:"to"`
+	Policy   Policy    `json:"policy"`         // the new policy (Mode Normal when restored)
+	Reason   string    `json:"reason"`         // the degradation's reason (also on its end)
+	At       time.Time `json:"at"`             // when the change took effect
+	Until    time.Time `json:"until,omitzero"` // the new window's deadline; zero when restored
+}
+
+// Subscribe calls fn on every mode change, in the order the changes
+// happened, until cancel is called. fn runs on the goroutine that made the
+// change (or the first one of several concurrent changes), after the
+// controller's lock is released: it may call the controller, but it should
+// not block; hand slow work (mail, chat) to a goroutine of your own. A call
+// already under way when cancel is invoked may still complete.
+func (c *Controller) Subscribe(fn func(Event)) (cancel func()) {
+	if fn == nil {
+		return func() {}
+	}
+	c.mu.Lock()
+	id := c.nextSub
+	c.nextSub++
+	c.subs = append(c.subs, subscriber{id: id, fn: fn})
+	c.mu.Unlock()
+	return func() {
+		c.mu.Lock()
+		c.subs = slices.DeleteFunc(c.subs, func(s subscriber) bool { return s.id == id })
+		c.mu.Unlock()
+	}
+}
+
+// deliver drains the event queue unless another goroutine already is. Call
+// it after releasing mu whenever an event may have been queued.
+func (c *Controller) deliver() {
+	c.mu.Lock()
+	if c.delivering {
+		c.mu.Unlock()
+		return
+	}
+	c.delivering = true
+	locked := true
+	defer func() {
+		// Also runs when a subscriber panics, so delivery is not wedged.
+		if !locked {
+			c.mu.Lock()
+		}
+		c.delivering = false
+		c.mu.Unlock()
+	}()
+	for len(c.queue) > 0 {
+		ev := c.queue[0]
+		c.queue = c.queue[1:]
+		subs := slices.Clone(c.subs) // in subscription order
+		c.mu.Unlock()
+		locked = false
+		for _, s := range subs {
+			s.fn(ev)
+		}
+		c.mu.Lock()
+		locked = true
+	}
+}
+
+// subscriber is one Subscribe call.
+type subscriber struct {
+	id uint64
+	fn func(Event)
+}

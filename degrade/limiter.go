@@ -1,0 +1,89 @@
+package degrade
+
+import (
+	"math"
+	"sync/atomic"
+	"time"
+)
+
+// tokenBucket is a lock-free rate limiter using the generic cell rate
+// algorithm (GCRA): it keeps one number, the theoretical arrival time (tat)
+// of the next request, and admits a request when tat is no further than
+// burst intervals ahead of now. It is equivalent to a token bucket of size
+// burst refilled at rate per second, and safe for concurrent use: the only
+// state is an atomic int64 updated by compare-and-swap.
+type tokenBucket struct {
+	interval int64        // nanoseconds between admissions at the steady rate
+	window   int64        // burst*interval: how far ahead tat may run
+	tat      atomic.Int64 // theoretical arrival time, Unix nanoseconds
+}
+
+// newTokenBucket returns a bucket admitting ratePerSecond requests per second
+// with bursts of up to burst (burst < 1 is treated as 1). ratePerSecond must
+// be > 0.
+func newTokenBucket(ratePerSecond float64, burst int) *tokenBucket {
+	burst = max(burst, 1)
+	interval := int64(math.Max(1, math.Round(float64(time.Second)/ratePerSecond)))
+	window := interval * int64(burst)
+	if window/int64(burst) != interval { // overflow for absurd rates
+		window = math.MaxInt64 / 2
+	}
+	return &tokenBucket{interval: interval, window: window}
+}
+
+// allow admits one request at now (Unix nanoseconds). When it refuses, wait
+// is how long until a request would be admitted.
+func (b *tokenBucket) allow(now int64) (ok bool, wait time.Duration) {
+	for {
+		tat := b.tat.Load()
+		next := max(tat, now) + b.interval
+		if ahead := next - now; ahead > b.window {
+			return false, time.Duration(ahead - b.window)
+		}
+		if b.tat.CompareAndSwap(tat, next) {
+			return true, 0
+		}
+	}
+}
+
+// shedder drops an exact share of requests, spread evenly: the n-th request
+// is dropped when floor(n*share) > floor((n-1)*share). One atomic counter per
+// priority, no lock.
+type shedder struct {
+	shares [3]float64       // by priority index (low, normal, high)
+	count  [3]atomic.Uint64 // requests seen, by priority index
+}
+
+func newShedder(fraction float64) *shedder {
+	s := &shedder{}
+	for _, p := range []Priority{PriorityLow, PriorityNormal, PriorityHigh} {
+		s.shares[priorityIndex(p)] = shedShare(fraction, p)
+	}
+	return s
+}
+
+// priorityIndex maps a priority to 0 (low), 1 (normal) or 2 (high).
+func priorityIndex(p Priority) int {
+	switch {
+	case p < 0:
+		return 0
+	case p > 0:
+		return 2
+	default:
+		return 1
+	}
+}
+
+// drop reports whether the next request of priority p is to be dropped.
+func (s *shedder) drop(p Priority) bool {
+	i := priorityIndex(p)
+	share := s.shares[i]
+	switch share {
+	case 0:
+		return false
+	case 1:
+		return true
+	}
+	n := s.count[i].Add(1)
+	return math.Floor(float64(n)*share) > math.Floor(float64(n-1)*share)
+}
