@@ -1,0 +1,60 @@
+// Package snapshot captures a host's critical state as one consistent cut
+// with a pause near zero, stores it in a safe, streaming format, and
+// restores it after an update or on rollback.
+//
+// # Pieces
+//
+//   - A [Source] is a piece of state the host registers. Its Capture runs
+//     while the cut is paused and only takes a [View] (an immutable root);
+//     the view's WriteTo serialises it afterwards, outside the pause.
+//   - [Map] is a concurrent map to keep critical state in. Its capture is
+//     O(1) at any size (a persistent hash trie behind an atomic pointer);
+//     readers never block, not even during a cut.
+//   - The [Engine] (from [New]) is the [Snapshotter]: Snapshot takes the cut
+//     and writes it, Restore verifies a snapshot fully before any source
+//     sees a byte.
+//   - A [Store] keeps snapshots: [FileStore] (the default: temp file, fsync,
+//     rename, directory fsync, checksum, retention), [MemStore] (tests and
+//     examples), and snapshot/etcdstore (a highly available etcd cluster).
+//
+// # Pausing: one cut for every source
+//
+// A cut pauses, in order, the host's [Options.Pause] hook (if set) and then
+// every source implementing the optional [Pauser] interface (in name
+// order); then it calls Capture on every source; then it resumes them in
+// reverse order. The time between the first pause and the last resume is
+// reported as [Manifest.Pause]. If a pause or capture fails or panics, the
+// cut is abandoned, everything paused so far is resumed, and the error
+// (matching [ErrCapture]) is returned. A [Map] pauses by holding its writer
+// lock, so its writers wait for the cut and its readers do not notice it.
+// Sources without Pauser are captured as they are at that moment.
+//
+// # Format
+//
+// A snapshot is a versioned header, then each source's bytes cut into
+// chunks (1 MiB by default) compressed with zstd, each in a frame with its
+// own CRC-32C, then a manifest (sources, sizes, app version, time, every
+// chunk's checksums) and an end frame; see [FormatVersion] for the layout.
+// With [Options.Key] set, every frame is sealed with AES-GCM, so the store
+// may live in another cloud. Writing and reading stream: memory stays
+// bounded by a few chunks whatever the state's size. A snapshot written by
+// another app version is handed to [Options.Upgrade] or refused with
+// [ErrAppVersion].
+//
+// # Usage
+//
+//	routes, _ := snapshot.NewMap[string, []byte](snapshot.MapOptions[string, []byte]{})
+//	store, err := snapshot.NewFileStore("/var/lib/myapp/snapshots", snapshot.FileStoreOptions{Retain: 3})
+//	if err != nil { ... }
+//	eng, err := snapshot.New(store, map[string]snapshot.Source{"routes": routes},
+//		snapshot.Options{AppVersion: "1.4.2"})
+//	if err != nil { ... }
+//	m, err := eng.Snapshot(ctx) // m.Pause is what the data path saw
+//	...
+//	err = eng.Restore(ctx, m) // after a failed update
+//
+// Errors callers branch on are sentinels checked with errors.Is:
+// [ErrNotFound], [ErrCorrupt], [ErrTruncated], [ErrKeyRequired],
+// [ErrWrongKey], [ErrNotEncrypted], [ErrFormatVersion], [ErrAppVersion],
+// [ErrSourceMismatch], [ErrCapture].
+package snapshot

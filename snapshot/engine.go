@@ -1,0 +1,401 @@
+package snapshot
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"runtime"
+	"slices"
+	"time"
+
+	"github.com/hashicorp/go-multierror"
+	"github.com/klauspost/compress/zstd"
+)
+
+// DefaultChunkBytes is the uncompressed chunk size when
+// [Options.ChunkBytes] is zero.
+const DefaultChunkBytes = 1 << 20
+
+// UpgradeFunc converts one source's bytes written by app version from into
+// the form this app version's source reads. It returns r itself when nothing
+// needs converting, or an error (wrapping [ErrAppVersion] is customary) to
+// refuse the snapshot.
+type UpgradeFunc func(ctx context.Context, from Manifest, source string, r io.Reader) (io.Reader, error)
+
+// Options configures an [Engine]. The zero value is valid: no encryption,
+// time.Now, logs discarded, no host pause hook, snapshots of other app
+// versions refused.
+type Options struct {
+	// AppVersion is recorded in each manifest and compared on restore.
+	AppVersion string
+	// Key, when set, seals every snapshot with AES-256-GCM under a key
+	// derived from it; it must be 16 to 64 bytes of secret randomness. With
+	// a key set, unencrypted snapshots are refused ([ErrNotEncrypted]).
+	Key []byte
+	// Clock stamps [Manifest.Created] and names snapshots. nil = time.Now.
+	Clock func() time.Time
+	// Logger receives progress and clean-up notices. nil discards them.
+	Logger *slog.Logger
+	// Pause, when set, is called first when a cut starts and its resume
+	// function last when it ends: a host-wide pause (for example, stop the
+	// packet workers) around the sources' own [Pauser]s. It may be nil.
+	Pause func(ctx context.Context) (resume func(), err error)
+	// Upgrade is consulted when a snapshot's AppVersion differs from
+	// AppVersion; nil refuses such snapshots with [ErrAppVersion].
+	Upgrade UpgradeFunc
+	// ChunkBytes is the uncompressed chunk size, at most 16 MiB.
+	// 0 = [DefaultChunkBytes].
+	ChunkBytes int
+	// Concurrency is how many chunks are compressed and sealed at once.
+	// 0 = GOMAXPROCS.
+	Concurrency int
+	// CompressionLevel is a zstd level (1 fastest .. 4 best).
+	// 0 = 1, the fastest, which suits a pause-sensitive update.
+	CompressionLevel int
+}
+
+// Engine is the [Snapshotter]: it captures the registered sources as one
+// consistent cut and writes them to a [Store] in the format described at
+// [FormatVersion]. Snapshot and Restore may be called concurrently with the
+// sources serving; an Engine runs one Snapshot or Restore at a time per call
+// and is safe for concurrent use.
+type Engine struct {
+	store   Store
+	names   []string // sorted source names
+	sources map[string]Source
+	opts    Options
+	log     *slog.Logger
+	zenc    *zstd.Encoder
+	workers int
+}
+
+var _ Snapshotter = (*Engine)(nil)
+
+// New returns an Engine over store and the named sources. It fails if store
+// is nil, there are no sources, a name is empty or invalid, a source is nil,
+// or an option is out of range.
+func New(store Store, sources map[string]Source, opts Options) (*Engine, error) {
+	if store == nil {
+		return nil, errors.New("snapshot: New: store is nil")
+	}
+	if len(sources) == 0 {
+		return nil, errors.New("snapshot: New: no sources")
+	}
+	if len(sources) > 1<<16 {
+		return nil, fmt.Errorf("snapshot: New: %d sources, at most %d", len(sources), 1<<16)
+	}
+	names := make([]string, 0, len(sources))
+	for name, src := range sources {
+		if name == "" {
+			return nil, errors.New("snapshot: New: a source has an empty name")
+		}
+		if src == nil {
+			return nil, fmt.Errorf("snapshot: New: source %q is nil", name)
+		}
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	if opts.Key != nil && (len(opts.Key) < 16 || len(opts.Key) > 64) {
+		return nil, fmt.Errorf("snapshot: New: Key is %d bytes, want 16 to 64", len(opts.Key))
+	}
+	if opts.ChunkBytes < 0 || opts.ChunkBytes > maxChunkBytes {
+		return nil, fmt.Errorf("snapshot: New: ChunkBytes %d out of range 0..%d", opts.ChunkBytes, maxChunkBytes)
+	}
+	if opts.ChunkBytes == 0 {
+		opts.ChunkBytes = DefaultChunkBytes
+	}
+	if opts.Concurrency < 0 {
+		return nil, fmt.Errorf("snapshot: New: Concurrency %d is negative", opts.Concurrency)
+	}
+	workers := opts.Concurrency
+	if workers == 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	if opts.CompressionLevel < 0 || opts.CompressionLevel > 4 {
+		return nil, fmt.Errorf("snapshot: New: CompressionLevel %d out of range 0..4", opts.CompressionLevel)
+	}
+	level := zstd.SpeedFastest
+	if opts.CompressionLevel > 0 {
+		level = zstd.EncoderLevel(opts.CompressionLevel)
+	}
+	if opts.Clock == nil {
+		opts.Clock = time.Now
+	}
+	opts.Key = slices.Clone(opts.Key)
+	zenc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(level), zstd.WithEncoderConcurrency(workers), zstd.WithLowerEncoderMem(true))
+	if err != nil {
+		return nil, fmt.Errorf("snapshot: New: zstd: %w", err)
+	}
+	srcs := make(map[string]Source, len(sources))
+	for k, v := range sources {
+		srcs[k] = v
+	}
+	return &Engine{store: store, names: names, sources: srcs, opts: opts, log: loggerOrDiscard(opts.Logger), zenc: zenc, workers: workers}, nil
+}
+
+func loggerOrDiscard(l *slog.Logger) *slog.Logger {
+	if l == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return l
+}
+
+// Store returns the engine's store.
+func (e *Engine) Store() Store { return e.store }
+
+// Snapshot implements [Snapshotter]. It pauses every source (host hook
+// first, then each [Pauser] in name order), captures a view of each,
+// resumes them all, and only then serialises the views to a new snapshot in
+// the store. If a source fails or panics during the cut, the cut is
+// abandoned, every source is resumed and the error (matching [ErrCapture])
+// returned. If writing fails, the half-written snapshot is cancelled;
+// earlier snapshots are never touched.
+func (e *Engine) Snapshot(ctx context.Context) (Manifest, error) {
+	if err := ctx.Err(); err != nil {
+		return Manifest{}, fmt.Errorf("snapshot: %w", err)
+	}
+	views, pause, err := e.cut(ctx)
+	if err != nil {
+		return Manifest{}, err
+	}
+	defer closeViews(views)
+	created := e.opts.Clock().UTC()
+	m := Manifest{
+		ID:            newID(created),
+		Created:       created,
+		AppVersion:    e.opts.AppVersion,
+		Pause:         pause,
+		FormatVersion: FormatVersion,
+		Encrypted:     e.opts.Key != nil,
+		Compression:   "zstd",
+		ChunkBytes:    e.opts.ChunkBytes,
+	}
+	e.log.Debug("snapshot: cut taken", "id", m.ID, "pause", pause, "sources", len(views))
+	sink, err := e.store.Create(ctx, m.ID)
+	if err != nil {
+		return Manifest{}, fmt.Errorf("snapshot %s: create: %w", m.ID, err)
+	}
+	if err := e.write(ctx, sink, &m, views); err != nil {
+		if cerr := sink.Cancel(); cerr != nil {
+			err = multierror.Append(err, cerr)
+		}
+		return Manifest{}, err
+	}
+	if err := sink.Close(); err != nil {
+		return Manifest{}, fmt.Errorf("snapshot %s: commit: %w", m.ID, err)
+	}
+	e.log.Info("snapshot: written", "id", m.ID, "pause", pause, "raw_bytes", m.RawBytes())
+	return m, nil
+}
+
+func newID(t time.Time) string {
+	var rnd [4]byte
+	_, _ = rand.Read(rnd[:])
+	return t.Format("20060102T150405.000000000Z") + "-" + hex.EncodeToString(rnd[:])
+}
+
+func closeViews(views []View) {
+	for _, v := range views {
+		if c, ok := v.(io.Closer); ok {
+			c.Close()
+		}
+	}
+}
+
+// cut pauses everything, captures every source and resumes everything. It
+// returns the views in e.names order and how long the pause lasted.
+func (e *Engine) cut(ctx context.Context) (views []View, pause time.Duration, err error) {
+	var resumes []func()
+	start := time.Now()
+	defer func() {
+		for i := len(resumes) - 1; i >= 0; i-- {
+			resumes[i]()
+		}
+		pause = time.Since(start)
+		if err != nil {
+			closeViews(views)
+			views = nil
+		}
+	}()
+	if e.opts.Pause != nil {
+		resume, err := callPause(ctx, "Options.Pause", e.opts.Pause)
+		if err != nil {
+			return nil, 0, err
+		}
+		if resume != nil {
+			resumes = append(resumes, resume)
+		}
+	}
+	for _, name := range e.names {
+		p, ok := e.sources[name].(Pauser)
+		if !ok {
+			continue
+		}
+		if err := callPauser(ctx, name, p); err != nil {
+			return nil, 0, err
+		}
+		resumes = append(resumes, p.Resume)
+	}
+	views = make([]View, 0, len(e.names))
+	for _, name := range e.names {
+		v, err := capture(ctx, name, e.sources[name])
+		if err != nil {
+			return views, 0, err
+		}
+		views = append(views, v)
+	}
+	return views, 0, nil
+}
+
+func callPause(ctx context.Context, name string, f func(context.Context) (func(), error)) (resume func(), err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("snapshot: %s panicked: %v: %w", name, p, ErrCapture)
+		}
+	}()
+	resume, err = f(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("snapshot: %s: %w (%w)", name, err, ErrCapture)
+	}
+	return resume, nil
+}
+
+func callPauser(ctx context.Context, name string, p Pauser) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("snapshot: source %q: pause panicked: %v: %w", name, r, ErrCapture)
+		}
+	}()
+	if err := p.Pause(ctx); err != nil {
+		return fmt.Errorf("snapshot: source %q: pause: %w (%w)", name, err, ErrCapture)
+	}
+	return nil
+}
+
+func capture(ctx context.Context, name string, src Source) (v View, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("snapshot: source %q: capture panicked: %v: %w", name, r, ErrCapture)
+		}
+	}()
+	v, err = src.Capture(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("snapshot: source %q: capture: %w (%w)", name, err, ErrCapture)
+	}
+	if v == nil {
+		return nil, fmt.Errorf("snapshot: source %q: capture returned a nil view: %w", name, ErrCapture)
+	}
+	return v, nil
+}
+
+// write serialises the views to sink and fills in m.Sources.
+func (e *Engine) write(ctx context.Context, sink io.Writer, m *Manifest, views []View) error {
+	hdr, aead, err := newHeader(e.opts.Key)
+	if err != nil {
+		return err
+	}
+	if _, err := sink.Write(hdr.marshal()); err != nil {
+		return fmt.Errorf("snapshot %s: write header: %w", m.ID, err)
+	}
+	p := newPipeline(ctx, sink, e.zenc, aead, e.workers)
+	m.Sources = make([]SourceInfo, len(views))
+	for i, v := range views {
+		name := e.names[i]
+		cw := &chunkWriter{p: p, source: uint16(i), buf: make([]byte, 0, e.opts.ChunkBytes)}
+		n, err := writeView(name, v, cw)
+		if err == nil {
+			err = cw.flush()
+		}
+		if err != nil {
+			return multierror.Append(fmt.Errorf("snapshot %s: source %q: %w", m.ID, name, err), p.close())
+		}
+		m.Sources[i] = SourceInfo{Name: name, RawBytes: n}
+	}
+	infos, err := p.finish()
+	if err != nil {
+		return fmt.Errorf("snapshot %s: %w", m.ID, err)
+	}
+	for _, in := range infos {
+		s := &m.Sources[in.source]
+		s.Chunks = append(s.Chunks, in.info)
+		s.StoredBytes += int64(in.info.StoredBytes)
+	}
+	if err := checkSourceSizes(m); err != nil {
+		return err
+	}
+	mb, err := json.Marshal(m)
+	if err != nil {
+		return fmt.Errorf("snapshot %s: manifest: %w", m.ID, err)
+	}
+	if len(mb) > maxManifestBytes {
+		return fmt.Errorf("snapshot %s: manifest is %d bytes, limit %d (raise ChunkBytes)", m.ID, len(mb), maxManifestBytes)
+	}
+	seq := uint32(len(infos))
+	fm, _ := sealFrame(nil, kindManifest, 0, seq, mb, e.zenc, aead)
+	fe, _ := sealFrame(nil, kindEnd, 0, seq+1, nil, nil, aead)
+	if _, err := sink.Write(append(fm, fe...)); err != nil {
+		return fmt.Errorf("snapshot %s: write manifest: %w", m.ID, err)
+	}
+	return nil
+}
+
+// checkSourceSizes checks that each view wrote as many bytes as it reported.
+func checkSourceSizes(m *Manifest) error {
+	for _, s := range m.Sources {
+		var n int64
+		for _, c := range s.Chunks {
+			n += int64(c.RawBytes)
+		}
+		if n != s.RawBytes {
+			return fmt.Errorf("snapshot %s: source %q: view reported %d bytes but wrote %d", m.ID, s.Name, s.RawBytes, n)
+		}
+	}
+	return nil
+}
+
+func writeView(name string, v View, w io.Writer) (n int64, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("view of %q panicked while writing: %v", name, r)
+		}
+	}()
+	return v.WriteTo(w)
+}
+
+// chunkWriter cuts one source's bytes into chunks for the pipeline.
+type chunkWriter struct {
+	p      *pipeline
+	source uint16
+	buf    []byte
+}
+
+func (w *chunkWriter) Write(b []byte) (int, error) {
+	n := len(b)
+	for len(b) > 0 {
+		room := cap(w.buf) - len(w.buf)
+		take := min(room, len(b))
+		w.buf = append(w.buf, b[:take]...)
+		b = b[take:]
+		if len(w.buf) == cap(w.buf) {
+			if err := w.flush(); err != nil {
+				return n - len(b), err
+			}
+		}
+	}
+	return n, nil
+}
+
+// flush hands the buffered chunk to the pipeline, which owns it from then.
+func (w *chunkWriter) flush() error {
+	if len(w.buf) == 0 {
+		return nil
+	}
+	chunk := w.buf
+	w.buf = w.p.buffer(cap(chunk))
+	return w.p.submit(w.source, chunk)
+}

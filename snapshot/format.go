@@ -1,0 +1,394 @@
+package snapshot
+
+import (
+	"bufio"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"slices"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+// FormatVersion is the version of the byte format this package writes and
+// reads.
+//
+// A snapshot is a header followed by frames:
+//
+//	header  magic "UPDSNP" | version u16 | flags u16 | reserved u16 |
+//	        salt [16] | key check [16] | crc32c u32            (48 bytes)
+//	frame   kind u8 | flags u8 | source u16 | seq u32 | raw u32 | stored u32 |
+//	        payload [stored] | crc32c u32 of the frame so far
+//
+// Frames are numbered from 0 by seq. Data frames (kind 1) carry one chunk of
+// a source (sources in manifest order, each source's chunks in order);
+// then one manifest frame (kind 2, the JSON [Manifest]); then one end frame
+// (kind 3, empty); then the stream ends. A payload is zstd-compressed when
+// frame flag 1 is set (it is stored raw when compression does not help) and,
+// when header flag 1 is set, sealed with AES-GCM under a key derived from
+// the host's key and the header's salt (HMAC-SHA256), the frame's first 16
+// bytes as additional data and seq as nonce, so frames cannot be altered,
+// reordered or moved between snapshots. The key check is the seal of
+// nothing under the all-ones nonce; it tells a wrong key from corruption.
+const FormatVersion = 1
+
+const (
+	formatMagic     = "UPDSNP"
+	headerSize      = 48
+	frameHeaderSize = 16
+	frameCRCSize    = 4
+
+	headerFlagEncrypted = 1
+	frameFlagZstd       = 1
+
+	kindData     = 1
+	kindManifest = 2
+	kindEnd      = 3
+
+	// maxChunkBytes bounds a chunk so a decoder never allocates more than
+	// this per frame, whatever a corrupt header claims.
+	maxChunkBytes = 16 << 20
+	// maxStoredOverhead is the most compression and sealing add to a chunk.
+	maxStoredOverhead = 1 << 16
+	// maxManifestBytes bounds the manifest frame.
+	maxManifestBytes = 64 << 20
+)
+
+type header struct {
+	version   uint16
+	flags     uint16
+	salt      [16]byte
+	keyCheck  [16]byte
+	encrypted bool
+}
+
+func (h *header) marshal() []byte {
+	b := make([]byte, headerSize)
+	copy(b, formatMagic)
+	binary.LittleEndian.PutUint16(b[6:], h.version)
+	binary.LittleEndian.PutUint16(b[8:], h.flags)
+	copy(b[12:28], h.salt[:])
+	copy(b[28:44], h.keyCheck[:])
+	binary.LittleEndian.PutUint32(b[44:], crc32.Checksum(b[:44], castagnoli))
+	return b
+}
+
+// parseHeader checks the header's structure and checksum. It does not check
+// the key.
+func parseHeader(b []byte) (header, error) {
+	var h header
+	if len(b) < headerSize {
+		return h, fmt.Errorf("snapshot: header: %d bytes, need %d: %w", len(b), headerSize, errors.Join(ErrTruncated, ErrCorrupt))
+	}
+	if string(b[:6]) != formatMagic {
+		return h, fmt.Errorf("snapshot: header: magic %q is not %q (not a snapshot): %w", b[:6], formatMagic, ErrCorrupt)
+	}
+	if got, want := crc32.Checksum(b[:44], castagnoli), binary.LittleEndian.Uint32(b[44:]); got != want {
+		return h, fmt.Errorf("snapshot: header: checksum %08x, stored %08x: %w", got, want, ErrCorrupt)
+	}
+	h.version = binary.LittleEndian.Uint16(b[6:])
+	if h.version != FormatVersion {
+		return h, fmt.Errorf("snapshot: header: format version %d, this package reads %d: %w", h.version, FormatVersion, ErrFormatVersion)
+	}
+	h.flags = binary.LittleEndian.Uint16(b[8:])
+	if h.flags&^headerFlagEncrypted != 0 {
+		return h, fmt.Errorf("snapshot: header: unknown flags %#x: %w", h.flags, ErrCorrupt)
+	}
+	if reserved := binary.LittleEndian.Uint16(b[10:]); reserved != 0 {
+		return h, fmt.Errorf("snapshot: header: reserved field is %#x, want 0: %w", reserved, ErrCorrupt)
+	}
+	copy(h.salt[:], b[12:28])
+	copy(h.keyCheck[:], b[28:44])
+	h.encrypted = h.flags&headerFlagEncrypted != 0
+	return h, nil
+}
+
+// sealer derives the per-snapshot AEAD from the host's key and a salt.
+func sealer(key []byte, salt [16]byte) (cipher.AEAD, error) {
+	mac := hmac.New(sha256.New, key)
+	mac.Write([]byte("updraft snapshot v1\x00"))
+	mac.Write(salt[:])
+	block, err := aes.NewCipher(mac.Sum(nil))
+	if err != nil {
+		return nil, fmt.Errorf("snapshot: key: %w", err)
+	}
+	return cipher.NewGCM(block)
+}
+
+func keyCheckNonce() []byte {
+	n := make([]byte, 12)
+	for i := range n {
+		n[i] = 0xff
+	}
+	return n
+}
+
+func frameNonce(seq uint32) []byte {
+	n := make([]byte, 12)
+	binary.LittleEndian.PutUint32(n, seq)
+	return n
+}
+
+// newHeader makes a fresh header (and AEAD, when key is set).
+func newHeader(key []byte) (header, cipher.AEAD, error) {
+	h := header{version: FormatVersion}
+	if _, err := rand.Read(h.salt[:]); err != nil {
+		return h, nil, fmt.Errorf("snapshot: salt: %w", err)
+	}
+	if key == nil {
+		return h, nil, nil
+	}
+	aead, err := sealer(key, h.salt)
+	if err != nil {
+		return h, nil, err
+	}
+	h.flags |= headerFlagEncrypted
+	h.encrypted = true
+	copy(h.keyCheck[:], aead.Seal(nil, keyCheckNonce(), nil, nil))
+	return h, aead, nil
+}
+
+// openHeader checks key against h and returns the AEAD to open frames.
+func openHeader(h header, key []byte) (cipher.AEAD, error) {
+	switch {
+	case h.encrypted && key == nil:
+		return nil, ErrKeyRequired
+	case !h.encrypted && key != nil:
+		return nil, ErrNotEncrypted
+	case !h.encrypted:
+		return nil, nil
+	}
+	aead, err := sealer(key, h.salt)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := aead.Open(nil, keyCheckNonce(), h.keyCheck[:], nil); err != nil {
+		return nil, fmt.Errorf("snapshot: header: key check failed: %w", ErrWrongKey)
+	}
+	return aead, nil
+}
+
+// frame is one decoded frame; raw is its payload, decompressed and opened.
+type frame struct {
+	kind   byte
+	source uint16
+	seq    uint32
+	raw    []byte
+	info   ChunkInfo
+	offset int64 // where the frame starts in the stream
+}
+
+// sealFrame builds a frame from raw. buf is reused for the result.
+func sealFrame(buf []byte, kind byte, source uint16, seq uint32, raw []byte, zenc *zstd.Encoder, aead cipher.AEAD) ([]byte, ChunkInfo) {
+	info := ChunkInfo{RawBytes: len(raw), RawCRC32C: crc32.Checksum(raw, castagnoli)}
+	buf = append(buf[:0], make([]byte, frameHeaderSize)...)
+	var flags byte
+	payload := raw
+	if zenc != nil && len(raw) > 0 {
+		out := zenc.EncodeAll(raw, buf)
+		if len(out)-frameHeaderSize < len(raw) {
+			flags |= frameFlagZstd
+			buf = out
+			payload = nil
+		} else {
+			buf = out[:frameHeaderSize]
+		}
+	}
+	if payload != nil {
+		buf = append(buf[:frameHeaderSize], payload...)
+	}
+	stored := len(buf) - frameHeaderSize
+	if aead != nil {
+		stored += aead.Overhead()
+	}
+	h := buf[:frameHeaderSize]
+	h[0] = kind
+	h[1] = flags
+	binary.LittleEndian.PutUint16(h[2:], source)
+	binary.LittleEndian.PutUint32(h[4:], seq)
+	binary.LittleEndian.PutUint32(h[8:], uint32(len(raw)))
+	binary.LittleEndian.PutUint32(h[12:], uint32(stored))
+	if aead != nil {
+		var hdr [frameHeaderSize]byte
+		copy(hdr[:], h)
+		buf = slices.Grow(buf, aead.Overhead()+frameCRCSize) // seal in place
+		sealed := aead.Seal(buf[frameHeaderSize:frameHeaderSize], frameNonce(seq), buf[frameHeaderSize:], hdr[:])
+		buf = buf[:frameHeaderSize+len(sealed)]
+	}
+	info.StoredBytes = stored
+	info.StoredCRC32C = crc32.Checksum(buf, castagnoli)
+	buf = binary.LittleEndian.AppendUint32(buf, info.StoredCRC32C)
+	return buf, info
+}
+
+// decoder reads and checks frames one by one. It holds at most one frame's
+// bytes, so memory does not grow with the snapshot.
+type decoder struct {
+	r      *bufio.Reader
+	name   string // for errors: the snapshot ID
+	hdr    header
+	aead   cipher.AEAD
+	zdec   *zstd.Decoder
+	seq    uint32
+	offset int64
+	stored []byte // reused buffer for the frame as stored
+	raw    []byte // reused buffer for the payload
+	peeked *frame
+	ended  bool
+}
+
+func newDecoder(r io.Reader, name string, key []byte) (*decoder, error) {
+	d := &decoder{r: bufio.NewReaderSize(r, 1<<20), name: name}
+	b := make([]byte, headerSize)
+	n, err := io.ReadFull(d.r, b)
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && err != io.EOF {
+		return nil, fmt.Errorf("snapshot %s: read header: %w", name, err)
+	}
+	h, err := parseHeader(b[:n])
+	if err != nil {
+		return nil, fmt.Errorf("snapshot %s: %w", name, err)
+	}
+	d.hdr = h
+	d.offset = headerSize
+	if d.aead, err = openHeader(h, key); err != nil {
+		return nil, fmt.Errorf("snapshot %s: %w", name, err)
+	}
+	zdec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(maxChunkBytes+maxStoredOverhead))
+	if err != nil {
+		return nil, fmt.Errorf("snapshot %s: zstd: %w", name, err)
+	}
+	d.zdec = zdec
+	return d, nil
+}
+
+// close releases the zstd decoder.
+func (d *decoder) close() { d.zdec.Close() }
+
+func (d *decoder) corrupt(at int64, format string, args ...any) error {
+	return fmt.Errorf("snapshot %s: frame %d at offset %d: %s: %w", d.name, d.seq, at, fmt.Sprintf(format, args...), ErrCorrupt)
+}
+
+func (d *decoder) truncated(at int64, what string) error {
+	return fmt.Errorf("snapshot %s: frame %d at offset %d: stream ends inside the %s: %w", d.name, d.seq, at, what, errors.Join(ErrTruncated, ErrCorrupt))
+}
+
+// peek returns the next frame without consuming it.
+func (d *decoder) peek() (*frame, error) {
+	if d.peeked == nil {
+		f, err := d.next()
+		if err != nil {
+			return nil, err
+		}
+		d.peeked = f
+	}
+	return d.peeked, nil
+}
+
+// next reads, checks and opens the next frame. The frame's raw bytes are
+// valid until the following call.
+func (d *decoder) next() (*frame, error) {
+	if d.peeked != nil {
+		f := d.peeked
+		d.peeked = nil
+		return f, nil
+	}
+	at := d.offset
+	if d.ended {
+		return nil, d.corrupt(at, "read past the end frame")
+	}
+	d.stored = append(d.stored[:0], make([]byte, frameHeaderSize)...)
+	if _, err := io.ReadFull(d.r, d.stored); err != nil {
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			return nil, d.truncated(at, "frame header (no end frame)")
+		}
+		return nil, fmt.Errorf("snapshot %s: frame %d at offset %d: %w", d.name, d.seq, at, err)
+	}
+	h := d.stored
+	f := &frame{kind: h[0], source: binary.LittleEndian.Uint16(h[2:]), seq: binary.LittleEndian.Uint32(h[4:]), offset: at}
+	flags := h[1]
+	rawLen := binary.LittleEndian.Uint32(h[8:])
+	storedLen := binary.LittleEndian.Uint32(h[12:])
+	limit := uint32(maxChunkBytes)
+	if f.kind == kindManifest {
+		limit = maxManifestBytes
+	}
+	switch {
+	case f.kind < kindData || f.kind > kindEnd:
+		return nil, d.corrupt(at, "unknown frame kind %d", f.kind)
+	case flags&^frameFlagZstd != 0:
+		return nil, d.corrupt(at, "unknown frame flags %#x", flags)
+	case f.seq != d.seq:
+		return nil, d.corrupt(at, "sequence number %d, want %d (frames missing or reordered)", f.seq, d.seq)
+	case rawLen > limit:
+		return nil, d.corrupt(at, "raw length %d exceeds the limit %d", rawLen, limit)
+	case storedLen > limit+maxStoredOverhead:
+		return nil, d.corrupt(at, "stored length %d exceeds the limit %d", storedLen, limit+maxStoredOverhead)
+	}
+	total := frameHeaderSize + int(storedLen) + frameCRCSize
+	d.stored = append(d.stored, make([]byte, total-frameHeaderSize)...)
+	if _, err := io.ReadFull(d.r, d.stored[frameHeaderSize:]); err != nil {
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			return nil, d.truncated(at, "frame payload")
+		}
+		return nil, fmt.Errorf("snapshot %s: frame %d at offset %d: %w", d.name, d.seq, at, err)
+	}
+	body := d.stored[:total-frameCRCSize]
+	want := binary.LittleEndian.Uint32(d.stored[total-frameCRCSize:])
+	if got := crc32.Checksum(body, castagnoli); got != want {
+		return nil, d.corrupt(at, "checksum %08x, stored %08x", got, want)
+	}
+	f.info = ChunkInfo{RawBytes: int(rawLen), StoredBytes: int(storedLen), StoredCRC32C: want}
+	payload := body[frameHeaderSize:]
+	if d.aead != nil {
+		if int(storedLen) < d.aead.Overhead() {
+			return nil, d.corrupt(at, "sealed payload of %d bytes is shorter than its tag", storedLen)
+		}
+		opened, err := d.aead.Open(payload[:0], frameNonce(f.seq), payload, body[:frameHeaderSize])
+		if err != nil {
+			return nil, d.corrupt(at, "authentication failed (altered data)")
+		}
+		payload = opened
+	}
+	if flags&frameFlagZstd != 0 {
+		raw, err := d.zdec.DecodeAll(payload, d.raw[:0])
+		if err != nil {
+			return nil, d.corrupt(at, "zstd: %v", err)
+		}
+		d.raw = raw
+		payload = raw
+	}
+	if len(payload) != int(rawLen) {
+		return nil, d.corrupt(at, "payload holds %d bytes, header says %d", len(payload), rawLen)
+	}
+	f.raw = payload
+	f.info.RawCRC32C = crc32.Checksum(payload, castagnoli)
+	d.offset += int64(total)
+	d.seq++
+	if f.kind == kindEnd {
+		d.ended = true
+		if rawLen != 0 {
+			return nil, d.corrupt(at, "end frame carries %d bytes", rawLen)
+		}
+		if _, err := d.r.ReadByte(); err != io.EOF {
+			return nil, fmt.Errorf("snapshot %s: offset %d: data after the end frame: %w", d.name, d.offset, ErrCorrupt)
+		}
+	}
+	return f, nil
+}
+
+// decodeManifest parses a manifest frame's payload.
+func decodeManifest(raw []byte) (Manifest, error) {
+	var m Manifest
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return m, fmt.Errorf("manifest: %v: %w", err, ErrCorrupt)
+	}
+	return m, nil
+}

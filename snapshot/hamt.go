@@ -1,0 +1,239 @@
+package snapshot
+
+import "math/bits"
+
+// The state behind [Map] is a persistent hash array mapped trie in CHAMP
+// layout: each node holds up to 32 slots, split by two bitmaps into inline
+// entries and child nodes, indexed by 5 bits of the 64-bit hash per level.
+// Past the 64th bit, a node is a collision list. Published nodes are never
+// modified; a write copies the path from the root to its slot (O(log32 n)
+// nodes), so a reader holding an old root keeps a consistent view for free.
+// Nodes built by [Map.Restore] before they are published are modified in
+// place (mut=true) to avoid that copying.
+
+const (
+	hamtBits  = 5
+	hamtWidth = 1 << hamtBits
+	hamtMask  = hamtWidth - 1
+	hashBits  = 64
+)
+
+type hamtEntry[K comparable, V any] struct {
+	hash uint64
+	key  K
+	val  V
+}
+
+type hamtNode[K comparable, V any] struct {
+	dataMap  uint32 // slots holding an inline entry
+	nodeMap  uint32 // slots holding a child node
+	entries  []hamtEntry[K, V]
+	children []*hamtNode[K, V]
+}
+
+func slotBit(hash uint64, shift uint) uint32 { return 1 << ((hash >> shift) & hamtMask) }
+
+// slotIndex is the position of bit among the set bits of bitmap.
+func slotIndex(bitmap, bit uint32) int { return bits.OnesCount32(bitmap & (bit - 1)) }
+
+func (n *hamtNode[K, V]) get(hash uint64, key K) (V, bool) {
+	for shift := uint(0); ; shift += hamtBits {
+		if shift >= hashBits {
+			for i := range n.entries {
+				if n.entries[i].key == key {
+					return n.entries[i].val, true
+				}
+			}
+			break
+		}
+		bit := slotBit(hash, shift)
+		if n.dataMap&bit != 0 {
+			e := &n.entries[slotIndex(n.dataMap, bit)]
+			if e.hash == hash && e.key == key {
+				return e.val, true
+			}
+			break
+		}
+		if n.nodeMap&bit == 0 {
+			break
+		}
+		n = n.children[slotIndex(n.nodeMap, bit)]
+	}
+	var zero V
+	return zero, false
+}
+
+// own returns n itself when mut, else a shallow copy whose slices are still
+// shared (callers replace a slice before changing it).
+func (n *hamtNode[K, V]) own(mut bool) *hamtNode[K, V] {
+	if mut {
+		return n
+	}
+	c := *n
+	return &c
+}
+
+func insertAt[T any](s []T, i int, v T, mut bool) []T {
+	if mut {
+		var zero T
+		s = append(s, zero)
+		copy(s[i+1:], s[i:])
+		s[i] = v
+		return s
+	}
+	out := make([]T, len(s)+1)
+	copy(out, s[:i])
+	out[i] = v
+	copy(out[i+1:], s[i:])
+	return out
+}
+
+func removeAt[T any](s []T, i int, mut bool) []T {
+	if mut {
+		copy(s[i:], s[i+1:])
+		var zero T
+		s[len(s)-1] = zero
+		return s[:len(s)-1]
+	}
+	out := make([]T, len(s)-1)
+	copy(out, s[:i])
+	copy(out[i:], s[i+1:])
+	return out
+}
+
+func replaceAt[T any](s []T, i int, v T, mut bool) []T {
+	if !mut {
+		out := make([]T, len(s))
+		copy(out, s)
+		s = out
+	}
+	s[i] = v
+	return s
+}
+
+// set returns the node with e stored, and whether the key is new.
+func (n *hamtNode[K, V]) set(shift uint, e hamtEntry[K, V], mut bool) (*hamtNode[K, V], bool) {
+	if shift >= hashBits {
+		for i := range n.entries {
+			if n.entries[i].key == e.key {
+				c := n.own(mut)
+				c.entries = replaceAt(c.entries, i, e, mut)
+				return c, false
+			}
+		}
+		c := n.own(mut)
+		c.entries = insertAt(c.entries, len(c.entries), e, mut)
+		return c, true
+	}
+	bit := slotBit(e.hash, shift)
+	switch {
+	case n.dataMap&bit != 0:
+		i := slotIndex(n.dataMap, bit)
+		old := n.entries[i]
+		c := n.own(mut)
+		if old.hash == e.hash && old.key == e.key {
+			c.entries = replaceAt(c.entries, i, e, mut)
+			return c, false
+		}
+		sub := newPair(shift+hamtBits, old, e)
+		c.entries = removeAt(c.entries, i, mut)
+		c.dataMap &^= bit
+		c.nodeMap |= bit
+		c.children = insertAt(c.children, slotIndex(c.nodeMap, bit), sub, mut)
+		return c, true
+	case n.nodeMap&bit != 0:
+		i := slotIndex(n.nodeMap, bit)
+		child, added := n.children[i].set(shift+hamtBits, e, mut)
+		c := n.own(mut)
+		c.children = replaceAt(c.children, i, child, mut)
+		return c, added
+	default:
+		c := n.own(mut)
+		c.dataMap |= bit
+		c.entries = insertAt(c.entries, slotIndex(c.dataMap, bit), e, mut)
+		return c, true
+	}
+}
+
+// newPair makes the smallest subtree holding two entries with distinct keys.
+func newPair[K comparable, V any](shift uint, a, b hamtEntry[K, V]) *hamtNode[K, V] {
+	if shift >= hashBits {
+		return &hamtNode[K, V]{entries: []hamtEntry[K, V]{a, b}}
+	}
+	ba, bb := slotBit(a.hash, shift), slotBit(b.hash, shift)
+	if ba == bb {
+		return &hamtNode[K, V]{nodeMap: ba, children: []*hamtNode[K, V]{newPair(shift+hamtBits, a, b)}}
+	}
+	if ba > bb {
+		a, b = b, a
+	}
+	return &hamtNode[K, V]{dataMap: ba | bb, entries: []hamtEntry[K, V]{a, b}}
+}
+
+// single reports whether n holds exactly one entry and no children, so its
+// parent can hold the entry inline instead.
+func (n *hamtNode[K, V]) single() bool { return len(n.entries) == 1 && len(n.children) == 0 }
+
+// del returns the node without key, and whether it was there.
+func (n *hamtNode[K, V]) del(shift uint, hash uint64, key K) (*hamtNode[K, V], bool) {
+	if shift >= hashBits {
+		for i := range n.entries {
+			if n.entries[i].key == key {
+				c := n.own(false)
+				c.entries = removeAt(c.entries, i, false)
+				return c, true
+			}
+		}
+		return n, false
+	}
+	bit := slotBit(hash, shift)
+	switch {
+	case n.dataMap&bit != 0:
+		i := slotIndex(n.dataMap, bit)
+		if e := n.entries[i]; e.hash != hash || e.key != key {
+			return n, false
+		}
+		c := n.own(false)
+		c.entries = removeAt(c.entries, i, false)
+		c.dataMap &^= bit
+		return c, true
+	case n.nodeMap&bit != 0:
+		i := slotIndex(n.nodeMap, bit)
+		child, removed := n.children[i].del(shift+hamtBits, hash, key)
+		if !removed {
+			return n, false
+		}
+		c := n.own(false)
+		switch {
+		case child.single():
+			// Pull the last entry up into this node.
+			c.children = removeAt(c.children, i, false)
+			c.nodeMap &^= bit
+			c.dataMap |= bit
+			c.entries = insertAt(c.entries, slotIndex(c.dataMap, bit), child.entries[0], false)
+		case len(child.entries) == 0 && len(child.children) == 0:
+			c.children = removeAt(c.children, i, false)
+			c.nodeMap &^= bit
+		default:
+			c.children = replaceAt(c.children, i, child, false)
+		}
+		return c, true
+	}
+	return n, false
+}
+
+// each calls fn for every entry until fn returns false; it reports whether
+// the walk finished.
+func (n *hamtNode[K, V]) each(fn func(*hamtEntry[K, V]) bool) bool {
+	for i := range n.entries {
+		if !fn(&n.entries[i]) {
+			return false
+		}
+	}
+	for _, c := range n.children {
+		if !c.each(fn) {
+			return false
+		}
+	}
+	return true
+}

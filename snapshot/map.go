@@ -1,0 +1,381 @@
+package snapshot
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"io"
+	"reflect"
+	"sync"
+	"sync/atomic"
+)
+
+// MapOptions configures a [Map]. The zero value is valid.
+type MapOptions[K comparable, V any] struct {
+	// Hash hashes keys; it must be deterministic for the map's lifetime.
+	// nil = a seeded hash/maphash hash (a fast mixer for integer keys).
+	Hash func(K) uint64
+	// Keys and Values encode keys and values in views. A zero Codec picks
+	// a built-in codec for string, []byte, int, int64, uint32 and uint64,
+	// and [GobCodec] for other types.
+	Keys   Codec[K]
+	Values Codec[V]
+}
+
+// Map is a concurrent map for critical state whose capture is O(1) whatever
+// its size: it is a persistent hash trie behind an atomic root pointer, so
+// a view is just the root at that moment.
+//
+// Reads (Load, Len, Range) never block and never wait for writers. Writes
+// (Store, Delete, Update) are serialised by a mutex and copy the path to
+// the changed slot (O(log32 n) small allocations), so they are slower than
+// a plain Go map's but never stop readers. Map implements [Source] and
+// [Pauser]: during a cut its writers block, its readers do not.
+//
+// The zero value is not usable; call [NewMap]. All methods are safe for
+// concurrent use.
+type Map[K comparable, V any] struct {
+	root   atomic.Pointer[mapRoot[K, V]]
+	mu     sync.Mutex // serialises writers; held from Pause to Resume
+	hash   func(K) uint64
+	keys   Codec[K]
+	values Codec[V]
+}
+
+type mapRoot[K comparable, V any] struct {
+	node *hamtNode[K, V]
+	size int
+}
+
+var (
+	_ Source = (*Map[string, int])(nil)
+	_ Pauser = (*Map[string, int])(nil)
+)
+
+// NewMap returns an empty Map.
+func NewMap[K comparable, V any](opts MapOptions[K, V]) (*Map[K, V], error) {
+	if (opts.Keys.Append == nil) != (opts.Keys.Decode == nil) {
+		return nil, errors.New("snapshot: NewMap: Keys codec needs both Append and Decode")
+	}
+	if (opts.Values.Append == nil) != (opts.Values.Decode == nil) {
+		return nil, errors.New("snapshot: NewMap: Values codec needs both Append and Decode")
+	}
+	m := &Map[K, V]{hash: opts.Hash, keys: opts.Keys, values: opts.Values}
+	if m.hash == nil {
+		m.hash = defaultHash[K]()
+	}
+	if !m.keys.valid() {
+		m.keys = defaultCodec[K]()
+	}
+	if !m.values.valid() {
+		m.values = defaultCodec[V]()
+	}
+	m.root.Store(&mapRoot[K, V]{node: &hamtNode[K, V]{}})
+	return m, nil
+}
+
+// defaultHash returns a seeded hash for K; integer keys get a fast mixer.
+func defaultHash[K comparable]() func(K) uint64 {
+	seed := maphash.MakeSeed()
+	salt := maphash.Comparable(seed, 0)
+	var h any
+	switch reflect.TypeFor[K]() {
+	case reflect.TypeFor[uint64]():
+		h = func(k uint64) uint64 { return mix64(k ^ salt) }
+	case reflect.TypeFor[int64]():
+		h = func(k int64) uint64 { return mix64(uint64(k) ^ salt) }
+	case reflect.TypeFor[int]():
+		h = func(k int) uint64 { return mix64(uint64(k) ^ salt) }
+	case reflect.TypeFor[uint32]():
+		h = func(k uint32) uint64 { return mix64(uint64(k) ^ salt) }
+	case reflect.TypeFor[string]():
+		h = func(k string) uint64 { return maphash.String(seed, k) }
+	default:
+		return func(k K) uint64 { return maphash.Comparable(seed, k) }
+	}
+	return h.(func(K) uint64)
+}
+
+// mix64 is the splitmix64 finaliser: a bijection that spreads every input
+// bit over the output.
+func mix64(x uint64) uint64 {
+	x ^= x >> 30
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 27
+	x *= 0x94d049bb133111eb
+	x ^= x >> 31
+	return x
+}
+
+// Load returns the value stored under key, and whether there is one.
+func (m *Map[K, V]) Load(key K) (V, bool) {
+	return m.root.Load().node.get(m.hash(key), key)
+}
+
+// Len returns the number of entries.
+func (m *Map[K, V]) Len() int { return m.root.Load().size }
+
+// Store sets key to value.
+func (m *Map[K, V]) Store(key K, value V) {
+	e := hamtEntry[K, V]{hash: m.hash(key), key: key, val: value}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	r := m.root.Load()
+	n, added := r.node.set(0, e, false)
+	size := r.size
+	if added {
+		size++
+	}
+	m.root.Store(&mapRoot[K, V]{node: n, size: size})
+}
+
+// Delete removes key and reports whether it was there.
+func (m *Map[K, V]) Delete(key K) bool {
+	h := m.hash(key)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	r := m.root.Load()
+	n, removed := r.node.del(0, h, key)
+	if removed {
+		m.root.Store(&mapRoot[K, V]{node: n, size: r.size - 1})
+	}
+	return removed
+}
+
+// Update atomically replaces key's value with fn(old, ok): fn sees the
+// current value (ok is false when absent) and returns the new value and
+// whether to keep it (false deletes the key). fn runs under the writer lock
+// and must be quick and must not call m.
+func (m *Map[K, V]) Update(key K, fn func(old V, ok bool) (V, bool)) {
+	h := m.hash(key)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	r := m.root.Load()
+	old, ok := r.node.get(h, key)
+	val, keep := fn(old, ok)
+	switch {
+	case keep:
+		n, added := r.node.set(0, hamtEntry[K, V]{hash: h, key: key, val: val}, false)
+		size := r.size
+		if added {
+			size++
+		}
+		m.root.Store(&mapRoot[K, V]{node: n, size: size})
+	case ok:
+		n, _ := r.node.del(0, h, key)
+		m.root.Store(&mapRoot[K, V]{node: n, size: r.size - 1})
+	}
+}
+
+// Range calls fn for each entry of the map as it was when Range started,
+// in no particular order, until fn returns false. Writes during Range are
+// not seen and not blocked.
+func (m *Map[K, V]) Range(fn func(K, V) bool) {
+	m.root.Load().node.each(func(e *hamtEntry[K, V]) bool { return fn(e.key, e.val) })
+}
+
+// Pause implements [Pauser]: it blocks writers (readers carry on) until
+// Resume. It returns ctx's error if a writer does not finish in time.
+func (m *Map[K, V]) Pause(ctx context.Context) error {
+	if m.mu.TryLock() {
+		return nil
+	}
+	locked := make(chan struct{})
+	go func() {
+		m.mu.Lock()
+		close(locked)
+	}()
+	select {
+	case <-locked:
+		return nil
+	case <-ctx.Done():
+		// The goroutine above still gets the lock; hand it straight back.
+		go func() {
+			<-locked
+			m.mu.Unlock()
+		}()
+		return fmt.Errorf("snapshot: map pause: %w", ctx.Err())
+	}
+}
+
+// Resume implements [Pauser]: it lets writers continue.
+func (m *Map[K, V]) Resume() { m.mu.Unlock() }
+
+// Capture implements [Source]: it returns a [MapView] of the current state
+// in O(1). It may be called without Pause; the view is then consistent for
+// this map alone.
+func (m *Map[K, V]) Capture(ctx context.Context) (View, error) {
+	return m.View(), nil
+}
+
+// View returns the map's current state as an immutable [MapView], in O(1).
+func (m *Map[K, V]) View() *MapView[K, V] {
+	return &MapView[K, V]{root: m.root.Load(), hash: m.hash, keys: m.keys, values: m.values}
+}
+
+// MapView is an immutable view of a [Map]: what it held when the view was
+// taken. It is safe for concurrent use.
+type MapView[K comparable, V any] struct {
+	root   *mapRoot[K, V]
+	hash   func(K) uint64
+	keys   Codec[K]
+	values Codec[V]
+}
+
+// Len returns the number of entries in the view.
+func (v *MapView[K, V]) Len() int { return v.root.size }
+
+// Load returns the value key had in the view.
+func (v *MapView[K, V]) Load(key K) (V, bool) { return v.root.node.get(v.hash(key), key) }
+
+// Range calls fn for each entry of the view until fn returns false.
+func (v *MapView[K, V]) Range(fn func(K, V) bool) {
+	v.root.node.each(func(e *hamtEntry[K, V]) bool { return fn(e.key, e.val) })
+}
+
+// mapMagic starts a map's serialised form:
+//
+//	"UMAP" | version 1 | count uvarint | count × (klen uvarint | key | vlen uvarint | value)
+const mapMagic = "UMAP\x01"
+
+// maxMapField bounds an encoded key or value.
+const maxMapField = 1 << 30
+
+// WriteTo implements [View]: it writes the view's entries with the map's
+// codecs, buffering at most a few entries.
+func (v *MapView[K, V]) WriteTo(w io.Writer) (int64, error) {
+	const flushAt = 64 << 10
+	buf := make([]byte, 0, 2*flushAt)
+	buf = append(buf, mapMagic...)
+	buf = binary.AppendUvarint(buf, uint64(v.root.size))
+	var written int64
+	var err error
+	var scratch []byte
+	flush := func() bool {
+		var n int
+		n, err = w.Write(buf)
+		written += int64(n)
+		buf = buf[:0]
+		return err == nil
+	}
+	v.root.node.each(func(e *hamtEntry[K, V]) bool {
+		if scratch, err = v.keys.Append(scratch[:0], e.key); err != nil {
+			err = fmt.Errorf("snapshot: map: encode key: %w", err)
+			return false
+		}
+		buf = binary.AppendUvarint(buf, uint64(len(scratch)))
+		buf = append(buf, scratch...)
+		if scratch, err = v.values.Append(scratch[:0], e.val); err != nil {
+			err = fmt.Errorf("snapshot: map: encode value of key %v: %w", e.key, err)
+			return false
+		}
+		buf = binary.AppendUvarint(buf, uint64(len(scratch)))
+		buf = append(buf, scratch...)
+		if len(buf) >= flushAt {
+			return flush()
+		}
+		return true
+	})
+	if err != nil {
+		return written, err
+	}
+	flush()
+	return written, err
+}
+
+// Restore implements [Source]: it decodes what a [MapView] wrote, builds
+// the new state aside, and swaps it in at once; a malformed stream leaves
+// the map as it was and returns an error naming the entry and field at
+// fault. Readers see either the old state or the new one.
+func (m *Map[K, V]) Restore(ctx context.Context, r io.Reader) error {
+	root, err := m.decode(ctx, r)
+	if err != nil {
+		return err
+	}
+	if err := m.Pause(ctx); err != nil {
+		return fmt.Errorf("snapshot: map restore: %w", err)
+	}
+	m.root.Store(root)
+	m.Resume()
+	return nil
+}
+
+func (m *Map[K, V]) decode(ctx context.Context, r io.Reader) (*mapRoot[K, V], error) {
+	br := bufio.NewReaderSize(r, 64<<10)
+	magic := make([]byte, len(mapMagic))
+	if _, err := io.ReadFull(br, magic); err != nil {
+		return nil, fmt.Errorf("snapshot: map restore: header: %w", eofIsUnexpected(err))
+	}
+	if string(magic) != mapMagic {
+		return nil, fmt.Errorf("snapshot: map restore: header %q is not %q", magic, mapMagic)
+	}
+	count, err := binary.ReadUvarint(br)
+	if err != nil {
+		return nil, fmt.Errorf("snapshot: map restore: entry count: %w", eofIsUnexpected(err))
+	}
+	root := &mapRoot[K, V]{node: &hamtNode[K, V]{}}
+	var buf []byte
+	field := func(i uint64, what string) ([]byte, error) {
+		n, err := binary.ReadUvarint(br)
+		if err != nil {
+			return nil, fmt.Errorf("snapshot: map restore: entry %d of %d: %s length: %w", i, count, what, eofIsUnexpected(err))
+		}
+		if n > maxMapField {
+			return nil, fmt.Errorf("snapshot: map restore: entry %d of %d: %s length %d exceeds %d", i, count, what, n, maxMapField)
+		}
+		if uint64(cap(buf)) < n {
+			buf = make([]byte, n)
+		}
+		buf = buf[:n]
+		if _, err := io.ReadFull(br, buf); err != nil {
+			return nil, fmt.Errorf("snapshot: map restore: entry %d of %d: %s: %w", i, count, what, eofIsUnexpected(err))
+		}
+		return buf, nil
+	}
+	for i := uint64(0); i < count; i++ {
+		if i%4096 == 0 {
+			if err := ctx.Err(); err != nil {
+				return nil, fmt.Errorf("snapshot: map restore: %w", err)
+			}
+		}
+		kb, err := field(i, "key")
+		if err != nil {
+			return nil, err
+		}
+		key, err := m.keys.Decode(kb)
+		if err != nil {
+			return nil, fmt.Errorf("snapshot: map restore: entry %d of %d: key: %w", i, count, err)
+		}
+		vb, err := field(i, "value")
+		if err != nil {
+			return nil, err
+		}
+		val, err := m.values.Decode(vb)
+		if err != nil {
+			return nil, fmt.Errorf("snapshot: map restore: entry %d of %d: value of key %v: %w", i, count, key, err)
+		}
+		var added bool
+		root.node, added = root.node.set(0, hamtEntry[K, V]{hash: m.hash(key), key: key, val: val}, true)
+		if !added {
+			return nil, fmt.Errorf("snapshot: map restore: entry %d of %d: duplicate key %v", i, count, key)
+		}
+		root.size++
+	}
+	switch _, err := br.ReadByte(); {
+	case err == nil:
+		return nil, fmt.Errorf("snapshot: map restore: data after the %d entries", count)
+	case err != io.EOF:
+		return nil, fmt.Errorf("snapshot: map restore: after the %d entries: %w", count, err)
+	}
+	return root, nil
+}
+
+func eofIsUnexpected(err error) error {
+	if err == io.EOF {
+		return io.ErrUnexpectedEOF
+	}
+	return err
+}

@@ -1,0 +1,156 @@
+package snapshot
+
+import (
+	"context"
+	"crypto/cipher"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+// pipeline compresses and seals chunks on several goroutines and writes the
+// frames to the sink in submission order. Memory is bounded: at most
+// 2*workers chunks are in flight, and buffers are recycled.
+//
+// The goroutine that calls submit owns the pipeline; it must end with finish
+// or close, which stop the workers and the writer goroutine.
+type pipeline struct {
+	ctx   context.Context
+	sink  io.Writer
+	zenc  *zstd.Encoder
+	aead  cipher.AEAD
+	seq   uint32
+	jobs  chan *chunkJob // to the workers
+	order chan *chunkJob // to the writer, in submission order
+	free  chan []byte    // recycled buffers
+	done  chan struct{}  // closed when the writer has returned
+	wg    sync.WaitGroup // the workers
+
+	// Written by the writer goroutine, read by the owner after done.
+	records []chunkRecord
+	err     error
+	// failed is closed by the writer on its first error so submit stops early.
+	failed   chan struct{}
+	finished bool
+}
+
+type chunkJob struct {
+	source uint16
+	seq    uint32
+	raw    []byte
+	out    []byte
+	info   ChunkInfo
+	ready  chan struct{}
+}
+
+type chunkRecord struct {
+	source uint16
+	info   ChunkInfo
+}
+
+func newPipeline(ctx context.Context, sink io.Writer, zenc *zstd.Encoder, aead cipher.AEAD, workers int) *pipeline {
+	p := &pipeline{
+		ctx: ctx, sink: sink, zenc: zenc, aead: aead,
+		jobs:   make(chan *chunkJob, workers),
+		order:  make(chan *chunkJob, 2*workers),
+		free:   make(chan []byte, 4*workers+2),
+		done:   make(chan struct{}),
+		failed: make(chan struct{}),
+	}
+	p.wg.Add(workers)
+	for range workers {
+		go p.work()
+	}
+	go p.write()
+	return p
+}
+
+func (p *pipeline) work() {
+	defer p.wg.Done()
+	for j := range p.jobs {
+		j.out, j.info = sealFrame(p.buffer(len(j.raw)+frameHeaderSize+64), kindData, j.source, j.seq, j.raw, p.zenc, p.aead)
+		close(j.ready)
+	}
+}
+
+func (p *pipeline) write() {
+	defer close(p.done)
+	for j := range p.order {
+		<-j.ready
+		if p.err == nil {
+			if err := p.ctx.Err(); err != nil {
+				p.fail(fmt.Errorf("write chunk %d: %w", j.seq, err))
+			} else if _, err := p.sink.Write(j.out); err != nil {
+				p.fail(fmt.Errorf("write chunk %d: %w", j.seq, err))
+			} else {
+				p.records = append(p.records, chunkRecord{j.source, j.info})
+			}
+		}
+		p.recycle(j.raw)
+		p.recycle(j.out)
+	}
+}
+
+func (p *pipeline) fail(err error) {
+	p.err = err
+	close(p.failed)
+}
+
+// buffer returns an empty buffer with at least n bytes of capacity.
+func (p *pipeline) buffer(n int) []byte {
+	for {
+		select {
+		case b := <-p.free:
+			if cap(b) >= n {
+				return b[:0]
+			}
+		default:
+			return make([]byte, 0, n)
+		}
+	}
+}
+
+func (p *pipeline) recycle(b []byte) {
+	select {
+	case p.free <- b:
+	default:
+	}
+}
+
+// submit queues raw as the next chunk of source; the pipeline owns raw.
+func (p *pipeline) submit(source uint16, raw []byte) error {
+	j := &chunkJob{source: source, seq: p.seq, raw: raw, ready: make(chan struct{})}
+	select {
+	case <-p.failed:
+		return fmt.Errorf("chunk %d not written: an earlier write failed", p.seq)
+	case <-p.ctx.Done():
+		return fmt.Errorf("chunk %d: %w", p.seq, p.ctx.Err())
+	case p.order <- j:
+	}
+	p.seq++
+	p.jobs <- j // a worker always takes it: workers never block
+	return nil
+}
+
+// finish waits for every chunk to be written and returns their records in
+// order.
+func (p *pipeline) finish() ([]chunkRecord, error) {
+	if err := p.close(); err != nil {
+		return nil, err
+	}
+	return p.records, nil
+}
+
+// close stops the workers and the writer and returns the first write error.
+func (p *pipeline) close() error {
+	if !p.finished {
+		p.finished = true
+		close(p.jobs)
+		close(p.order)
+		p.wg.Wait()
+		<-p.done
+	}
+	return p.err
+}

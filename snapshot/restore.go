@@ -1,0 +1,271 @@
+package snapshot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// Load reads the snapshot id from the store, verifies every byte of it
+// (structure, checksums, authentication, decompression, the manifest's
+// chunk list) and returns its manifest. It does not touch any source.
+func (e *Engine) Load(ctx context.Context, id string) (Manifest, error) {
+	if err := ctx.Err(); err != nil {
+		return Manifest{}, fmt.Errorf("snapshot: load %s: %w", id, err)
+	}
+	if err := ValidID(id); err != nil {
+		return Manifest{}, err
+	}
+	rc, err := e.store.Open(ctx, id)
+	if err != nil {
+		return Manifest{}, fmt.Errorf("snapshot: load %s: %w", id, err)
+	}
+	defer rc.Close()
+	return Verify(ctx, rc, id, e.opts.Key)
+}
+
+// Latest returns the manifest of the newest snapshot in the store that
+// verifies, or an error matching [ErrNotFound] when there is none. Snapshots
+// that fail verification are skipped and logged.
+func (e *Engine) Latest(ctx context.Context) (Manifest, error) {
+	ids, err := e.store.List(ctx)
+	if err != nil {
+		return Manifest{}, fmt.Errorf("snapshot: latest: %w", err)
+	}
+	for i := len(ids) - 1; i >= 0; i-- {
+		m, err := e.Load(ctx, ids[i])
+		if err == nil {
+			return m, nil
+		}
+		if ctx.Err() != nil {
+			return Manifest{}, fmt.Errorf("snapshot: latest: %w", ctx.Err())
+		}
+		e.log.Warn("snapshot: skipping snapshot that does not verify", "id", ids[i], "err", err)
+	}
+	return Manifest{}, fmt.Errorf("snapshot: latest: no snapshot that verifies: %w", ErrNotFound)
+}
+
+// Verify reads a whole snapshot from r and checks it: header, every frame's
+// checksum and (with key) authentication, decompression, the manifest, that
+// the manifest lists exactly the chunks read, and that nothing follows the
+// end. name is used in errors. It returns the snapshot's manifest.
+func Verify(ctx context.Context, r io.Reader, name string, key []byte) (Manifest, error) {
+	d, err := newDecoder(r, name, key)
+	if err != nil {
+		return Manifest{}, err
+	}
+	defer d.close()
+	var seen []SourceInfo // chunk lists as read
+	var m Manifest
+	for {
+		if err := ctx.Err(); err != nil {
+			return Manifest{}, fmt.Errorf("snapshot %s: verify: %w", name, err)
+		}
+		f, err := d.next()
+		if err != nil {
+			return Manifest{}, err
+		}
+		switch f.kind {
+		case kindData:
+			if int(f.source) < len(seen)-1 || int(f.source) > len(seen)+(1<<16) {
+				return Manifest{}, d.corrupt(f.offset, "source %d after source %d", f.source, len(seen)-1)
+			}
+			for int(f.source) >= len(seen) {
+				seen = append(seen, SourceInfo{})
+			}
+			s := &seen[f.source]
+			s.Chunks = append(s.Chunks, f.info)
+			s.RawBytes += int64(f.info.RawBytes)
+			s.StoredBytes += int64(f.info.StoredBytes)
+		case kindManifest:
+			if m.ID != "" || m.FormatVersion != 0 {
+				return Manifest{}, d.corrupt(f.offset, "second manifest")
+			}
+			if m, err = decodeManifest(f.raw); err != nil {
+				return Manifest{}, fmt.Errorf("snapshot %s: frame %d at offset %d: %w", name, f.seq, f.offset, err)
+			}
+			if err := checkManifest(m, name, seen, d.hdr.encrypted); err != nil {
+				return Manifest{}, err
+			}
+		case kindEnd:
+			if m.FormatVersion == 0 {
+				return Manifest{}, d.corrupt(f.offset, "end frame before any manifest")
+			}
+			return m, nil
+		}
+	}
+}
+
+// checkManifest compares a decoded manifest with what was read.
+func checkManifest(m Manifest, name string, seen []SourceInfo, encrypted bool) error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("snapshot %s: manifest: %s: %w", name, fmt.Sprintf(format, args...), ErrCorrupt)
+	}
+	if m.FormatVersion != FormatVersion {
+		return bad("format version %d, header says %d", m.FormatVersion, FormatVersion)
+	}
+	if err := ValidID(m.ID); err != nil {
+		return bad("%v", err)
+	}
+	if m.Encrypted != encrypted {
+		return bad("encrypted=%v, header says %v", m.Encrypted, encrypted)
+	}
+	if len(m.Sources) < len(seen) {
+		return bad("lists %d sources, data holds %d", len(m.Sources), len(seen))
+	}
+	names := make(map[string]bool, len(m.Sources))
+	for i, s := range m.Sources {
+		if s.Name == "" || names[s.Name] {
+			return bad("source %d has an empty or duplicate name %q", i, s.Name)
+		}
+		names[s.Name] = true
+		var got SourceInfo
+		if i < len(seen) {
+			got = seen[i]
+		}
+		if len(s.Chunks) != len(got.Chunks) {
+			return bad("source %q lists %d chunks, data holds %d", s.Name, len(s.Chunks), len(got.Chunks))
+		}
+		for j, c := range s.Chunks {
+			if c != got.Chunks[j] {
+				return bad("source %q chunk %d is %+v, data holds %+v", s.Name, j, c, got.Chunks[j])
+			}
+		}
+		if s.RawBytes != got.RawBytes || s.StoredBytes != got.StoredBytes {
+			return bad("source %q sizes %d/%d, data holds %d/%d", s.Name, s.RawBytes, s.StoredBytes, got.RawBytes, got.StoredBytes)
+		}
+	}
+	return nil
+}
+
+// Restore implements [Snapshotter]. It reads the snapshot m.ID twice: first
+// it verifies everything ([Engine.Load]) and checks the snapshot's sources
+// and app version against the engine's; only then does it stream each
+// source's bytes to its Restore, in manifest order, re-checking each chunk
+// as it goes. Only m.ID is used from m; the manifest stored in the snapshot
+// is authoritative.
+//
+// Restore stops at the first source that fails; sources before it have
+// been restored. It does not pause the sources: each source's Restore
+// should swap its state in atomically ([Map] does).
+func (e *Engine) Restore(ctx context.Context, m Manifest) error {
+	stored, err := e.Load(ctx, m.ID)
+	if err != nil {
+		return fmt.Errorf("snapshot: restore: %w", err)
+	}
+	upgrade, err := e.checkRestorable(stored)
+	if err != nil {
+		return err
+	}
+	rc, err := e.store.Open(ctx, m.ID)
+	if err != nil {
+		return fmt.Errorf("snapshot: restore %s: %w", m.ID, err)
+	}
+	defer rc.Close()
+	d, err := newDecoder(rc, m.ID, e.opts.Key)
+	if err != nil {
+		return fmt.Errorf("snapshot: restore: %w", err)
+	}
+	defer d.close()
+	for i, s := range stored.Sources {
+		sr := &sourceReader{d: d, source: uint16(i)}
+		var r io.Reader = sr
+		if upgrade {
+			if r, err = e.opts.Upgrade(ctx, stored, s.Name, r); err != nil {
+				return fmt.Errorf("snapshot: restore %s: source %q: upgrade from app version %q: %w", m.ID, s.Name, stored.AppVersion, err)
+			}
+		}
+		if err := restoreSource(ctx, s.Name, e.sources[s.Name], r); err != nil {
+			return fmt.Errorf("snapshot: restore %s: %w", m.ID, err)
+		}
+		if err := sr.drain(); err != nil {
+			return fmt.Errorf("snapshot: restore %s: source %q: %w", m.ID, s.Name, err)
+		}
+		e.log.Debug("snapshot: source restored", "id", m.ID, "source", s.Name, "raw_bytes", s.RawBytes)
+	}
+	e.log.Info("snapshot: restored", "id", m.ID, "raw_bytes", stored.RawBytes())
+	return nil
+}
+
+// checkRestorable compares a verified manifest with the engine's sources
+// and app version; upgrade reports whether Options.Upgrade must convert.
+func (e *Engine) checkRestorable(m Manifest) (upgrade bool, err error) {
+	upgrade = m.AppVersion != e.opts.AppVersion
+	if upgrade && e.opts.Upgrade == nil {
+		return false, fmt.Errorf("snapshot: restore %s: made by app version %q, this is %q, and Options.Upgrade is not set: %w", m.ID, m.AppVersion, e.opts.AppVersion, ErrAppVersion)
+	}
+	inSnapshot := make(map[string]bool, len(m.Sources))
+	for _, s := range m.Sources {
+		inSnapshot[s.Name] = true
+		if _, ok := e.sources[s.Name]; !ok {
+			return false, fmt.Errorf("snapshot: restore %s: snapshot holds source %q, which is not registered: %w", m.ID, s.Name, ErrSourceMismatch)
+		}
+	}
+	for _, name := range e.names {
+		if inSnapshot[name] {
+			continue
+		}
+		if !upgrade {
+			return false, fmt.Errorf("snapshot: restore %s: registered source %q is not in the snapshot: %w", m.ID, name, ErrSourceMismatch)
+		}
+		e.log.Warn("snapshot: source is not in the older snapshot; left as it is", "id", m.ID, "source", name, "from_version", m.AppVersion)
+	}
+	return upgrade, nil
+}
+
+func restoreSource(ctx context.Context, name string, src Source, r io.Reader) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("source %q: restore panicked: %v", name, p)
+		}
+	}()
+	if err := src.Restore(ctx, r); err != nil {
+		return fmt.Errorf("source %q: restore: %w", name, err)
+	}
+	return nil
+}
+
+// sourceReader streams one source's raw bytes out of a decoder.
+type sourceReader struct {
+	d      *decoder
+	source uint16
+	rest   []byte
+	eof    bool
+	err    error
+}
+
+func (r *sourceReader) Read(p []byte) (int, error) {
+	for len(r.rest) == 0 {
+		if r.err != nil {
+			return 0, r.err
+		}
+		if r.eof {
+			return 0, io.EOF
+		}
+		f, err := r.d.peek()
+		if err != nil {
+			r.err = err
+			return 0, err
+		}
+		if f.kind != kindData || f.source != r.source {
+			r.eof = true
+			continue
+		}
+		r.d.peeked = nil
+		r.rest = f.raw
+	}
+	n := copy(p, r.rest)
+	r.rest = r.rest[n:]
+	return n, nil
+}
+
+// drain consumes what the source did not read, so the next source starts at
+// its first chunk.
+func (r *sourceReader) drain() error {
+	_, err := io.Copy(io.Discard, r)
+	if errors.Is(err, io.EOF) {
+		return nil
+	}
+	return err
+}
