@@ -1,0 +1,45 @@
+// Package migrate moves non-critical functions off the machine being
+// updated — to FaaS capacity in another region or cloud, or to reserved
+// capacity on the same machine — routes their invocations there for the
+// update window, and brings them and their state back, losing nothing.
+//
+// A [Mover] (the [Migrator]) holds a list of [Target]s. [Mover.Migrate]
+// probes them, lets a [Policy] choose one per function among the healthy
+// targets its data-residency allow-list permits and that have room,
+// exports the function's [State] to it, and returns a [Lease]. While the
+// lease holds, [Lease.Invoke] writes each invocation to a bounded on-disk
+// buffer and delivers it at least once, with retries, backoff and an
+// idempotency key, so its effect happens exactly once. Every
+// [Options.CheckpointEvery] invocations the function's state is fetched
+// home as a checkpoint; the buffer keeps what the last checkpoint does not
+// cover, so when a target dies the function fails over to the next one
+// (or home, in degraded mode) with the checkpoint and a replay of the
+// buffer. [Lease.Return] drains, imports the state that changed remotely,
+// and routes locally again.
+//
+// Targets speak CloudEvents 1.0 over HTTP in binary mode
+// ([CloudEventsTarget]), so Knative, OpenFaaS, Cloud Run or Azure can host
+// a function; a [Handler] serves the same Go functions in the remote
+// region (see examples/region). Requests are signed with HMAC-SHA256
+// ([Sign], [Verify]) and refused when unsigned, tampered with or outside a
+// time window. [LocalTarget] runs functions in-process on reserved slots.
+//
+//	ce, _ := migrate.NewCloudEventsTarget("eu-1", "https://eu-1.example/fn",
+//		migrate.CloudEventsOptions{Region: "eu-west"})
+//	m, err := migrate.New([]migrate.Target{ce, migrate.NewLocalTarget("spare", migrate.LocalOptions{Slots: 2})},
+//		migrate.Options{Key: key, Logger: logger})
+//	lease, err := m.Migrate(ctx, []migrate.Spec{{Function: "thumbnail", Local: thumbnail, State: cache}})
+//	out, err := lease.Invoke(ctx, "thumbnail", img) // runs in eu-1
+//	err = lease.Return(ctx)                            // state back, local again
+//
+// In the remote region:
+//
+//	h := migrate.NewHandler(migrate.HandlerOptions{Key: key})
+//	h.Register("thumbnail", thumbnail, cache)
+//	http.ListenAndServe(":8080", h)
+//
+// Errors callers branch on are sentinels ([ErrUnknownFunction],
+// [ErrNoTarget], [ErrPayloadTooLarge], [ErrBufferFull], [ErrUnreachable],
+// [ErrRejected], [ErrUnauthorized]) checked with errors.Is, and
+// [*FunctionError] for a function's own error, checked with errors.As.
+package migrate

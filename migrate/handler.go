@@ -1,0 +1,236 @@
+package migrate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/cloudevents/sdk-go/v2/binding"
+	"github.com/cloudevents/sdk-go/v2/event"
+	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
+)
+
+// Defaults for zero fields of [HandlerOptions] and [Options].
+const (
+	DefaultWindow          = 5 * time.Minute
+	DefaultMaxPayloadBytes = 1 << 20  // 1 MiB
+	DefaultMaxStateBytes   = 64 << 20 // 64 MiB
+	DefaultDedupEntries    = 100_000
+)
+
+// HandlerOptions configure a [Handler]. Zero fields take the documented
+// defaults.
+type HandlerOptions struct {
+	// Key is the shared HMAC key requests must be signed with (see
+	// [Sign]). Required unless Insecure is set.
+	Key []byte
+	// Insecure serves unsigned requests. Only for a handler behind mutual
+	// TLS or in tests with plain CloudEvents clients.
+	Insecure bool
+	// Source is the CloudEvents source of answers; default "updraft/handler".
+	Source string
+	// Window is how far a request's time may be from this clock; requests
+	// outside it are refused as replays (or skewed clocks), and answers
+	// are remembered for deduplication at least this long.
+	// Default DefaultWindow.
+	Window time.Duration
+	// MaxPayloadBytes bounds an invocation's payload; default
+	// DefaultMaxPayloadBytes.
+	MaxPayloadBytes int64
+	// MaxStateBytes bounds a state transfer; default DefaultMaxStateBytes.
+	MaxStateBytes int64
+	// DedupEntries bounds the answers remembered per function; default
+	// DefaultDedupEntries. An id evicted early (beyond this count inside
+	// the window) would run again if replayed.
+	DedupEntries int
+	// Clock is the time source; default time.Now.
+	Clock Clock
+	// Logger receives refusals and failures; nil discards.
+	Logger *slog.Logger
+}
+
+// Handler serves registered Funcs over CloudEvents 1.0 HTTP, binary mode,
+// so that the code a host runs locally can be deployed unchanged in a
+// remote region (see examples/region). It verifies each request's
+// signature and time window, runs each idempotency key (the event id) once
+// per function, and answers with a signed EventResult or EventError event.
+//
+// Register functions before serving; ServeHTTP is safe for concurrent use.
+type Handler struct {
+	opts HandlerOptions
+
+	mu    sync.RWMutex
+	funcs map[string]*hosted // guarded by mu
+}
+
+var _ http.Handler = (*Handler)(nil)
+
+// NewHandler returns a Handler with no functions. It panics if opts.Key is
+// empty and opts.Insecure is not set: a handler that would refuse every
+// request is a configuration error worth finding at start-up.
+func NewHandler(opts HandlerOptions) *Handler {
+	if len(opts.Key) == 0 && !opts.Insecure {
+		panic("migrate: NewHandler: HandlerOptions.Key is empty (set Insecure to serve unsigned events)")
+	}
+	if opts.Source == "" {
+		opts.Source = "updraft/handler"
+	}
+	if opts.Window <= 0 {
+		opts.Window = DefaultWindow
+	}
+	if opts.MaxPayloadBytes <= 0 {
+		opts.MaxPayloadBytes = DefaultMaxPayloadBytes
+	}
+	if opts.MaxStateBytes <= 0 {
+		opts.MaxStateBytes = DefaultMaxStateBytes
+	}
+	if opts.DedupEntries <= 0 {
+		opts.DedupEntries = DefaultDedupEntries
+	}
+	if opts.Clock == nil {
+		opts.Clock = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Handler{opts: opts, funcs: make(map[string]*hosted)}
+}
+
+// Register serves f (with its state st, which may be nil) under name. It
+// panics on an empty name, a nil f or a name registered twice: these are
+// programmer errors at start-up.
+func (h *Handler) Register(name string, f Func, st State) {
+	if name == "" || f == nil {
+		panic(fmt.Sprintf("migrate: Handler.Register(%q): empty name or nil Func", name))
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if _, dup := h.funcs[name]; dup {
+		panic(fmt.Sprintf("migrate: Handler.Register(%q): registered twice", name))
+	}
+	h.funcs[name] = &hosted{name: name, f: f, st: st, dedup: newDedup(h.opts.DedupEntries, h.opts.Window)}
+}
+
+// ServeHTTP implements http.Handler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		http.Error(w, "migrate: POST a CloudEvent (binary mode)", http.StatusMethodNotAllowed)
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, max(h.opts.MaxStateBytes, h.opts.MaxPayloadBytes))
+	ev, err := binding.ToEvent(r.Context(), cehttp.NewMessageFromHttpRequest(r))
+	if err != nil {
+		if mbe := (*http.MaxBytesError)(nil); errors.As(err, &mbe) {
+			h.refuse(w, r.Context(), "", "", http.StatusRequestEntityTooLarge, fmt.Errorf("%w: request body over %d bytes", ErrPayloadTooLarge, mbe.Limit))
+			return
+		}
+		h.refuse(w, r.Context(), "", "", http.StatusBadRequest, fmt.Errorf("migrate: not a CloudEvent in binary mode: %w", err))
+		return
+	}
+	status, answer, fnErr := h.serve(r.Context(), ev)
+	if status != http.StatusOK {
+		h.refuse(w, r.Context(), ev.ID(), ev.Subject(), status, fnErr)
+		return
+	}
+	h.answer(w, r.Context(), ev.ID(), ev.Subject(), answer, fnErr)
+}
+
+// serve checks and runs one request. It returns the HTTP status, the
+// answer's data, and either the function's own error (status 200) or the
+// reason for a refusal.
+func (h *Handler) serve(ctx context.Context, ev *event.Event) (int, []byte, error) {
+	if !h.opts.Insecure {
+		if err := Verify(h.opts.Key, ev, h.opts.Clock(), h.opts.Window); err != nil {
+			h.opts.Logger.Warn("migrate: refused request", "id", ev.ID(), "type", ev.Type(), "err", err)
+			return http.StatusUnauthorized, nil, err
+		}
+	}
+	if ev.Type() == EventProbe {
+		return http.StatusOK, nil, nil
+	}
+	kind, ok := kindOf(ev.Type())
+	if !ok {
+		return http.StatusBadRequest, nil, fmt.Errorf("migrate: event %q has type %q; want %s, %s, %s or %s",
+			ev.ID(), ev.Type(), EventInvoke, EventPutState, EventGetState, EventProbe)
+	}
+	h.mu.RLock()
+	fn := h.funcs[ev.Subject()]
+	h.mu.RUnlock()
+	if fn == nil {
+		return http.StatusNotFound, nil, fmt.Errorf("%w: %q is not registered with this handler", ErrUnknownFunction, ev.Subject())
+	}
+	switch kind {
+	case KindInvoke:
+		if n := int64(len(ev.Data())); n > h.opts.MaxPayloadBytes {
+			return http.StatusRequestEntityTooLarge, nil, fmt.Errorf("%w: function %q payload is %d bytes, limit %d",
+				ErrPayloadTooLarge, fn.name, n, h.opts.MaxPayloadBytes)
+		}
+		res, err := fn.invoke(ctx, ev.ID(), ev.Data(), h.opts.Clock())
+		return http.StatusOK, res, err
+	case KindPutState:
+		if err := fn.putState(ctx, ev.Data()); err != nil {
+			return http.StatusUnprocessableEntity, nil, err
+		}
+		return http.StatusOK, nil, nil
+	default: // KindGetState
+		data, err := fn.getState(ctx, h.opts.MaxStateBytes)
+		if errors.Is(err, ErrPayloadTooLarge) {
+			return http.StatusRequestEntityTooLarge, nil, err
+		}
+		if err != nil {
+			return http.StatusInternalServerError, nil, err
+		}
+		return http.StatusOK, data, nil
+	}
+}
+
+// answer writes a 200 with an EventResult, or an EventError carrying the
+// function's own error.
+func (h *Handler) answer(w http.ResponseWriter, ctx context.Context, reqID, function string, data []byte, fnErr error) {
+	ev := h.newAnswer(reqID, function)
+	if fnErr != nil {
+		ev.SetType(EventError)
+		ev.SetExtension(ExtFunctionError, "true")
+		data = []byte(fnErr.Error())
+	}
+	h.write(w, ctx, &ev, http.StatusOK, data)
+}
+
+// refuse writes a non-2xx status with an EventError explaining why.
+func (h *Handler) refuse(w http.ResponseWriter, ctx context.Context, reqID, function string, status int, why error) {
+	ev := h.newAnswer(reqID, function)
+	ev.SetType(EventError)
+	h.write(w, ctx, &ev, status, []byte(why.Error()))
+}
+
+func (h *Handler) newAnswer(reqID, function string) event.Event {
+	ev := event.New()
+	ev.SetID(reqID + "/answer")
+	ev.SetSource(h.opts.Source)
+	ev.SetType(EventResult)
+	if function != "" {
+		ev.SetSubject(function)
+	}
+	ev.SetTime(h.opts.Clock())
+	if reqID != "" {
+		ev.SetExtension(ExtRequest, reqID)
+	}
+	return ev
+}
+
+func (h *Handler) write(w http.ResponseWriter, ctx context.Context, ev *event.Event, status int, data []byte) {
+	if len(data) > 0 {
+		_ = ev.SetData("application/octet-stream", data)
+	}
+	if len(h.opts.Key) > 0 {
+		_ = Sign(h.opts.Key, ev)
+	}
+	if err := cehttp.WriteResponseWriter(ctx, binding.ToMessage(ev), status, w); err != nil {
+		h.opts.Logger.Warn("migrate: write answer", "id", ev.ID(), "err", err)
+	}
+}

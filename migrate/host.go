@@ -1,0 +1,148 @@
+package migrate
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// hosted is one function served by a Handler or a LocalTarget: the
+// function, its state, and the answers already given, by idempotency key.
+type hosted struct {
+	name string
+	f    Func
+	st   State
+
+	// run is held shared by invocations and exclusively by state
+	// transfers, so an export is a consistent cut between invocations.
+	run sync.RWMutex
+
+	dedup *dedup
+}
+
+// outcome is the answer to one request, kept for its duplicates.
+type outcome struct {
+	done   chan struct{} // closed when the fields below are set
+	result []byte
+	fnErr  error // the function's own error, if any
+	at     time.Time
+}
+
+// invoke runs the function once per id: a duplicate waits for the first
+// run and gets its answer.
+func (h *hosted) invoke(ctx context.Context, id string, payload []byte, now time.Time) ([]byte, error) {
+	o, first := h.dedup.claim(id, now)
+	if !first {
+		select {
+		case <-o.done:
+			return o.result, o.fnErr
+		case <-ctx.Done():
+			return nil, fmt.Errorf("migrate: function %q: waiting for the first run of %q: %w", h.name, id, ctx.Err())
+		}
+	}
+	h.run.RLock()
+	o.result, o.fnErr = h.f(ctx, payload)
+	h.run.RUnlock()
+	close(o.done)
+	return o.result, o.fnErr
+}
+
+// putState replaces the state; the answers kept for earlier ids no longer
+// describe it, so they are forgotten.
+func (h *hosted) putState(ctx context.Context, data []byte) error {
+	if h.st == nil {
+		if len(data) == 0 {
+			return nil
+		}
+		return fmt.Errorf("migrate: function %q has no State registered here, but %d bytes of state were sent", h.name, len(data))
+	}
+	h.run.Lock()
+	defer h.run.Unlock()
+	if err := h.st.Import(ctx, bytes.NewReader(data)); err != nil {
+		return fmt.Errorf("migrate: function %q: import state: %w", h.name, err)
+	}
+	h.dedup.reset()
+	return nil
+}
+
+// getState exports a consistent cut of the state.
+func (h *hosted) getState(ctx context.Context, limit int64) ([]byte, error) {
+	if h.st == nil {
+		return nil, nil
+	}
+	h.run.Lock()
+	defer h.run.Unlock()
+	var buf bytes.Buffer
+	if err := h.st.Export(ctx, &limitedWriter{w: &buf, left: limit}); err != nil {
+		return nil, fmt.Errorf("migrate: function %q: export state: %w", h.name, err)
+	}
+	return buf.Bytes(), nil
+}
+
+// dedup remembers answers by id for a retention window, up to a count.
+type dedup struct {
+	mu     sync.Mutex
+	byID   map[string]*outcome
+	order  []string // ids in claim order, oldest first, from head on
+	head   int
+	max    int
+	retain time.Duration
+}
+
+func newDedup(max int, retain time.Duration) *dedup {
+	return &dedup{byID: make(map[string]*outcome), max: max, retain: retain}
+}
+
+func (d *dedup) claim(id string, now time.Time) (*outcome, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if o, ok := d.byID[id]; ok {
+		return o, false
+	}
+	d.evict(now)
+	o := &outcome{done: make(chan struct{}), at: now}
+	d.byID[id] = o
+	d.order = append(d.order, id)
+	return o, true
+}
+
+// evict drops answers older than retain, and the oldest beyond max.
+// Called with mu held.
+func (d *dedup) evict(now time.Time) {
+	for d.head < len(d.order) {
+		o := d.byID[d.order[d.head]]
+		if o != nil && len(d.order)-d.head < d.max && now.Sub(o.at) <= d.retain {
+			break
+		}
+		delete(d.byID, d.order[d.head])
+		d.order[d.head] = ""
+		d.head++
+	}
+	if d.head > 1024 && d.head > len(d.order)/2 {
+		d.order = append([]string(nil), d.order[d.head:]...)
+		d.head = 0
+	}
+}
+
+func (d *dedup) reset() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	clear(d.byID)
+	d.order, d.head = nil, 0
+}
+
+// limitedWriter fails once more than left bytes are written.
+type limitedWriter struct {
+	w    *bytes.Buffer
+	left int64
+}
+
+func (l *limitedWriter) Write(p []byte) (int, error) {
+	if int64(len(p)) > l.left {
+		return 0, fmt.Errorf("%w: state exceeds the limit", ErrPayloadTooLarge)
+	}
+	l.left -= int64(len(p))
+	return l.w.Write(p)
+}

@@ -1,0 +1,220 @@
+package migrate
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"os"
+	"path/filepath"
+	"sync"
+)
+
+// journal is one function's bounded on-disk invocation buffer. Every
+// invocation routed away is appended before it is sent, and stays until a
+// state checkpoint that covers it has come home (trim), so that a target's
+// death loses nothing: the next target gets the checkpoint and the journal
+// is replayed from there. Entries are numbered from 1 in append order.
+//
+// Records are written to segment files in dir; a segment whose entries are
+// all trimmed is deleted (or, the active one, truncated). journal is safe
+// for concurrent use.
+type journal struct {
+	dir      string
+	limit    int64 // bound on the bytes of untrimmed records
+	segBytes int64 // a segment is closed once it grows past this
+	memLimit int64 // payloads are also kept in memory up to this many bytes
+
+	mu       sync.Mutex
+	segs     []*segment // oldest first; the last is active
+	entries  []jentry   // untrimmed, in seq order
+	bytes    int64      // sum of untrimmed record sizes
+	memBytes int64
+	nextSeq  uint64
+	nextSeg  int
+}
+
+type segment struct {
+	f       *os.File
+	path    string
+	size    int64
+	lastSeq uint64
+}
+
+type jentry struct {
+	seq     uint64
+	seg     *segment
+	off     int64
+	n       int64
+	payload []byte // nil when only on disk
+}
+
+// recordHeader is seq (8 bytes) + payload length (4); a CRC-32C of header
+// and payload (4) follows the payload.
+const recordHeader = 12
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+func openJournal(dir string, limit int64) (*journal, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("migrate: invocation buffer: %w", err)
+	}
+	j := &journal{dir: dir, limit: limit, segBytes: 4 << 20, memLimit: 4 << 20, nextSeq: 1}
+	if err := j.rotate(); err != nil {
+		return nil, err
+	}
+	return j, nil
+}
+
+func (j *journal) rotate() error {
+	path := filepath.Join(j.dir, fmt.Sprintf("seg-%06d.log", j.nextSeg))
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return fmt.Errorf("migrate: invocation buffer: %w", err)
+	}
+	j.nextSeg++
+	j.segs = append(j.segs, &segment{f: f, path: path})
+	return nil
+}
+
+// append writes payload as the next entry and returns its seq. It fails
+// with ErrBufferFull when the bound would be exceeded.
+func (j *journal) append(payload []byte) (uint64, error) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	n := int64(recordHeader + len(payload) + 4)
+	if j.bytes+n > j.limit {
+		return 0, fmt.Errorf("%w: %d bytes buffered, limit %d", ErrBufferFull, j.bytes, j.limit)
+	}
+	seg := j.segs[len(j.segs)-1]
+	seq := j.nextSeq
+	rec := encodeRecord(seq, payload)
+	if _, err := seg.f.WriteAt(rec, seg.size); err != nil {
+		return 0, fmt.Errorf("migrate: invocation buffer: %w", err)
+	}
+	e := jentry{seq: seq, seg: seg, off: seg.size, n: n}
+	if j.memBytes+int64(len(payload)) <= j.memLimit {
+		e.payload = rec[recordHeader : recordHeader+len(payload) : recordHeader+len(payload)]
+		j.memBytes += int64(len(payload))
+	}
+	seg.size += n
+	seg.lastSeq = seq
+	j.entries = append(j.entries, e)
+	j.bytes += n
+	j.nextSeq++
+	if seg.size >= j.segBytes {
+		if err := j.rotate(); err != nil {
+			return seq, err
+		}
+	}
+	return seq, nil
+}
+
+// last returns the seq of the newest entry (0 when none was appended).
+func (j *journal) last() uint64 {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.nextSeq - 1
+}
+
+// get returns the payload of entry seq, which must not be trimmed.
+func (j *journal) get(seq uint64) ([]byte, error) {
+	j.mu.Lock()
+	if len(j.entries) == 0 || seq < j.entries[0].seq || seq >= j.nextSeq {
+		j.mu.Unlock()
+		return nil, fmt.Errorf("migrate: invocation buffer: entry %d is not buffered", seq)
+	}
+	e := j.entries[seq-j.entries[0].seq]
+	j.mu.Unlock()
+	if e.payload != nil || e.n == recordHeader+4 {
+		return e.payload, nil
+	}
+	buf := make([]byte, e.n)
+	if _, err := e.seg.f.ReadAt(buf, e.off); err != nil {
+		return nil, fmt.Errorf("migrate: invocation buffer: read entry %d: %w", seq, err)
+	}
+	got, payload, err := decodeRecord(buf)
+	if err != nil {
+		return nil, fmt.Errorf("migrate: invocation buffer %s: entry %d: %w", e.seg.path, seq, err)
+	}
+	if got != seq {
+		return nil, fmt.Errorf("migrate: invocation buffer %s: entry %d holds seq %d", e.seg.path, seq, got)
+	}
+	return payload, nil
+}
+
+// trim drops the entries up to and including seq, and the segments left
+// without entries.
+func (j *journal) trim(seq uint64) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	k := 0
+	for k < len(j.entries) && j.entries[k].seq <= seq {
+		j.bytes -= j.entries[k].n
+		j.memBytes -= int64(len(j.entries[k].payload))
+		k++
+	}
+	j.entries = j.entries[k:]
+	if len(j.entries) == 0 {
+		j.entries = nil
+	}
+	var errs []error
+	for len(j.segs) > 1 && j.segs[0].lastSeq <= seq {
+		s := j.segs[0]
+		errs = append(errs, s.f.Close(), os.Remove(s.path))
+		j.segs = j.segs[1:]
+	}
+	if active := j.segs[len(j.segs)-1]; len(j.entries) == 0 && active.size >= 1<<20 {
+		errs = append(errs, active.f.Truncate(0))
+		active.size = 0
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("migrate: invocation buffer: %w", err)
+	}
+	return nil
+}
+
+// buffered returns the bytes and entries not yet trimmed.
+func (j *journal) buffered() (int64, int) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.bytes, len(j.entries)
+}
+
+// close closes and removes the journal's files.
+func (j *journal) close() error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	var errs []error
+	for _, s := range j.segs {
+		errs = append(errs, s.f.Close())
+	}
+	j.segs = nil
+	errs = append(errs, os.RemoveAll(j.dir))
+	return errors.Join(errs...)
+}
+
+func encodeRecord(seq uint64, payload []byte) []byte {
+	rec := make([]byte, recordHeader+len(payload)+4)
+	binary.BigEndian.PutUint64(rec, seq)
+	binary.BigEndian.PutUint32(rec[8:], uint32(len(payload)))
+	copy(rec[recordHeader:], payload)
+	binary.BigEndian.PutUint32(rec[recordHeader+len(payload):], crc32.Checksum(rec[:recordHeader+len(payload)], castagnoli))
+	return rec
+}
+
+// decodeRecord parses one record that fills b exactly.
+func decodeRecord(b []byte) (uint64, []byte, error) {
+	if len(b) < recordHeader+4 {
+		return 0, nil, fmt.Errorf("record of %d bytes is shorter than the %d-byte minimum", len(b), recordHeader+4)
+	}
+	n := binary.BigEndian.Uint32(b[8:])
+	if int64(n) != int64(len(b)-recordHeader-4) {
+		return 0, nil, fmt.Errorf("record says %d payload bytes, holds %d", n, len(b)-recordHeader-4)
+	}
+	body := b[:recordHeader+int(n)]
+	if want, got := binary.BigEndian.Uint32(b[recordHeader+int(n):]), crc32.Checksum(body, castagnoli); want != got {
+		return 0, nil, fmt.Errorf("record checksum %08x does not match %08x: corrupt", got, want)
+	}
+	return binary.BigEndian.Uint64(b), b[recordHeader:len(body):len(body)], nil
+}

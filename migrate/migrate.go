@@ -1,0 +1,136 @@
+package migrate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/updraft-dev/updraft/hal"
+)
+
+// Func is a function that can run locally or in a remote region. It takes
+// an opaque payload and returns an opaque result; the same Func can be
+// registered with a [Handler] in the remote region and used as
+// [Spec.Local] at home.
+type Func func(ctx context.Context, payload []byte) ([]byte, error)
+
+// State moves a function's state with it. Export writes a complete,
+// self-contained copy of the state; Import replaces the state with one read
+// from r. A [Handler] never calls Export or Import while an invocation of
+// the same function runs, so implementations only need to guard against
+// their own other users.
+type State interface {
+	Export(ctx context.Context, w io.Writer) error
+	Import(ctx context.Context, r io.Reader) error
+}
+
+// Spec describes one function to move.
+type Spec struct {
+	// Function names the function; it is also the name it is registered
+	// under in the remote [Handler]. Required, unique within one Migrate.
+	Function string
+	// Local is the local implementation: what runs after Return, what a
+	// local target runs, and the degraded fallback when no target is left.
+	// Required.
+	Local Func
+	// State, when set, travels with the function: exported before the
+	// move, checkpointed while away, imported back on Return.
+	State State
+	// Regions is the data-residency allow-list: the function may only be
+	// placed on targets whose region is listed. Empty means any region.
+	Regions []string
+	// Demand is what the function needs on the target (optional). A
+	// target that declares a capacity only receives functions whose
+	// demands, summed, fit within it.
+	Demand hal.Vector
+}
+
+// Validate returns an error naming the function and field at fault.
+func (s Spec) Validate() error {
+	if s.Function == "" {
+		return errors.New("migrate: spec has no function name")
+	}
+	if s.Local == nil {
+		return fmt.Errorf("migrate: function %q: spec has no Local implementation", s.Function)
+	}
+	for i, r := range s.Regions {
+		if r == "" {
+			return fmt.Errorf("migrate: function %q: Regions[%d] is empty", s.Function, i)
+		}
+	}
+	if err := s.Demand.Validate(); err != nil {
+		return fmt.Errorf("migrate: function %q demand: %w", s.Function, err)
+	}
+	return nil
+}
+
+// Migrator moves functions to targets and hands back a [Lease] that routes
+// their invocations until [Lease.Return].
+//
+// If Migrate fails, it has already returned everything it moved: no
+// function is left placed remotely and the returned lease is nil.
+type Migrator interface {
+	Migrate(ctx context.Context, specs []Spec) (*Lease, error)
+}
+
+// Placement records where one function went and why.
+type Placement struct {
+	Function string // the function moved
+	Target   string // the target's name
+	Region   string // the target's region
+	Provider string // the target's provider ("local" for in-process targets)
+	Reason   string // why this target was chosen, in a sentence a human reads
+}
+
+// String formats p on one line.
+func (p Placement) String() string {
+	return fmt.Sprintf("%s -> %s (region %s, provider %s): %s", p.Function, p.Target, p.Region, p.Provider, p.Reason)
+}
+
+// Errors callers branch on; check them with errors.Is.
+var (
+	// ErrUnknownFunction: the function is not part of the lease, or not
+	// registered with the handler.
+	ErrUnknownFunction = errors.New("migrate: unknown function")
+	// ErrNoTarget: no healthy target in an allowed region has room for
+	// the function.
+	ErrNoTarget = errors.New("migrate: no suitable target")
+	// ErrPayloadTooLarge: a payload or state exceeds the configured limit.
+	ErrPayloadTooLarge = errors.New("migrate: payload too large")
+	// ErrBufferFull: the on-disk buffer of a function is at its bound; the
+	// invocation was refused (and counted), not queued.
+	ErrBufferFull = errors.New("migrate: invocation buffer full")
+	// ErrUnreachable: the target could not be reached or answered with a
+	// server error; the call may be retried.
+	ErrUnreachable = errors.New("migrate: target unreachable")
+	// ErrRejected: the target answered, but refused the request (bad
+	// signature, unknown function, wrong event type, garbage). Retrying on
+	// the same target does not help.
+	ErrRejected = errors.New("migrate: target rejected request")
+	// ErrUnauthorized: a request was unsigned, tampered with, or outside
+	// the time window. It wraps into ErrRejected on the calling side.
+	ErrUnauthorized = errors.New("migrate: unauthorized")
+	// ErrReturned: the lease has been returned; nothing is routed anymore.
+	ErrReturned = errors.New("migrate: lease returned")
+)
+
+// FunctionError is the error a function itself returned, locally or in a
+// remote region. Its effect counts as applied: it is not retried.
+type FunctionError struct {
+	Function string
+	Target   string // where it ran
+	Message  string
+	Err      error // the original error when the function ran in-process
+}
+
+func (e *FunctionError) Error() string {
+	return fmt.Sprintf("migrate: function %q on %s: %s", e.Function, e.Target, e.Message)
+}
+
+// Unwrap returns the original error of an in-process run, else nil.
+func (e *FunctionError) Unwrap() error { return e.Err }
+
+// Clock returns the current time; tests inject a fixed or skewed one.
+type Clock func() time.Time

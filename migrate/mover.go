@@ -1,0 +1,311 @@
+package migrate
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-multierror"
+
+	"github.com/updraft-dev/updraft/hal"
+)
+
+// Defaults for zero fields of [Options].
+const (
+	DefaultBufferBytes     = 64 << 20 // per function
+	DefaultCheckpointEvery = 256
+	DefaultFailoverAfter   = 2 * time.Second
+	DefaultProbeTimeout    = 2 * time.Second
+	DefaultCallTimeout     = 10 * time.Second
+	DefaultRetryInitial    = 5 * time.Millisecond
+	DefaultRetryMax        = 250 * time.Millisecond
+)
+
+// Options configure a [Mover]. Zero fields take the documented defaults.
+type Options struct {
+	// Policy ranks candidate targets; default CheapestFit{}.
+	Policy Policy
+	// BufferDir holds each lease's on-disk invocation buffer, in a
+	// directory of its own that Return removes. Default os.TempDir().
+	// New checks that it can create files there.
+	BufferDir string
+	// BufferBytes bounds, per function, the invocations kept on disk
+	// (those not yet covered by a state checkpoint that came back, and
+	// those waiting for an unreachable target). Beyond it Invoke fails with
+	// ErrBufferFull, counted in LeaseStats.Overflow. Default
+	// DefaultBufferBytes.
+	BufferBytes int64
+	// Key is the HMAC key for targets created without one of their own.
+	Key []byte
+	// Clock is the time source; default time.Now.
+	Clock Clock
+	// Logger receives placements, failovers and refusals; nil discards.
+	Logger *slog.Logger
+	// CheckpointEvery is how many invocations of a stateful function run
+	// remotely between two state checkpoints fetched home; default
+	// DefaultCheckpointEvery. Smaller means less to replay after a
+	// target dies, larger means less traffic.
+	CheckpointEvery int
+	// FailoverAfter is how long a target may stay unreachable (retrying
+	// with backoff, invocations waiting in the buffer) before its
+	// functions fail over to the next target; default DefaultFailoverAfter.
+	FailoverAfter time.Duration
+	// RetryInitial and RetryMax bound the exponential backoff between
+	// retries; defaults DefaultRetryInitial, DefaultRetryMax.
+	RetryInitial, RetryMax time.Duration
+	// ProbeTimeout bounds each health probe; default DefaultProbeTimeout.
+	ProbeTimeout time.Duration
+	// CallTimeout bounds each attempt of a call; default DefaultCallTimeout.
+	CallTimeout time.Duration
+	// MaxPayloadBytes bounds an invocation's payload; default
+	// DefaultMaxPayloadBytes.
+	MaxPayloadBytes int64
+}
+
+// Mover places functions on targets and moves them there; it implements
+// [Migrator]. A Mover is safe for concurrent use; each Migrate returns an
+// independent [Lease].
+type Mover struct {
+	targets []Target
+	opts    Options
+
+	mu   sync.Mutex
+	dead map[string]error // targets found dead, by name, until a probe succeeds; guarded by mu
+}
+
+var _ Migrator = (*Mover)(nil)
+
+// New returns a Mover over targets, in the order given (used to break
+// ties). It checks the options and targets up front: names unique and
+// non-empty, a key for every remote target, a writable BufferDir.
+func New(targets []Target, opts Options) (*Mover, error) {
+	if len(targets) == 0 {
+		return nil, errors.New("migrate: New: no targets")
+	}
+	seen := map[string]bool{}
+	for i, t := range targets {
+		if t == nil {
+			return nil, fmt.Errorf("migrate: New: targets[%d] is nil", i)
+		}
+		name := t.Info().Name
+		if name == "" {
+			return nil, fmt.Errorf("migrate: New: targets[%d] has no name", i)
+		}
+		if seen[name] {
+			return nil, fmt.Errorf("migrate: New: target name %q used twice", name)
+		}
+		seen[name] = true
+		if ce, ok := t.(*CloudEventsTarget); ok {
+			ce.setDefaultKey(opts.Key)
+			if !ce.hasKey() {
+				return nil, fmt.Errorf("migrate: New: target %q has no HMAC key (set CloudEventsOptions.Key or Options.Key)", name)
+			}
+		}
+	}
+	if err := fillDefaults(&opts); err != nil {
+		return nil, err
+	}
+	return &Mover{targets: slices.Clone(targets), opts: opts, dead: map[string]error{}}, nil
+}
+
+func fillDefaults(o *Options) error {
+	if o.Policy == nil {
+		o.Policy = CheapestFit{}
+	}
+	if o.BufferDir == "" {
+		o.BufferDir = os.TempDir()
+	}
+	probe, err := os.CreateTemp(o.BufferDir, ".updraft-probe-*")
+	if err != nil {
+		return fmt.Errorf("migrate: New: BufferDir %q is not writable: %w", o.BufferDir, err)
+	}
+	probe.Close()
+	os.Remove(probe.Name())
+	if o.BufferBytes <= 0 {
+		o.BufferBytes = DefaultBufferBytes
+	}
+	if o.Clock == nil {
+		o.Clock = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.CheckpointEvery <= 0 {
+		o.CheckpointEvery = DefaultCheckpointEvery
+	}
+	if o.FailoverAfter <= 0 {
+		o.FailoverAfter = DefaultFailoverAfter
+	}
+	if o.RetryInitial <= 0 {
+		o.RetryInitial = DefaultRetryInitial
+	}
+	if o.RetryMax <= 0 {
+		o.RetryMax = DefaultRetryMax
+	}
+	if o.ProbeTimeout <= 0 {
+		o.ProbeTimeout = DefaultProbeTimeout
+	}
+	if o.CallTimeout <= 0 {
+		o.CallTimeout = DefaultCallTimeout
+	}
+	if o.MaxPayloadBytes <= 0 {
+		o.MaxPayloadBytes = DefaultMaxPayloadBytes
+	}
+	return nil
+}
+
+// Migrate probes the targets, places each spec on the best healthy target
+// its Regions allow that has room (per the Policy), moves its state there,
+// and returns a Lease routing its invocations. On error it has returned
+// whatever it had moved, and the lease is nil.
+func (m *Mover) Migrate(ctx context.Context, specs []Spec) (*Lease, error) {
+	if err := validateSpecs(specs); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("migrate: Migrate: %w", err)
+	}
+	l, err := newLease(m)
+	if err != nil {
+		return nil, err
+	}
+	health := m.probeAll(ctx)
+	used := map[string]hal.Vector{}
+	placed := map[string]int{}
+	providers := map[string]int{}
+	var failed error
+	for _, spec := range specs {
+		cands, skipped := m.candidates(spec, health, used, placed, providers, nil)
+		if len(cands) == 0 {
+			failed = fmt.Errorf("%w for function %q: %s", ErrNoTarget, spec.Function, strings.Join(skipped, "; "))
+			break
+		}
+		ranked, why := m.opts.Policy.Rank(spec, cands)
+		if len(skipped) > 0 {
+			why += "; passed over: " + strings.Join(skipped, "; ")
+		}
+		c := ranked[0]
+		if err := l.move(ctx, spec, m.target(c.Info.Name), why); err != nil {
+			failed = err
+			break
+		}
+		used[c.Info.Name] = used[c.Info.Name].Add(spec.Demand)
+		placed[c.Info.Name]++
+		providers[c.Info.Provider]++
+	}
+	if failed != nil {
+		rctx := context.WithoutCancel(ctx)
+		if rerr := l.Return(rctx); rerr != nil {
+			failed = multierror.Append(failed, fmt.Errorf("migrate: returning what was moved: %w", rerr))
+		}
+		return nil, failed
+	}
+	return l, nil
+}
+
+func validateSpecs(specs []Spec) error {
+	if len(specs) == 0 {
+		return errors.New("migrate: Migrate: no specs")
+	}
+	seen := map[string]bool{}
+	for i, s := range specs {
+		if err := s.Validate(); err != nil {
+			return fmt.Errorf("migrate: specs[%d]: %w", i, err)
+		}
+		if seen[s.Function] {
+			return fmt.Errorf("migrate: specs[%d]: function %q listed twice", i, s.Function)
+		}
+		seen[s.Function] = true
+	}
+	return nil
+}
+
+// probeResult is one target's health as last probed.
+type probeResult struct {
+	latency time.Duration
+	err     error
+}
+
+// probeAll probes every target at once.
+func (m *Mover) probeAll(ctx context.Context) map[string]probeResult {
+	out := make(map[string]probeResult, len(m.targets))
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, t := range m.targets {
+		wg.Go(func() {
+			r := m.probe(ctx, t)
+			mu.Lock()
+			out[t.Info().Name] = r
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	return out
+}
+
+func (m *Mover) probe(ctx context.Context, t Target) probeResult {
+	pctx, cancel := context.WithTimeout(ctx, m.opts.ProbeTimeout)
+	defer cancel()
+	lat, err := t.Probe(pctx)
+	m.mu.Lock()
+	if err == nil {
+		delete(m.dead, t.Info().Name)
+	} else {
+		m.dead[t.Info().Name] = err
+	}
+	m.mu.Unlock()
+	return probeResult{latency: lat, err: err}
+}
+
+// candidates returns the healthy targets allowed for spec with room for
+// it, and a reason for each target passed over. exclude names targets
+// already tried.
+func (m *Mover) candidates(spec Spec, health map[string]probeResult, used map[string]hal.Vector,
+	placed, providers map[string]int, exclude map[string]bool) ([]Candidate, []string) {
+	var cands []Candidate
+	var skipped []string
+	for _, t := range m.targets {
+		info := t.Info()
+		h := health[info.Name]
+		switch {
+		case exclude[info.Name]:
+			skipped = append(skipped, info.Name+" already failed")
+		case len(spec.Regions) > 0 && !slices.Contains(spec.Regions, info.Region):
+			skipped = append(skipped, fmt.Sprintf("%s is in region %q, not in the allow-list %v", info.Name, info.Region, spec.Regions))
+		case h.err != nil:
+			skipped = append(skipped, fmt.Sprintf("%s failed its probe: %v", info.Name, h.err))
+		case len(info.Capacity) > 0 && !used[info.Name].Add(spec.Demand).FitsWithin(info.Capacity):
+			skipped = append(skipped, fmt.Sprintf("%s lacks room (short by %s)", info.Name,
+				used[info.Name].Add(spec.Demand).Shortfall(info.Capacity)))
+		default:
+			cands = append(cands, Candidate{Info: info, Latency: h.latency, Placed: placed[info.Name], ProviderPlaced: providers[info.Provider]})
+		}
+	}
+	return cands, skipped
+}
+
+func (m *Mover) target(name string) Target {
+	for _, t := range m.targets {
+		if t.Info().Name == name {
+			return t
+		}
+	}
+	return nil
+}
+
+func newLeaseID() string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func leaseDir(base, id string) string { return filepath.Join(base, "updraft-lease-"+id) }
