@@ -49,14 +49,16 @@ func (c *Controller) AcquirePriority(function string, p Priority) (release func(
 	if err := c.check(f, w, p, now); err != nil {
 		return nil, err
 	}
-	if w.policy.Mode != Throttle || (w.fixed == 0 && w.adaptive == nil) {
+	if w.policy.Mode != Throttle {
 		f.inflight.Add(1)
 		f.admitted.Add(1)
 		return f.release, nil
 	}
+	// Take a concurrency slot first, then a token, giving the slot back if
+	// the rate refuses: a refused request never holds either.
 	limit := w.concurrencyLimit()
 	n := f.inflight.Add(1)
-	if n > limit {
+	if limit > 0 && n > limit {
 		f.inflight.Add(-1)
 		f.throttled.Add(1)
 		return nil, w.reject(f.name, ErrThrottled, retryBusy)

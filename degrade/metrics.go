@@ -1,0 +1,84 @@
+package degrade
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metric names exported by [Controller.Collector].
+const (
+	MetricMode             = "updraft_degrade_mode"
+	MetricRequests         = "updraft_degrade_requests_total"
+	MetricConcurrencyLimit = "updraft_degrade_concurrency_limit"
+	MetricInFlight         = "updraft_degrade_in_flight"
+	MetricPressureFactor   = "updraft_degrade_pressure_factor"
+)
+
+var _ prometheus.Collector = (*collector)(nil)
+
+// collector reads the controller's atomic counters at scrape time, so the
+// hot path pays nothing for metrics beyond the counters it keeps anyway.
+type collector struct {
+	c                                     *Controller
+	mode, requests, limit, inflight, pres *prometheus.Desc
+}
+
+// Collector returns a Prometheus collector for the controller, for the host
+// to register (prometheus.MustRegister(ctl.Collector())). Per function
+// known to the controller (declared in Options.Functions or ever Set) it
+// exports:
+//
+//   - updraft_degrade_mode{function, mode}: 1 for the mode in force, 0 for
+//     the others;
+//   - updraft_degrade_requests_total{function, outcome}: requests admitted,
+//     throttled, disabled (rejected while disabled) and shed;
+//   - updraft_degrade_concurrency_limit{function}: the limit in force, 0 for none;
+//   - updraft_degrade_in_flight{function}: admitted requests not yet released;
+//
+// and updraft_degrade_pressure_factor, the share of adaptive limits kept
+// under pressure. Functions never declared nor Set are not counted.
+func (c *Controller) Collector() prometheus.Collector {
+	return &collector{
+		c:        c,
+		mode:     prometheus.NewDesc(MetricMode, "1 for the function's current degradation mode, 0 for the others.", []string{"function", "mode"}, nil),
+		requests: prometheus.NewDesc(MetricRequests, "Requests seen by the degradation controller, by outcome (admitted, throttled, disabled, shed).", []string{"function", "outcome"}, nil),
+		limit:    prometheus.NewDesc(MetricConcurrencyLimit, "Concurrency limit in force for the function (0 = none).", []string{"function"}, nil),
+		inflight: prometheus.NewDesc(MetricInFlight, "Admitted requests of the function not yet released.", []string{"function"}, nil),
+		pres:     prometheus.NewDesc(MetricPressureFactor, "Share of adaptive concurrency limits kept under system pressure (1 = no pressure).", nil, nil),
+	}
+}
+
+// Describe sends the descriptors of every metric.
+func (m *collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{m.mode, m.requests, m.limit, m.inflight, m.pres} {
+		ch <- d
+	}
+}
+
+// Collect reads the current values.
+func (m *collector) Collect(ch chan<- prometheus.Metric) {
+	now := m.c.now().UnixNano()
+	for name, f := range *m.c.fns.Load() {
+		mode, limit := Normal, int64(0)
+		if w := f.win.Load(); w != nil && now < w.untilNano {
+			mode, limit = w.policy.Mode, w.concurrencyLimit()
+		}
+		for _, each := range []Mode{Normal, Throttle, Disable, Shed} {
+			v := 0.0
+			if each == mode {
+				v = 1
+			}
+			ch <- prometheus.MustNewConstMetric(m.mode, prometheus.GaugeValue, v, name, each.String())
+		}
+		for outcome, n := range map[string]uint64{
+			"admitted":  f.admitted.Load(),
+			"throttled": f.throttled.Load(),
+			"disabled":  f.disabled.Load(),
+			"shed":      f.shed.Load(),
+		} {
+			ch <- prometheus.MustNewConstMetric(m.requests, prometheus.CounterValue, float64(n), name, outcome)
+		}
+		ch <- prometheus.MustNewConstMetric(m.limit, prometheus.GaugeValue, float64(limit), name)
+		ch <- prometheus.MustNewConstMetric(m.inflight, prometheus.GaugeValue, float64(f.inflight.Load()), name)
+	}
+	ch <- prometheus.MustNewConstMetric(m.pres, prometheus.GaugeValue, m.c.factor.load())
+}

@@ -1,0 +1,122 @@
+package degrade
+
+import (
+	"encoding/json"
+	"errors"
+	"math"
+	"strings"
+	"testing"
+)
+
+func TestModeStringAndParse(t *testing.T) {
+	for _, m := range []Mode{Normal, Throttle, Disable, Shed} {
+		got, err := ParseMode(strings.ToUpper(m.String()))
+		if err != nil || got != m {
+			t.Errorf("ParseMode(%q) = %v, %v; want %v", m.String(), got, err, m)
+		}
+		text, err := m.MarshalText()
+		if err != nil || string(text) != m.String() {
+			t.Errorf("%v.MarshalText() = %q, %v", m, text, err)
+		}
+	}
+	if got := Mode(9).String(); got != "mode(9)" {
+		t.Errorf("Mode(9).String() = %q", got)
+	}
+	if _, err := Mode(9).MarshalText(); !errors.Is(err, ErrInvalidPolicy) {
+		t.Errorf("Mode(9).MarshalText() error = %v, want ErrInvalidPolicy", err)
+	}
+	if _, err := ParseMode("off"); !errors.Is(err, ErrInvalidPolicy) || !strings.Contains(err.Error(), `"off"`) {
+		t.Errorf("ParseMode(off) error = %v, want ErrInvalidPolicy naming the input", err)
+	}
+	var p Policy
+	if err := json.Unmarshal([]byte(`{"mode":"shed","shedFraction":0.25}`), &p); err != nil || p.Mode != Shed || p.ShedFraction != 0.25 {
+		t.Errorf("json decode policy = %+v, %v", p, err)
+	}
+}
+
+func TestParsePriority(t *testing.T) {
+	for in, want := range map[string]Priority{"low": PriorityLow, " HIGH ": PriorityHigh, "": PriorityNormal, "normal": PriorityNormal} {
+		got, err := ParsePriority(in)
+		if err != nil || got != want {
+			t.Errorf("ParsePriority(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	if _, err := ParsePriority("urgent"); !errors.Is(err, ErrInvalidPolicy) {
+		t.Errorf("ParsePriority(urgent) error = %v", err)
+	}
+}
+
+func TestShedShareOrdersPriorities(t *testing.T) {
+	for _, f := range []float64{0.1, 0.5, 0.7, 1} {
+		low, normal, high := shedShare(f, PriorityLow), shedShare(f, PriorityNormal), shedShare(f, PriorityHigh)
+		if !(low >= normal && normal >= high) || normal != f {
+			t.Errorf("shedShare(%v) low=%v normal=%v high=%v: want low >= normal = f >= high", f, low, normal, high)
+		}
+	}
+	if got := shedShare(0.5, PriorityHigh); got != 0 {
+		t.Errorf("high priority shed at f=0.5 = %v, want 0", got)
+	}
+	if got := shedShare(0.5, PriorityLow); got != 1 {
+		t.Errorf("low priority shed at f=0.5 = %v, want 1", got)
+	}
+}
+
+func TestPolicyValidate(t *testing.T) {
+	valid := []Policy{
+		{Mode: Normal},
+		{Mode: Disable},
+		{Mode: Throttle, RatePerSecond: 10},
+		{Mode: Throttle, RatePerSecond: 0.5, Burst: 3},
+		{Mode: Throttle, MaxConcurrent: 4},
+		{Mode: Throttle, Adaptive: true},
+		{Mode: Throttle, Adaptive: true, MaxConcurrent: 8, RatePerSecond: 100},
+		{Mode: Shed, ShedFraction: 1},
+		{Mode: Shed, ShedFraction: 0.01},
+	}
+	for _, p := range valid {
+		if err := p.Validate(); err != nil {
+			t.Errorf("%+v.Validate() = %v, want nil", p, err)
+		}
+	}
+	invalid := []struct {
+		p     Policy
+		field string // a word the error must contain
+	}{
+		{Policy{Mode: Mode(7)}, "mode"},
+		{Policy{Mode: Mode(-1)}, "mode"},
+		{Policy{Mode: Throttle}, "throttle needs"},
+		{Policy{Mode: Throttle, RatePerSecond: -1}, "RatePerSecond"},
+		{Policy{Mode: Throttle, RatePerSecond: math.NaN()}, "RatePerSecond"},
+		{Policy{Mode: Throttle, RatePerSecond: math.Inf(1)}, "RatePerSecond"},
+		{Policy{Mode: Throttle, RatePerSecond: 1, Burst: -2}, "Burst"},
+		{Policy{Mode: Throttle, MaxConcurrent: 2, Burst: 2}, "Burst"},
+		{Policy{Mode: Throttle, MaxConcurrent: -3}, "MaxConcurrent"},
+		{Policy{Mode: Throttle, MaxConcurrent: 3, ShedFraction: 0.5}, "ShedFraction"},
+		{Policy{Mode: Shed}, "ShedFraction"},
+		{Policy{Mode: Shed, ShedFraction: 1.5}, "ShedFraction"},
+		{Policy{Mode: Shed, ShedFraction: -0.1}, "ShedFraction"},
+		{Policy{Mode: Shed, ShedFraction: math.NaN()}, "ShedFraction"},
+		{Policy{Mode: Shed, ShedFraction: 0.5, RatePerSecond: 3}, "only for mode throttle"},
+		{Policy{Mode: Disable, RatePerSecond: 3}, "disable takes no"},
+		{Policy{Mode: Normal, ShedFraction: 0.2}, "normal takes no"},
+	}
+	for _, tc := range invalid {
+		err := tc.p.Validate()
+		if !errors.Is(err, ErrInvalidPolicy) || !strings.Contains(err.Error(), tc.field) {
+			t.Errorf("%+v.Validate() = %v, want ErrInvalidPolicy mentioning %q", tc.p, err, tc.field)
+		}
+	}
+}
+
+func TestPolicyString(t *testing.T) {
+	for p, want := range map[Policy]string{
+		{Mode: Disable}: "disable",
+		{Mode: Throttle, RatePerSecond: 50, Burst: 10, MaxConcurrent: 8}: "throttle 50/s burst 10, 8 concurrent",
+		{Mode: Throttle, Adaptive: true}:                                 "throttle adaptive",
+		{Mode: Shed, ShedFraction: 0.25}:                                 "shed 25%",
+	} {
+		if got := p.String(); got != want {
+			t.Errorf("%+v.String() = %q, want %q", p, got, want)
+		}
+	}
+}

@@ -1,0 +1,67 @@
+package degrade
+
+import (
+	"context"
+	"fmt"
+	"math"
+
+	"github.com/prometheus/procfs"
+)
+
+var _ PressureSource = (*PSI)(nil)
+
+// PSI reads Linux pressure stall information (/proc/pressure/{cpu,memory,io})
+// through github.com/prometheus/procfs and reports the worst "some avg10"
+// of the resources it watches. Create it with [NewPSI]; safe for concurrent
+// use.
+type PSI struct {
+	fs        procfs.FS
+	resources []string
+}
+
+// DefaultPSIResources are the PSI files [NewPSI] watches when given none.
+var DefaultPSIResources = []string{"cpu", "memory", "io"}
+
+// NewPSI returns a PSI source reading procRoot (procfs.DefaultMountPoint,
+// "/proc", on a live system; a fixture directory in tests) for the given
+// resources (nil = DefaultPSIResources). It reads each file once, so a
+// kernel without PSI or a wrong root fails here rather than during an
+// update.
+func NewPSI(procRoot string, resources ...string) (*PSI, error) {
+	fs, err := procfs.NewFS(procRoot)
+	if err != nil {
+		return nil, fmt.Errorf("degrade: PSI at %q: %w", procRoot, err)
+	}
+	if len(resources) == 0 {
+		resources = DefaultPSIResources
+	}
+	p := &PSI{fs: fs, resources: append([]string(nil), resources...)}
+	if _, err := p.Pressure(context.Background()); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// Pressure returns the highest "some avg10" percentage among the watched
+// resources.
+func (p *PSI) Pressure(ctx context.Context) (float64, error) {
+	worst := 0.0
+	for _, res := range p.resources {
+		if err := ctx.Err(); err != nil {
+			return 0, fmt.Errorf("degrade: PSI: %w", err)
+		}
+		stats, err := p.fs.PSIStatsForResource(res)
+		if err != nil {
+			return 0, fmt.Errorf("degrade: PSI %s: %w", res, err)
+		}
+		if stats.Some == nil {
+			return 0, fmt.Errorf("degrade: PSI %s: no \"some\" line", res)
+		}
+		v := stats.Some.Avg10
+		if math.IsNaN(v) || v < 0 || v > 100 {
+			return 0, fmt.Errorf("degrade: PSI %s: some avg10=%v is outside 0-100", res, v)
+		}
+		worst = math.Max(worst, v)
+	}
+	return worst, nil
+}
