@@ -233,4 +233,3 @@ func FuzzPSI(f *testing.F) {
 		}
 	})
 }
-
