@@ -1,0 +1,77 @@
+package validate_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"testing"
+
+	"github.com/updraft-dev/updraft/validate"
+)
+
+// BenchmarkVerdict measures the time to a verdict with 20 metric checks of
+// 10 000 samples each (baseline already recorded), beside the baseline a
+// host would write without statistics: sort each metric's samples and
+// compare p99 with the old p99 (naive-p99). "suite" runs the checks
+// concurrently (the default); "suite-sequential" one at a time.
+func BenchmarkVerdict(b *testing.B) {
+	const checks, samples = 20, 10_000
+	rng := rand.New(rand.NewPCG(42, 43))
+	base, now := make([][]float64, checks), make([][]float64, checks)
+	for i := range checks {
+		base[i] = lognormal(rng, samples, 2, 0.4)
+		now[i] = lognormal(rng, samples, 2, 0.4)
+	}
+
+	b.Run("naive-p99", func(b *testing.B) {
+		baseP99 := make([]float64, checks)
+		for i := range checks {
+			baseP99[i] = validate.Quantile(sorted(base[i]), 0.99)
+		}
+		b.ReportAllocs()
+		for b.Loop() {
+			regressed := 0
+			for i := range checks {
+				s := slices.Clone(now[i])
+				slices.Sort(s)
+				if validate.Quantile(s, 0.99) > 1.2*baseP99[i] {
+					regressed++
+				}
+			}
+			if regressed != 0 {
+				b.Fatalf("%d false alarms", regressed)
+			}
+		}
+	})
+
+	suite := func(b *testing.B, concurrency int) {
+		list := make([]validate.Check, checks)
+		for i := range checks {
+			src := validate.SourceFunc(func(context.Context) ([]float64, error) { return now[i], nil })
+			m, err := validate.NewMetricComparison(fmt.Sprintf("metric-%02d", i), src, validate.MetricOptions{
+				Bounds: []validate.QuantileBound{{Quantile: 0.99, MaxRegression: 0.2}},
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := m.SetBaseline(base[i]); err != nil {
+				b.Fatal(err)
+			}
+			list[i] = m
+		}
+		s, err := validate.New(list, validate.Options{Concurrency: concurrency})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportAllocs()
+		for b.Loop() {
+			rep, err := s.Validate(context.Background())
+			if err != nil || rep.Verdict != validate.Pass {
+				b.Fatalf("verdict %s, err %v\n%s", rep.Verdict, err, rep)
+			}
+		}
+	}
+	b.Run("suite", func(b *testing.B) { suite(b, 0) })
+	b.Run("suite-sequential", func(b *testing.B) { suite(b, 1) })
+}
