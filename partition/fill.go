@@ -28,10 +28,15 @@ type fillResult struct {
 // is admitted (jumps from nothing to its minimum) or saturates (reaches
 // its peak and stops growing).
 type event struct {
-	at    float64 // fill level
-	admit bool
-	fn    int
+	at float64 // fill level
+	// order is 2*function for an admission, 2*function+1 for a
+	// saturation: at one level, functions go in name order and a
+	// function's admission comes before its saturation.
+	order int
 }
+
+func (e event) fn() int     { return e.order >> 1 }
+func (e event) admit() bool { return e.order&1 == 0 }
 
 // fill raises one common level L. At level L, non-critical function i,
 // once admitted, holds t_i = min(1, w_i*L) of its peak vector; it is
@@ -51,24 +56,18 @@ func fill(pb *problem, avail []float64) fillResult {
 		if f.critical {
 			continue
 		}
-		events = append(events, event{at: f.tau / f.weight, admit: true, fn: i})
+		events = append(events, event{at: f.tau / f.weight, order: 2 * i})
 		if f.tau < 1 {
-			events = append(events, event{at: 1 / f.weight, fn: i})
+			events = append(events, event{at: 1 / f.weight, order: 2*i + 1})
 		}
 	}
-	// At one level: admissions before saturations (a saturation is
-	// continuous, so the order does not change what fits), then name order.
+	// A saturation is continuous, so where it falls among admissions of
+	// the same level does not change what fits.
 	slices.SortFunc(events, func(a, b event) int {
-		if c := cmp.Compare(a.at, b.at); c != 0 {
-			return c
+		if a.at != b.at {
+			return cmp.Compare(a.at, b.at)
 		}
-		if a.admit != b.admit {
-			if a.admit {
-				return -1
-			}
-			return 1
-		}
-		return cmp.Compare(a.fn, b.fn)
+		return a.order - b.order
 	})
 
 	// Consumption at level L is base + L*slope, per resource.
@@ -83,10 +82,11 @@ func fill(pb *problem, avail []float64) fillResult {
 			}
 			level = e.at
 		}
-		f := pb.fns[e.fn]
-		d := pb.row(pb.peak, e.fn)
-		if !e.admit {
-			if !res.admitted[e.fn] {
+		i := e.fn()
+		f := pb.fns[i]
+		d := pb.row(pb.peak, i)
+		if !e.admit() {
+			if !res.admitted[i] {
 				continue
 			}
 			for j, q := range d {
@@ -112,7 +112,7 @@ func fill(pb *problem, avail []float64) fillResult {
 			}
 		}
 		if over >= 0 {
-			res.level, res.bottleneck, res.blocked = level, over, e.fn
+			res.level, res.bottleneck, res.blocked = level, over, i
 			return res
 		}
 		for j, q := range d {
@@ -122,7 +122,7 @@ func fill(pb *problem, avail []float64) fillResult {
 				slope[j] += f.weight * q
 			}
 		}
-		res.admitted[e.fn] = true
+		res.admitted[i] = true
 	}
 	res.level = math.Inf(1)
 	return res

@@ -107,7 +107,9 @@ func (p *Planner) prepare(capacity hal.Vector, demands []Demand) (*problem, erro
 		tau := 0.0
 		for j := range R {
 			if g := pb.gran[j]; g > 0 {
-				peak[j] = roundUp(peak[j], g)
+				if !d.Critical { // critical guarantees round after the margin
+					peak[j] = roundUp(peak[j], g)
+				}
 				min[j] = roundUp(min[j], g)
 			}
 			if peak[j] > 0 {

@@ -1,12 +1,9 @@
 package partition
 
 import (
-	"cmp"
 	"context"
 	"fmt"
 	"math"
-	"slices"
-	"strings"
 
 	"github.com/updraft-dev/updraft/hal"
 )
@@ -128,105 +125,4 @@ func (pb *problem) vector(row []float64, named []bool) hal.Vector {
 		}
 	}
 	return v
-}
-
-// build turns the dense result into a Plan with explanations.
-func (pb *problem) build(margin float64, guarantee, reserve []float64, fr fillResult) Plan {
-	R := len(pb.res)
-	plan := Plan{
-		Reserve:      pb.vector(reserve, nil),
-		Explanations: make(map[string]string, len(pb.fns)),
-	}
-	ex := explainer{pb: pb, margin: margin, fr: fr, reserve: plan.Reserve}
-	var misfits []int
-	plan.Allocations = make([]hal.Allocation, 0, len(pb.fns))
-	for i, f := range pb.fns {
-		named := pb.named[i*R : (i+1)*R]
-		if !f.critical && !fr.admitted[i] {
-			misfits = append(misfits, i)
-			continue
-		}
-		g := pb.vector(pb.row(guarantee, i), named)
-		var l hal.Vector
-		if f.critical {
-			l = make(hal.Vector, len(g))
-			for r, q := range g {
-				l[r] = q + plan.Reserve[r]
-			}
-			plan.Explanations[f.name] = ex.critical(i, g, l)
-		} else {
-			l = g.Clone()
-			plan.Explanations[f.name] = ex.fair(i, g)
-		}
-		plan.Allocations = append(plan.Allocations, hal.Allocation{Function: f.name, Guarantee: g, Limit: l})
-	}
-
-	// Rank misfits: the one that would be admitted last (highest admission
-	// level) first; it is the furthest from fitting locally.
-	slices.SortStableFunc(misfits, func(a, b int) int {
-		fa, fb := pb.fns[a], pb.fns[b]
-		return cmp.Compare(fb.tau/fb.weight, fa.tau/fa.weight)
-	})
-	plan.DoesNotFit = make([]Misfit, len(misfits))
-	for k, i := range misfits {
-		named := pb.named[i*R : (i+1)*R]
-		m := Misfit{Function: pb.fns[i].name, Need: pb.vector(pb.row(pb.min, i), named)}
-		m.Reason = ex.misfit(i, m.Need)
-		plan.DoesNotFit[k] = m
-		plan.Explanations[m.Function] = fmt.Sprintf("%s (ranked %d of %d candidates to migrate or degrade)", m.Reason, k+1, len(misfits))
-	}
-	return plan
-}
-
-// explainer writes the per-function explanations.
-type explainer struct {
-	pb      *problem
-	margin  float64
-	fr      fillResult
-	reserve hal.Vector
-}
-
-func (ex explainer) critical(i int, g, l hal.Vector) string {
-	var b strings.Builder
-	b.WriteString("critical: guaranteed its forecast peak")
-	if ex.margin > 0 {
-		fmt.Fprintf(&b, " plus the %s margin", percent(ex.margin))
-	}
-	fmt.Fprintf(&b, " (%s); may burst into the reserve up to %s", g, l)
-	return b.String()
-}
-
-func (ex explainer) fair(i int, g hal.Vector) string {
-	f := ex.pb.fns[i]
-	t := share(f.weight, ex.fr.level)
-	if t >= 1 {
-		return fmt.Sprintf("non-critical, weight %s: given its full forecast peak (%s), capped there", num(f.weight), g)
-	}
-	return fmt.Sprintf("non-critical, weight %s: fair share is %s of its forecast peak (%s), capped there; it needs at least %s to work; %s ran out first",
-		num(f.weight), percent(t), g, percent(f.tau), ex.bottleneck())
-}
-
-func (ex explainer) misfit(i int, need hal.Vector) string {
-	f := ex.pb.fns[i]
-	if i == ex.fr.blocked {
-		return fmt.Sprintf("non-critical, weight %s: its minimum (%s) does not fit in what is left of %s after critical functions, the reserve and fairer-ranked functions",
-			num(f.weight), need, ex.bottleneck())
-	}
-	return fmt.Sprintf("non-critical, weight %s: its minimum (%s) is %s of its forecast peak, more than the fair share of %s reached before %s ran out",
-		num(f.weight), need, percent(f.tau), percent(share(f.weight, ex.fr.level)), ex.bottleneck())
-}
-
-func (ex explainer) bottleneck() string {
-	if ex.fr.bottleneck < 0 {
-		return "nothing"
-	}
-	return string(ex.pb.res[ex.fr.bottleneck])
-}
-
-func percent(f float64) string {
-	return num(math.Round(f*1000)/10) + "%"
-}
-
-func num(f float64) string {
-	return fmt.Sprint(f)
 }

@@ -1,0 +1,317 @@
+package partition_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/updraft-dev/updraft/hal"
+	"github.com/updraft-dev/updraft/hal/sim"
+	"github.com/updraft-dev/updraft/partition"
+)
+
+// Property tests over random inputs: each seed is one case, so a failure
+// names the seed that reproduces it.
+
+func newRand(seed uint64) *rand.Rand { return rand.New(rand.NewPCG(seed, 0x5eed)) }
+
+var pool = []hal.Resource{hal.CPU, hal.Memory, hal.IO, "nic.queue"}
+
+var scale = map[hal.Resource]float64{hal.CPU: 4, hal.Memory: 4 * gib, hal.IO: 100 << 20, "nic.queue": 8}
+
+// randomVector draws quantities for a random subset of resources.
+func randomVector(rng *rand.Rand, resources []hal.Resource, size float64) hal.Vector {
+	v := hal.Vector{}
+	for _, r := range resources {
+		if rng.IntN(4) > 0 {
+			v[r] = rng.Float64() * size * scale[r]
+		}
+	}
+	return v
+}
+
+// randomInput draws a capacity over 1 to 4 resources and n demands; about
+// a fifth of the critical sets do not fit, about half of the non-critical
+// functions do not.
+func randomInput(rng *rand.Rand, n int) (hal.Vector, []partition.Demand) {
+	resources := slices.Clone(pool[:1+rng.IntN(len(pool))])
+	capacity := hal.Vector{}
+	for _, r := range resources {
+		capacity[r] = scale[r] * (0.5 + rng.Float64()*float64(n)/2)
+	}
+	demands := make([]partition.Demand, n)
+	for i := range demands {
+		d := partition.Demand{Function: fmt.Sprintf("f%02d", i), Critical: rng.IntN(5) == 0}
+		d.Peak = randomVector(rng, resources, 1)
+		switch rng.IntN(3) {
+		case 0:
+			d.Expected = d.Peak.Scale(rng.Float64())
+		case 1:
+			d.Expected = randomVector(rng, resources, 0.5)
+		}
+		switch rng.IntN(4) {
+		case 0:
+			d.Min = d.Peak.Scale(rng.Float64())
+		case 1:
+			d.Min = hal.Vector{}
+		}
+		d.Weight = float64(rng.IntN(4)) * (0.5 + rng.Float64())
+		demands[i] = d
+	}
+	return capacity, demands
+}
+
+func randomOptions(rng *rand.Rand) partition.Options {
+	opts := partition.Options{}
+	switch rng.IntN(3) {
+	case 0:
+		opts.Margin = partition.NoMargin
+	case 1:
+		opts.Margin = rng.Float64()
+	}
+	switch rng.IntN(3) {
+	case 0:
+		opts.Reserve = partition.NoReserve
+	case 1:
+		opts.Reserve = rng.Float64() * 0.9
+	}
+	if rng.IntN(2) == 0 {
+		opts.Granularity = hal.Vector{"nic.queue": 1}
+	}
+	return opts
+}
+
+const tolerance = 1e-9
+
+func leq(a, b float64) bool { return a <= b+tolerance*math.Max(1, math.Abs(b)) }
+
+func roundUp(q, g float64) float64 {
+	if g == 0 {
+		return q
+	}
+	return math.Ceil(q/g-1e-9) * g
+}
+
+// checkPlan asserts what every plan must satisfy, computed from the input
+// alone.
+func checkPlan(t *testing.T, p *partition.Planner, opts partition.Options, capacity hal.Vector, demands []partition.Demand, plan partition.Plan, err error) {
+	t.Helper()
+	// What every critical function must be guaranteed.
+	need := map[string]hal.Vector{}
+	total := hal.Vector{}
+	for _, d := range demands {
+		if !d.Critical {
+			continue
+		}
+		g := hal.Vector{}
+		for r, q := range d.Peak.Max(d.Expected).Max(d.Min) {
+			g[r] = roundUp(q*(1+p.Margin()), opts.Granularity[r])
+		}
+		need[d.Function] = g
+		total = total.Add(g)
+	}
+	short := total.Shortfall(capacity)
+	if err != nil {
+		var se *partition.ShortfallError
+		if !errors.As(err, &se) {
+			t.Fatalf("unexpected error: %v", err)
+		}
+		if len(short) == 0 || !slices.Equal(se.Shortfall.Resources(), short.Resources()) {
+			t.Fatalf("shortfall %v reported, critical needs %v within capacity %v", se.Shortfall, total, capacity)
+		}
+		return
+	}
+	for r, s := range short {
+		if s > tolerance*capacity[r] {
+			t.Fatalf("plan succeeded but critical functions need %v, capacity %v", total, capacity)
+		}
+	}
+
+	if !slices.IsSortedFunc(plan.Allocations, func(a, b hal.Allocation) int { return cmpString(a.Function, b.Function) }) {
+		t.Errorf("allocations not sorted by function")
+	}
+	seen := map[string]int{}
+	sum := hal.Vector{}
+	for _, a := range plan.Allocations {
+		seen[a.Function]++
+		if err := a.Validate(); err != nil {
+			t.Errorf("invalid allocation: %v", err)
+		}
+		sum = sum.Add(a.Guarantee)
+	}
+	for _, m := range plan.DoesNotFit {
+		seen[m.Function]++
+	}
+	for _, d := range demands {
+		if seen[d.Function] != 1 {
+			t.Errorf("function %q appears %d times among allocations and misfits", d.Function, seen[d.Function])
+		}
+		if plan.Explanations[d.Function] == "" {
+			t.Errorf("function %q has no explanation", d.Function)
+		}
+		a, ok := plan.Allocation(d.Function)
+		switch {
+		case d.Critical && !ok:
+			t.Errorf("critical %q has no allocation", d.Function)
+		case d.Critical:
+			for r, q := range need[d.Function] {
+				if !leq(q, a.Guarantee[r]) {
+					t.Errorf("critical %q resource %s: guaranteed %v, needs %v", d.Function, r, a.Guarantee[r], q)
+				}
+				if !leq(a.Guarantee[r]+plan.Reserve[r], a.Limit[r]) || !leq(a.Limit[r], a.Guarantee[r]+plan.Reserve[r]) {
+					t.Errorf("critical %q resource %s: limit %v is not guarantee %v + reserve %v", d.Function, r, a.Limit[r], a.Guarantee[r], plan.Reserve[r])
+				}
+			}
+		case ok:
+			min := d.Min
+			if min == nil {
+				min = d.Expected
+			}
+			for r, q := range min {
+				if !leq(roundUp(q, opts.Granularity[r]), a.Guarantee[r]) {
+					t.Errorf("non-critical %q resource %s: guaranteed %v, below its minimum %v", d.Function, r, a.Guarantee[r], q)
+				}
+			}
+			for r, q := range a.Guarantee {
+				if peak := roundUp(d.Peak.Max(d.Expected).Max(d.Min)[r], opts.Granularity[r]); !leq(q, peak) {
+					t.Errorf("non-critical %q resource %s: guaranteed %v, above its peak %v", d.Function, r, q, peak)
+				}
+			}
+			if !cmp.Equal(a.Guarantee, a.Limit) {
+				t.Errorf("non-critical %q: limit %v differs from guarantee %v", d.Function, a.Limit, a.Guarantee)
+			}
+		}
+	}
+	for r, c := range capacity {
+		if !leq(sum[r], c) {
+			t.Errorf("resource %s: %v guaranteed, capacity %v", r, sum[r], c)
+		}
+		if got := sum[r] + plan.Reserve[r]; !leq(got, c) || !leq(c, got) {
+			t.Errorf("resource %s: guarantees %v + reserve %v != capacity %v", r, sum[r], plan.Reserve[r], c)
+		}
+	}
+	// The plan is something a real device accepts.
+	dev := sim.New(capacity)
+	undo, err := dev.Apply(context.Background(), plan.Allocations)
+	if err != nil {
+		t.Errorf("sim device refuses the plan: %v", err)
+	} else if err := undo(context.Background()); err != nil {
+		t.Errorf("undo: %v", err)
+	}
+}
+
+func cmpString(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+func TestPropertyInvariants(t *testing.T) {
+	for seed := range uint64(400) {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+			rng := newRand(seed)
+			opts := randomOptions(rng)
+			p := mustNew(t, opts)
+			capacity, demands := randomInput(rng, 1+rng.IntN(30))
+			plan, err := p.Plan(context.Background(), capacity, demands)
+			checkPlan(t, p, opts, capacity, demands, plan, err)
+		})
+	}
+}
+
+func TestPropertyDeterministic(t *testing.T) {
+	for seed := range uint64(200) {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+			rng := newRand(seed)
+			p := mustNew(t, randomOptions(rng))
+			capacity, demands := randomInput(rng, 1+rng.IntN(30))
+			want, wantErr := p.Plan(context.Background(), capacity, demands)
+			shuffled := slices.Clone(demands)
+			rng.Shuffle(len(shuffled), func(i, j int) { shuffled[i], shuffled[j] = shuffled[j], shuffled[i] })
+			for _, in := range [][]partition.Demand{demands, shuffled} {
+				got, gotErr := p.Plan(context.Background(), capacity, in)
+				if d := cmp.Diff(want, got); d != "" {
+					t.Fatalf("equal inputs, different plans (-first +again):\n%s", d)
+				}
+				if fmt.Sprint(wantErr) != fmt.Sprint(gotErr) {
+					t.Fatalf("equal inputs, different errors: %v / %v", wantErr, gotErr)
+				}
+			}
+		})
+	}
+}
+
+func TestPropertyMoreCapacityNeverShrinks(t *testing.T) {
+	for seed := range uint64(400) {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+			rng := newRand(seed)
+			p := mustNew(t, randomOptions(rng))
+			capacity, demands := randomInput(rng, 1+rng.IntN(30))
+			before, err := p.Plan(context.Background(), capacity, demands)
+			if err != nil {
+				return // a shortfall: nothing allocated to shrink
+			}
+			more := capacity.Clone()
+			for r := range more {
+				if rng.IntN(2) == 0 {
+					more[r] += rng.Float64() * scale[r] * float64(rng.IntN(4))
+				}
+			}
+			after, err := p.Plan(context.Background(), more, demands)
+			if err != nil {
+				t.Fatalf("capacity %v plans, more capacity %v fails: %v", capacity, more, err)
+			}
+			for _, a := range before.Allocations {
+				b, ok := after.Allocation(a.Function)
+				if !ok {
+					t.Fatalf("%q allocated with capacity %v, not with more %v", a.Function, capacity, more)
+				}
+				for r, q := range a.Guarantee {
+					if !leq(q, b.Guarantee[r]) {
+						t.Errorf("%q resource %s: guarantee shrank from %v to %v when capacity grew from %v to %v",
+							a.Function, r, q, b.Guarantee[r], capacity, more)
+					}
+				}
+			}
+		})
+	}
+}
+
+// FuzzPlan checks the invariants on inputs the fuzzer shapes: capacity,
+// one critical and two non-critical functions over cpu and memory.
+func FuzzPlan(f *testing.F) {
+	f.Add(8.0, 16.0, 2.0, 4.0, 1.0, 3.0, 2.0, 6.0, 1.0, 0.5, 1.0)
+	f.Add(1.0, 1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+	f.Add(4.0, 4.0, 5.0, 0.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 2.0)
+	f.Fuzz(func(t *testing.T, cpu, mem, critCPU, critMem, aMin, aPeak, bMin, bPeak, bMem, margin, weight float64) {
+		opts := partition.Options{Margin: margin}
+		p, err := partition.New(opts)
+		if err != nil {
+			return
+		}
+		capacity := hal.Vector{hal.CPU: cpu, hal.Memory: mem}
+		demands := []partition.Demand{
+			{Function: "crit", Critical: true, Peak: hal.Vector{hal.CPU: critCPU, hal.Memory: critMem}},
+			{Function: "a", Min: hal.Vector{hal.CPU: aMin}, Peak: hal.Vector{hal.CPU: aPeak}, Weight: weight},
+			{Function: "b", Min: hal.Vector{hal.CPU: bMin}, Peak: hal.Vector{hal.CPU: bPeak, hal.Memory: bMem}},
+		}
+		plan, err := p.Plan(context.Background(), capacity, demands)
+		if errors.Is(err, partition.ErrInvalidInput) {
+			return // NaN, negative and infinite inputs are refused, by design
+		}
+		if math.Max(cpu, mem) > 1e12 || margin > 1e6 {
+			return // beyond the float precision the invariants are checked to
+		}
+		checkPlan(t, p, opts, capacity, demands, plan, err)
+	})
+}
