@@ -162,14 +162,40 @@ func (w *window) concurrencyLimit() int64 {
 	return w.fixed
 }
 
-// reject builds the error for a request turned away by w.
+// reject returns the error for a request turned away by w. RetryAfter is
+// rounded up to 10ms (to a second from 10s on), and the error last built
+// for the same cause and RetryAfter is reused, so a steady stream of
+// refusals allocates nothing; callers treat rejections as read-only.
 func (w *window) reject(function string, cause error, retryAfter time.Duration) error {
-	return &RejectedError{
+	quantum := 10 * time.Millisecond
+	if retryAfter >= 10*time.Second {
+		quantum = time.Second
+	}
+	retryAfter = (retryAfter + quantum - 1) / quantum * quantum
+	slot := &w.rejections[rejectionIndex(cause)]
+	if e := slot.Load(); e != nil && e.RetryAfter == retryAfter {
+		return e
+	}
+	e := &RejectedError{
 		Function:   function,
 		Mode:       w.policy.Mode,
 		Reason:     w.reason,
 		Until:      w.until,
 		RetryAfter: retryAfter,
 		cause:      cause,
+	}
+	slot.Store(e)
+	return e
+}
+
+// rejectionIndex maps a rejection sentinel to its slot in window.rejections.
+func rejectionIndex(cause error) int {
+	switch cause {
+	case ErrDisabled:
+		return 0
+	case ErrThrottled:
+		return 1
+	default:
+		return 2
 	}
 }

@@ -90,7 +90,7 @@ type function struct {
 }
 
 // window is one degradation: a policy in force from since until until.
-// Everything but timer and expiring is immutable after creation.
+// Everything but timer, expiring and rejections is immutable after creation.
 type window struct {
 	policy    Policy
 	reason    string
@@ -103,6 +103,10 @@ type window struct {
 	shedder   *shedder       // Shed
 	timer     *time.Timer    // ends the window; guarded by Controller.mu
 	expiring  atomic.Bool    // the hot path saw the deadline pass and asked for cleanup
+
+	// rejections caches the last rejection built per cause (disabled,
+	// throttled, shed) for reuse; see window.reject.
+	rejections [3]atomic.Pointer[RejectedError]
 }
 
 // New returns a Controller. It panics on options no program should pass

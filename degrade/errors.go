@@ -28,7 +28,9 @@ var (
 )
 
 // RejectedError describes a request the controller did not admit. It
-// unwraps to [ErrDisabled], [ErrThrottled] or [ErrShed].
+// unwraps to [ErrDisabled], [ErrThrottled] or [ErrShed]. The controller may
+// hand the same *RejectedError to several rejected requests (so refusing
+// costs no allocation): treat it as read-only.
 type RejectedError struct {
 	// Function is the function that rejected the request.
 	Function string
@@ -38,7 +40,8 @@ type RejectedError struct {
 	Reason string
 	// Until is when the degradation ends by itself.
 	Until time.Time
-	// RetryAfter is how long the client should wait before trying again.
+	// RetryAfter is how long the client should wait before trying again,
+	// rounded up to 10ms (to whole seconds from 10s on).
 	RetryAfter time.Duration
 
 	cause error // ErrDisabled, ErrThrottled or ErrShed

@@ -1,0 +1,122 @@
+package degrade_test
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/updraft-dev/updraft/degrade"
+)
+
+// BenchmarkAllow measures per-request admission cost from parallel
+// goroutines, beside golang.org/x/time/rate's Limiter.Allow in the same run.
+// "admit" variants have a rate high enough that every request is admitted;
+// "refuse" variants a rate low enough that nearly every request is refused.
+func BenchmarkAllow(b *testing.B) {
+	until := time.Now().Add(time.Hour)
+	newCtl := func(b *testing.B, p *degrade.Policy) *degrade.Controller {
+		ctl := degrade.New(degrade.Options{})
+		if p != nil {
+			if err := ctl.Set("f", *p, "bench", until); err != nil {
+				b.Fatal(err)
+			}
+		}
+		return ctl
+	}
+	parallel := func(b *testing.B, allow func() bool) {
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				allow()
+			}
+		})
+	}
+	b.Run("xtimerate/admit", func(b *testing.B) {
+		l := rate.NewLimiter(1e9, 1000)
+		parallel(b, l.Allow)
+	})
+	b.Run("degrade/throttle-admit", func(b *testing.B) {
+		ctl := newCtl(b, &degrade.Policy{Mode: degrade.Throttle, RatePerSecond: 1e9, Burst: 1000})
+		parallel(b, func() bool { return ctl.Allow("f") == nil })
+	})
+	b.Run("xtimerate/refuse", func(b *testing.B) {
+		l := rate.NewLimiter(1, 1)
+		parallel(b, l.Allow)
+	})
+	b.Run("degrade/throttle-refuse", func(b *testing.B) {
+		ctl := newCtl(b, &degrade.Policy{Mode: degrade.Throttle, RatePerSecond: 1, Burst: 1})
+		parallel(b, func() bool { return ctl.Allow("f") == nil })
+	})
+	b.Run("degrade/normal-never-set", func(b *testing.B) {
+		ctl := newCtl(b, nil)
+		parallel(b, func() bool { return ctl.Allow("f") == nil })
+	})
+	b.Run("degrade/shed-half", func(b *testing.B) {
+		ctl := newCtl(b, &degrade.Policy{Mode: degrade.Shed, ShedFraction: 0.5})
+		parallel(b, func() bool { return ctl.Allow("f") == nil })
+	})
+	b.Run("degrade/acquire-release-concurrency", func(b *testing.B) {
+		ctl := newCtl(b, &degrade.Policy{Mode: degrade.Throttle, MaxConcurrent: 1 << 20})
+		parallel(b, func() bool {
+			release, err := ctl.Acquire("f")
+			if err != nil {
+				return false
+			}
+			release()
+			return true
+		})
+	})
+	b.Run("degrade/acquire-release-adaptive", func(b *testing.B) {
+		ctl := newCtl(b, &degrade.Policy{Mode: degrade.Throttle, Adaptive: true})
+		parallel(b, func() bool {
+			release, err := ctl.Acquire("f")
+			if err != nil {
+				return false
+			}
+			release()
+			return true
+		})
+	})
+}
+
+// BenchmarkMiddleware measures the middleware's per-request overhead against
+// the bare handler, in the same run.
+func BenchmarkMiddleware(b *testing.B) {
+	bare := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
+	req := httptest.NewRequest(http.MethodGet, "/f", nil)
+	serve := func(b *testing.B, h http.Handler) {
+		b.ReportAllocs()
+		for b.Loop() {
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+		}
+	}
+	b.Run("bare", func(b *testing.B) { serve(b, bare) })
+	b.Run("middleware/normal", func(b *testing.B) {
+		serve(b, degrade.New(degrade.Options{}).Middleware("f", bare))
+	})
+	b.Run("middleware/throttle-admit", func(b *testing.B) {
+		ctl := degrade.New(degrade.Options{})
+		if err := ctl.Set("f", degrade.Policy{Mode: degrade.Throttle, RatePerSecond: 1e9, Burst: 1000, MaxConcurrent: 100}, "bench", time.Now().Add(time.Hour)); err != nil {
+			b.Fatal(err)
+		}
+		serve(b, ctl.Middleware("f", bare))
+	})
+	b.Run("middleware/disabled-json", func(b *testing.B) {
+		ctl := degrade.New(degrade.Options{})
+		if err := ctl.Set("f", degrade.Policy{Mode: degrade.Disable}, "bench", time.Now().Add(time.Hour)); err != nil {
+			b.Fatal(err)
+		}
+		jsonReq := httptest.NewRequest(http.MethodGet, "/f", nil)
+		jsonReq.Header.Set("Accept", "application/json")
+		h := ctl.Middleware("f", bare)
+		b.ReportAllocs()
+		for b.Loop() {
+			h.ServeHTTP(httptest.NewRecorder(), jsonReq)
+		}
+	})
+}
