@@ -8,11 +8,8 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"time"
-
-	"github.com/cloudevents/sdk-go/v2/binding"
-	"github.com/cloudevents/sdk-go/v2/event"
-	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 
 	"github.com/updraft-dev/updraft/hal"
 )
@@ -56,9 +53,10 @@ type CloudEventsOptions struct {
 //
 // A CloudEventsTarget is safe for concurrent use.
 type CloudEventsTarget struct {
-	info TargetInfo
-	url  string
-	opts CloudEventsOptions
+	info   TargetInfo
+	url    string
+	opts   CloudEventsOptions
+	signer *signer // nil until a key is known
 }
 
 var _ Target = (*CloudEventsTarget)(nil)
@@ -98,13 +96,16 @@ func NewCloudEventsTarget(name, endpoint string, opts CloudEventsOptions) (*Clou
 	if opts.Clock == nil {
 		opts.Clock = time.Now
 	}
-	opts.Key = bytes.Clone(opts.Key)
-	return &CloudEventsTarget{
+	t := &CloudEventsTarget{
 		info: TargetInfo{Name: name, Region: opts.Region, Provider: opts.Provider,
 			Capacity: opts.Capacity.Clone(), CostPerMillion: opts.CostPerMillion},
 		url:  endpoint,
 		opts: opts,
-	}, nil
+	}
+	if len(opts.Key) > 0 {
+		t.signer = newSigner(opts.Key)
+	}
+	return t, nil
 }
 
 // Info implements [Target].
@@ -116,13 +117,13 @@ func (t *CloudEventsTarget) URL() string { return t.url }
 // Probe implements [Target]: it posts an [EventProbe] and expects a 2xx.
 func (t *CloudEventsTarget) Probe(ctx context.Context) (time.Duration, error) {
 	start := time.Now()
-	ev := t.newEvent(EventProbe, "", fmt.Sprintf("probe-%d", start.UnixNano()), nil)
-	status, _, err := t.post(ctx, &ev)
+	ev := t.newEvent(EventProbe, "", "probe-"+strconv.FormatInt(start.UnixNano(), 36), nil)
+	status, ans, err := t.post(ctx, ev)
 	if err != nil {
 		return 0, err
 	}
 	if status/100 != 2 {
-		return 0, fmt.Errorf("%w: target %s: probe answered HTTP %d", ErrUnreachable, t.info.Name, status)
+		return 0, fmt.Errorf("%w: target %s: probe answered HTTP %d%s", ErrUnreachable, t.info.Name, status, errorText(ans))
 	}
 	return time.Since(start), nil
 }
@@ -133,22 +134,28 @@ func (t *CloudEventsTarget) Call(ctx context.Context, req Request) ([]byte, erro
 	if typ == "" {
 		return nil, fmt.Errorf("migrate: target %s: request kind %d is unknown", t.info.Name, req.Kind)
 	}
-	ev := t.newEvent(typ, req.Function, req.ID, req.Payload)
-	status, ans, err := t.post(ctx, &ev)
+	status, ans, err := t.post(ctx, t.newEvent(typ, req.Function, req.ID, req.Payload))
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w (%s of %q, id %s)", err, req.Kind, req.Function, req.ID)
 	}
 	return t.interpret(req, status, ans)
 }
 
+func errorText(ans *wireEvent) string {
+	if ans != nil && ans.Type == EventError && len(ans.Data) > 0 {
+		return ": " + string(ans.Data)
+	}
+	return ""
+}
+
 // interpret turns an HTTP status and answer event into a result or an
 // error of the documented kinds.
-func (t *CloudEventsTarget) interpret(req Request, status int, ans *event.Event) ([]byte, error) {
-	where := fmt.Sprintf("target %s: %s of %q (id %s)", t.info.Name, req.Kind, req.Function, req.ID)
-	msg := ""
-	if ans != nil && ans.Type() == EventError {
-		msg = ": " + string(ans.Data())
+func (t *CloudEventsTarget) interpret(req Request, status int, ans *wireEvent) ([]byte, error) {
+	if status == http.StatusOK && ans != nil && ans.Type == EventResult && (ans.Req == "" || ans.Req == req.ID) {
+		return ans.Data, nil // the common case, without formatting a description
 	}
+	where := fmt.Sprintf("target %s: %s of %q (id %s)", t.info.Name, req.Kind, req.Function, req.ID)
+	msg := errorText(ans)
 	switch {
 	case status == http.StatusRequestEntityTooLarge:
 		return nil, fmt.Errorf("%w: %s: HTTP 413%s", ErrPayloadTooLarge, where, msg)
@@ -159,49 +166,38 @@ func (t *CloudEventsTarget) interpret(req Request, status int, ans *event.Event)
 	case ans == nil:
 		return nil, fmt.Errorf("%w: %s: HTTP %d without an answer event", ErrRejected, where, status)
 	}
-	if r, _ := ans.Extensions()[ExtRequest].(string); r != "" && r != req.ID {
-		return nil, fmt.Errorf("%w: %s: answer is for request %q", ErrRejected, where, r)
+	if ans.Req != "" && ans.Req != req.ID {
+		return nil, fmt.Errorf("%w: %s: answer is for request %q", ErrRejected, where, ans.Req)
 	}
-	switch ans.Type() {
+	switch ans.Type {
 	case EventResult:
-		return ans.Data(), nil
+		return ans.Data, nil
 	case EventError:
-		if f, _ := ans.Extensions()[ExtFunctionError].(string); f == "true" {
-			return nil, &FunctionError{Function: req.Function, Target: t.info.Name, Message: string(ans.Data())}
+		if ans.FnErr == "true" {
+			return nil, &FunctionError{Function: req.Function, Target: t.info.Name, Message: string(ans.Data)}
 		}
 		return nil, fmt.Errorf("%w: %s: error answer with HTTP %d%s", ErrRejected, where, status, msg)
 	default:
-		return nil, fmt.Errorf("%w: %s: answer has type %q, want %s or %s", ErrRejected, where, ans.Type(), EventResult, EventError)
+		return nil, fmt.Errorf("%w: %s: answer has type %q, want %s or %s", ErrRejected, where, ans.Type, EventResult, EventError)
 	}
 }
 
-func (t *CloudEventsTarget) newEvent(typ, function, id string, data []byte) event.Event {
-	ev := event.New()
-	ev.SetID(id)
-	ev.SetSource(t.opts.Source)
-	ev.SetType(typ)
-	if function != "" {
-		ev.SetSubject(function)
-	}
-	ev.SetTime(t.opts.Clock())
-	if len(data) > 0 {
-		_ = ev.SetData("application/octet-stream", data)
-	}
-	if len(t.opts.Key) > 0 {
-		_ = Sign(t.opts.Key, &ev)
+func (t *CloudEventsTarget) newEvent(typ, function, id string, data []byte) *wireEvent {
+	ev := &wireEvent{ID: id, Source: t.opts.Source, Type: typ, Subject: function, Time: t.opts.Clock(), Data: data}
+	if t.signer != nil {
+		ev.Sig = t.signer.sign(ev)
 	}
 	return ev
 }
 
-// post sends ev and returns the status and the answer event, if any.
-func (t *CloudEventsTarget) post(ctx context.Context, ev *event.Event) (int, *event.Event, error) {
-	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, t.url, nil)
+// post sends ev in binary mode and returns the status and the answer
+// event, if any.
+func (t *CloudEventsTarget) post(ctx context.Context, ev *wireEvent) (int, *wireEvent, error) {
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, t.url, bytes.NewReader(ev.Data))
 	if err != nil {
 		return 0, nil, fmt.Errorf("migrate: target %s: %w", t.info.Name, err)
 	}
-	if err := cehttp.WriteRequest(ctx, binding.ToMessage(ev), hreq); err != nil {
-		return 0, nil, fmt.Errorf("migrate: target %s: encode event %q: %w", t.info.Name, ev.ID(), err)
-	}
+	ev.writeHeaders(hreq.Header)
 	resp, err := t.opts.Client.Do(hreq)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -210,22 +206,18 @@ func (t *CloudEventsTarget) post(ctx context.Context, ev *event.Event) (int, *ev
 		return 0, nil, fmt.Errorf("%w: target %s: %v", ErrUnreachable, t.info.Name, err)
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, t.opts.MaxAnswerBytes+1))
+	body, err := readAnswer(resp, t.opts.MaxAnswerBytes)
 	if err != nil {
-		return 0, nil, fmt.Errorf("%w: target %s: read answer: %v", ErrUnreachable, t.info.Name, err)
+		return 0, nil, fmt.Errorf("target %s: %w", t.info.Name, err)
 	}
-	if int64(len(body)) > t.opts.MaxAnswerBytes {
-		return 0, nil, fmt.Errorf("%w: target %s: answer over %d bytes", ErrPayloadTooLarge, t.info.Name, t.opts.MaxAnswerBytes)
-	}
-	msg := cehttp.NewMessage(resp.Header, io.NopCloser(bytes.NewReader(body)))
-	if msg.ReadEncoding() == binding.EncodingUnknown {
+	ans, err := readWireEvent(ctx, resp.Header, body)
+	if errors.Is(err, errNotCloudEvent) {
 		if resp.StatusCode/100 == 2 && len(body) > 0 {
 			return 0, nil, fmt.Errorf("%w: target %s: HTTP %d answer is not a CloudEvent (%d bytes of %q)",
 				ErrRejected, t.info.Name, resp.StatusCode, len(body), resp.Header.Get("Content-Type"))
 		}
 		return resp.StatusCode, nil, nil
 	}
-	ans, err := binding.ToEvent(ctx, msg)
 	if err != nil {
 		return 0, nil, fmt.Errorf("%w: target %s: HTTP %d answer is a malformed CloudEvent: %v", ErrRejected, t.info.Name, resp.StatusCode, err)
 	}
@@ -235,15 +227,30 @@ func (t *CloudEventsTarget) post(ctx context.Context, ev *event.Event) (int, *ev
 	return resp.StatusCode, ans, nil
 }
 
-func (t *CloudEventsTarget) checkSignature(ans *event.Event) error {
-	_, signed := ans.Extensions()[ExtSignature]
-	if !signed && !t.opts.RequireSignedAnswers {
+func readAnswer(resp *http.Response, limit int64) ([]byte, error) {
+	if resp.ContentLength > limit {
+		return nil, fmt.Errorf("%w: answer of %d bytes, limit %d", ErrPayloadTooLarge, resp.ContentLength, limit)
+	}
+	size := resp.ContentLength
+	if size < 0 {
+		size = 512
+	}
+	buf := bytes.NewBuffer(make([]byte, 0, size+1))
+	n, err := buf.ReadFrom(io.LimitReader(resp.Body, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("%w: read answer: %v", ErrUnreachable, err)
+	}
+	if n > limit {
+		return nil, fmt.Errorf("%w: answer over %d bytes", ErrPayloadTooLarge, limit)
+	}
+	return buf.Bytes(), nil
+}
+
+func (t *CloudEventsTarget) checkSignature(ans *wireEvent) error {
+	if t.signer == nil || (ans.Sig == "" && !t.opts.RequireSignedAnswers) {
 		return nil
 	}
-	if len(t.opts.Key) == 0 {
-		return nil
-	}
-	if err := Verify(t.opts.Key, ans, t.opts.Clock(), t.opts.Window); err != nil {
+	if err := t.signer.verify(ans, t.opts.Clock(), t.opts.Window); err != nil {
 		return fmt.Errorf("%w: target %s: answer: %w", ErrRejected, t.info.Name, err)
 	}
 	return nil
@@ -252,9 +259,9 @@ func (t *CloudEventsTarget) checkSignature(ans *event.Event) error {
 // setDefaultKey gives a target created without a key the Mover's key.
 // Called by New before the target is used.
 func (t *CloudEventsTarget) setDefaultKey(key []byte) {
-	if len(t.opts.Key) == 0 {
-		t.opts.Key = bytes.Clone(key)
+	if t.signer == nil && len(key) > 0 {
+		t.signer = newSigner(key)
 	}
 }
 
-func (t *CloudEventsTarget) hasKey() bool { return len(t.opts.Key) > 0 }
+func (t *CloudEventsTarget) hasKey() bool { return t.signer != nil }

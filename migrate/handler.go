@@ -1,17 +1,17 @@
 package migrate
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"io"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 
-	"github.com/cloudevents/sdk-go/v2/binding"
-	"github.com/cloudevents/sdk-go/v2/event"
-	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 )
 
 // Defaults for zero fields of [HandlerOptions] and [Options].
@@ -61,7 +61,8 @@ type HandlerOptions struct {
 //
 // Register functions before serving; ServeHTTP is safe for concurrent use.
 type Handler struct {
-	opts HandlerOptions
+	opts   HandlerOptions
+	signer *signer // nil when Insecure without a key
 
 	mu    sync.RWMutex
 	funcs map[string]*hosted // guarded by mu
@@ -97,7 +98,11 @@ func NewHandler(opts HandlerOptions) *Handler {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Handler{opts: opts, funcs: make(map[string]*hosted)}
+	h := &Handler{opts: opts, funcs: make(map[string]*hosted)}
+	if len(opts.Key) > 0 {
+		h.signer = newSigner(opts.Key)
+	}
+	return h
 }
 
 // Register serves f (with its state st, which may be nil) under name. It
@@ -122,58 +127,83 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "migrate: POST a CloudEvent (binary mode)", http.StatusMethodNotAllowed)
 		return
 	}
-	r.Body = http.MaxBytesReader(w, r.Body, max(h.opts.MaxStateBytes, h.opts.MaxPayloadBytes))
-	ev, err := binding.ToEvent(r.Context(), cehttp.NewMessageFromHttpRequest(r))
+	limit := max(h.opts.MaxStateBytes, h.opts.MaxPayloadBytes)
+	if r.ContentLength > limit {
+		h.refuse(w, "", "", http.StatusRequestEntityTooLarge, fmt.Errorf("%w: request body of %d bytes, limit %d", ErrPayloadTooLarge, r.ContentLength, limit))
+		return
+	}
+	body, err := readBody(r.Body, r.ContentLength, limit)
 	if err != nil {
-		if mbe := (*http.MaxBytesError)(nil); errors.As(err, &mbe) {
-			h.refuse(w, r.Context(), "", "", http.StatusRequestEntityTooLarge, fmt.Errorf("%w: request body over %d bytes", ErrPayloadTooLarge, mbe.Limit))
-			return
+		status := http.StatusBadRequest
+		if errors.Is(err, ErrPayloadTooLarge) {
+			status = http.StatusRequestEntityTooLarge
 		}
-		h.refuse(w, r.Context(), "", "", http.StatusBadRequest, fmt.Errorf("migrate: not a CloudEvent in binary mode: %w", err))
+		h.refuse(w, "", "", status, err)
 		return
 	}
-	status, answer, fnErr := h.serve(r.Context(), ev)
+	ev, err := readWireEvent(r.Context(), r.Header, body)
+	if err != nil {
+		h.refuse(w, "", "", http.StatusBadRequest, fmt.Errorf("migrate: handler: request is not a valid CloudEvent: %w", err))
+		return
+	}
+	status, answer, why := h.serve(r.Context(), ev)
 	if status != http.StatusOK {
-		h.refuse(w, r.Context(), ev.ID(), ev.Subject(), status, fnErr)
+		h.refuse(w, ev.ID, ev.Subject, status, why)
 		return
 	}
-	h.answer(w, r.Context(), ev.ID(), ev.Subject(), answer, fnErr)
+	h.answer(w, ev.ID, ev.Subject, answer, why)
+}
+
+// readBody reads a whole body of at most limit bytes.
+func readBody(body io.Reader, length, limit int64) ([]byte, error) {
+	if length < 0 {
+		length = 512
+	}
+	buf := bytes.NewBuffer(make([]byte, 0, min(length, limit)+1))
+	n, err := buf.ReadFrom(io.LimitReader(body, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("migrate: handler: read request body: %w", err)
+	}
+	if n > limit {
+		return nil, fmt.Errorf("%w: request body over %d bytes", ErrPayloadTooLarge, limit)
+	}
+	return buf.Bytes(), nil
 }
 
 // serve checks and runs one request. It returns the HTTP status, the
 // answer's data, and either the function's own error (status 200) or the
 // reason for a refusal.
-func (h *Handler) serve(ctx context.Context, ev *event.Event) (int, []byte, error) {
+func (h *Handler) serve(ctx context.Context, ev *wireEvent) (int, []byte, error) {
 	if !h.opts.Insecure {
-		if err := Verify(h.opts.Key, ev, h.opts.Clock(), h.opts.Window); err != nil {
-			h.opts.Logger.Warn("migrate: refused request", "id", ev.ID(), "type", ev.Type(), "err", err)
+		if err := h.signer.verify(ev, h.opts.Clock(), h.opts.Window); err != nil {
+			h.opts.Logger.Warn("migrate: refused request", "id", ev.ID, "type", ev.Type, "err", err)
 			return http.StatusUnauthorized, nil, err
 		}
 	}
-	if ev.Type() == EventProbe {
+	if ev.Type == EventProbe {
 		return http.StatusOK, nil, nil
 	}
-	kind, ok := kindOf(ev.Type())
+	kind, ok := kindOf(ev.Type)
 	if !ok {
 		return http.StatusBadRequest, nil, fmt.Errorf("migrate: event %q has type %q; want %s, %s, %s or %s",
-			ev.ID(), ev.Type(), EventInvoke, EventPutState, EventGetState, EventProbe)
+			ev.ID, ev.Type, EventInvoke, EventPutState, EventGetState, EventProbe)
 	}
 	h.mu.RLock()
-	fn := h.funcs[ev.Subject()]
+	fn := h.funcs[ev.Subject]
 	h.mu.RUnlock()
 	if fn == nil {
-		return http.StatusNotFound, nil, fmt.Errorf("%w: %q is not registered with this handler", ErrUnknownFunction, ev.Subject())
+		return http.StatusNotFound, nil, fmt.Errorf("%w: %q is not registered with this handler", ErrUnknownFunction, ev.Subject)
 	}
 	switch kind {
 	case KindInvoke:
-		if n := int64(len(ev.Data())); n > h.opts.MaxPayloadBytes {
+		if n := int64(len(ev.Data)); n > h.opts.MaxPayloadBytes {
 			return http.StatusRequestEntityTooLarge, nil, fmt.Errorf("%w: function %q payload is %d bytes, limit %d",
 				ErrPayloadTooLarge, fn.name, n, h.opts.MaxPayloadBytes)
 		}
-		res, err := fn.invoke(ctx, ev.ID(), ev.Data(), h.opts.Clock())
+		res, err := fn.invoke(ctx, ev.ID, ev.Data, h.opts.Clock())
 		return http.StatusOK, res, err
 	case KindPutState:
-		if err := fn.putState(ctx, ev.Data()); err != nil {
+		if err := fn.putState(ctx, ev.Data); err != nil {
 			return http.StatusUnprocessableEntity, nil, err
 		}
 		return http.StatusOK, nil, nil
@@ -191,46 +221,37 @@ func (h *Handler) serve(ctx context.Context, ev *event.Event) (int, []byte, erro
 
 // answer writes a 200 with an EventResult, or an EventError carrying the
 // function's own error.
-func (h *Handler) answer(w http.ResponseWriter, ctx context.Context, reqID, function string, data []byte, fnErr error) {
-	ev := h.newAnswer(reqID, function)
+func (h *Handler) answer(w http.ResponseWriter, reqID, function string, data []byte, fnErr error) {
+	ev := h.newAnswer(reqID, function, EventResult, data)
 	if fnErr != nil {
-		ev.SetType(EventError)
-		ev.SetExtension(ExtFunctionError, "true")
-		data = []byte(fnErr.Error())
+		ev.Type, ev.FnErr, ev.Data = EventError, "true", []byte(fnErr.Error())
 	}
-	h.write(w, ctx, &ev, http.StatusOK, data)
+	h.write(w, ev, http.StatusOK)
 }
 
 // refuse writes a non-2xx status with an EventError explaining why.
-func (h *Handler) refuse(w http.ResponseWriter, ctx context.Context, reqID, function string, status int, why error) {
-	ev := h.newAnswer(reqID, function)
-	ev.SetType(EventError)
-	h.write(w, ctx, &ev, status, []byte(why.Error()))
+func (h *Handler) refuse(w http.ResponseWriter, reqID, function string, status int, why error) {
+	h.write(w, h.newAnswer(reqID, function, EventError, []byte(why.Error())), status)
 }
 
-func (h *Handler) newAnswer(reqID, function string) event.Event {
-	ev := event.New()
-	ev.SetID(reqID + "/answer")
-	ev.SetSource(h.opts.Source)
-	ev.SetType(EventResult)
-	if function != "" {
-		ev.SetSubject(function)
-	}
-	ev.SetTime(h.opts.Clock())
+func (h *Handler) newAnswer(reqID, function, typ string, data []byte) *wireEvent {
+	id := "answer"
 	if reqID != "" {
-		ev.SetExtension(ExtRequest, reqID)
+		id = reqID + "/answer"
 	}
-	return ev
+	return &wireEvent{ID: id, Source: h.opts.Source, Type: typ, Subject: function,
+		Time: h.opts.Clock(), Req: reqID, Data: data}
 }
 
-func (h *Handler) write(w http.ResponseWriter, ctx context.Context, ev *event.Event, status int, data []byte) {
-	if len(data) > 0 {
-		_ = ev.SetData("application/octet-stream", data)
+func (h *Handler) write(w http.ResponseWriter, ev *wireEvent, status int) {
+	if h.signer != nil {
+		ev.Sig = h.signer.sign(ev)
 	}
-	if len(h.opts.Key) > 0 {
-		_ = Sign(h.opts.Key, ev)
-	}
-	if err := cehttp.WriteResponseWriter(ctx, binding.ToMessage(ev), status, w); err != nil {
-		h.opts.Logger.Warn("migrate: write answer", "id", ev.ID(), "err", err)
+	hdr := w.Header()
+	ev.writeHeaders(hdr)
+	hdr["Content-Length"] = []string{strconv.Itoa(len(ev.Data))}
+	w.WriteHeader(status)
+	if _, err := w.Write(ev.Data); err != nil {
+		h.opts.Logger.Debug("migrate: write answer", "id", ev.ID, "err", err)
 	}
 }

@@ -1,6 +1,7 @@
 package migrate
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -16,9 +17,12 @@ import (
 // death loses nothing: the next target gets the checkpoint and the journal
 // is replayed from there. Entries are numbered from 1 in append order.
 //
-// Records are written to segment files in dir; a segment whose entries are
-// all trimmed is deleted (or, the active one, truncated). journal is safe
-// for concurrent use.
+// Records are written to segment files in dir, in batches of up to
+// flushBytes (and at once by flush, which the route calls as soon as its
+// target stops answering); until then, and while they fit in memLimit,
+// payloads are also held in memory. A segment whose entries are all
+// trimmed is deleted (or, the active one, truncated). journal is safe for
+// concurrent use.
 type journal struct {
 	dir      string
 	limit    int64 // bound on the bytes of untrimmed records
@@ -32,7 +36,12 @@ type journal struct {
 	memBytes int64
 	nextSeq  uint64
 	nextSeg  int
+	pending  []byte // encoded records of the active segment not yet written, from pendOff
+	pendOff  int64
 }
+
+// flushBytes is the size of a batch of records written at once.
+const flushBytes = 64 << 10
 
 type segment struct {
 	f       *os.File
@@ -67,6 +76,9 @@ func openJournal(dir string, limit int64) (*journal, error) {
 }
 
 func (j *journal) rotate() error {
+	if err := j.flushLocked(); err != nil {
+		return err
+	}
 	path := filepath.Join(j.dir, fmt.Sprintf("seg-%06d.log", j.nextSeg))
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
@@ -74,6 +86,27 @@ func (j *journal) rotate() error {
 	}
 	j.nextSeg++
 	j.segs = append(j.segs, &segment{f: f, path: path})
+	j.pendOff = 0
+	return nil
+}
+
+// flush writes the records not yet on disk.
+func (j *journal) flush() error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.flushLocked()
+}
+
+func (j *journal) flushLocked() error {
+	if len(j.pending) == 0 {
+		return nil
+	}
+	seg := j.segs[len(j.segs)-1]
+	if _, err := seg.f.WriteAt(j.pending, j.pendOff); err != nil {
+		return fmt.Errorf("migrate: invocation buffer: %w", err)
+	}
+	j.pendOff += int64(len(j.pending))
+	j.pending = j.pending[:0]
 	return nil
 }
 
@@ -88,14 +121,19 @@ func (j *journal) append(payload []byte) (uint64, error) {
 	}
 	seg := j.segs[len(j.segs)-1]
 	seq := j.nextSeq
-	rec := encodeRecord(seq, payload)
-	if _, err := seg.f.WriteAt(rec, seg.size); err != nil {
-		return 0, fmt.Errorf("migrate: invocation buffer: %w", err)
-	}
 	e := jentry{seq: seq, seg: seg, off: seg.size, n: n}
 	if j.memBytes+int64(len(payload)) <= j.memLimit {
-		e.payload = rec[recordHeader : recordHeader+len(payload) : recordHeader+len(payload)]
+		e.payload = bytes.Clone(payload)
+		if e.payload == nil {
+			e.payload = []byte{}
+		}
 		j.memBytes += int64(len(payload))
+	}
+	j.pending = appendRecord(j.pending, seq, payload)
+	if len(j.pending) >= flushBytes || e.payload == nil {
+		if err := j.flushLocked(); err != nil {
+			return 0, err
+		}
 	}
 	seg.size += n
 	seg.lastSeq = seq
@@ -126,7 +164,7 @@ func (j *journal) get(seq uint64) ([]byte, error) {
 	}
 	e := j.entries[seq-j.entries[0].seq]
 	j.mu.Unlock()
-	if e.payload != nil || e.n == recordHeader+4 {
+	if e.payload != nil {
 		return e.payload, nil
 	}
 	buf := make([]byte, e.n)
@@ -166,7 +204,7 @@ func (j *journal) trim(seq uint64) error {
 	}
 	if active := j.segs[len(j.segs)-1]; len(j.entries) == 0 && active.size >= 1<<20 {
 		errs = append(errs, active.f.Truncate(0))
-		active.size = 0
+		active.size, j.pendOff, j.pending = 0, 0, j.pending[:0]
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("migrate: invocation buffer: %w", err)
@@ -194,13 +232,13 @@ func (j *journal) close() error {
 	return errors.Join(errs...)
 }
 
-func encodeRecord(seq uint64, payload []byte) []byte {
-	rec := make([]byte, recordHeader+len(payload)+4)
-	binary.BigEndian.PutUint64(rec, seq)
-	binary.BigEndian.PutUint32(rec[8:], uint32(len(payload)))
-	copy(rec[recordHeader:], payload)
-	binary.BigEndian.PutUint32(rec[recordHeader+len(payload):], crc32.Checksum(rec[:recordHeader+len(payload)], castagnoli))
-	return rec
+// appendRecord appends the record of (seq, payload) to b.
+func appendRecord(b []byte, seq uint64, payload []byte) []byte {
+	start := len(b)
+	b = binary.BigEndian.AppendUint64(b, seq)
+	b = binary.BigEndian.AppendUint32(b, uint32(len(payload)))
+	b = append(b, payload...)
+	return binary.BigEndian.AppendUint32(b, crc32.Checksum(b[start:], castagnoli))
 }
 
 // decodeRecord parses one record that fills b exactly.

@@ -102,6 +102,7 @@ func (l *Lease) Invoke(ctx context.Context, function string, payload []byte) ([]
 		}
 		return r.spec.Local(ctx, payload)
 	}
+	r.deliverInline(ch)
 	select {
 	case res := <-ch:
 		return res.data, res.err

@@ -40,6 +40,7 @@ type route struct {
 	next        uint64 // next seq to deliver
 	waiters     map[uint64]chan result
 	closing     bool
+	busy        bool // a goroutine holds the delivery token
 	tried       map[string]bool // targets that failed this function
 	since       int             // invocations delivered since the last checkpoint
 
@@ -75,40 +76,82 @@ func (r *route) enqueue(payload []byte) (chan result, error) {
 	}
 	ch := make(chan result, 1)
 	r.waiters[seq] = ch
-	r.cond.Signal()
+	// No wake-up here: the caller tries deliverInline next, and whoever
+	// holds the delivery token wakes the worker when it lets go.
 	return ch, nil
 }
 
 // run delivers buffered invocations in order until the route is closing
-// and drained.
+// and drained. It delivers only when no Invoke caller is delivering
+// inline (see deliverInline): busy is the one token that lets a goroutine
+// deliver, so deliveries stay one at a time and in order.
 func (r *route) run() {
 	defer close(r.workerDone)
 	for {
 		r.mu.Lock()
-		for r.next > r.j.last() && !r.closing {
+		for (r.busy || r.next > r.j.last()) && !r.closing {
 			r.cond.Wait()
 		}
-		if r.next > r.j.last() {
+		if r.busy || r.next > r.j.last() {
+			if !r.busy {
+				r.mu.Unlock()
+				return // closing and drained
+			}
+			r.cond.Wait() // closing, but an inline delivery is under way
+			r.mu.Unlock()
+			continue
+		}
+		r.busy = true
+		seq, t := r.next, r.target
+		r.mu.Unlock()
+		r.step(seq, t)
+		r.release()
+	}
+}
+
+// deliverInline lets the goroutine of Invoke deliver its own invocation
+// when nothing is ahead of it, saving two goroutine hand-offs on the hot
+// path. It returns once mine is answered or another goroutine holds the
+// token; in the latter case the worker delivers mine later.
+func (r *route) deliverInline(mine chan result) {
+	for {
+		r.mu.Lock()
+		if r.busy || r.next > r.j.last() || len(mine) > 0 {
 			r.mu.Unlock()
 			return
 		}
+		r.busy = true
 		seq, t := r.next, r.target
 		r.mu.Unlock()
-
-		payload, err := r.j.get(seq)
-		if err != nil {
-			r.finish(seq, nil, err)
-			continue
-		}
-		res, err := r.call(r.l.ctx, t, Request{Kind: KindInvoke, Function: r.spec.Function,
-			ID: r.invocationID(seq), Payload: payload, Local: r.spec.Local, State: r.spec.State})
-		if targetFailed(err) {
-			r.failover(t, err)
-			continue
-		}
-		r.finish(seq, res, err)
-		r.settle(t, seq)
+		r.step(seq, t)
+		r.release()
 	}
+}
+
+// release gives up the delivery token and wakes the worker.
+func (r *route) release() {
+	r.mu.Lock()
+	r.busy = false
+	r.cond.Broadcast()
+	r.mu.Unlock()
+}
+
+// step delivers entry seq to t, failing over when t is gone. Called with
+// the delivery token held.
+func (r *route) step(seq uint64, t Target) {
+	payload, err := r.j.get(seq)
+	if err != nil {
+		r.finish(seq, nil, err)
+		return
+	}
+	res, err := r.call(r.l.ctx, t, Request{Kind: KindInvoke, Function: r.spec.Function,
+		ID: r.invocationID(seq), Payload: payload, Local: r.spec.Local, State: r.spec.State})
+	if targetFailed(err) {
+		r.failover(t, err)
+		return
+	}
+	r.finish(seq, res, err)
+	r.settle(t, seq)
 }
 
 // targetFailed reports whether err means the target can no longer serve
@@ -193,6 +236,9 @@ func (r *route) call(ctx context.Context, t Target, req Request) ([]byte, error)
 			return res, err
 		}
 		r.stats.retries.Add(1)
+		if ferr := r.j.flush(); ferr != nil {
+			r.l.m.opts.Logger.Warn("migrate: flush buffer", "function", r.spec.Function, "err", ferr)
+		}
 		if serr := r.l.sleep(ctx, wait); serr != nil {
 			return nil, fmt.Errorf("migrate: %s of %q: %w (last error: %w)", req.Kind, req.Function, serr, err)
 		}

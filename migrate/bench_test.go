@@ -1,0 +1,192 @@
+package migrate_test
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/updraft-dev/updraft/migrate"
+)
+
+// benchRegion serves count on one server at 127.0.0.2 twice: through a
+// migrate.Handler at / and as a plain HTTP handler at /plain, so a lease's
+// invocation and a plain POST are measured against the same server.
+func benchRegion(b *testing.B) (*region, *migrate.MapState) {
+	b.Helper()
+	st := &migrate.MapState{}
+	h := migrate.NewHandler(migrate.HandlerOptions{Key: testKey})
+	h.Register("count", count(st), st)
+	remote := &migrate.MapState{}
+	plain := count(remote)
+	mux := http.NewServeMux()
+	mux.Handle("/", h)
+	mux.HandleFunc("/plain", func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		out, err := plain(r.Context(), body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		_, _ = w.Write(out)
+	})
+	return startRegion(b, "127.0.0.2", mux), st
+}
+
+// BenchmarkInvoke measures one invocation through a lease (buffered on
+// disk, signed, CloudEvents binary mode, deduplicated, checkpointed every
+// DefaultCheckpointEvery) beside a plain HTTP POST of the same payload to
+// the same server.
+func BenchmarkInvoke(b *testing.B) {
+	reg, _ := benchRegion(b)
+	payload := bytes.Repeat([]byte("k"), 64)
+	ctx := context.Background()
+
+	b.Run("baseline=plain-post", func(b *testing.B) {
+		client := &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
+		b.ReportAllocs()
+		for b.Loop() {
+			resp, err := client.Post(reg.url+"plain", "application/octet-stream", bytes.NewReader(payload))
+			if err != nil {
+				b.Fatal(err)
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				b.Fatalf("status %d", resp.StatusCode)
+			}
+		}
+	})
+	b.Run("lease", func(b *testing.B) {
+		m := newMover(b, []migrate.Target{newTarget(b, "r1", reg.url, migrate.CloudEventsOptions{})}, migrate.Options{})
+		home := &migrate.MapState{}
+		lease, err := m.Migrate(ctx, []migrate.Spec{{Function: "count", Local: count(home), State: home}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer func() {
+			if err := lease.Return(ctx); err != nil {
+				b.Error(err)
+			}
+		}()
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := lease.Invoke(ctx, "count", payload); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// BenchmarkInvokePaired alternates one plain POST and one invocation
+// through a lease in each iteration, so that load from other processes
+// hits both alike, and reports each one's mean and their ratio.
+func BenchmarkInvokePaired(b *testing.B) {
+	reg, _ := benchRegion(b)
+	payload := bytes.Repeat([]byte("k"), 64)
+	ctx := context.Background()
+	client := &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
+	m := newMover(b, []migrate.Target{newTarget(b, "r1", reg.url, migrate.CloudEventsOptions{})}, migrate.Options{})
+	home := &migrate.MapState{}
+	lease, err := m.Migrate(ctx, []migrate.Spec{{Function: "count", Local: count(home), State: home}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() {
+		if err := lease.Return(ctx); err != nil {
+			b.Error(err)
+		}
+	}()
+	var plain, leased time.Duration
+	for b.Loop() {
+		t0 := time.Now()
+		resp, err := client.Post(reg.url+"plain", "application/octet-stream", bytes.NewReader(payload))
+		if err != nil {
+			b.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		t1 := time.Now()
+		if _, err := lease.Invoke(ctx, "count", payload); err != nil {
+			b.Fatal(err)
+		}
+		plain += t1.Sub(t0)
+		leased += time.Since(t1)
+	}
+	b.ReportMetric(float64(plain.Nanoseconds())/float64(b.N), "plain-ns/op")
+	b.ReportMetric(float64(leased.Nanoseconds())/float64(b.N), "lease-ns/op")
+	b.ReportMetric(float64(leased)/float64(plain), "lease/plain")
+}
+
+// BenchmarkCutover measures, with a warm target, the time from the
+// decision (Migrate) to the first invocation served remotely, and from
+// Return to the first invocation served at home again; the baseline is one
+// plain invocation through a lease already in place.
+func BenchmarkCutover(b *testing.B) {
+	reg, _ := benchRegion(b)
+	target := newTarget(b, "r1", reg.url, migrate.CloudEventsOptions{})
+	m := newMover(b, []migrate.Target{target}, migrate.Options{})
+	home := &migrate.MapState{}
+	for i := range 1000 {
+		home.Add(string(rune('a'+i%26))+string(rune('a'+i/26%26)), 1)
+	}
+	specs := []migrate.Spec{{Function: "count", Local: count(home), State: home}}
+	ctx := context.Background()
+	payload := []byte("cutover")
+
+	b.Run("baseline=invoke", func(b *testing.B) {
+		lease, err := m.Migrate(ctx, specs)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for b.Loop() {
+			if _, err := lease.Invoke(ctx, "count", payload); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := lease.Return(ctx); err != nil {
+			b.Fatal(err)
+		}
+	})
+	b.Run("out=migrate+first-remote-invoke", func(b *testing.B) {
+		for b.Loop() {
+			lease, err := m.Migrate(ctx, specs)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := lease.Invoke(ctx, "count", payload); err != nil {
+				b.Fatal(err)
+			}
+			b.StopTimer()
+			if err := lease.Return(ctx); err != nil {
+				b.Fatal(err)
+			}
+			b.StartTimer()
+		}
+	})
+	b.Run("back=return+first-local-invoke", func(b *testing.B) {
+		for b.Loop() {
+			b.StopTimer()
+			lease, err := m.Migrate(ctx, specs)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := lease.Invoke(ctx, "count", payload); err != nil {
+				b.Fatal(err)
+			}
+			b.StartTimer()
+			if err := lease.Return(ctx); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := lease.Invoke(ctx, "count", payload); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

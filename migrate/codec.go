@@ -1,0 +1,130 @@
+package migrate
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/cloudevents/sdk-go/v2/binding"
+	"github.com/cloudevents/sdk-go/v2/event"
+	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
+)
+
+// wireEvent is a CloudEvent as this package sends and reads it. Binary
+// mode is read and written directly from the HTTP headers (the invocation
+// hot path); anything else (structured mode from a plain receiver) goes
+// through the cloudevents SDK.
+type wireEvent struct {
+	ID, Source, Type, Subject string
+	Time                      time.Time
+	Req, FnErr, Sig           string // extensions ExtRequest, ExtFunctionError, ExtSignature
+	ContentType               string
+	Data                      []byte
+}
+
+// Binary-mode header names (canonical form).
+const (
+	hdrSpecVersion = "Ce-Specversion"
+	hdrID          = "Ce-Id"
+	hdrSource      = "Ce-Source"
+	hdrType        = "Ce-Type"
+	hdrSubject     = "Ce-Subject"
+	hdrTime        = "Ce-Time"
+	hdrReq         = "Ce-Updraftreq"
+	hdrFnErr       = "Ce-Updraftfnerr"
+	hdrSig         = "Ce-Updraftsig"
+	hdrContentType = "Content-Type"
+	octetStream    = "application/octet-stream"
+)
+
+// Header values shared by every event; net/http never modifies them.
+var (
+	specVersionValue = []string{event.CloudEventsVersionV1}
+	octetStreamValue = []string{octetStream}
+)
+
+// writeHeaders sets e's attributes as binary-mode headers on h.
+func (e *wireEvent) writeHeaders(h http.Header) {
+	h[hdrSpecVersion] = specVersionValue
+	h[hdrID] = []string{e.ID}
+	h[hdrSource] = []string{e.Source}
+	h[hdrType] = []string{e.Type}
+	set := func(k, v string) {
+		if v != "" {
+			h[k] = []string{v}
+		}
+	}
+	set(hdrSubject, e.Subject)
+	if !e.Time.IsZero() {
+		h[hdrTime] = []string{e.Time.UTC().Format(time.RFC3339Nano)}
+	}
+	set(hdrReq, e.Req)
+	set(hdrFnErr, e.FnErr)
+	set(hdrSig, e.Sig)
+	switch {
+	case len(e.Data) == 0:
+	case e.ContentType == "" || e.ContentType == octetStream:
+		h[hdrContentType] = octetStreamValue
+	default:
+		h[hdrContentType] = []string{e.ContentType}
+	}
+}
+
+// errNotCloudEvent is returned by readWireEvent when the message is in
+// no CloudEvents encoding at all.
+var errNotCloudEvent = errors.New("not a CloudEvent (no ce-specversion header, no cloudevents content type)")
+
+// readWireEvent reads a CloudEvent from an HTTP message's headers and
+// complete body: binary mode directly, structured mode through the SDK.
+func readWireEvent(ctx context.Context, h http.Header, body []byte) (*wireEvent, error) {
+	sv := h.Get(hdrSpecVersion)
+	if sv == "" {
+		if strings.HasPrefix(h.Get(hdrContentType), "application/cloudevents") {
+			ev, err := binding.ToEvent(ctx, cehttp.NewMessage(h, io.NopCloser(bytes.NewReader(body))))
+			if err != nil {
+				return nil, fmt.Errorf("structured CloudEvent: %w", err)
+			}
+			return fromSDK(ev), nil
+		}
+		return nil, errNotCloudEvent
+	}
+	if sv != event.CloudEventsVersionV1 {
+		return nil, fmt.Errorf("ce-specversion %q is not supported (want %s)", sv, event.CloudEventsVersionV1)
+	}
+	e := &wireEvent{
+		ID: h.Get(hdrID), Source: h.Get(hdrSource), Type: h.Get(hdrType), Subject: h.Get(hdrSubject),
+		Req: h.Get(hdrReq), FnErr: h.Get(hdrFnErr), Sig: h.Get(hdrSig), ContentType: h.Get(hdrContentType), Data: body,
+	}
+	for name, v := range map[string]string{"ce-id": e.ID, "ce-source": e.Source, "ce-type": e.Type} {
+		if v == "" {
+			return nil, fmt.Errorf("required header %s is missing or empty", name)
+		}
+	}
+	if t := h.Get(hdrTime); t != "" {
+		parsed, err := time.Parse(time.RFC3339Nano, t)
+		if err != nil {
+			return nil, fmt.Errorf("ce-time %q is not an RFC 3339 timestamp", t)
+		}
+		e.Time = parsed
+	}
+	return e, nil
+}
+
+// fromSDK converts an SDK event.
+func fromSDK(ev *event.Event) *wireEvent {
+	ext := ev.Extensions()
+	str := func(k string) string {
+		v, _ := ext[k].(string)
+		return v
+	}
+	return &wireEvent{
+		ID: ev.ID(), Source: ev.Source(), Type: ev.Type(), Subject: ev.Subject(), Time: ev.Time(),
+		Req: str(ExtRequest), FnErr: str(ExtFunctionError), Sig: str(ExtSignature),
+		ContentType: ev.DataContentType(), Data: ev.Data(),
+	}
+}
