@@ -40,7 +40,7 @@ type route struct {
 	next        uint64 // next seq to deliver
 	waiters     map[uint64]chan result
 	closing     bool
-	busy        bool // a goroutine holds the delivery token
+	busy        bool            // a goroutine holds the delivery token
 	tried       map[string]bool // targets that failed this function
 	since       int             // invocations delivered since the last checkpoint
 
