@@ -1,0 +1,444 @@
+package updraft_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"maps"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/updraft-dev/updraft"
+	"github.com/updraft-dev/updraft/degrade"
+	"github.com/updraft-dev/updraft/hal"
+	"github.com/updraft-dev/updraft/hal/sim"
+	"github.com/updraft-dev/updraft/migrate"
+	"github.com/updraft-dev/updraft/profile"
+	"github.com/updraft-dev/updraft/snapshot"
+	"github.com/updraft-dev/updraft/validate"
+)
+
+// table is a small piece of critical state: a route table behind a mutex.
+// It implements snapshot.Source and migrate.State.
+type table struct {
+	mu         sync.Mutex
+	rows       map[string]string
+	captureErr error
+}
+
+func newTable(rows map[string]string) *table { return &table{rows: maps.Clone(rows)} }
+
+func (t *table) get() map[string]string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return maps.Clone(t.rows)
+}
+
+func (t *table) set(k, v string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.rows[k] = v
+}
+
+func (t *table) replace(rows map[string]string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.rows = maps.Clone(rows)
+}
+
+type tableView map[string]string
+
+func (v tableView) WriteTo(w io.Writer) (int64, error) {
+	b, err := json.Marshal(map[string]string(v))
+	if err != nil {
+		return 0, err
+	}
+	n, err := w.Write(b)
+	return int64(n), err
+}
+
+func (t *table) Capture(context.Context) (snapshot.View, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.captureErr != nil {
+		return nil, t.captureErr
+	}
+	return tableView(maps.Clone(t.rows)), nil
+}
+
+func (t *table) Restore(_ context.Context, r io.Reader) error {
+	var rows map[string]string
+	if err := json.NewDecoder(r).Decode(&rows); err != nil {
+		return err
+	}
+	t.replace(rows)
+	return nil
+}
+
+func (t *table) Export(ctx context.Context, w io.Writer) error {
+	v, err := t.Capture(ctx)
+	if err != nil {
+		return err
+	}
+	_, err = v.WriteTo(w)
+	return err
+}
+
+func (t *table) Import(ctx context.Context, r io.Reader) error { return t.Restore(ctx, r) }
+
+// fixture is one orchestrated host: four functions on a sim device.
+type fixture struct {
+	dev      *sim.Device
+	routes   *table // forward's state (critical)
+	counters *table // stats' state (migrates with it)
+	opts     updraft.Options
+	fns      []updraft.Function
+	events   []updraft.Event
+	eventsMu sync.Mutex
+}
+
+const gib = float64(1 << 30)
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	f := &fixture{
+		dev:      sim.New(hal.Vector{hal.CPU: 4, hal.Memory: 8 * gib}),
+		routes:   newTable(map[string]string{"10.0.0.0/8": "eth0"}),
+		counters: newTable(map[string]string{"packets": "0"}),
+	}
+	f.fns = []updraft.Function{
+		{Name: "forward", Criticality: updraft.Critical, EntryPoint: true, DependsOn: []string{"conntrack"}, State: f.routes,
+			Func: func(ctx context.Context, p []byte) ([]byte, error) { return []byte(f.routes.get()[string(p)]), nil }},
+		{Name: "conntrack"},
+		{Name: "stats", Criticality: updraft.NonCritical, Remote: &updraft.Remote{State: f.counters},
+			Func: func(ctx context.Context, p []byte) ([]byte, error) {
+				f.counters.set("packets", string(p))
+				return []byte("counted"), nil
+			}},
+		{Name: "reports", Criticality: updraft.NonCritical, Degrade: &degrade.Policy{Mode: degrade.Throttle, RatePerSecond: 1, Burst: 1}},
+	}
+	mover, err := migrate.New([]migrate.Target{migrate.NewLocalTarget("standby", migrate.LocalOptions{})}, migrate.Options{BufferDir: t.TempDir()})
+	require.NoError(t, err)
+	f.opts = updraft.Options{
+		Profiler: profile.Static{Demand: map[string]hal.Vector{
+			"forward":   {hal.CPU: 1, hal.Memory: gib},
+			"conntrack": {hal.CPU: 0.5, hal.Memory: gib},
+			"stats":     {hal.CPU: 2, hal.Memory: gib},
+			"reports":   {hal.CPU: 2, hal.Memory: gib},
+		}},
+		Migrator: mover,
+		Store:    snapshot.NewMemStore(),
+		Checks: []validate.Check{validate.Func("routes intact", func(ctx context.Context) error {
+			if f.routes.get()["10.0.0.0/8"] != "eth0" {
+				return errors.New("route 10.0.0.0/8 is gone")
+			}
+			return nil
+		})},
+		OnEvent: func(e updraft.Event) {
+			f.eventsMu.Lock()
+			defer f.eventsMu.Unlock()
+			f.events = append(f.events, e)
+		},
+	}
+	return f
+}
+
+func (f *fixture) orchestrator(t *testing.T) *updraft.Orchestrator {
+	t.Helper()
+	o, err := updraft.New(f.fns, f.dev, f.opts)
+	require.NoError(t, err)
+	return o
+}
+
+// recordingUpdate records what the orchestrator asked of it.
+type recordingUpdate struct {
+	calls       []string
+	apply       func(ctx context.Context) error
+	rollback    func(ctx context.Context) error
+	applyErr    error
+	rollbackErr error
+}
+
+func (u *recordingUpdate) Apply(ctx context.Context) error {
+	u.calls = append(u.calls, "apply")
+	if u.apply != nil {
+		if err := u.apply(ctx); err != nil {
+			return err
+		}
+	}
+	return u.applyErr
+}
+
+func (u *recordingUpdate) Rollback(ctx context.Context) error {
+	u.calls = append(u.calls, "rollback")
+	if u.rollback != nil {
+		if err := u.rollback(ctx); err != nil {
+			return err
+		}
+	}
+	return u.rollbackErr
+}
+
+var (
+	before = []updraft.Phase{updraft.PhaseProfile, updraft.PhasePlan, updraft.PhaseBaseline, updraft.PhaseMigrate,
+		updraft.PhaseSnapshot, updraft.PhasePartition, updraft.PhaseDegrade, updraft.PhaseUpdate, updraft.PhaseValidate}
+	cleanup = []updraft.Phase{updraft.PhaseRestoreService, updraft.PhaseUnpartition, updraft.PhaseReturn}
+)
+
+func TestPrepareForUpdateCommits(t *testing.T) {
+	f := newFixture(t)
+	o := f.orchestrator(t)
+	ctx := context.Background()
+
+	var duringStats, duringReports error
+	update := &recordingUpdate{apply: func(ctx context.Context) error {
+		// While the update runs, stats is served by the standby target and
+		// reports is throttled: the first call passes, the second is refused.
+		_, duringStats = o.Invoke(ctx, "stats", []byte("42"))
+		_, _ = o.Invoke(ctx, "reports", nil)
+		_, duringReports = o.Invoke(ctx, "reports", nil)
+		f.routes.set("192.168.0.0/16", "eth1") // the new version adds a route
+		return nil
+	}}
+	report, err := o.PrepareForUpdate(ctx, update)
+	require.NoError(t, err, report.String())
+
+	assert.Equal(t, updraft.Committed, report.Outcome)
+	assert.Equal(t, append(append([]updraft.Phase{}, before...), cleanup...), report.PhaseNames())
+	assert.Equal(t, []string{"apply"}, update.calls)
+
+	// Decisions: forward is critical by annotation, conntrack because
+	// forward depends on it; stats moved, reports throttled.
+	crit := map[string]bool{}
+	for _, d := range report.Functions {
+		crit[d.Function] = d.Critical
+	}
+	assert.Equal(t, map[string]bool{"forward": true, "conntrack": true, "stats": false, "reports": false}, crit)
+	require.Len(t, report.Placements, 1)
+	assert.Equal(t, "stats", report.Placements[0].Function)
+	require.Len(t, report.Degraded, 1)
+	assert.Equal(t, "reports", report.Degraded[0].Function)
+	assert.NotEmpty(t, report.SnapshotID)
+
+	assert.NoError(t, duringStats, "stats is served remotely during the update")
+	assert.ErrorIs(t, duringReports, degrade.ErrThrottled)
+	assert.Equal(t, "42", f.counters.get()["packets"], "the state changed remotely came back")
+	assert.Equal(t, "eth1", f.routes.get()["192.168.0.0/16"], "a committed update keeps the new state")
+
+	// Full service is back: nothing partitioned, nothing degraded.
+	assert.Empty(t, f.dev.Allocations())
+	for _, s := range o.Degrade().Status() {
+		assert.Equal(t, degrade.Normal, s.Mode, s.Function)
+	}
+	out, err := o.Invoke(ctx, "stats", []byte("43"))
+	require.NoError(t, err)
+	assert.Equal(t, "counted", string(out))
+	assert.Equal(t, "43", f.counters.get()["packets"], "stats runs locally again")
+
+	assert.Contains(t, report.String(), "committed")
+	assert.Contains(t, report.String(), "forward")
+}
+
+// TestFailureAtEveryPhase injects a failure in each phase in turn and
+// checks which compensations ran, in which order, and that the device ends
+// exactly as it started.
+func TestFailureAtEveryPhase(t *testing.T) {
+	boom := errors.New("injected")
+	rollbackSteps := []updraft.Phase{updraft.PhaseRollback, updraft.PhaseRestore}
+	tests := []struct {
+		name    string
+		inject  func(f *fixture, u *recordingUpdate)
+		phases  []updraft.Phase
+		outcome updraft.Outcome
+	}{
+		{"profile", func(f *fixture, _ *recordingUpdate) { f.opts.Profiler = failingProfiler{boom} },
+			before[:1], updraft.Aborted},
+		{"plan", func(f *fixture, _ *recordingUpdate) { f.dev.FailCapacity(boom) },
+			before[:2], updraft.Aborted},
+		{"baseline", func(f *fixture, _ *recordingUpdate) {
+			f.opts.Checks = append(f.opts.Checks, failingBaseline{boom})
+		}, before[:3], updraft.Aborted},
+		{"migrate", func(f *fixture, _ *recordingUpdate) { f.opts.Migrator = failingMigrator{boom} },
+			before[:4], updraft.Aborted},
+		{"snapshot", func(f *fixture, _ *recordingUpdate) { f.routes.captureErr = boom },
+			append(before[:5:5], updraft.PhaseReturn), updraft.Aborted},
+		{"partition", func(f *fixture, _ *recordingUpdate) { f.dev.FailApply(boom) },
+			append(before[:6:6], updraft.PhaseReturn), updraft.Aborted},
+		{"degrade", func(f *fixture, _ *recordingUpdate) {
+			f.fns[3].Degrade = &degrade.Policy{Mode: degrade.Throttle, RatePerSecond: -1}
+		}, append(before[:7:7], updraft.PhaseUnpartition, updraft.PhaseReturn), updraft.Aborted},
+		{"update", func(_ *fixture, u *recordingUpdate) { u.applyErr = boom },
+			concat(before[:8], rollbackSteps, cleanup), updraft.RolledBack},
+		{"validate", func(f *fixture, u *recordingUpdate) {
+			u.apply = func(context.Context) error { f.routes.replace(map[string]string{}); return nil }
+		}, concat(before, rollbackSteps, cleanup), updraft.RolledBack},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t)
+			update := &recordingUpdate{}
+			tt.inject(f, update)
+			initial := f.dev.Allocations()
+			routes := f.routes.get()
+
+			report, err := f.orchestrator(t).PrepareForUpdate(context.Background(), update)
+			require.Error(t, err)
+			assert.Equal(t, tt.outcome, report.Outcome, report.String())
+			assert.Equal(t, tt.phases, report.PhaseNames(), report.String())
+			outcome, ran := report.Ran(updraft.Phase(tt.name))
+			require.True(t, ran)
+			assert.Equal(t, updraft.Failed, outcome)
+
+			assert.Empty(t, cmp.Diff(initial, f.dev.Allocations()), "the device ends as it started")
+			for _, e := range f.dev.History() {
+				if e.Op == "undo" {
+					assert.NoError(t, e.Err, "every undo succeeded")
+				}
+			}
+			assert.Empty(t, cmp.Diff(routes, f.routes.get()), "critical state is what it was before")
+			if tt.outcome == updraft.RolledBack {
+				assert.Equal(t, []string{"apply", "rollback"}, update.calls)
+			} else {
+				assert.Empty(t, update.calls, "the update never ran")
+			}
+		})
+	}
+}
+
+func TestRollbackFailureIsReportedAndAlerted(t *testing.T) {
+	f := newFixture(t)
+	update := &recordingUpdate{
+		apply:       func(context.Context) error { f.routes.replace(map[string]string{}); return nil },
+		rollbackErr: errors.New("old firmware image missing"),
+	}
+	report, err := f.orchestrator(t).PrepareForUpdate(context.Background(), update)
+	require.Error(t, err)
+	assert.Equal(t, updraft.RollbackFailed, report.Outcome)
+	assert.ErrorContains(t, err, "validation failed")
+	assert.ErrorContains(t, err, "old firmware image missing")
+	assert.Equal(t, "eth0", f.routes.get()["10.0.0.0/8"], "critical functions serve on the restored state")
+	assert.Empty(t, f.dev.Allocations())
+
+	alerts := 0
+	for _, e := range f.events {
+		if e.Level == updraft.LevelAlert {
+			alerts++
+			assert.Equal(t, updraft.PhaseRollback, e.Phase)
+		}
+	}
+	assert.Equal(t, 1, alerts)
+}
+
+func TestMarginalPolicy(t *testing.T) {
+	for _, tt := range []struct {
+		policy  updraft.MarginalPolicy
+		outcome updraft.Outcome
+	}{{updraft.RollbackOnMarginal, updraft.RolledBack}, {updraft.ProceedOnMarginal, updraft.Committed}} {
+		f := newFixture(t)
+		f.opts.Marginal = tt.policy
+		f.opts.Checks = append(f.opts.Checks, marginalCheck{})
+		report, _ := f.orchestrator(t).PrepareForUpdate(context.Background(), &recordingUpdate{})
+		assert.Equal(t, tt.outcome, report.Outcome, report.String())
+		assert.Empty(t, f.dev.Allocations())
+	}
+}
+
+func TestPreflightNamesTheCulprit(t *testing.T) {
+	dev := sim.New(hal.Vector{hal.CPU: 1})
+	ok := validate.Func("ok", func(context.Context) error { return nil })
+	tests := []struct {
+		name string
+		fns  []updraft.Function
+		opts updraft.Options
+		want string
+	}{
+		{"no functions", nil, updraft.Options{}, "no functions"},
+		{"empty name", []updraft.Function{{Name: ""}}, updraft.Options{}, "function 0 has no name"},
+		{"duplicate", []updraft.Function{{Name: "a"}, {Name: "a"}}, updraft.Options{}, `function "a" is declared twice`},
+		{"unknown dependency", []updraft.Function{{Name: "a", DependsOn: []string{"b"}}}, updraft.Options{}, `function "a" depends on unknown function "b"`},
+		{"cycle", []updraft.Function{{Name: "a", DependsOn: []string{"b"}}, {Name: "b", DependsOn: []string{"c"}}, {Name: "c", DependsOn: []string{"a"}}},
+			updraft.Options{}, "dependency cycle [a b c a]"},
+		{"remote without func", []updraft.Function{{Name: "a", Remote: &updraft.Remote{}}}, updraft.Options{}, `function "a" has a Remote spec but no Func`},
+		{"bad demand", []updraft.Function{{Name: "a", Demand: hal.Vector{hal.CPU: -1}}}, updraft.Options{}, `function "a" Demand`},
+		{"state without store", []updraft.Function{{Name: "a", State: newTable(nil)}}, updraft.Options{}, `function "a" has State but Options.Store is nil`},
+		{"no checks", []updraft.Function{{Name: "a"}}, updraft.Options{}, "no validation checks"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			opts := tt.opts
+			if tt.name != "no checks" {
+				opts.Checks = []validate.Check{ok}
+			}
+			_, err := updraft.New(tt.fns, dev, opts)
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tt.want)
+		})
+	}
+
+	o, err := updraft.New([]updraft.Function{{Name: "a"}}, dev, updraft.Options{Checks: []validate.Check{ok}})
+	require.NoError(t, err)
+	_, err = o.PrepareForUpdate(context.Background(), nil)
+	require.ErrorContains(t, err, "nil update")
+
+	// A critical function nobody can size is refused before anything changes.
+	o, err = updraft.New([]updraft.Function{{Name: "a", Criticality: updraft.Critical}}, dev, updraft.Options{Checks: []validate.Check{ok}})
+	require.NoError(t, err)
+	report, err := o.PrepareForUpdate(context.Background(), &recordingUpdate{})
+	require.ErrorContains(t, err, `critical function "a" has no samples and no static Demand`)
+	assert.Equal(t, []updraft.Phase{updraft.PhaseProfile}, report.PhaseNames())
+	assert.Empty(t, dev.History())
+}
+
+func TestOneUpdateAtATime(t *testing.T) {
+	f := newFixture(t)
+	o := f.orchestrator(t)
+	var second error
+	update := &recordingUpdate{apply: func(ctx context.Context) error {
+		_, second = o.PrepareForUpdate(ctx, &recordingUpdate{})
+		return nil
+	}}
+	_, err := o.PrepareForUpdate(context.Background(), update)
+	require.NoError(t, err)
+	assert.ErrorIs(t, second, updraft.ErrUpdateInProgress)
+}
+
+func concat(parts ...[]updraft.Phase) []updraft.Phase {
+	var out []updraft.Phase
+	for _, p := range parts {
+		out = append(out, p...)
+	}
+	return out
+}
+
+type failingProfiler struct{ err error }
+
+func (p failingProfiler) Forecast(context.Context, time.Duration, []profile.Function) (profile.Forecast, error) {
+	return profile.Forecast{}, p.err
+}
+
+type failingMigrator struct{ err error }
+
+func (m failingMigrator) Migrate(context.Context, []migrate.Spec) (*migrate.Lease, error) {
+	return nil, m.err
+}
+
+type failingBaseline struct{ err error }
+
+func (failingBaseline) Name() string { return "baseline" }
+func (failingBaseline) Run(context.Context) validate.Result {
+	return validate.Result{Verdict: validate.Pass, Score: 1}
+}
+func (b failingBaseline) RecordBaseline(context.Context) error { return b.err }
+
+type marginalCheck struct{}
+
+func (marginalCheck) Name() string { return "latency p99" }
+func (marginalCheck) Run(context.Context) validate.Result {
+	return validate.Result{Verdict: validate.Marginal, Score: 0.5, Evidence: []string{"p99 +12% (bound +10%), p=0.08"}}
+}
