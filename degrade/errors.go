@@ -84,6 +84,10 @@ func (e *RejectedError) Message() string {
 	default:
 		what = fmt.Sprintf("%q is running at reduced capacity (%s) and this request was turned away to protect the rest of the service.", e.Function, why)
 	}
-	return fmt.Sprintf("%s Full service is expected by %s. Please try again in %s seconds.",
-		what, e.Until.UTC().Format("2006-01-02 15:04:05 MST"), strconv.FormatInt(e.RetryAfterSeconds(), 10))
+	wait := strconv.FormatInt(e.RetryAfterSeconds(), 10) + " seconds"
+	if e.RetryAfterSeconds() == 1 {
+		wait = "1 second"
+	}
+	return fmt.Sprintf("%s Full service is expected by %s. Please try again in %s.",
+		what, e.Until.UTC().Format("2006-01-02 15:04:05 MST"), wait)
 }
