@@ -29,6 +29,9 @@
 //   - [Retrier]: the check says whether another attempt could change its
 //     outcome.
 //
+// Logs go to Options.Logger (nil discards them); Prometheus collectors,
+// when wanted, come from [NewMetrics] and are registered by the caller.
+//
 // Bad input never passes by default: a Suite without checks refuses to
 // validate ([ErrNoChecks]) unless Options.AllowNoChecks is set; too few
 // samples give Marginal with the reason ([ErrTooFewSamples]); an
@@ -36,7 +39,7 @@
 //
 // Sketch:
 //
-//	latency := validate.NewRecorder() // the host calls latency.Observe(ms) per request
+//	latency := validate.NewRecorder(0) // the host calls latency.Observe(ms) per request
 //	cmp, err := validate.NewMetricComparison("latency", latency, validate.MetricOptions{})
 //	suite, err := validate.New([]validate.Check{
 //		validate.Func("route lookup", func(ctx context.Context) error { return lookup(ctx, "10.0.0.1") }),

@@ -81,12 +81,12 @@ const NoTolerance = -1
 func (o MetricOptions) withDefaults() (MetricOptions, error) {
 	var errs []error
 	if o.Direction < LowerIsBetter || o.Direction > EitherIsWorse {
-		errs = append(errs, fmt.Errorf("Direction %d is undefined", int(o.Direction)))
+		errs = append(errs, fmt.Errorf("field Direction %d is undefined", int(o.Direction)))
 	}
 	if o.Confidence == 0 {
 		o.Confidence = DefaultConfidence
 	} else if !(o.Confidence > 0.5 && o.Confidence < 1) {
-		errs = append(errs, fmt.Errorf("Confidence %v is outside (0.5, 1)", o.Confidence))
+		errs = append(errs, fmt.Errorf("field Confidence %v is outside (0.5, 1)", o.Confidence))
 	}
 	switch {
 	case o.Tolerance == 0:
@@ -94,19 +94,19 @@ func (o MetricOptions) withDefaults() (MetricOptions, error) {
 	case o.Tolerance == NoTolerance:
 		o.Tolerance = 0
 	case !(o.Tolerance > 0) || math.IsInf(o.Tolerance, 0):
-		errs = append(errs, fmt.Errorf("Tolerance %v is not a positive finite number (or NoTolerance)", o.Tolerance))
+		errs = append(errs, fmt.Errorf("field Tolerance %v is not a positive finite number (or NoTolerance)", o.Tolerance))
 	}
 	if o.MinSamples == 0 {
 		o.MinSamples = DefaultMinSamples
 	} else if o.MinSamples < 2 {
-		errs = append(errs, fmt.Errorf("MinSamples %d is below 2", o.MinSamples))
+		errs = append(errs, fmt.Errorf("field MinSamples %d is below 2", o.MinSamples))
 	}
 	for i, b := range o.Bounds {
 		if !(b.Quantile > 0 && b.Quantile < 1) {
-			errs = append(errs, fmt.Errorf("Bounds[%d].Quantile %v is outside (0, 1)", i, b.Quantile))
+			errs = append(errs, fmt.Errorf("field Bounds[%d].Quantile %v is outside (0, 1)", i, b.Quantile))
 		}
 		if !(b.MaxRegression >= 0) || math.IsInf(b.MaxRegression, 0) {
-			errs = append(errs, fmt.Errorf("Bounds[%d].MaxRegression %v is not a finite number ≥ 0", i, b.MaxRegression))
+			errs = append(errs, fmt.Errorf("field Bounds[%d].MaxRegression %v is not a finite number ≥ 0", i, b.MaxRegression))
 		}
 	}
 	o.Bounds = slices.Clone(o.Bounds)

@@ -43,22 +43,22 @@ func (o RateOptions) withDefaults() (RateOptions, error) {
 	if o.Confidence == 0 {
 		o.Confidence = DefaultConfidence
 	} else if !(o.Confidence > 0.5 && o.Confidence < 1) {
-		errs = append(errs, fmt.Errorf("Confidence %v is outside (0.5, 1)", o.Confidence))
+		errs = append(errs, fmt.Errorf("field Confidence %v is outside (0.5, 1)", o.Confidence))
 	}
 	if o.AbsoluteTolerance == 0 {
 		o.AbsoluteTolerance = DefaultAbsoluteTolerance
 	} else if !(o.AbsoluteTolerance > 0 && o.AbsoluteTolerance < 1) {
-		errs = append(errs, fmt.Errorf("AbsoluteTolerance %v is outside (0, 1)", o.AbsoluteTolerance))
+		errs = append(errs, fmt.Errorf("field AbsoluteTolerance %v is outside (0, 1)", o.AbsoluteTolerance))
 	}
 	if o.RelativeTolerance == 0 {
 		o.RelativeTolerance = DefaultRelativeTolerance
 	} else if !(o.RelativeTolerance > 0) || math.IsInf(o.RelativeTolerance, 0) {
-		errs = append(errs, fmt.Errorf("RelativeTolerance %v is not a positive finite number", o.RelativeTolerance))
+		errs = append(errs, fmt.Errorf("field RelativeTolerance %v is not a positive finite number", o.RelativeTolerance))
 	}
 	if o.MinTrials == 0 {
 		o.MinTrials = DefaultMinTrials
 	} else if o.MinTrials < 1 {
-		errs = append(errs, fmt.Errorf("MinTrials %d is below 1", o.MinTrials))
+		errs = append(errs, fmt.Errorf("field MinTrials %d is below 1", o.MinTrials))
 	}
 	if o.Events == "" {
 		o.Events = "events"

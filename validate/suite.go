@@ -51,6 +51,9 @@ type Options struct {
 	Clock Clock
 	// Logger receives a record per attempt and per verdict; nil discards.
 	Logger *slog.Logger
+	// Metrics, when not nil, count verdicts, attempts and durations; the
+	// caller registers them (see [Metrics]).
+	Metrics *Metrics
 }
 
 // withDefaults fills zero fields and rejects bad ones.
@@ -198,6 +201,7 @@ func (s *Suite) Validate(ctx context.Context) (Report, error) {
 	results := make([]Result, len(s.checks))
 	s.forEach(func(i int, c Check) { results[i] = s.run(ctx, c) })
 	report := newReport(results)
+	s.opts.Metrics.observeReport(report)
 	s.opts.Logger.InfoContext(ctx, "validate: verdict", "verdict", report.Verdict.String(),
 		"score", report.Score, "checks", len(results), "failed", len(report.Failed()))
 	if err := ctx.Err(); err != nil {
@@ -250,6 +254,7 @@ func (s *Suite) run(ctx context.Context, c Check) Result {
 	}
 	res.Attempts = attempts
 	res.Duration = s.opts.Clock.Now().Sub(start)
+	s.opts.Metrics.observeCheck(res)
 	if res.Verdict != Pass {
 		s.opts.Logger.WarnContext(ctx, "validate: check did not pass", "check", name,
 			"verdict", res.Verdict.String(), "attempts", attempts, "err", res.Err)

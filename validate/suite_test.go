@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-multierror"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
 	"github.com/updraft-dev/updraft/validate"
@@ -450,4 +451,45 @@ func TestChecksListsNames(t *testing.T) {
 	s, err := validate.New([]validate.Check{fixed("b", validate.Pass, 1), fixed("a", validate.Pass, 1)}, validate.Options{})
 	require.NoError(t, err)
 	require.Equal(t, "b,a", strings.Join(s.Checks(), ","))
+}
+
+func TestMetricsCountVerdictsAndAttempts(t *testing.T) {
+	m := validate.NewMetrics()
+	reg := prometheus.NewPedanticRegistry()
+	require.NoError(t, reg.Register(m))
+	s, err := validate.New([]validate.Check{
+		validate.Func("up", func(context.Context) error { return nil }),
+		validate.Func("down", func(context.Context) error { return errors.New("x") }),
+	}, validate.Options{Metrics: m, Retries: 1, RetryDelay: time.Nanosecond})
+	require.NoError(t, err)
+	for range 2 {
+		_, err = s.Validate(context.Background())
+		require.NoError(t, err)
+	}
+	families, err := reg.Gather()
+	require.NoError(t, err)
+	got := map[string]float64{}
+	for _, f := range families {
+		for _, metric := range f.GetMetric() {
+			key := f.GetName()
+			for _, l := range metric.GetLabel() {
+				key += "," + l.GetName() + "=" + l.GetValue()
+			}
+			switch {
+			case metric.GetCounter() != nil:
+				got[key] = metric.GetCounter().GetValue()
+			case metric.GetHistogram() != nil:
+				got[key] = float64(metric.GetHistogram().GetSampleCount())
+			}
+		}
+	}
+	require.Equal(t, map[string]float64{
+		"updraft_validate_validations_total,verdict=fail":       2,
+		"updraft_validate_checks_total,check=up,verdict=pass":   2,
+		"updraft_validate_checks_total,check=down,verdict=fail": 2,
+		"updraft_validate_check_attempts_total,check=up":        2,
+		"updraft_validate_check_attempts_total,check=down":      4,
+		"updraft_validate_check_duration_seconds,check=up":      2,
+		"updraft_validate_check_duration_seconds,check=down":    2,
+	}, got)
 }
