@@ -24,6 +24,7 @@ const (
 	DefaultEvidenceBucket  = time.Minute
 	DefaultEvidenceBuckets = 120
 	DefaultMaxFunctions    = 100_000
+	DefaultOverrunCost     = 15.0
 )
 
 // Options configure an [Analyzer]. Every zero field means the documented
@@ -47,6 +48,12 @@ type Options struct {
 	// HalfLife is how fast old forecast errors lose weight
 	// ([DefaultHalfLife]).
 	HalfLife time.Duration
+	// OverrunCost is what the backtest that picks between forecasters
+	// charges for one observation above the reservation, in units of the
+	// function's mean usage over-reserved for one observation
+	// ([DefaultOverrunCost]). Higher values favour fewer violations over
+	// less slack.
+	OverrunCost float64
 	// MinSamples is the number of observations under which a forecast
 	// uses the wide small-sample interval ([DefaultMinSamples]).
 	MinSamples int
@@ -98,11 +105,12 @@ func New(opts Options) (*Analyzer, error) {
 		clock:      opts.Clock,
 		log:        opts.Logger,
 		params: modelParams{
-			levelTau:   orDefault(opts.LevelTau, DefaultLevelTau),
-			trendTau:   orDefault(opts.TrendTau, DefaultTrendTau),
-			horizon:    orDefault(opts.Horizon, DefaultHorizon),
-			halfLife:   orDefault(opts.HalfLife, DefaultHalfLife),
-			minSamples: orDefault(opts.MinSamples, DefaultMinSamples),
+			levelTau:    orDefault(opts.LevelTau, DefaultLevelTau),
+			trendTau:    orDefault(opts.TrendTau, DefaultTrendTau),
+			horizon:     orDefault(opts.Horizon, DefaultHorizon),
+			halfLife:    orDefault(opts.HalfLife, DefaultHalfLife),
+			minSamples:  orDefault(opts.MinSamples, DefaultMinSamples),
+			overrunCost: orDefault(opts.OverrunCost, DefaultOverrunCost),
 		},
 		evBucket:  orDefault(opts.EvidenceBucket, DefaultEvidenceBucket),
 		evBuckets: orDefault(opts.EvidenceBuckets, DefaultEvidenceBuckets),
@@ -121,6 +129,9 @@ func New(opts Options) (*Analyzer, error) {
 		if d < 0 {
 			return nil, fmt.Errorf("profile: Options.%s is negative (%v)", name, d)
 		}
+	}
+	if opts.OverrunCost < 0 || math.IsNaN(opts.OverrunCost) || math.IsInf(opts.OverrunCost, 0) {
+		return nil, fmt.Errorf("profile: Options.OverrunCost %v is not a finite non-negative number", opts.OverrunCost)
 	}
 	for name, n := range map[string]int{
 		"MinSamples": opts.MinSamples, "EvidenceBuckets": opts.EvidenceBuckets, "MaxFunctions": opts.MaxFunctions,
@@ -294,13 +305,24 @@ func (a *Analyzer) forecastLocked(name string, at time.Time, window time.Duratio
 	}
 	ff.Samples = fm.samples
 	conf := math.Inf(1)
-	for r, s := range fm.series {
-		q50, q95, q99 := s.quantiles(&a.params, at, window)
+	for _, r := range sortedResources(fm.series) {
+		s := fm.series[r]
+		q50, q95, q99, basis := s.forecast(&a.params, at, window)
 		ff.P50[r], ff.P95[r], ff.P99[r] = q50, q95, q99
+		ff.Basis = append(ff.Basis, string(r)+": "+basis)
 		conf = math.Min(conf, s.confidence(&a.params, window))
 	}
 	if !math.IsInf(conf, 1) {
 		ff.Confidence = conf
 	}
 	return ff
+}
+
+func sortedResources(m map[hal.Resource]*series) []hal.Resource {
+	out := make([]hal.Resource, 0, len(m))
+	for r := range m {
+		out = append(out, r)
+	}
+	slices.Sort(out)
+	return out
 }

@@ -5,59 +5,70 @@ import (
 	"time"
 )
 
-// ratioHistogram is a decaying histogram of ratios (observed / forecast),
-// log-spaced from ratioMin to ratioMax with a separate bucket for zero. New
-// points weigh more than old ones by a factor of two per half-life, the way
-// Kubernetes' VPA ages its usage histograms, so memory is fixed and adding
-// a point is O(1).
-type ratioHistogram struct {
-	weights [ratioBuckets]float32
+// logHistogram is a decaying histogram of positive values, log-spaced: the
+// first bucket ends at lowest, each next one is growth times wider, values
+// beyond the last bucket count in it, and zero (or negative) values have a
+// bucket of their own. New points weigh more than old ones by a factor of
+// two per half-life, the way Kubernetes' VPA ages its usage histograms, so
+// memory is fixed and adding a point is O(1).
+type logHistogram struct {
+	lowest  float64
+	logGrow float64
+	weights []float32
 	zero    float64
 	total   float64
 	ref     time.Time // weights are relative to this instant
 }
 
+func newLogHistogram(lowest, growth float64, buckets int) logHistogram {
+	return logHistogram{lowest: lowest, logGrow: math.Log(growth), weights: make([]float32, buckets)}
+}
+
+// Histogram shapes. Ratios of observed to forecast run from 1/64 to 64 in
+// 8% steps; raw values from a thousandth to a thousand times the first
+// positive value seen, in 10% steps.
 const (
-	ratioMin     = 1.0 / 64
-	ratioMax     = 64.0
-	ratioGrowth  = 1.08
-	ratioBuckets = 109 // ceil(ln(ratioMax/ratioMin)/ln(ratioGrowth)) + 1
+	ratioLowest     = 1.0 / 64
+	ratioHighest    = 64.0
+	ratioGrowth     = 1.08
+	ratioBuckets    = 109 // ceil(ln(ratioHighest/ratioLowest)/ln(ratioGrowth)) + 1
+	valueRange      = 1000.0
+	valueGrowth     = 1.10
+	valueBucketsLen = 146 // ceil(ln(valueRange²)/ln(valueGrowth)) + 1
 )
 
-var logRatioGrowth = math.Log(ratioGrowth)
-
-func ratioBucket(r float64) int {
-	if r <= ratioMin {
+func (h *logHistogram) bucket(x float64) int {
+	if x <= h.lowest {
 		return 0
 	}
-	i := int(math.Log(r/ratioMin) / logRatioGrowth)
-	return min(i, ratioBuckets-1)
+	i := int(math.Log(x/h.lowest)/h.logGrow) + 1
+	return min(i, len(h.weights)-1)
 }
 
-// ratioUpper is the upper bound of bucket i, what quantiles report.
-func ratioUpper(i int) float64 {
-	return ratioMin * math.Pow(ratioGrowth, float64(i+1))
+// upper is the upper bound of bucket i, what quantiles report.
+func (h *logHistogram) upper(i int) float64 {
+	return h.lowest * math.Exp(float64(i)*h.logGrow)
 }
 
-func (h *ratioHistogram) add(p *modelParams, t time.Time, r float64) {
+func (h *logHistogram) add(halfLife time.Duration, t time.Time, x float64) {
 	if h.ref.IsZero() {
 		h.ref = t
 	}
-	w := math.Exp2(t.Sub(h.ref).Seconds() / p.halfLife.Seconds())
+	w := math.Exp2(t.Sub(h.ref).Seconds() / halfLife.Seconds())
 	if w > 1e30 || w < 1e-30 {
 		h.rebase(t, w)
 		w = 1
 	}
-	if r <= 0 || math.IsNaN(r) {
+	if x <= 0 || math.IsNaN(x) {
 		h.zero += w
 	} else {
-		h.weights[ratioBucket(r)] += float32(w)
+		h.weights[h.bucket(x)] += float32(w)
 	}
 	h.total += w
 }
 
 // rebase rescales every weight so that weights are relative to t.
-func (h *ratioHistogram) rebase(t time.Time, w float64) {
+func (h *logHistogram) rebase(t time.Time, w float64) {
 	f := 1 / w
 	for i := range h.weights {
 		h.weights[i] = float32(float64(h.weights[i]) * f)
@@ -68,10 +79,10 @@ func (h *ratioHistogram) rebase(t time.Time, w float64) {
 }
 
 // quantile returns the smallest bucket upper bound below which at least q
-// of the weight lies.
-func (h *ratioHistogram) quantile(q float64) float64 {
+// of the weight lies (0 if the zero bucket holds it).
+func (h *logHistogram) quantile(q float64) float64 {
 	if h.total == 0 {
-		return 1
+		return 0
 	}
 	target := q * h.total
 	acc := h.zero
@@ -81,8 +92,8 @@ func (h *ratioHistogram) quantile(q float64) float64 {
 	for i, w := range h.weights {
 		acc += float64(w)
 		if acc >= target {
-			return ratioUpper(i)
+			return h.upper(i)
 		}
 	}
-	return ratioMax
+	return h.upper(len(h.weights) - 1)
 }

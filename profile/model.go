@@ -1,166 +1,263 @@
 package profile
 
 import (
+	"fmt"
 	"math"
 	"time"
 
 	"gonum.org/v1/gonum/stat/distuv"
 )
 
-// series is the bounded model of one resource of one function: a level and
-// trend smoothed over irregular steps, a daily seasonal index, and a
-// decaying histogram of how far observations landed from the forecast made
-// one horizon earlier. Memory is fixed; each observation is O(1).
+// series is the bounded model of one resource of one function. It keeps
+// two forecasters side by side and a running backtest of each:
+//
+//   - the marginal one: a decaying histogram of the values themselves, the
+//     way VPA-style recommenders work;
+//   - the conditional one: a level and damped trend smoothed over irregular
+//     steps, the mean of each hour of the day (daily seasonality, once two
+//     days are seen), and a decaying histogram of how far observations
+//     landed from the forecast made about one horizon earlier.
+//
+// Every observation is scored against the P95 each forecaster gave about
+// one horizon before (over-reservation relative to the mean, plus a
+// penalty per overrun); forecasts come from the one whose decayed cost is
+// lower, so level, trend and seasonality are used where the history shows
+// they help. Memory is fixed; each observation is O(1).
 type series struct {
 	n           int
 	first, last time.Time
 
 	// Welford running statistics over every observation, used while the
-	// history is too short for the histogram to be trusted.
+	// history is too short for the histograms to be trusted.
 	mean, m2, max float64
 
 	level, trend float64 // trend in units per second
+	longMean     float64 // mean decaying over the half-life
 
-	seasonal  [24]float64 // EWMA of value/level per UTC hour of day
-	seasonalN [24]int32
+	hourMean [24]float64 // EWMA of observations in each UTC hour of the day
+	hourN    [24]int32
 
-	snaps    [snapshotSlots]levelSnapshot // ring, spaced horizon/snapshotSlots apart
+	snaps    [snapshotSlots]snapshot // ring, spaced horizon/snapshotSlots apart
 	snapNext int
 
-	resid ratioHistogram
+	ratios      logHistogram // observed / conditional forecast one horizon earlier
+	values      logHistogram // the observations; created at the first positive one
+	zerosBefore int          // zero observations before values existed
+
+	cost [2]float64 // decayed backtest cost of the marginal and conditional forecasters
 }
+
+const (
+	marginal    = 0
+	conditional = 1
+)
 
 const snapshotSlots = 4
 
-type levelSnapshot struct {
+// snapshot is the model's state at one instant: what it would have
+// forecast from then.
+type snapshot struct {
 	at           time.Time
-	level, trend float64 // deseasoned level and its trend per second
+	level, trend float64
+	reserve      [2]float64 // P95 of each forecaster at the time; NaN if it had none
 }
 
 // modelParams are the tunables of every series, fixed by the Analyzer.
 type modelParams struct {
-	levelTau   time.Duration // smoothing time constant of the level
-	trendTau   time.Duration // smoothing time constant of the trend
-	horizon    time.Duration // the window forecasts are tuned for
-	halfLife   time.Duration // decay of the residual histogram
-	minSamples int           // below this, forecasts use the wide small-sample interval
+	levelTau    time.Duration // smoothing time constant of the level
+	trendTau    time.Duration // smoothing time constant of the trend
+	horizon     time.Duration // the window forecasts are tuned for
+	halfLife    time.Duration // decay of histograms and backtest costs
+	minSamples  int           // below this, forecasts use the wide small-sample interval
+	overrunCost float64       // backtest penalty of one overrun, in means of over-reservation
 }
+
+// Seasonality needs this much history and this many visits of an hour.
+const (
+	seasonalSpan   = 48 * time.Hour
+	seasonalVisits = 2
+	hourAlpha      = 0.3 // weight of a new observation in its hour's mean
+)
 
 func (s *series) observe(p *modelParams, t time.Time, x float64) {
 	if s.n == 0 {
 		s.first, s.last = t, t
-		s.level = x
-		s.max = x
+		s.level, s.longMean, s.max = x, x, x
+		s.ratios = newLogHistogram(ratioLowest, ratioGrowth, ratioBuckets)
 	}
 	s.n++
 	d := x - s.mean
 	s.mean += d / float64(s.n)
 	s.m2 += d * (x - s.mean)
-	if x > s.max {
-		s.max = x
-	}
+	s.max = math.Max(s.max, x)
 
-	season := s.seasonIndex(t)
-	// Record how this point compares with what the model said one
-	// horizon ago, before the level learns from it.
-	if ref, ok := s.reference(p, t); ok {
-		s.resid.add(p, t, ratio(x, ref))
+	// Score and record how this point compares with what the model said
+	// about one horizon ago, before the model learns from it.
+	if old, ok := s.oldest(t); ok {
+		s.ratios.add(p.halfLife, t, ratio(x, s.pointForecast(p, old.at, old.level, old.trend, t)))
+		s.backtest(p, t, x, old)
 	}
+	s.addValue(p, t, x)
 
 	dt := t.Sub(s.last).Seconds()
 	if dt < 0 {
-		dt = 0 // out-of-order samples update the level but not the trend
+		dt = 0 // a late sample updates the level but not the trend
 	}
 	if s.n > 1 {
-		deseasoned := x / season
 		predicted := s.level + s.trend*dt
 		a := 1 - math.Exp(-dt/p.levelTau.Seconds())
 		if dt == 0 {
 			a = 1 / float64(min(s.n, 8)) // several points at one instant: average them
 		}
-		newLevel := predicted + a*(deseasoned-predicted)
+		newLevel := math.Max(predicted+a*(x-predicted), 0)
 		if dt > 0 {
 			b := 1 - math.Exp(-dt/p.trendTau.Seconds())
 			s.trend += b * ((newLevel-s.level)/dt - s.trend)
 		}
-		s.level = math.Max(newLevel, 0)
+		s.level = newLevel
+		s.longMean += (1 - math.Exp2(-dt/p.halfLife.Seconds())) * (x - s.longMean)
 	}
 	if t.After(s.last) {
 		s.last = t
 	}
 
-	if s.level > 0 {
-		h := t.UTC().Hour()
-		r := x / s.level
-		if s.seasonalN[h] == 0 {
-			s.seasonal[h] = r
-		} else {
-			s.seasonal[h] += 0.25 * (r - s.seasonal[h])
-		}
-		s.seasonalN[h]++
+	h := t.UTC().Hour()
+	if s.hourN[h] == 0 {
+		s.hourMean[h] = x
+	} else {
+		s.hourMean[h] += hourAlpha * (x - s.hourMean[h])
 	}
+	s.hourN[h]++
 	s.snapshot(p, t)
 }
 
-// seasonIndex returns the daily seasonal index for t's hour, or 1 while the
-// history is too short (under two days) to show a daily pattern.
-func (s *series) seasonIndex(t time.Time) float64 {
-	if s.n == 0 || s.last.Sub(s.first) < 48*time.Hour {
-		return 1
+func (s *series) addValue(p *modelParams, t time.Time, x float64) {
+	if s.values.weights == nil {
+		if x <= 0 {
+			s.zerosBefore++
+			return
+		}
+		s.values = newLogHistogram(x/valueRange, valueGrowth, valueBucketsLen)
+		for range s.zerosBefore {
+			s.values.add(p.halfLife, t, 0)
+		}
 	}
-	h := t.UTC().Hour()
-	if s.seasonalN[h] < 2 || s.seasonal[h] <= 0 {
-		return 1
-	}
-	return s.seasonal[h]
+	s.values.add(p.halfLife, t, x)
 }
+
+// backtest charges each forecaster for the reservation it made at old:
+// what it over-reserved, in units of the long-run mean, and overrunCost
+// for each overrun.
+func (s *series) backtest(p *modelParams, t time.Time, x float64, old snapshot) {
+	decay := math.Exp2(-t.Sub(s.last).Seconds() / p.halfLife.Seconds())
+	scale := math.Max(s.longMean, 1e-12)
+	for k, r := range old.reserve {
+		if math.IsNaN(r) {
+			continue
+		}
+		c := math.Max(r-x, 0) / scale
+		if x > r {
+			c += p.overrunCost
+		}
+		s.cost[k] = s.cost[k]*decay + c
+	}
+}
+
+// seasonalShift is how much higher the usual demand at to's hour of the
+// day is than at from's, or 0 while the history is too short (under two
+// days) to show a daily pattern.
+func (s *series) seasonalShift(from, to time.Time) float64 {
+	if !s.seasonal() {
+		return 0
+	}
+	hf, ht := from.UTC().Hour(), to.UTC().Hour()
+	if s.hourN[hf] < seasonalVisits || s.hourN[ht] < seasonalVisits {
+		return 0
+	}
+	return s.hourMean[ht] - s.hourMean[hf]
+}
+
+func (s *series) seasonal() bool { return s.last.Sub(s.first) >= seasonalSpan }
 
 func (s *series) snapshot(p *modelParams, t time.Time) {
 	prev := s.snaps[(s.snapNext+snapshotSlots-1)%snapshotSlots]
 	if !prev.at.IsZero() && t.Sub(prev.at) < p.horizon/snapshotSlots {
 		return
 	}
-	s.snaps[s.snapNext] = levelSnapshot{at: t, level: s.level, trend: s.trend}
+	snap := snapshot{at: t, level: s.level, trend: s.trend, reserve: [2]float64{math.NaN(), math.NaN()}}
+	if s.values.total > 0 {
+		snap.reserve[marginal] = s.values.quantile(0.95)
+	}
+	if s.ratios.total > 0 {
+		_, snap.reserve[conditional], _ = s.conditionalQuantiles(p, t, p.horizon)
+	}
+	s.snaps[s.snapNext] = snap
 	s.snapNext = (s.snapNext + 1) % snapshotSlots
 }
 
-// reference is the forecast the model would have made for t from its state
-// about one horizon earlier (the oldest snapshot still in the ring).
-func (s *series) reference(p *modelParams, t time.Time) (float64, bool) {
+// oldest returns the oldest snapshot still in the ring, taken about one
+// horizon before t.
+func (s *series) oldest(t time.Time) (snapshot, bool) {
 	old := s.snaps[s.snapNext]
 	if old.at.IsZero() {
 		old = s.snaps[0]
 	}
 	if old.at.IsZero() || !t.After(old.at) {
-		return 0, false
+		return snapshot{}, false
 	}
-	ahead := t.Sub(old.at).Seconds()
-	ref := math.Max(old.level+old.trend*ahead, 0) * s.seasonIndex(t)
-	return ref, true
+	return old, true
 }
 
-// quantiles forecasts the p50, p95 and p99 demand over [at, at+window].
-func (s *series) quantiles(p *modelParams, at time.Time, window time.Duration) (q50, q95, q99 float64) {
-	if s.n == 0 {
-		return 0, 0, 0
+// pointForecast is what the model expects at t from a level and trend
+// taken at from, with the daily pattern, never below refFloor of the
+// long-run mean.
+func (s *series) pointForecast(p *modelParams, from time.Time, level, trend float64, t time.Time) float64 {
+	v := project(p, level, trend, t.Sub(from).Seconds()) + s.seasonalShift(from, t)
+	return math.Max(v, refFloor*s.longMean)
+}
+
+// conditionalQuantiles scales the highest point forecast within
+// [at, at+window] by the quantiles of the observed ratios.
+func (s *series) conditionalQuantiles(p *modelParams, at time.Time, window time.Duration) (q50, q95, q99 float64) {
+	from := s.last
+	if at.Before(from) {
+		from = at
 	}
-	if s.n < p.minSamples || s.resid.total == 0 {
-		return s.smallSample()
-	}
-	// The highest point forecast within the window, across the seasonal
-	// hours it touches; quantiles then scale it by the observed ratios.
 	peak := 0.0
 	steps := int(window/time.Hour) + 1
 	for i := 0; i <= steps; i++ {
-		dt := time.Duration(float64(window) * float64(i) / float64(steps))
-		t := at.Add(dt)
-		v := math.Max(s.level+s.trend*dt.Seconds(), 0) * s.seasonIndex(t)
-		peak = math.Max(peak, v)
+		t := at.Add(time.Duration(float64(window) * float64(i) / float64(steps)))
+		peak = math.Max(peak, s.pointForecast(p, from, s.level, s.trend, t))
 	}
-	q50 = peak * s.resid.quantile(0.50)
-	q95 = peak * s.resid.quantile(0.95)
-	q99 = peak * s.resid.quantile(0.99)
-	return q50, math.Max(q95, q50), math.Max(q99, math.Max(q95, q50))
+	q50 = peak * s.ratios.quantile(0.50)
+	q95 = math.Max(peak*s.ratios.quantile(0.95), q50)
+	q99 = math.Max(peak*s.ratios.quantile(0.99), q95)
+	return q50, q95, q99
+}
+
+// forecast returns the p50, p95 and p99 demand over [at, at+window] and,
+// in words, what they rest on.
+func (s *series) forecast(p *modelParams, at time.Time, window time.Duration) (q50, q95, q99 float64, basis string) {
+	switch {
+	case s.n == 0:
+		return 0, 0, 0, "no observations"
+	case s.n < p.minSamples || s.values.total == 0 && s.zerosBefore == 0:
+		q50, q95, q99 = s.smallSample()
+		return q50, q95, q99, fmt.Sprintf("only %d observations (fewer than %d): wide small-sample interval", s.n, p.minSamples)
+	case s.values.total == 0:
+		return 0, 0, 0, fmt.Sprintf("%d observations, all zero", s.n)
+	}
+	if s.ratios.total > 0 && s.cost[conditional] < s.cost[marginal] {
+		q50, q95, q99 = s.conditionalQuantiles(p, at, window)
+		what := "level and trend"
+		if s.seasonal() {
+			what = "level, trend and daily pattern"
+		}
+		return q50, q95, q99, fmt.Sprintf("%s from %d observations (backtest cost %.3g against %.3g for the value distribution)",
+			what, s.n, s.cost[conditional], s.cost[marginal])
+	}
+	return s.values.quantile(0.5), s.values.quantile(0.95), s.values.quantile(0.99),
+		fmt.Sprintf("distribution of %d observations, decaying with a %v half-life", s.n, p.halfLife)
 }
 
 // smallSample is the wide prediction interval used while the history is
@@ -177,10 +274,10 @@ func (s *series) smallSample() (q50, q95, q99 float64) {
 	}
 	tdist := distuv.StudentsT{Mu: 0, Sigma: 1, Nu: n - 1}
 	spread := sd * math.Sqrt(1+1/n)
-	q50 = s.mean
+	q50 = math.Max(s.mean, 0)
 	q95 = math.Max(s.mean+tdist.Quantile(0.95)*spread, s.max)
 	q99 = math.Max(s.mean+tdist.Quantile(0.99)*spread, q95)
-	return math.Max(q50, 0), q95, q99
+	return q50, q95, q99
 }
 
 // confidence is 0 with no history and approaches 1 as observations and
@@ -201,8 +298,21 @@ func ratio(x, ref float64) float64 {
 	case ref <= 0 && x <= 0:
 		return 1
 	case ref <= 0:
-		return ratioMax
+		return ratioHighest
 	default:
 		return x / ref
 	}
+}
+
+// refFloor keeps forecasts of a series that is idle now but busy on
+// average from collapsing to zero, which would make every ratio to them
+// unbounded: no forecast is below this share of the long-run mean.
+const refFloor = 0.05
+
+// project extrapolates a level by a damped trend: the trend's effect
+// saturates after about one horizon, so a short climb is not projected
+// for ever.
+func project(p *modelParams, level, trend, ahead float64) float64 {
+	tau := p.horizon.Seconds()
+	return math.Max(level+trend*tau*(1-math.Exp(-ahead/tau)), 0)
 }

@@ -83,4 +83,7 @@ type FunctionForecast struct {
 	Samples       int     // observations the forecast rests on
 	Critical      bool
 	Reasons       []string // in words a host engineer can check, e.g. `annotated critical by the host`, `critical because "routes" (critical) depends on it`
+	// Basis says, per resource, what the quantiles rest on, e.g.
+	// `cpu: level, trend and daily pattern from 8000 observations ...`.
+	Basis []string
 }

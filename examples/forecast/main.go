@@ -1,0 +1,167 @@
+// Command forecast replays real resource-usage traces through the profile
+// package's model and through a VPA-style baseline recommender, and prints
+// how much each over-reserved (slack) and how often use exceeded the
+// reservation (violations), per file and overall.
+//
+//	go run ./examples/forecast -trace ../shared/traces/bitbrains-rnd-2013-7
+//
+// Every regular file under DIR (recursively) is read as a Bitbrains or
+// Alibaba trace, gzip-compressed or plain. Each 1-hour window is forecast
+// from the history before it; the first day of each series is warm-up and
+// not scored. The last line is
+//
+//	overall: model slack=S% violations=V% | baseline slack=S% violations=V%
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/updraft-dev/updraft/hal"
+	"github.com/updraft-dev/updraft/profile/trace"
+)
+
+func main() {
+	dir := flag.String("trace", "", "directory of trace files (Bitbrains or Alibaba layout, gzip or plain)")
+	window := flag.Duration("window", time.Hour, "forecast window")
+	warmup := flag.Duration("warmup", 24*time.Hour, "history before the first scored window")
+	quantile := flag.Float64("quantile", 0.95, "model forecast to reserve: 0.5, 0.95 or 0.99")
+	flag.Parse()
+	if *dir == "" {
+		fmt.Fprintln(os.Stderr, "forecast: -trace DIR is required")
+		flag.Usage()
+		os.Exit(2)
+	}
+	if err := run(context.Background(), os.Stdout, *dir, *window, *warmup, *quantile); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, out io.Writer, dir string, window, warmup time.Duration, quantile float64) error {
+	files, err := traceFiles(dir)
+	if err != nil {
+		return err
+	}
+	opts := trace.ReplayOptions{Window: window, Warmup: warmup}
+	model, base := trace.Score{}, trace.Score{}
+	var stats trace.Stats
+	for _, file := range files {
+		series, st, err := trace.ReadFile(file)
+		if err != nil {
+			return fmt.Errorf("forecast: %w", err)
+		}
+		stats.Add(st)
+		fileModel, fileBase := trace.Score{}, trace.Score{}
+		for _, s := range series {
+			m, err := trace.NewModel(trace.ModelOptions{Quantile: quantile})
+			if err != nil {
+				return fmt.Errorf("forecast: %w", err)
+			}
+			ms, err := trace.Replay(ctx, s, m, opts)
+			if err != nil {
+				return fmt.Errorf("forecast: %w", err)
+			}
+			bs, err := trace.Replay(ctx, s, &trace.VPA{}, opts)
+			if err != nil {
+				return fmt.Errorf("forecast: %w", err)
+			}
+			fileModel.Add(ms)
+			fileBase.Add(bs)
+		}
+		rel, _ := filepath.Rel(dir, file)
+		fmt.Fprintf(out, "%s (%d series, %d rows, %d skipped): %s\n", rel, len(series), st.Rows, st.Broken+st.Duplicates+st.Off, line(fileModel, fileBase))
+		model.Add(fileModel)
+		base.Add(fileBase)
+	}
+	fmt.Fprintf(out, "rows: %d read, %d broken, %d duplicate timestamps, %d machine-off rows skipped, %d kept without an out-of-range field\n", stats.Rows, stats.Broken, stats.Duplicates, stats.Off, stats.Partial)
+	for _, p := range stats.Problems {
+		fmt.Fprintf(out, "  skipped %s\n", p)
+	}
+	for _, r := range slices.Sorted(func(yield func(string) bool) {
+		for r := range model {
+			if !yield(string(r)) {
+				return
+			}
+		}
+	}) {
+		m, b := model[hal.Resource(r)], base[hal.Resource(r)]
+		fmt.Fprintf(out, "%s: model slack=%.1f%% violations=%.2f%% | baseline slack=%.1f%% violations=%.2f%% (%d points)\n",
+			r, 100*m.Slack(), 100*m.ViolationRate(), 100*b.Slack(), 100*b.ViolationRate(), m.Points)
+	}
+	fmt.Fprintf(out, "overall: %s\n", line(model, base))
+	return nil
+}
+
+func line(model, base trace.Score) string {
+	return fmt.Sprintf("model slack=%.1f%% violations=%.2f%% | baseline slack=%.1f%% violations=%.2f%%",
+		100*model.Slack(), 100*model.ViolationRate(), 100*base.Slack(), 100*base.ViolationRate())
+}
+
+// traceFiles lists the regular files under dir, sorted, skipping READMEs
+// and hidden files.
+func traceFiles(dir string) ([]string, error) {
+	var files []string
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		name := d.Name()
+		if d.IsDir() {
+			if strings.HasPrefix(name, ".") && path != dir {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if strings.HasPrefix(name, ".") || strings.HasPrefix(strings.ToUpper(name), "README") {
+			return nil
+		}
+		files = append(files, path)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("forecast: %w", err)
+	}
+	if len(files) == 0 {
+		return nil, errors.New("forecast: no trace files in " + dir)
+	}
+	slices.SortFunc(files, naturalLess)
+	return files, nil
+}
+
+// naturalLess orders "2.csv.gz" before "10.csv.gz".
+func naturalLess(a, b string) int {
+	da, db := filepath.Dir(a), filepath.Dir(b)
+	if da != db {
+		return strings.Compare(da, db)
+	}
+	na, nb := leadingNumber(filepath.Base(a)), leadingNumber(filepath.Base(b))
+	if na != nb && na >= 0 && nb >= 0 {
+		return na - nb
+	}
+	return strings.Compare(a, b)
+}
+
+func leadingNumber(s string) int {
+	n, digits := 0, 0
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			break
+		}
+		n = n*10 + int(c-'0')
+		digits++
+	}
+	if digits == 0 {
+		return -1
+	}
+	return n
+}
