@@ -2,8 +2,8 @@ package trace
 
 import (
 	"bufio"
-	"cmp"
 	"bytes"
+	"cmp"
 	"compress/gzip"
 	"errors"
 	"fmt"
