@@ -137,7 +137,8 @@ type MetricComparison struct {
 	opts   MetricOptions
 
 	mu       sync.Mutex
-	baseline []float64 // sorted; nil until recorded; guarded by mu
+	recorded bool      // a baseline was recorded; guarded by mu
+	baseline []float64 // sorted; guarded by mu
 }
 
 var (
@@ -184,7 +185,7 @@ func (m *MetricComparison) SetBaseline(samples []float64) error {
 	}
 	sorted := sortedCopy(samples)
 	m.mu.Lock()
-	m.baseline = sorted
+	m.recorded, m.baseline = true, sorted
 	m.mu.Unlock()
 	return nil
 }
@@ -212,9 +213,9 @@ var ErrRegression = errors.New("validate: regression")
 // Run takes the post-update samples and judges them against the baseline.
 func (m *MetricComparison) Run(ctx context.Context) Result {
 	m.mu.Lock()
-	base := m.baseline
+	recorded, base := m.recorded, m.baseline
 	m.mu.Unlock()
-	if base == nil {
+	if !recorded {
 		return Result{Check: m.name, Verdict: Marginal, Score: 0.5, Err: ErrNoBaseline,
 			Evidence: []string{"no baseline: RecordBaseline was not called before the update"}}
 	}

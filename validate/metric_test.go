@@ -152,6 +152,7 @@ func TestMetricComparisonTooFewSamplesIsMarginal(t *testing.T) {
 		"empty now":      {{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20}, {}},
 		"tiny baseline":  {{1, 2}, {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20}},
 		"empty baseline": {{}, {1}},
+		"nil baseline":   {nil, {1}},
 	} {
 		r := judge(t, latencyCheck(t, &fixedSource{[][]float64{c[0], c[1]}}))
 		require.Equal(t, validate.Marginal, r.Verdict, name)

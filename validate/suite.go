@@ -40,7 +40,8 @@ type Options struct {
 	RetryDelay time.Duration
 	// Grace is how long a cancelled check may take to return before the
 	// Suite abandons it (reporting Fail) and leaves its goroutine to finish
-	// on its own; an abandoned check is not retried. 0 means DefaultGrace.
+	// on its own; an abandoned check is not retried, but a later Validate
+	// runs it again, possibly beside the abandoned Run. 0 means DefaultGrace.
 	Grace time.Duration
 	// BaselineTimeout bounds each check's RecordBaseline; 0 means only
 	// the caller's ctx bounds it (recording may sample for a while).
@@ -170,7 +171,7 @@ func (s *Suite) RecordBaseline(ctx context.Context) error {
 			bctx, cancel = context.WithTimeout(ctx, s.opts.BaselineTimeout)
 		}
 		defer cancel()
-		if err := rec.RecordBaseline(bctx); err != nil {
+		if err := safeRecord(bctx, rec); err != nil {
 			errs[i] = fmt.Errorf("validate: check %q: record baseline: %w", c.Name(), err)
 			s.opts.Logger.WarnContext(ctx, "validate: baseline not recorded", "check", c.Name(), "err", err)
 			return
@@ -184,6 +185,16 @@ func (s *Suite) RecordBaseline(ctx context.Context) error {
 		}
 	}
 	return all.ErrorOrNil()
+}
+
+// safeRecord calls rec.RecordBaseline, turning a panic into an error.
+func safeRecord(ctx context.Context, rec BaselineRecorder) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("panicked: %v", p)
+		}
+	}()
+	return rec.RecordBaseline(ctx)
 }
 
 // Validate runs every check, concurrently up to Options.Concurrency, and

@@ -381,6 +381,9 @@ func (r *recorder) Run(context.Context) validate.Result {
 	return result(validate.Pass, 1)
 }
 func (r *recorder) RecordBaseline(context.Context) error {
+	if r.name == "panics" {
+		panic("baseline store is nil")
+	}
 	if r.err != nil {
 		return r.err
 	}
@@ -395,14 +398,15 @@ func TestRecordBaselineCallsEveryRecorderAndCollectsFailures(t *testing.T) {
 	bad1 := &recorder{name: "bad1", err: errors.New("meter offline")}
 	bad2 := &recorder{name: "bad2", err: errors.New("no samples")}
 	plain := validate.Func("plain", func(context.Context) error { return nil })
-	s, err := validate.New([]validate.Check{good, plain, bad1, bad2}, validate.Options{})
+	s, err := validate.New([]validate.Check{good, plain, bad1, bad2, &recorder{name: "panics"}}, validate.Options{})
 	require.NoError(t, err)
 	err = s.RecordBaseline(context.Background())
 	var merr *multierror.Error
 	require.ErrorAs(t, err, &merr)
-	require.Len(t, merr.Errors, 2)
+	require.Len(t, merr.Errors, 3)
 	require.ErrorContains(t, merr.Errors[0], `check "bad1": record baseline: meter offline`)
 	require.ErrorContains(t, merr.Errors[1], `check "bad2"`)
+	require.ErrorContains(t, merr.Errors[2], `check "panics": record baseline: panicked: baseline store is nil`)
 
 	rep, err := s.Validate(context.Background())
 	require.NoError(t, err)
