@@ -16,6 +16,10 @@ import (
 // source when Options.PressureInterval is zero.
 const DefaultPressureInterval = 5 * time.Second
 
+// DefaultMaxWindow is the longest degradation window [Controller.Set]
+// accepts when Options.MaxWindow is zero.
+const DefaultMaxWindow = 24 * time.Hour
+
 // maxFunctionName bounds function names, which travel in HTTP headers.
 const maxFunctionName = 200
 
@@ -41,6 +45,10 @@ type Options struct {
 	// PressureInterval is how often Run reads Pressure (0 =
 	// DefaultPressureInterval).
 	PressureInterval time.Duration
+	// MaxWindow is the longest window Set accepts (0 = DefaultMaxWindow), so
+	// a deadline computed wrongly (a year instead of an hour) cannot leave a
+	// function degraded for good. Set it higher for longer planned windows.
+	MaxWindow time.Duration
 	// RequestPriority picks a request's [Priority] for Shed in the HTTP
 	// middleware; nil gives every request PriorityNormal. Do not trust a
 	// client-sent header here unless clients are trusted.
@@ -64,6 +72,7 @@ type Controller struct {
 	adaptive        AdaptiveOptions
 	pressure        PressureSource
 	pressureEvery   time.Duration
+	maxWindow       time.Duration
 	requestPriority func(*http.Request) Priority
 
 	fns      atomic.Pointer[map[string]*function] // copy-on-write, replaced under mu
@@ -130,12 +139,16 @@ func NewController(opts Options) (*Controller, error) {
 	if opts.PressureInterval < 0 {
 		return nil, fmt.Errorf("degrade: Options.PressureInterval %s must be >= 0", opts.PressureInterval)
 	}
+	if opts.MaxWindow < 0 {
+		return nil, fmt.Errorf("degrade: Options.MaxWindow %s must be >= 0", opts.MaxWindow)
+	}
 	c := &Controller{
 		now:             opts.Clock,
 		log:             opts.Logger,
 		adaptive:        adaptive,
 		pressure:        opts.Pressure,
 		pressureEvery:   opts.PressureInterval,
+		maxWindow:       opts.MaxWindow,
 		requestPriority: opts.RequestPriority,
 	}
 	if c.now == nil {
@@ -146,6 +159,9 @@ func NewController(opts Options) (*Controller, error) {
 	}
 	if c.pressureEvery == 0 {
 		c.pressureEvery = DefaultPressureInterval
+	}
+	if c.maxWindow == 0 {
+		c.maxWindow = DefaultMaxWindow
 	}
 	fns := map[string]*function{}
 	if len(opts.Functions) > 0 {
@@ -200,8 +216,9 @@ func (c *Controller) lookup(name string) *function {
 // degraded replaces its window. A Normal policy is the same as [Controller.Clear].
 //
 // Errors wrap [ErrUnknownFunction] (empty or malformed name, or not in
-// Options.Functions), [ErrInvalidPolicy] (see [Policy.Validate]) or
-// [ErrWindowPassed] (until is not after now); on error nothing changes.
+// Options.Functions), [ErrInvalidPolicy] (see [Policy.Validate]),
+// [ErrWindowPassed] (until is not after now) or [ErrWindowTooLong] (until
+// is more than Options.MaxWindow away); on error nothing changes.
 func (c *Controller) Set(function string, p Policy, reason string, until time.Time) error {
 	if err := c.checkKnown(function); err != nil {
 		return fmt.Errorf("degrade: set %q: %w", function, err)
@@ -221,6 +238,11 @@ func (c *Controller) Set(function string, p Policy, reason string, until time.Ti
 		c.mu.Unlock()
 		return fmt.Errorf("degrade: set %q: until %s is not after now %s: %w",
 			function, until.UTC().Format(time.RFC3339Nano), now.UTC().Format(time.RFC3339Nano), ErrWindowPassed)
+	}
+	if until.Sub(now) > c.maxWindow {
+		c.mu.Unlock()
+		return fmt.Errorf("degrade: set %q: until %s is %s away, more than Options.MaxWindow %s: %w",
+			function, until.UTC().Format(time.RFC3339), until.Sub(now).Round(time.Second), c.maxWindow, ErrWindowTooLong)
 	}
 	f := c.functionLocked(function)
 	w := c.newWindow(p, reason, now, until)

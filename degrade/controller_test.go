@@ -138,6 +138,7 @@ func TestSetErrors(t *testing.T) {
 		{"window passed", "search", Policy{Mode: Disable}, "", clk.Now().Add(-time.Second), ErrWindowPassed, "not after now"},
 		{"window now", "search", Policy{Mode: Disable}, "", clk.Now(), ErrWindowPassed, "not after now"},
 		{"zero until", "search", Policy{Mode: Disable}, "", time.Time{}, ErrWindowPassed, "not after now"},
+		{"window too long", "search", Policy{Mode: Disable}, "", clk.Now().Add(DefaultMaxWindow + time.Second), ErrWindowTooLong, "MaxWindow"},
 		{"reason control char", "search", Policy{Mode: Disable}, "bad\x00reason", later, ErrInvalidPolicy, "reason"},
 	}
 	for _, tc := range cases {
@@ -175,6 +176,7 @@ func TestNewControllerRejectsBadOptions(t *testing.T) {
 		"Backoff":          {Adaptive: AdaptiveOptions{Backoff: 1.5}},
 		"PressureFull":     {Adaptive: AdaptiveOptions{PressureThreshold: 50, PressureFull: 40}},
 		"PressureInterval": {PressureInterval: -time.Second},
+		"MaxWindow":        {MaxWindow: -time.Second},
 	}
 	for field, opts := range cases {
 		if _, err := NewController(opts); err == nil || !strings.Contains(err.Error(), field) {
@@ -456,5 +458,56 @@ func TestConcurrentModeChanges(t *testing.T) {
 	}
 	if admitted == 0 || rejected == 0 {
 		t.Fatalf("admitted %d, rejected %d: want both under flipping modes", admitted, rejected)
+	}
+}
+
+func TestMaxWindowOption(t *testing.T) {
+	clk := newFakeClock()
+	ctl := New(Options{Clock: clk.Now, MaxWindow: 72 * time.Hour})
+	must(t, ctl.Set("f", Policy{Mode: Disable}, "long migration", clk.Now().Add(48*time.Hour)))
+	if err := ctl.Set("f", Policy{Mode: Disable}, "", clk.Now().Add(73*time.Hour)); !errors.Is(err, ErrWindowTooLong) {
+		t.Fatalf("Set beyond MaxWindow = %v", err)
+	}
+}
+
+// TestAdaptiveThroughController drives an adaptive throttle by request
+// latencies measured on the controller's clock.
+func TestAdaptiveThroughController(t *testing.T) {
+	clk := newFakeClock()
+	ctl := New(Options{Clock: clk.Now, Adaptive: AdaptiveOptions{InitialLimit: 4, MinLimit: 1}})
+	must(t, ctl.Set("batch", Policy{Mode: Throttle, Adaptive: true, MaxConcurrent: 64}, "update", clk.Now().Add(time.Hour)))
+	limit := func() int { return ctl.Status()[0].Limit }
+	// Fast requests that fill the limit: it grows.
+	for range 50 {
+		var releases []func()
+		for range limit() {
+			r, err := ctl.Acquire("batch")
+			must(t, err)
+			releases = append(releases, r)
+		}
+		if _, err := ctl.Acquire("batch"); !errors.Is(err, ErrThrottled) {
+			t.Fatalf("Acquire beyond the adaptive limit %d = %v", limit(), err)
+		}
+		clk.Advance(10 * time.Millisecond)
+		for _, r := range releases {
+			r()
+		}
+	}
+	grown := limit()
+	if grown <= 4 {
+		t.Fatalf("adaptive limit after fast full rounds = %d, want above 4", grown)
+	}
+	// The function slows down fivefold: the limit backs off.
+	for range 20 {
+		r, err := ctl.Acquire("batch")
+		must(t, err)
+		clk.Advance(50 * time.Millisecond)
+		r()
+	}
+	if got := limit(); got >= grown {
+		t.Fatalf("adaptive limit after slow requests = %d, want below %d", got, grown)
+	}
+	if st := ctl.Status()[0]; st.InFlight != 0 {
+		t.Fatalf("in flight = %d", st.InFlight)
 	}
 }

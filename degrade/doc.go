@@ -38,7 +38,8 @@
 // [Controller.Allow] when a request needs no release. [Controller.Run]
 // polls a [PressureSource] such as [NewPSI] to tighten adaptive limits when
 // the machine is under pressure; [Controller.Collector] exports Prometheus
-// metrics for the host to register.
+// metrics for the host to register. gRPC servers use the sub-package
+// degradegrpc, which keeps gRPC out of this package's dependencies.
 //
 // Rejections are errors wrapping the sentinels above and are
 // [*RejectedError] values (errors.As) with Retry-After and a user message.

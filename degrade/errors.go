@@ -25,6 +25,9 @@ var (
 	ErrInvalidPolicy = errors.New("degrade: invalid policy")
 	// ErrWindowPassed: the window's end is not in the future.
 	ErrWindowPassed = errors.New("degrade: window already passed")
+	// ErrWindowTooLong: the window's end is further away than
+	// Options.MaxWindow.
+	ErrWindowTooLong = errors.New("degrade: window too long")
 )
 
 // RejectedError describes a request the controller did not admit. It
