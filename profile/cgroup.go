@@ -1,0 +1,362 @@
+package profile
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-multierror"
+	"github.com/updraft-dev/updraft/hal"
+)
+
+// MemoryPeak is the highest memory use, in bytes, the kernel has recorded
+// for a cgroup (memory.peak in v2, memory.max_usage_in_bytes in v1).
+const MemoryPeak hal.Resource = "memory.peak"
+
+// DefaultCgroupRoot is where cgroups are mounted unless told otherwise.
+const DefaultCgroupRoot = "/sys/fs/cgroup"
+
+// CgroupVersion selects the cgroup layout a [CgroupCollector] reads.
+type CgroupVersion int
+
+// Cgroup layouts.
+const (
+	CgroupDetect CgroupVersion = iota // v2 if Root holds cgroup.controllers, else v1
+	CgroupV1                          // one hierarchy per controller: Root/cpuacct, Root/memory, Root/blkio (+ Root/unified for PSI)
+	CgroupV2                          // the unified hierarchy at Root
+)
+
+// String returns "detect", "v1" or "v2".
+func (v CgroupVersion) String() string {
+	switch v {
+	case CgroupDetect:
+		return "detect"
+	case CgroupV1:
+		return "v1"
+	case CgroupV2:
+		return "v2"
+	}
+	return fmt.Sprintf("CgroupVersion(%d)", int(v))
+}
+
+// CgroupTarget binds a cgroup to a function. Path is relative to the
+// hierarchy root, e.g. "updraft/routes".
+type CgroupTarget struct {
+	Function string
+	Path     string
+}
+
+// CgroupOptions configure a [CgroupCollector].
+type CgroupOptions struct {
+	Root    string        // cgroup mount point; empty means [DefaultCgroupRoot]
+	Version CgroupVersion // layout; the zero value detects it
+	Targets []CgroupTarget
+	Clock   func() time.Time // nil means time.Now
+}
+
+// CgroupCollector reads each target cgroup's CPU usage ([hal.CPU] in
+// cores, a rate between consecutive calls), memory current ([hal.Memory])
+// and peak ([MemoryPeak]) in bytes, block I/O ([hal.IO] in bytes/s) and,
+// where the kernel offers per-cgroup PSI (cgroup v2, or the unified
+// hierarchy of a v1 hybrid), the Pressure* resources. A controller or file
+// the system does not have is left out of the sample; a cgroup whose
+// directory is gone is skipped and counted ([CgroupCollector.Gone]); a
+// malformed file is an error naming the file and line. Collect may be
+// called from one goroutine at a time.
+type CgroupCollector struct {
+	root    string
+	version CgroupVersion
+	clock   func() time.Time
+	targets []CgroupTarget
+
+	mu   sync.Mutex // guards prev and gone
+	prev map[CgroupTarget]cgroupReading
+	gone int64
+}
+
+var _ Collector = (*CgroupCollector)(nil)
+
+type cgroupReading struct {
+	at       time.Time
+	cpuNanos uint64
+	hasCPU   bool
+	ioBytes  uint64
+	hasIO    bool
+	pressure map[hal.Resource]uint64
+}
+
+// NewCgroupCollector returns a collector over opts.Targets, or an error if
+// the root does not exist, the version cannot be told, or a target is
+// malformed (an empty function or a path leaving the root).
+func NewCgroupCollector(opts CgroupOptions) (*CgroupCollector, error) {
+	c := &CgroupCollector{root: opts.Root, version: opts.Version, clock: opts.Clock, prev: make(map[CgroupTarget]cgroupReading)}
+	if c.root == "" {
+		c.root = DefaultCgroupRoot
+	}
+	if c.clock == nil {
+		c.clock = time.Now
+	}
+	if fi, err := os.Stat(c.root); err != nil {
+		return nil, fmt.Errorf("profile: cgroup root: %w", err)
+	} else if !fi.IsDir() {
+		return nil, fmt.Errorf("profile: cgroup root %s is not a directory", c.root)
+	}
+	switch c.version {
+	case CgroupDetect:
+		c.version = CgroupV1
+		if _, err := os.Stat(filepath.Join(c.root, "cgroup.controllers")); err == nil {
+			c.version = CgroupV2
+		}
+	case CgroupV1, CgroupV2:
+	default:
+		return nil, fmt.Errorf("profile: cgroup version %d is not CgroupDetect, CgroupV1 or CgroupV2", int(c.version))
+	}
+	for i, t := range opts.Targets {
+		clean := filepath.Clean("/" + t.Path)
+		switch {
+		case t.Function == "":
+			return nil, fmt.Errorf("profile: cgroup target #%d (%q) has no function name", i, t.Path)
+		case strings.Contains(t.Path, ".."):
+			return nil, fmt.Errorf("profile: cgroup target #%d of function %q: path %q may not contain \"..\"", i, t.Function, t.Path)
+		}
+		c.targets = append(c.targets, CgroupTarget{Function: t.Function, Path: strings.TrimPrefix(clean, "/")})
+	}
+	return c, nil
+}
+
+// Version returns the layout the collector reads (after detection).
+func (c *CgroupCollector) Version() CgroupVersion { return c.version }
+
+// Gone returns how many readings were skipped because the cgroup no longer
+// existed.
+func (c *CgroupCollector) Gone() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.gone
+}
+
+// errCgroupGone marks a cgroup whose directory has disappeared.
+var errCgroupGone = errors.New("cgroup gone")
+
+// Collect implements [Collector]: one sample per function with at least
+// one live cgroup, sorted by function; several cgroups of one function are
+// summed (their peaks too, which bounds the combined peak from above).
+func (c *CgroupCollector) Collect(ctx context.Context) ([]Sample, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("profile: cgroup collect: %w", err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	byFunc := make(map[string]*Sample)
+	var errs *multierror.Error
+	for _, t := range c.targets {
+		now := c.clock()
+		usage := hal.Vector{}
+		r, err := c.read(t, now, usage)
+		if errors.Is(err, errCgroupGone) {
+			c.gone++
+			delete(c.prev, t)
+			continue
+		}
+		if err != nil {
+			errs = multierror.Append(errs, fmt.Errorf("profile: function %q: %w", t.Function, err))
+			continue
+		}
+		s := byFunc[t.Function]
+		if s == nil {
+			s = &Sample{Function: t.Function, Time: now, Usage: hal.Vector{}}
+			byFunc[t.Function] = s
+		}
+		if p, ok := c.prev[t]; ok {
+			if dt := now.Sub(p.at); dt > 0 {
+				sec := dt.Seconds()
+				if r.hasCPU && p.hasCPU && r.cpuNanos >= p.cpuNanos {
+					usage[hal.CPU] = float64(r.cpuNanos-p.cpuNanos) / 1e9 / sec
+				}
+				if r.hasIO && p.hasIO && r.ioBytes >= p.ioBytes {
+					usage[hal.IO] = float64(r.ioBytes-p.ioBytes) / sec
+				}
+				for res, total := range r.pressure {
+					if old, ok := p.pressure[res]; ok && total >= old {
+						usage[res] = min(float64(total-old)/1e6/sec, 1)
+					}
+				}
+				s.Interval = max(s.Interval, dt)
+			}
+		}
+		for res, q := range usage {
+			if strings.HasPrefix(string(res), "pressure.") {
+				s.Usage[res] = max(s.Usage[res], q) // stall shares do not add up
+			} else {
+				s.Usage[res] += q
+			}
+		}
+		c.prev[t] = r
+	}
+	names := make([]string, 0, len(byFunc))
+	for f := range byFunc {
+		names = append(names, f)
+	}
+	slices.Sort(names)
+	out := make([]Sample, 0, len(names))
+	for _, f := range names {
+		out = append(out, *byFunc[f])
+	}
+	return out, errs.ErrorOrNil()
+}
+
+// read takes one reading of t, putting memory levels straight into usage.
+func (c *CgroupCollector) read(t CgroupTarget, now time.Time, usage hal.Vector) (cgroupReading, error) {
+	if c.version == CgroupV2 {
+		return c.readV2(t, now, usage)
+	}
+	return c.readV1(t, now, usage)
+}
+
+func (c *CgroupCollector) readV2(t CgroupTarget, now time.Time, usage hal.Vector) (cgroupReading, error) {
+	dir := filepath.Join(c.root, t.Path)
+	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+		return cgroupReading{}, errCgroupGone
+	}
+	r := cgroupReading{at: now}
+	var errs *multierror.Error
+	if data, name, ok, err := readOptional(dir, "cpu.stat"); err != nil {
+		errs = multierror.Append(errs, err)
+	} else if ok {
+		usec, found, err := parseFlatKeyed(name, data, "usage_usec")
+		if err != nil {
+			errs = multierror.Append(errs, err)
+		} else if found {
+			r.cpuNanos, r.hasCPU = usec*1000, true
+		}
+	}
+	readLevel(dir, "memory.current", hal.Memory, usage, &errs)
+	readLevel(dir, "memory.peak", MemoryPeak, usage, &errs)
+	if data, name, ok, err := readOptional(dir, "io.stat"); err != nil {
+		errs = multierror.Append(errs, err)
+	} else if ok {
+		if n, err := parseIOStatV2(name, data); err != nil {
+			errs = multierror.Append(errs, err)
+		} else {
+			r.ioBytes, r.hasIO = n, true
+		}
+	}
+	r.pressure = readPressure(dir, &errs)
+	return r, errs.ErrorOrNil()
+}
+
+func (c *CgroupCollector) readV1(t CgroupTarget, now time.Time, usage hal.Vector) (cgroupReading, error) {
+	r := cgroupReading{at: now}
+	var errs *multierror.Error
+	present := false
+	cpuDir := filepath.Join(c.root, "cpuacct", t.Path)
+	if _, err := os.Stat(cpuDir); err == nil {
+		present = true
+		if data, name, ok, err := readOptional(cpuDir, "cpuacct.usage"); err != nil {
+			errs = multierror.Append(errs, err)
+		} else if ok {
+			if n, err := parseSingleValue(name, data); err != nil {
+				errs = multierror.Append(errs, err)
+			} else {
+				r.cpuNanos, r.hasCPU = n, true
+			}
+		}
+	}
+	memDir := filepath.Join(c.root, "memory", t.Path)
+	if _, err := os.Stat(memDir); err == nil {
+		present = true
+		readLevel(memDir, "memory.usage_in_bytes", hal.Memory, usage, &errs)
+		readLevel(memDir, "memory.max_usage_in_bytes", MemoryPeak, usage, &errs)
+	}
+	blkDir := filepath.Join(c.root, "blkio", t.Path)
+	if _, err := os.Stat(blkDir); err == nil {
+		present = true
+		if data, name, ok, err := readOptional(blkDir, "blkio.throttle.io_service_bytes"); err != nil {
+			errs = multierror.Append(errs, err)
+		} else if ok {
+			if n, err := parseBlkioV1(name, data); err != nil {
+				errs = multierror.Append(errs, err)
+			} else {
+				r.ioBytes, r.hasIO = n, true
+			}
+		}
+	}
+	if !present {
+		return cgroupReading{}, errCgroupGone
+	}
+	// A hybrid system keeps per-cgroup PSI in the unified hierarchy.
+	r.pressure = readPressure(filepath.Join(c.root, "unified", t.Path), &errs)
+	return r, errs.ErrorOrNil()
+}
+
+// readOptional reads dir/file; a missing file (a controller the system
+// does not have) is not an error: ok is false.
+func readOptional(dir, file string) (data []byte, name string, ok bool, err error) {
+	name = filepath.Join(dir, file)
+	data, err = os.ReadFile(name)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, name, false, nil
+	case err != nil:
+		return nil, name, false, err
+	}
+	return data, name, true, nil
+}
+
+func readLevel(dir, file string, res hal.Resource, usage hal.Vector, errs **multierror.Error) {
+	data, name, ok, err := readOptional(dir, file)
+	if err != nil {
+		*errs = multierror.Append(*errs, err)
+		return
+	}
+	if !ok {
+		return
+	}
+	n, err := parseSingleValue(name, data)
+	if err != nil {
+		*errs = multierror.Append(*errs, err)
+		return
+	}
+	usage[res] = float64(n)
+}
+
+func readPressure(dir string, errs **multierror.Error) map[hal.Resource]uint64 {
+	out := map[hal.Resource]uint64{}
+	for _, res := range []string{"cpu", "memory", "io"} {
+		data, name, ok, err := readOptional(dir, res+".pressure")
+		if err != nil {
+			if !errors.Is(err, fs.ErrPermission) && !isNotSupported(err) {
+				*errs = multierror.Append(*errs, err)
+			}
+			continue
+		}
+		if !ok {
+			continue
+		}
+		p, err := parsePSI(name, data)
+		if err != nil {
+			*errs = multierror.Append(*errs, err)
+			continue
+		}
+		if p.hasSome {
+			out[hal.Resource("pressure."+res)] = p.some
+		}
+		if p.hasFull && res != "cpu" {
+			out[hal.Resource("pressure."+res+".full")] = p.full
+		}
+	}
+	return out
+}
+
+// isNotSupported reports the EOPNOTSUPP some kernels return when reading a
+// pressure file with PSI disabled.
+func isNotSupported(err error) bool {
+	return strings.Contains(err.Error(), "not supported")
+}
