@@ -11,7 +11,10 @@ import (
 	"log/slog"
 	"runtime"
 	"slices"
+	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/hashicorp/go-multierror"
 	"github.com/klauspost/compress/zstd"
@@ -100,6 +103,9 @@ func New(store Store, sources map[string]Source, opts Options) (*Engine, error) 
 		names = append(names, name)
 	}
 	slices.Sort(names)
+	if err := checkSourceNames(names); err != nil {
+		return nil, err
+	}
 	if opts.Key != nil && (len(opts.Key) < 16 || len(opts.Key) > 64) {
 		return nil, fmt.Errorf("snapshot: New: Key is %d bytes, want 16 to 64", len(opts.Key))
 	}
@@ -398,4 +404,25 @@ func (w *chunkWriter) flush() error {
 	chunk := w.buf
 	w.buf = w.p.buffer(cap(chunk))
 	return w.p.submit(w.source, chunk)
+}
+
+// checkSourceNames refuses names that would be confused in reports and
+// logs: control characters, invalid UTF-8, more than 256 bytes, or two
+// names equal but for case.
+func checkSourceNames(sorted []string) error {
+	folded := make(map[string]string, len(sorted))
+	for _, name := range sorted {
+		if len(name) > 256 || !utf8.ValidString(name) {
+			return fmt.Errorf("snapshot: New: source name %q must be valid UTF-8 of at most 256 bytes", name)
+		}
+		if strings.IndexFunc(name, unicode.IsControl) >= 0 {
+			return fmt.Errorf("snapshot: New: source name %q has a control character", name)
+		}
+		key := strings.ToLower(name)
+		if other, ok := folded[key]; ok {
+			return fmt.Errorf("snapshot: New: source names %q and %q collide (they differ only in case)", other, name)
+		}
+		folded[key] = name
+	}
+	return nil
 }
