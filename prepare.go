@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 
 	"github.com/hashicorp/go-multierror"
 
@@ -94,7 +95,7 @@ func (r *run) execute(ctx context.Context, update Update) error {
 		return r.rollback(ctx, update, err)
 	}
 	if v := r.report.Validation; v.Verdict == validate.Marginal {
-		r.report.Flags = append(r.report.Flags, "validation was marginal; committed by policy ProceedOnMarginal: "+oneLine(fmt.Sprint(v.Err())))
+		r.report.Flags = append(r.report.Flags, "validation was marginal; committed by policy ProceedOnMarginal: "+oneLine(fmt.Sprint(verdictErr(*v))))
 	}
 	return r.commit(ctx)
 }
@@ -110,11 +111,29 @@ func (r *run) validate(ctx context.Context) (string, error) {
 	detail := fmt.Sprintf("verdict %s, score %.2f, %d check(s)", v.Verdict, v.Score, len(v.Results))
 	switch {
 	case v.Verdict == validate.Fail:
-		return detail, fmt.Errorf("updraft: validation failed: %w", v.Err())
+		return detail, fmt.Errorf("updraft: validation failed: %w", verdictErr(v))
 	case v.Verdict == validate.Marginal && r.o.opts.Marginal == RollbackOnMarginal:
-		return detail, fmt.Errorf("updraft: validation marginal (policy RollbackOnMarginal): %w", v.Err())
+		return detail, fmt.Errorf("updraft: validation marginal (policy RollbackOnMarginal): %w", verdictErr(v))
 	}
 	return detail, nil
+}
+
+// verdictErr lists, on one line, each check that did not pass; it wraps
+// the checks' own errors so callers can still match them.
+func verdictErr(v validate.Report) error {
+	errs := multiError()
+	for _, res := range v.Results {
+		if res.Verdict == validate.Pass {
+			continue
+		}
+		switch {
+		case res.Err != nil:
+			errs = multierror.Append(errs, fmt.Errorf("check %q %s: %w", res.Check, res.Verdict, res.Err))
+		default:
+			errs = multierror.Append(errs, fmt.Errorf("check %q %s: %s", res.Check, res.Verdict, strings.Join(res.Evidence, ", ")))
+		}
+	}
+	return flatten(errs)
 }
 
 // phase runs one step, timing it and recording it in the report.
@@ -142,7 +161,7 @@ func (r *run) phase(ctx context.Context, p Phase, do func(context.Context) (stri
 // with the update's: clean-up must run even when the caller gave up.
 func (r *run) unwind(ctx context.Context) error {
 	ctx = context.WithoutCancel(ctx)
-	var errs *multierror.Error
+	errs := multiError()
 	for i := len(r.undo) - 1; i >= 0; i-- {
 		c := r.undo[i]
 		if err := r.phase(ctx, c.phase, func(ctx context.Context) (string, error) { return "", c.run(ctx) }); err != nil {
@@ -150,20 +169,18 @@ func (r *run) unwind(ctx context.Context) error {
 		}
 	}
 	r.undo = nil
-	if errs.ErrorOrNil() != nil {
+	err := flatten(errs)
+	if err != nil {
 		r.o.emit(Event{Time: r.o.opts.Clock(), Level: LevelAlert, Phase: PhaseCleanup,
-			Message: "clean-up failed: some resources may still be partitioned, migrated or degraded", Err: errs})
+			Message: "clean-up failed: some resources may still be partitioned, migrated or degraded", Err: err})
 	}
-	return errs.ErrorOrNil()
+	return err
 }
 
 // abandon gives up before the update ran: nothing but the compensations.
 func (r *run) abandon(cause error) error {
 	r.report.Outcome = Aborted
-	if err := r.unwind(context.Background()); err != nil {
-		return multierror.Append(cause, err)
-	}
-	return cause
+	return flatten(multiError(cause, r.unwind(context.Background())))
 }
 
 // rollback asks the host to roll back, restores the snapshot (even when the
@@ -171,7 +188,7 @@ func (r *run) abandon(cause error) error {
 // then runs the compensations.
 func (r *run) rollback(ctx context.Context, update Update, cause error) error {
 	ctx = context.WithoutCancel(ctx)
-	errs := multierror.Append(nil, cause)
+	errs := multiError(cause)
 	r.report.Outcome = RolledBack
 	if err := r.phase(ctx, PhaseRollback, func(ctx context.Context) (string, error) { return "", update.Rollback(ctx) }); err != nil {
 		r.report.Outcome = RollbackFailed
@@ -192,7 +209,7 @@ func (r *run) rollback(ctx context.Context, update Update, cause error) error {
 		r.o.emit(Event{Time: r.o.opts.Clock(), Level: LevelAlert, Phase: PhaseRollback,
 			Message: "rollback failed: critical functions serve on the restored state; the data plane needs attention", Err: errs})
 	}
-	return errs
+	return flatten(errs)
 }
 
 // commit restores the state of functions that asked for it, then runs the
@@ -200,7 +217,7 @@ func (r *run) rollback(ctx context.Context, update Update, cause error) error {
 // degraded modes end.
 func (r *run) commit(ctx context.Context) error {
 	ctx = context.WithoutCancel(ctx)
-	var errs *multierror.Error
+	errs := multiError()
 	if restore := r.restoreAfterUpdate(); len(restore) > 0 && r.manifest != nil {
 		if err := r.phase(ctx, PhaseRestore, func(ctx context.Context) (string, error) {
 			eng, err := snapshot.New(r.o.opts.Store, restore, snapshot.Options{AppVersion: r.o.opts.AppVersion})
@@ -216,7 +233,7 @@ func (r *run) commit(ctx context.Context) error {
 		errs = multierror.Append(errs, err)
 	}
 	r.report.Outcome = Committed
-	return errs.ErrorOrNil()
+	return flatten(errs)
 }
 
 func (r *run) restoreAfterUpdate() map[string]snapshot.Source {
@@ -320,7 +337,7 @@ func (r *run) migrate(ctx context.Context) (string, error) {
 		if f == nil || f.Remote == nil || r.o.opts.Migrator == nil {
 			continue
 		}
-		specs = append(specs, migrate.Spec{Function: f.Name, Local: f.Func, State: f.Remote.State, Regions: f.Remote.Regions})
+		specs = append(specs, migrate.Spec{Function: f.Name, Local: f.Func, State: f.Remote.State, Regions: f.Remote.Regions, Demand: m.Need})
 	}
 	if len(specs) == 0 {
 		return "nothing to move", nil
@@ -384,11 +401,11 @@ func (r *run) degrade(ctx context.Context) (string, error) {
 	until := r.o.opts.Clock().Add(r.o.opts.Window)
 	var set []string
 	clear := func(ctx context.Context) error {
-		var errs *multierror.Error
+		errs := multiError()
 		for _, fn := range set {
 			errs = multierror.Append(errs, r.o.degrade.Clear(fn))
 		}
-		return errs.ErrorOrNil()
+		return flatten(errs)
 	}
 	for _, m := range r.plan.DoesNotFit {
 		if r.moved(m.Function) {
@@ -400,7 +417,7 @@ func (r *run) degrade(ctx context.Context) (string, error) {
 		}
 		reason := "reduced while the data plane is updated: " + m.Reason
 		if err := r.o.degrade.Set(m.Function, policy, reason, until); err != nil {
-			return "", multierror.Append(fmt.Errorf("updraft: degrade %q: %w", m.Function, err), clear(ctx))
+			return "", flatten(multiError(fmt.Errorf("updraft: degrade %q: %w", m.Function, err), clear(ctx)))
 		}
 		set = append(set, m.Function)
 		r.report.Degraded = append(r.report.Degraded, DegradeDecision{Function: m.Function, Mode: policy.Mode, Reason: reason, Until: until})
@@ -419,4 +436,29 @@ func (r *run) moved(function string) bool {
 		}
 	}
 	return false
+}
+
+// multiError starts a collection of errors (nil ones are skipped) that
+// prints on one line, "first; second".
+func multiError(errs ...error) *multierror.Error {
+	m := &multierror.Error{ErrorFormat: func(es []error) string {
+		parts := make([]string, len(es))
+		for i, e := range es {
+			parts[i] = e.Error()
+		}
+		return strings.Join(parts, "; ")
+	}}
+	return multierror.Append(m, errs...)
+}
+
+// flatten returns nil for no errors, the error itself for one, and the
+// collection for several.
+func flatten(m *multierror.Error) error {
+	switch len(m.Errors) {
+	case 0:
+		return nil
+	case 1:
+		return m.Errors[0]
+	}
+	return m
 }

@@ -158,11 +158,11 @@ func (v Vector) String() string {
 	return b.String()
 }
 
-// FormatQuantity formats q in the unit of r.
+// FormatQuantity formats q in the unit of r, to four significant digits.
 func FormatQuantity(r Resource, q float64) string {
 	switch r {
 	case CPU:
-		return strconv.FormatFloat(q, 'f', -1, 64) + " cores"
+		return strconv.FormatFloat(q, 'g', 4, 64) + " cores"
 	case Memory:
 		return formatBytes(q)
 	case IO:
