@@ -2,11 +2,16 @@ package partition_test
 
 import (
 	"context"
+	"flag"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
+
+	"gonum.org/v1/gonum/mat"
+	"gonum.org/v1/gonum/optimize/convex/lp"
 
 	"github.com/updraft-dev/updraft/hal"
 	"github.com/updraft-dev/updraft/partition"
@@ -42,6 +47,16 @@ func benchInput(n int) (hal.Vector, []partition.Demand) {
 	return capacity, demands
 }
 
+// lpMax is the largest size the LP baseline runs at. Its dense tableau
+// grows with the square of the functions and Simplex pivots about once per
+// function: 1000 functions take about a minute (run with -lpmax=1000),
+// 100 000 would need about 80 GB.
+var lpMax = flag.Int("lpmax", 10, "largest BenchmarkPlan size to run the LP baseline at")
+
+// BenchmarkPlan times Plan beside two baselines on the same input:
+// baseline=copy, the floor any planner pays (validate the demands, emit one
+// allocation per function), and baseline=lp, gonum's Simplex on the LP the
+// package documentation weighs against the fill.
 func BenchmarkPlan(b *testing.B) {
 	for _, n := range []int{10, 1000, 100000} {
 		capacity, demands := benchInput(n)
@@ -57,6 +72,16 @@ func BenchmarkPlan(b *testing.B) {
 				}
 			}
 		})
+		if n <= *lpMax {
+			b.Run(fmt.Sprintf("functions=%d/baseline=lp", n), func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					if _, err := lpPlan(capacity, demands); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
 		b.Run(fmt.Sprintf("functions=%d/baseline=copy", n), func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
@@ -82,4 +107,51 @@ func copyPlan(capacity hal.Vector, demands []partition.Demand) (partition.Plan, 
 	}
 	slices.SortFunc(plan.Allocations, func(a, b hal.Allocation) int { return strings.Compare(a.Function, b.Function) })
 	return plan, nil
+}
+
+// lpPlan is the LP a planner could solve instead of the fill: maximise
+// the weighted sum of the fractions t_i of their peaks the non-critical
+// functions get, subject to capacity, with 0 <= t_i <= 1 (the continuous
+// relaxation: minimums would make it a MILP). It is written directly in
+// the standard form gonum's Simplex takes (A x = b, x >= 0): one slack per
+// resource and one per upper bound, which also give a feasible start.
+func lpPlan(capacity hal.Vector, demands []partition.Demand) ([]float64, error) {
+	resources := capacity.Resources()
+	crit := hal.Vector{}
+	var fns []partition.Demand
+	for _, d := range demands {
+		if d.Critical {
+			crit = crit.Add(d.Peak.Scale(1 + partition.DefaultMargin))
+		} else {
+			fns = append(fns, d)
+		}
+	}
+	n, R := len(fns), len(resources)
+	rows, cols := R+n, 2*n+R
+	A := mat.NewDense(rows, cols, nil)
+	b := make([]float64, rows)
+	c := make([]float64, cols)
+	basic := make([]int, rows)
+	for j, r := range resources {
+		unit := math.Max(capacity[r], 1) // rows in fractions of capacity keep the tableau well conditioned
+		for i, d := range fns {
+			A.Set(j, i, d.Peak[r]/unit)
+		}
+		A.Set(j, n+j, 1)
+		b[j] = math.Max(0, capacity[r]*(1-partition.DefaultReserve)-crit[r]) / unit
+		basic[j] = n + j
+	}
+	for i, d := range fns {
+		A.Set(R+i, i, 1)
+		A.Set(R+i, n+R+i, 1)
+		b[R+i] = 1
+		basic[R+i] = n + R + i
+		w := d.Weight
+		if w == 0 {
+			w = 1
+		}
+		c[i] = -w
+	}
+	_, x, err := lp.Simplex(c, A, b, 1e-10, basic)
+	return x, err
 }

@@ -22,7 +22,7 @@ type problem struct {
 
 	fns []fn
 	// flat rows, len(fns)*R each
-	peak  []float64 // direction D: max(Peak, Expected, Min), rounded up to granularity
+	peak  []float64 // max(Peak, Expected) for critical functions; max(Peak, Expected, Min) rounded up to granularity for others
 	min   []float64 // Min (nil = Expected), rounded up to granularity
 	named []bool    // resources the demand names
 }
@@ -93,7 +93,10 @@ func (p *Planner) prepare(capacity hal.Vector, demands []Demand) (*problem, erro
 			v    hal.Vector
 		}{{"Expected", d.Expected}, {"Peak", d.Peak}, {"Min", d.Min}}
 		for _, f := range fields {
-			if err := pb.load(d.Function, f.name, f.v, peak, named); err != nil {
+			// A critical function is guaranteed max(Peak, Expected); its
+			// Min is checked but plays no part.
+			fold := !d.Critical || f.name != "Min"
+			if err := pb.load(d.Function, f.name, f.v, peak, named, fold); err != nil {
 				return nil, err
 			}
 		}
@@ -121,9 +124,9 @@ func (p *Planner) prepare(capacity hal.Vector, demands []Demand) (*problem, erro
 	return pb, nil
 }
 
-// load checks one vector of a demand and folds it into the function's
-// direction row (element-wise maximum) and named set.
-func (pb *problem) load(function, field string, v hal.Vector, peak []float64, named []bool) error {
+// load checks one vector of a demand and, if fold, folds it into the
+// function's direction row (element-wise maximum) and named set.
+func (pb *problem) load(function, field string, v hal.Vector, peak []float64, named []bool, fold bool) error {
 	for r, q := range v {
 		j, ok := pb.index[r]
 		if !ok {
@@ -133,6 +136,9 @@ func (pb *problem) load(function, field string, v hal.Vector, peak []float64, na
 		if math.IsNaN(q) || math.IsInf(q, 0) || q < 0 {
 			return fmt.Errorf("%w: function %q %s: resource %q: quantity %v must be a finite number >= 0",
 				ErrInvalidInput, function, field, r, q)
+		}
+		if !fold {
+			continue
 		}
 		named[j] = true
 		if q > peak[j] {

@@ -110,7 +110,7 @@ func checkPlan(t *testing.T, p *partition.Planner, opts partition.Options, capac
 			continue
 		}
 		g := hal.Vector{}
-		for r, q := range d.Peak.Max(d.Expected).Max(d.Min) {
+		for r, q := range d.Peak.Max(d.Expected) {
 			g[r] = roundUp(q*(1+p.Margin()), opts.Granularity[r])
 		}
 		need[d.Function] = g
