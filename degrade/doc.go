@@ -43,6 +43,6 @@
 //
 // Rejections are errors wrapping the sentinels above and are
 // [*RejectedError] values (errors.As) with Retry-After and a user message.
-// Configuration mistakes wrap [ErrUnknownFunction], [ErrInvalidPolicy] or
-// [ErrWindowPassed].
+// Configuration mistakes wrap [ErrUnknownFunction], [ErrInvalidPolicy],
+// [ErrWindowPassed] or [ErrWindowTooLong].
 package degrade
