@@ -213,7 +213,8 @@ func (c *Controller) lookup(name string) *function {
 
 // Set puts function into p's mode from now until until, when it returns to
 // Normal by itself; users are told reason. A Set on a function already
-// degraded replaces its window. A Normal policy is the same as [Controller.Clear].
+// degraded replaces its window. A Normal policy is the same as
+// [Controller.Clear], except that it is no error for a function never Set.
 //
 // Errors wrap [ErrUnknownFunction] (empty or malformed name, or not in
 // Options.Functions), [ErrInvalidPolicy] (see [Policy.Validate]),
@@ -227,6 +228,9 @@ func (c *Controller) Set(function string, p Policy, reason string, until time.Ti
 		return fmt.Errorf("degrade: set %q: %w", function, err)
 	}
 	if p.Mode == Normal {
+		if c.lookup(function) == nil {
+			return nil // never degraded: already Normal
+		}
 		return c.Clear(function)
 	}
 	if strings.ContainsFunc(reason, func(r rune) bool { return !unicode.IsPrint(r) }) {

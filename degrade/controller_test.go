@@ -163,6 +163,9 @@ func TestSetErrors(t *testing.T) {
 	if err := New(Options{}).Clear("never"); !errors.Is(err, ErrUnknownFunction) {
 		t.Fatalf("Clear(never set) = %v", err)
 	}
+	if err := New(Options{}).Set("never", Policy{Mode: Normal}, "", later); err != nil {
+		t.Fatalf("Set(never set, Normal) = %v, want nil", err)
+	}
 }
 
 func TestNewControllerRejectsBadOptions(t *testing.T) {
