@@ -275,4 +275,3 @@ func repeat(s string, n int) string {
 	}
 	return out
 }
-
