@@ -28,6 +28,7 @@
 //   - [BaselineRecorder]: the check records a baseline before the update.
 //   - [Retrier]: the check says whether another attempt could change its
 //     outcome.
+//   - [Timeouter]: the check has its own per-attempt timeout ([WithTimeout]).
 //
 // Logs go to Options.Logger (nil discards them); Prometheus collectors,
 // when wanted, come from [NewMetrics] and are registered by the caller.

@@ -32,6 +32,7 @@ type Options struct {
 	// never called validated without evidence unless the host opts in.
 	AllowNoChecks bool
 	// Timeout bounds each attempt of each check; 0 means DefaultTimeout.
+	// A check implementing [Timeouter] (see [WithTimeout]) sets its own.
 	Timeout time.Duration
 	// Retries is how many more times a check that did not pass is run
 	// (bounded retries for flaky probes); 0 means none. See [Retrier].
@@ -279,8 +280,12 @@ func (s *Suite) attempt(ctx context.Context, c Check) (res Result, abandoned boo
 	name := c.Name()
 	actx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	timeout := fmt.Errorf("%w after %s", ErrTimeout, s.opts.Timeout)
-	stop := s.opts.Clock.AfterFunc(s.opts.Timeout, func() { cancel(timeout) })
+	limit := s.opts.Timeout
+	if t, ok := c.(Timeouter); ok && t.Timeout() > 0 {
+		limit = t.Timeout()
+	}
+	timeout := fmt.Errorf("%w after %s", ErrTimeout, limit)
+	stop := s.opts.Clock.AfterFunc(limit, func() { cancel(timeout) })
 	defer stop()
 
 	done := make(chan Result, 1) // buffered: an abandoned Run still finishes

@@ -497,3 +497,26 @@ func TestMetricsCountVerdictsAndAttempts(t *testing.T) {
 		"updraft_validate_check_duration_seconds,check=down":    2,
 	}, got)
 }
+
+func TestWithTimeoutOverridesTheSuiteTimeout(t *testing.T) {
+	clk := newManualClock()
+	hang := validate.Func("hangs", func(ctx context.Context) error { <-ctx.Done(); return ctx.Err() })
+	base := &recorder{name: "records"}
+	s, err := validate.New([]validate.Check{
+		validate.WithTimeout(hang, time.Minute),
+		validate.WithTimeout(base, 2*time.Minute), // a distinct duration: waitTimer below finds hang's
+	}, validate.Options{Clock: clk, Timeout: time.Hour})
+	require.NoError(t, err)
+	require.NoError(t, s.RecordBaseline(context.Background()), "RecordBaseline is forwarded")
+	done := make(chan validate.Report)
+	go func() {
+		rep, _ := s.Validate(context.Background())
+		done <- rep
+	}()
+	clk.waitTimer(t, time.Minute) // the check's own timeout, not the Suite's hour
+	clk.Advance(time.Minute)
+	rep := <-done
+	require.ErrorIs(t, rep.Results[0].Err, validate.ErrTimeout)
+	require.ErrorContains(t, rep.Results[0].Err, "after 1m0s")
+	require.Equal(t, validate.Pass, rep.Results[1].Verdict, "the wrapped recorder got its baseline")
+}
