@@ -246,6 +246,9 @@ func (s *Suite) forEach(f func(i int, c Check)) {
 func (s *Suite) run(ctx context.Context, c Check) Result {
 	start := s.opts.Clock.Now()
 	name := c.Name()
+	if err := ctx.Err(); err != nil { // cut short before its turn came
+		return Result{Check: name, Verdict: Fail, Err: fmt.Errorf("validate: check %q not run: %w", name, err)}
+	}
 	var res Result
 	attempts := 0
 	for {

@@ -333,6 +333,7 @@ func TestRetrierCanDeclineRetries(t *testing.T) {
 func TestValidateCutShortByContext(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	started := make(chan struct{})
+	var lateRan atomic.Bool
 	checks := []validate.Check{
 		validate.Func("quick", func(context.Context) error { return nil }),
 		validate.Func("slow", func(ctx context.Context) error {
@@ -340,8 +341,9 @@ func TestValidateCutShortByContext(t *testing.T) {
 			<-ctx.Done()
 			return ctx.Err()
 		}),
+		validate.Func("late", func(context.Context) error { lateRan.Store(true); return nil }),
 	}
-	s, err := validate.New(checks, validate.Options{})
+	s, err := validate.New(checks, validate.Options{Concurrency: 1})
 	require.NoError(t, err)
 	type out struct {
 		rep validate.Report
@@ -357,7 +359,11 @@ func TestValidateCutShortByContext(t *testing.T) {
 	o := <-done
 	require.ErrorIs(t, o.err, context.Canceled)
 	require.Equal(t, validate.Fail, o.rep.Verdict)
+	require.Equal(t, validate.Pass, o.rep.Results[0].Verdict)
 	require.Equal(t, validate.Fail, o.rep.Results[1].Verdict)
+	require.Equal(t, validate.Fail, o.rep.Results[2].Verdict, "a check cut short is never a pass")
+	require.ErrorContains(t, o.rep.Results[2].Err, "not run")
+	require.False(t, lateRan.Load())
 
 	_, err = s.Validate(ctx)
 	require.ErrorIs(t, err, context.Canceled, "a done ctx refuses to start")
