@@ -51,6 +51,23 @@ func (v CgroupVersion) String() string {
 type CgroupTarget struct {
 	Function string
 	Path     string
+	// V1Paths overrides Path for single v1 hierarchies, keyed by their
+	// directory under Root ("cpuacct", "memory", "blkio", and "unified"
+	// for per-cgroup PSI on a hybrid system), for processes whose v1
+	// cgroups differ per controller. Ignored for v2.
+	V1Paths map[string]string
+}
+
+// v1Path returns the cleaned path of t in the v1 hierarchy named h.
+func (t CgroupTarget) v1Path(h string) string {
+	if p, ok := t.V1Paths[h]; ok {
+		return cleanCgroupPath(p)
+	}
+	return t.Path
+}
+
+func cleanCgroupPath(p string) string {
+	return strings.TrimPrefix(filepath.Clean("/"+p), "/")
 }
 
 // CgroupOptions configure a [CgroupCollector].
@@ -76,8 +93,8 @@ type CgroupCollector struct {
 	clock   func() time.Time
 	targets []CgroupTarget
 
-	mu   sync.Mutex // guards prev and gone
-	prev map[CgroupTarget]cgroupReading
+	mu   sync.Mutex            // guards prev and gone
+	prev map[int]cgroupReading // by index in targets
 	gone int64
 }
 
@@ -96,7 +113,7 @@ type cgroupReading struct {
 // the root does not exist, the version cannot be told, or a target is
 // malformed (an empty function or a path leaving the root).
 func NewCgroupCollector(opts CgroupOptions) (*CgroupCollector, error) {
-	c := &CgroupCollector{root: opts.Root, version: opts.Version, clock: opts.Clock, prev: make(map[CgroupTarget]cgroupReading)}
+	c := &CgroupCollector{root: opts.Root, version: opts.Version, clock: opts.Clock, prev: make(map[int]cgroupReading)}
 	if c.root == "" {
 		c.root = DefaultCgroupRoot
 	}
@@ -119,14 +136,23 @@ func NewCgroupCollector(opts CgroupOptions) (*CgroupCollector, error) {
 		return nil, fmt.Errorf("profile: cgroup version %d is not CgroupDetect, CgroupV1 or CgroupV2", int(c.version))
 	}
 	for i, t := range opts.Targets {
-		clean := filepath.Clean("/" + t.Path)
-		switch {
-		case t.Function == "":
+		if t.Function == "" {
 			return nil, fmt.Errorf("profile: cgroup target #%d (%q) has no function name", i, t.Path)
-		case strings.Contains(t.Path, ".."):
-			return nil, fmt.Errorf("profile: cgroup target #%d of function %q: path %q may not contain \"..\"", i, t.Function, t.Path)
 		}
-		c.targets = append(c.targets, CgroupTarget{Function: t.Function, Path: strings.TrimPrefix(clean, "/")})
+		paths := []string{t.Path}
+		for _, p := range t.V1Paths {
+			paths = append(paths, p)
+		}
+		for _, p := range paths {
+			if slices.Contains(strings.Split(filepath.ToSlash(p), "/"), "..") {
+				return nil, fmt.Errorf("profile: cgroup target #%d of function %q: path %q may not contain \"..\"", i, t.Function, p)
+			}
+		}
+		ct := CgroupTarget{Function: t.Function, Path: cleanCgroupPath(t.Path), V1Paths: make(map[string]string, len(t.V1Paths))}
+		for h, p := range t.V1Paths {
+			ct.V1Paths[h] = cleanCgroupPath(p)
+		}
+		c.targets = append(c.targets, ct)
 	}
 	return c, nil
 }
@@ -156,13 +182,13 @@ func (c *CgroupCollector) Collect(ctx context.Context) ([]Sample, error) {
 	defer c.mu.Unlock()
 	byFunc := make(map[string]*Sample)
 	var errs *multierror.Error
-	for _, t := range c.targets {
+	for i, t := range c.targets {
 		now := c.clock()
 		usage := hal.Vector{}
 		r, err := c.read(t, now, usage)
 		if errors.Is(err, errCgroupGone) {
 			c.gone++
-			delete(c.prev, t)
+			delete(c.prev, i)
 			continue
 		}
 		if err != nil {
@@ -174,7 +200,7 @@ func (c *CgroupCollector) Collect(ctx context.Context) ([]Sample, error) {
 			s = &Sample{Function: t.Function, Time: now, Usage: hal.Vector{}}
 			byFunc[t.Function] = s
 		}
-		if p, ok := c.prev[t]; ok {
+		if p, ok := c.prev[i]; ok {
 			if dt := now.Sub(p.at); dt > 0 {
 				sec := dt.Seconds()
 				if r.hasCPU && p.hasCPU && r.cpuNanos >= p.cpuNanos {
@@ -198,7 +224,7 @@ func (c *CgroupCollector) Collect(ctx context.Context) ([]Sample, error) {
 				s.Usage[res] += q
 			}
 		}
-		c.prev[t] = r
+		c.prev[i] = r
 	}
 	names := make([]string, 0, len(byFunc))
 	for f := range byFunc {
@@ -256,7 +282,7 @@ func (c *CgroupCollector) readV1(t CgroupTarget, now time.Time, usage hal.Vector
 	r := cgroupReading{at: now}
 	var errs *multierror.Error
 	present := false
-	cpuDir := filepath.Join(c.root, "cpuacct", t.Path)
+	cpuDir := filepath.Join(c.root, "cpuacct", t.v1Path("cpuacct"))
 	if _, err := os.Stat(cpuDir); err == nil {
 		present = true
 		if data, name, ok, err := readOptional(cpuDir, "cpuacct.usage"); err != nil {
@@ -269,13 +295,13 @@ func (c *CgroupCollector) readV1(t CgroupTarget, now time.Time, usage hal.Vector
 			}
 		}
 	}
-	memDir := filepath.Join(c.root, "memory", t.Path)
+	memDir := filepath.Join(c.root, "memory", t.v1Path("memory"))
 	if _, err := os.Stat(memDir); err == nil {
 		present = true
 		readLevel(memDir, "memory.usage_in_bytes", hal.Memory, usage, &errs)
 		readLevel(memDir, "memory.max_usage_in_bytes", MemoryPeak, usage, &errs)
 	}
-	blkDir := filepath.Join(c.root, "blkio", t.Path)
+	blkDir := filepath.Join(c.root, "blkio", t.v1Path("blkio"))
 	if _, err := os.Stat(blkDir); err == nil {
 		present = true
 		if data, name, ok, err := readOptional(blkDir, "blkio.throttle.io_service_bytes"); err != nil {
@@ -292,7 +318,7 @@ func (c *CgroupCollector) readV1(t CgroupTarget, now time.Time, usage hal.Vector
 		return cgroupReading{}, errCgroupGone
 	}
 	// A hybrid system keeps per-cgroup PSI in the unified hierarchy.
-	r.pressure = readPressure(filepath.Join(c.root, "unified", t.Path), &errs)
+	r.pressure = readPressure(filepath.Join(c.root, "unified", t.v1Path("unified")), &errs)
 	return r, errs.ErrorOrNil()
 }
 

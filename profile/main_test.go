@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"runtime"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -16,18 +17,26 @@ import (
 )
 
 // childEnv selects what a re-executed test binary does instead of running
-// tests: "burn" spins one CPU, "hold:N" holds N bytes of touched memory.
+// tests: "burn" spins one CPU, "hold:N" holds N bytes of touched memory,
+// "holdlater:N" does the same after a line arrives on stdin.
 const childEnv = "UPDRAFT_PROFILE_CHILD"
 
 func TestMain(m *testing.M) {
 	switch mode := os.Getenv(childEnv); {
 	case mode == "burn":
 		childBurn()
-	case len(mode) > 5 && mode[:5] == "hold:":
-		n, err := strconv.Atoi(mode[5:])
+	case strings.HasPrefix(mode, "hold:"), strings.HasPrefix(mode, "holdlater:"):
+		_, size, _ := strings.Cut(mode, ":")
+		n, err := strconv.Atoi(size)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "bad hold size:", err)
 			os.Exit(2)
+		}
+		if strings.HasPrefix(mode, "holdlater:") {
+			// Wait to be moved into a cgroup before touching memory,
+			// so the pages are charged to it.
+			fmt.Println("started")
+			bufio.NewReader(os.Stdin).ReadString('\n')
 		}
 		childHold(n)
 	default:
@@ -129,10 +138,21 @@ func startChild(t testing.TB, mode string) *child {
 func (c *child) pid() int { return c.cmd.Process.Pid }
 
 // waitReady blocks until the child prints "ready".
-func (c *child) waitReady(t testing.TB) {
+func (c *child) waitReady(t testing.TB) { c.waitFor(t, "ready") }
+
+// waitFor blocks until the child prints line.
+func (c *child) waitFor(t testing.TB, line string) {
 	t.Helper()
-	if !c.out.Scan() || c.out.Text() != "ready" {
-		t.Fatalf("child %d did not become ready: %q %v", c.pid(), c.out.Text(), c.out.Err())
+	if !c.out.Scan() || c.out.Text() != line {
+		t.Fatalf("child %d did not say %q: %q %v", c.pid(), line, c.out.Text(), c.out.Err())
+	}
+}
+
+// proceed sends the child the line holdlater waits for.
+func (c *child) proceed(t testing.TB) {
+	t.Helper()
+	if _, err := c.in.Write([]byte("go\n")); err != nil {
+		t.Fatal(err)
 	}
 }
 
