@@ -355,7 +355,7 @@ type footerReader struct {
 	r    io.Reader // the content, limited to its length
 	crc  hash.Hash32
 	want uint32
-	done bool
+	err  error
 }
 
 func newFooterReader(f *os.File, name string) (*footerReader, error) {
@@ -386,13 +386,18 @@ func newFooterReader(f *os.File, name string) (*footerReader, error) {
 }
 
 func (r *footerReader) Read(p []byte) (int, error) {
+	if r.err != nil {
+		return 0, r.err
+	}
 	n, err := r.r.Read(p)
 	r.crc.Write(p[:n])
-	if err == io.EOF && !r.done {
-		r.done = true
+	if err == io.EOF {
 		if got := r.crc.Sum32(); got != r.want {
-			return n, fmt.Errorf("snapshot: filestore %s: file checksum %08x, footer says %08x: %w", r.name, got, r.want, ErrCorrupt)
+			err = fmt.Errorf("snapshot: filestore %s: file checksum %08x, footer says %08x: %w", r.name, got, r.want, ErrCorrupt)
 		}
+	}
+	if err != nil {
+		r.err = err // sticky: a mismatch is never followed by a clean io.EOF
 	}
 	return n, err
 }

@@ -246,7 +246,7 @@ type decoder struct {
 }
 
 func newDecoder(r io.Reader, name string, key []byte) (*decoder, error) {
-	d := &decoder{r: bufio.NewReaderSize(r, 1<<20), name: name}
+	d := &decoder{r: bufio.NewReaderSize(r, 64<<10), name: name}
 	b := make([]byte, headerSize)
 	n, err := io.ReadFull(d.r, b)
 	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && err != io.EOF {

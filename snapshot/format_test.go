@@ -1,0 +1,210 @@
+package snapshot
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"hash/crc32"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// smallSnapshot writes a snapshot of two sources in several chunks and
+// returns the store, its manifest and its bytes.
+func smallSnapshot(t testing.TB, key []byte) (*MemStore, Manifest, []byte) {
+	t.Helper()
+	store := NewMemStore()
+	a := &faultySource{data: bytes.Repeat([]byte("route table entry "), 400)}
+	b := &faultySource{data: testValue(7, 5000)}
+	e, err := New(store, map[string]Source{"a": a, "b": b}, Options{AppVersion: "1", Key: key, ChunkBytes: 2048})
+	require.NoError(t, err)
+	m, err := e.Snapshot(context.Background())
+	require.NoError(t, err)
+	raw, ok := store.Bytes(m.ID)
+	require.True(t, ok)
+	return store, m, raw
+}
+
+// frameOffsets returns where each frame starts.
+func frameOffsets(t testing.TB, raw []byte) []int {
+	var offs []int
+	for off := headerSize; off < len(raw); {
+		offs = append(offs, off)
+		stored := binary.LittleEndian.Uint32(raw[off+12:])
+		off += frameHeaderSize + int(stored) + frameCRCSize
+	}
+	return offs
+}
+
+// restoreInto tries to restore id from store into fresh sources and
+// returns the error and whether any source received bytes.
+func restoreInto(t testing.TB, store Store, id string, key []byte) (error, bool) {
+	a, b := &faultySource{}, &faultySource{}
+	e, err := New(store, map[string]Source{"a": a, "b": b}, Options{AppVersion: "1", Key: key})
+	require.NoError(t, err)
+	err = e.Restore(context.Background(), Manifest{ID: id})
+	return err, a.restored != nil || b.restored != nil
+}
+
+func fixCRC(raw []byte, frameOff int) {
+	stored := int(binary.LittleEndian.Uint32(raw[frameOff+12:]))
+	end := frameOff + frameHeaderSize + stored
+	binary.LittleEndian.PutUint32(raw[end:], crc32.Checksum(raw[frameOff:end], castagnoli))
+}
+
+func TestCorruptionIsRefused(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		key  []byte
+	}{{"plain", nil}, {"encrypted", testKey}} {
+		t.Run(tc.name, func(t *testing.T) {
+			store, m, raw := smallSnapshot(t, tc.key)
+			offs := frameOffsets(t, raw)
+			nData := len(m.Sources[0].Chunks) + len(m.Sources[1].Chunks)
+			require.Len(t, offs, nData+2)
+			manifestOff, endOff := offs[nData], offs[nData+1]
+			type region struct {
+				at   int
+				want string
+			}
+			regions := map[string]region{
+				"header magic":              {0, "magic"},
+				"header version":            {6, "header: checksum"},
+				"header flags":              {8, "header: checksum"},
+				"header salt":               {20, "header: checksum"},
+				"header key check":          {30, "header: checksum"},
+				"header checksum":           {45, "header: checksum"},
+				"first frame kind":          {offs[0], "frame 0 at offset 48: unknown frame kind"},
+				"first frame source":        {offs[0] + 2, "frame 0 at offset 48: checksum"},
+				"first frame seq":           {offs[0] + 4, "frame 0 at offset 48: sequence number"},
+				"first frame raw length":    {offs[0] + 8, "frame 0 at offset 48"},
+				"first frame stored length": {offs[0] + 13, "frame 0 at offset 48"},
+				"first frame payload":       {offs[0] + frameHeaderSize + 5, "frame 0 at offset 48: checksum"},
+				"second source payload":     {offs[len(m.Sources[0].Chunks)] + frameHeaderSize + 1, "checksum"},
+				"last data frame checksum":  {manifestOff - 2, "checksum"},
+				"manifest payload":          {manifestOff + frameHeaderSize + 3, "checksum"},
+				"end frame flags":           {endOff + 1, "unknown frame flags"},
+				"end frame checksum":        {len(raw) - 1, "checksum"},
+			}
+			for name, r := range regions {
+				t.Run(name, func(t *testing.T) {
+					bad := bytes.Clone(raw)
+					bad[r.at] ^= 0x10
+					store.Put(m.ID, bad)
+					err, touched := restoreInto(t, store, m.ID, tc.key)
+					require.ErrorIs(t, err, ErrCorrupt)
+					require.ErrorContains(t, err, r.want)
+					require.False(t, touched, "a source received bytes from a corrupt snapshot")
+				})
+			}
+			t.Run("payload altered and its checksum recomputed", func(t *testing.T) {
+				bad := bytes.Clone(raw)
+				bad[offs[1]+frameHeaderSize+2] ^= 0x01
+				fixCRC(bad, offs[1])
+				store.Put(m.ID, bad)
+				err, touched := restoreInto(t, store, m.ID, tc.key)
+				require.ErrorIs(t, err, ErrCorrupt)
+				require.ErrorContains(t, err, "frame 1 at offset")
+				if tc.key != nil {
+					require.ErrorContains(t, err, "authentication failed")
+				}
+				require.False(t, touched)
+			})
+			t.Run("frames swapped", func(t *testing.T) {
+				bad := bytes.Clone(raw[:offs[0]])
+				bad = append(bad, raw[offs[1]:offs[2]]...)
+				bad = append(bad, raw[offs[0]:offs[1]]...)
+				bad = append(bad, raw[offs[2]:]...)
+				store.Put(m.ID, bad)
+				err, touched := restoreInto(t, store, m.ID, tc.key)
+				require.ErrorIs(t, err, ErrCorrupt)
+				require.ErrorContains(t, err, "sequence number 1, want 0")
+				require.False(t, touched)
+			})
+			t.Run("data after the end", func(t *testing.T) {
+				store.Put(m.ID, append(bytes.Clone(raw), 0))
+				err, touched := restoreInto(t, store, m.ID, tc.key)
+				require.ErrorIs(t, err, ErrCorrupt)
+				require.ErrorContains(t, err, "data after the end frame")
+				require.False(t, touched)
+			})
+			t.Run("truncated anywhere", func(t *testing.T) {
+				for cut := 0; cut < len(raw); cut += 1 + cut/64 {
+					store.Put(m.ID, raw[:cut])
+					err, touched := restoreInto(t, store, m.ID, tc.key)
+					require.ErrorIs(t, err, ErrTruncated, "cut at %d", cut)
+					require.ErrorIs(t, err, ErrCorrupt, "cut at %d", cut)
+					require.False(t, touched, "cut at %d", cut)
+				}
+			})
+			store.Put(m.ID, raw)
+			err, touched := restoreInto(t, store, m.ID, tc.key)
+			require.NoError(t, err, "the untouched snapshot must restore")
+			require.True(t, touched)
+		})
+	}
+}
+
+func TestKeysAreChecked(t *testing.T) {
+	plainStore, plain, _ := smallSnapshot(t, nil)
+	sealedStore, sealed, _ := smallSnapshot(t, testKey)
+	wrong := bytes.Repeat([]byte{0x43}, 32)
+	cases := map[string]struct {
+		store Store
+		id    string
+		key   []byte
+		want  error
+	}{
+		"wrong key":             {sealedStore, sealed.ID, wrong, ErrWrongKey},
+		"missing key":           {sealedStore, sealed.ID, nil, ErrKeyRequired},
+		"key for a plain one":   {plainStore, plain.ID, testKey, ErrNotEncrypted},
+		"shorter key, same pre": {sealedStore, sealed.ID, testKey[:16], ErrWrongKey},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			err, touched := restoreInto(t, c.store, c.id, c.key)
+			require.ErrorIs(t, err, c.want)
+			require.False(t, touched)
+		})
+	}
+}
+
+func TestFormatVersionIsChecked(t *testing.T) {
+	store, m, raw := smallSnapshot(t, nil)
+	bad := bytes.Clone(raw)
+	binary.LittleEndian.PutUint16(bad[6:], FormatVersion+1)
+	binary.LittleEndian.PutUint32(bad[44:], crc32.Checksum(bad[:44], castagnoli))
+	store.Put(m.ID, bad)
+	err, touched := restoreInto(t, store, m.ID, nil)
+	require.ErrorIs(t, err, ErrFormatVersion)
+	require.ErrorContains(t, err, "format version 2, this package reads 1")
+	require.False(t, touched)
+}
+
+func FuzzDecode(f *testing.F) {
+	_, _, plain := smallSnapshot(f, nil)
+	_, _, sealed := smallSnapshot(f, testKey)
+	f.Add(plain, false)
+	f.Add(sealed, true)
+	f.Add(plain[:headerSize+7], false)
+	f.Add([]byte("UPDSNP"), false)
+	f.Fuzz(func(t *testing.T, in []byte, useKey bool) {
+		var key []byte
+		if useKey {
+			key = testKey
+		}
+		m, err := Verify(context.Background(), bytes.NewReader(in), "fuzz", key)
+		if err != nil {
+			if !errors.Is(err, ErrCorrupt) && !errors.Is(err, ErrFormatVersion) && !errors.Is(err, ErrKeyRequired) &&
+				!errors.Is(err, ErrNotEncrypted) && !errors.Is(err, ErrWrongKey) {
+				t.Fatalf("error matches no sentinel: %v", err)
+			}
+			return
+		}
+		if m.FormatVersion != FormatVersion || ValidID(m.ID) != nil {
+			t.Fatalf("verified a manifest that is not valid: %+v", m)
+		}
+	})
+}
