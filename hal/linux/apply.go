@@ -3,23 +3,408 @@ package linux
 import (
 	"context"
 	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/hashicorp/go-multierror"
+	"github.com/opencontainers/cgroups"
+	"github.com/opencontainers/cgroups/fs"
+	"github.com/opencontainers/cgroups/fs2"
 
 	"github.com/updraft-dev/updraft/hal"
 )
 
-// Smallest limits the driver enforces; below them the kernel refuses the
-// value or the function cannot run at all.
+// Limits of the mapping from allocations to cgroup values.
 const (
-	MinCPULimit    = 0.01    // cores: a CFS quota of 1ms per 100ms period
-	MinMemoryLimit = 1 << 20 // bytes
-	CPUPeriod      = 100000  // CFS period in microseconds (the kernel default)
+	MinCPULimit    = 0.01    // cores: the smallest CPU limit, a CFS quota of 1 ms per period
+	MinMemoryLimit = 1 << 20 // bytes: the smallest memory limit
+	CPUPeriod      = 100000  // CFS period in microseconds the driver sets (the kernel default)
+
+	maxShares = 262144 // cgroup v1 cpu.shares range is [2, 262144]
+	minShares = 2
+	maxWeight = 10000 // cgroup v2 cpu.weight range is [1, 10000]
+	minWeight = 1
 )
 
+// apply runs with allocs validated. It records every change in a journal
+// and, on error, reverses the journal before returning.
 func (d *Device) apply(ctx context.Context, allocs []hal.Allocation) (hal.Undo, error) {
-	return nil, errors.New("linux: apply: not implemented yet")
+	capacity, err := d.Capacity(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("linux: apply: %w", err)
+	}
+	cores := capacity[hal.CPU]
+
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	j := &journal{log: d.log}
+	fail := func(err error) (hal.Undo, error) {
+		if uerr := j.undo(context.WithoutCancel(ctx)); uerr != nil {
+			return nil, multierror.Append(err, fmt.Errorf("linux: apply: undoing the partial apply: %w", uerr))
+		}
+		return nil, err
+	}
+
+	sorted := slices.Clone(allocs)
+	slices.SortFunc(sorted, func(a, b hal.Allocation) int { return strings.Compare(a.Function, b.Function) })
+	var parentCPU, parentMemory float64 // guarantees of the functions in Parent
+	var parentNamesCPU, parentNamesMemory bool
+	parentExisted := d.parentExists()
+	for _, a := range sorted {
+		if err := ctx.Err(); err != nil {
+			return fail(fmt.Errorf("linux: apply: %w", err))
+		}
+		b := d.bindings[a.Function]
+		if err := d.applyOne(j, b, a, cores); err != nil {
+			return fail(err)
+		}
+		if len(b.PIDs) > 0 {
+			if names(a, hal.CPU) {
+				parentNamesCPU = true
+				parentCPU += a.Guarantee[hal.CPU]
+			}
+			if names(a, hal.Memory) {
+				parentNamesMemory = true
+				parentMemory += a.Guarantee[hal.Memory]
+			}
+		}
+	}
+	if parentNamesCPU || parentNamesMemory {
+		// Parent gets its children's total weight (and, on v2, memory
+		// protection) so their guarantees hold against the rest of the
+		// machine; its own limits are left alone.
+		v := values{cpu: parentNamesCPU, memory: parentNamesMemory && d.layout.v2}
+		v.weight = weightOf(d.layout, parentCPU, cores)
+		v.memGuarantee = int64(parentMemory)
+		if err := d.set(j, d.cfg.Parent, nil, v, parentExisted); err != nil {
+			return fail(fmt.Errorf("linux: apply: parent cgroup %q: %w", d.cfg.Parent, err))
+		}
+	}
+	d.log.Info("linux: applied", "functions", len(sorted), "changes", len(j.steps))
+	return hal.Once(func(ctx context.Context) error {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		return j.undo(ctx)
+	}), nil
 }
 
-// Usage returns function's current CPU use in cores and memory in bytes.
-func (d *Device) Usage(ctx context.Context, function string) (hal.Vector, error) {
-	return nil, errors.New("linux: usage: not implemented yet")
+// names reports whether a names r as a guarantee or a limit.
+func names(a hal.Allocation, r hal.Resource) bool {
+	_, g := a.Guarantee[r]
+	_, l := a.Limit[r]
+	return g || l
+}
+
+// values are the cgroup values one allocation maps to.
+type values struct {
+	cpu          bool   // set the weight
+	weight       uint64 // cpu.shares (v1) or cpu.weight (v2)
+	quotaSet     bool   // set the quota
+	quota        int64  // CFS quota in µs per CPUPeriod; -1 unlimited
+	memory       bool   // set the memory guarantee
+	memGuarantee int64  // bytes
+	memLimitSet  bool   // set the memory limit
+	memLimit     int64  // bytes; -1 unlimited
+	cpus         string // cpuset.cpus; "" leaves it alone
+}
+
+// valuesOf maps an allocation to cgroup values; see the package doc.
+func valuesOf(l layout, a hal.Allocation, b Binding, cores float64) values {
+	v := values{cpu: names(a, hal.CPU), memory: names(a, hal.Memory), cpus: b.CPUs}
+	v.quotaSet, v.memLimitSet = v.cpu, v.memory
+	v.weight = weightOf(l, a.Guarantee[hal.CPU], cores)
+	v.quota = -1
+	if lim, ok := a.Limit[hal.CPU]; ok {
+		v.quota = int64(math.Round(lim * CPUPeriod))
+	}
+	v.memLimit = -1
+	if lim, ok := a.Limit[hal.Memory]; ok {
+		v.memLimit = int64(lim)
+	}
+	v.memGuarantee = int64(a.Guarantee[hal.Memory])
+	return v
+}
+
+// weightOf maps a CPU guarantee to a weight proportional to its fraction
+// of capacity, in the controller's range.
+func weightOf(l layout, guarantee, cores float64) uint64 {
+	frac := 0.0
+	if cores > 0 {
+		frac = math.Min(1, guarantee/cores)
+	}
+	lo, hi := float64(minShares), float64(maxShares)
+	if l.v2 {
+		lo, hi = minWeight, maxWeight
+	}
+	return uint64(math.Max(lo, math.Round(frac*hi)))
+}
+
+// applyOne enforces one function's allocation.
+func (d *Device) applyOne(j *journal, b Binding, a hal.Allocation, cores float64) error {
+	v := valuesOf(d.layout, a, b, cores)
+	if b.Cgroup != "" {
+		if err := d.set(j, b.Cgroup, &b, v, true); err != nil {
+			return fmt.Errorf("linux: apply: function %q cgroup %q: %w", b.Function, b.Cgroup, err)
+		}
+		return nil
+	}
+	rel := path.Join(d.cfg.Parent, b.Function)
+	moves, err := d.planMoves(b)
+	if err != nil {
+		return fmt.Errorf("linux: apply: function %q: %w", b.Function, err)
+	}
+	existed, err := d.create(j, b, rel, moves)
+	if err != nil {
+		return fmt.Errorf("linux: apply: function %q: create cgroup %q: %w", b.Function, rel, err)
+	}
+	if err := d.set(j, rel, &b, v, existed); err != nil {
+		return fmt.Errorf("linux: apply: function %q cgroup %q: %w", b.Function, rel, err)
+	}
+	for _, m := range moves {
+		for _, c := range d.layout.controllers(b.CPUs != "") {
+			home := d.layout.dir(c, m.origin[c])
+			j.record(&movedTask{t: m.t, home: home})
+			if err := moveTask(m.t, d.layout.dir(c, rel)); err != nil {
+				if errors.Is(err, os.ErrNotExist) {
+					err = errors.Join(ErrNoProcess, err)
+				}
+				return fmt.Errorf("linux: apply: function %q pid %d: %w", b.Function, m.t.pid, err)
+			}
+		}
+	}
+	return nil
+}
+
+// move is a task to move and the cgroups it is in now.
+type move struct {
+	t      task
+	origin map[string]string
+}
+
+// planMoves looks every bound task up, failing if one is gone.
+func (d *Device) planMoves(b Binding) ([]move, error) {
+	var moves []move
+	for _, pid := range b.PIDs {
+		t, err := d.task(pid)
+		if err != nil {
+			return nil, fmt.Errorf("pid %d: %w", pid, err)
+		}
+		origin, err := d.taskCgroups(t)
+		if err != nil {
+			return nil, fmt.Errorf("pid %d: %w", pid, err)
+		}
+		for _, c := range d.layout.controllers(b.CPUs != "") {
+			if _, ok := origin[c]; !ok {
+				return nil, fmt.Errorf("pid %d: not in any %s cgroup", pid, hierarchyName(c))
+			}
+		}
+		moves = append(moves, move{t: t, origin: origin})
+	}
+	return moves, nil
+}
+
+// create makes cgroup rel (and any missing ancestors) in every hierarchy
+// the binding uses, recording each directory it made, and records a drain
+// of rel to where the binding's first task came from. existed reports
+// whether rel was already there everywhere (a repeated Apply).
+func (d *Device) create(j *journal, b Binding, rel string, moves []move) (existed bool, err error) {
+	existed = true
+	for _, c := range d.layout.controllers(b.CPUs != "") {
+		made, err := d.createIn(j, c, rel, b.CPUs != "")
+		if err != nil {
+			return false, err
+		}
+		if made > 0 {
+			existed = false
+		}
+		if len(moves) > 0 {
+			j.record(&drain{dir: d.layout.dir(c, rel), home: d.layout.dir(c, moves[0].origin[c])})
+		}
+		d.log.Debug("linux: cgroup ready", "cgroup", d.layout.dir(c, rel), "created", made)
+	}
+	return existed, nil
+}
+
+// createIn makes rel and its missing ancestors in one hierarchy, top
+// first, and returns how many directories it made. On cgroup v2 it first
+// has each level's parent hand the needed controllers down.
+func (d *Device) createIn(j *journal, controller, rel string, cpuset bool) (int, error) {
+	made := 0
+	parent := d.layout.hierarchyRoot(controller)
+	for _, p := range slices.Backward(ancestors(rel)) {
+		dir := d.layout.dir(controller, p)
+		if d.layout.v2 {
+			if err := enableControllers(j, parent, cpuset); err != nil {
+				return made, err
+			}
+		}
+		parent = dir
+		if pathExists(dir) {
+			continue
+		}
+		j.record(&createdDir{path: dir, shared: p != rel})
+		made++
+		if controller == ctrlCPUSet {
+			// A v1 cpuset cgroup takes no task until its cpus and mems
+			// are set; the library copies them from the parent.
+			if err := (&fs.CpusetGroup{}).ApplyDir(dir, &cgroups.Resources{}, -1); err != nil {
+				return made, err
+			}
+			continue
+		}
+		if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+			return made, err
+		}
+	}
+	return made, nil
+}
+
+// enableControllers makes the cgroup v2 directory dir hand the cpu and
+// memory (and cpuset) controllers down to its children, recording those it
+// enabled.
+func enableControllers(j *journal, dir string, cpuset bool) error {
+	want := []string{"cpu", "memory"}
+	if cpuset {
+		want = append(want, "cpuset")
+	}
+	enabled, err := cgroups.ReadFile(dir, "cgroup.subtree_control")
+	if err != nil {
+		return err
+	}
+	available, err := cgroups.ReadFile(dir, "cgroup.controllers")
+	if err != nil {
+		return err
+	}
+	var missing []string
+	for _, c := range want {
+		if slices.Contains(strings.Fields(enabled), c) {
+			continue
+		}
+		if !slices.Contains(strings.Fields(available), c) {
+			return fmt.Errorf("controller %q is not available in %s (cgroup.controllers: %q)", c, dir, strings.TrimSpace(available))
+		}
+		missing = append(missing, c)
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	j.record(&enabledControllers{dir: dir, names: missing})
+	return cgroups.WriteFile(dir, "cgroup.subtree_control", "+"+strings.Join(missing, " +"))
+}
+
+// set writes v into cgroup rel, through the library's v1 or v2 manager,
+// after saving the files it will change when the cgroup existed before
+// this Apply (created ones are removed on undo instead).
+func (d *Device) set(j *journal, rel string, b *Binding, v values, existed bool) error {
+	l := d.layout
+	if l.v2 {
+		dir := l.dir("", rel)
+		r := &cgroups.Resources{}
+		var files []string
+		if v.cpu {
+			r.CpuWeight = v.weight
+			files = append(files, "cpu.weight")
+		}
+		if v.quotaSet {
+			r.CpuQuota, r.CpuPeriod = v.quota, CPUPeriod
+			files = append(files, "cpu.max")
+		}
+		if v.memLimitSet {
+			r.Memory, r.MemorySwap = v.memLimit, v.memLimit
+			files = append(files, "memory.max", "memory.swap.max")
+		}
+		if v.memory {
+			g := strconv.FormatInt(v.memGuarantee, 10)
+			r.Unified = map[string]string{"memory.min": g, "memory.low": g}
+			files = append(files, "memory.min", "memory.low")
+		}
+		if v.cpus != "" {
+			r.CpusetCpus = v.cpus
+			files = append(files, "cpuset.cpus")
+		}
+		if existed {
+			for _, f := range files {
+				if err := j.saveFile(dir, f); err != nil {
+					return err
+				}
+			}
+		}
+		m, err := fs2.NewManager(&cgroups.Cgroup{Resources: &cgroups.Resources{}}, dir)
+		if err != nil {
+			return err
+		}
+		d.log.Debug("linux: set", "cgroup", dir, "values", fmt.Sprintf("%+v", v))
+		return m.Set(r)
+	}
+	paths := map[string]string{}
+	r := &cgroups.Resources{}
+	var saves [][2]string
+	if v.cpu {
+		dir := l.dir(ctrlCPU, rel)
+		paths[ctrlCPU] = dir
+		r.CpuShares = v.weight
+		saves = append(saves, [2]string{dir, "cpu.shares"})
+	}
+	if v.quotaSet {
+		dir := l.dir(ctrlCPU, rel)
+		paths[ctrlCPU] = dir
+		r.CpuQuota, r.CpuPeriod = v.quota, CPUPeriod
+		saves = append(saves, [2]string{dir, "cpu.cfs_period_us"}, [2]string{dir, "cpu.cfs_quota_us"})
+	}
+	if v.memLimitSet {
+		dir := l.dir(ctrlMemory, rel)
+		paths[ctrlMemory] = dir
+		r.Memory = v.memLimit
+		saves = append(saves, [2]string{dir, "memory.limit_in_bytes"})
+		if hasFile(dir, "memory.memsw.limit_in_bytes") {
+			r.MemorySwap = v.memLimit
+			saves = append(saves, [2]string{dir, "memory.memsw.limit_in_bytes"})
+		}
+	}
+	if v.memory {
+		dir := l.dir(ctrlMemory, rel)
+		paths[ctrlMemory] = dir
+		saves = append(saves, [2]string{dir, "memory.soft_limit_in_bytes"})
+	}
+	if v.cpus != "" {
+		dir := l.dir(ctrlCPUSet, rel)
+		paths[ctrlCPUSet] = dir
+		r.CpusetCpus = v.cpus
+		saves = append(saves, [2]string{dir, "cpuset.cpus"})
+	}
+	if existed {
+		for _, s := range saves {
+			if err := j.saveFile(s[0], s[1]); err != nil {
+				return err
+			}
+		}
+	}
+	m, err := fs.NewManager(&cgroups.Cgroup{Resources: &cgroups.Resources{}}, paths)
+	if err != nil {
+		return err
+	}
+	d.log.Debug("linux: set", "cgroup", rel, "values", fmt.Sprintf("%+v", v))
+	if err := m.Set(r); err != nil {
+		return err
+	}
+	if v.memory {
+		// The library treats a zero reservation as "unset"; a function
+		// guaranteed no memory gets a soft limit of 0 (reclaimed first).
+		dir := l.dir(ctrlMemory, rel)
+		if err := cgroups.WriteFile(dir, "memory.soft_limit_in_bytes", strconv.FormatInt(v.memGuarantee, 10)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// parentExists reports whether Parent exists in the cpu hierarchy (or the
+// v2 hierarchy).
+func (d *Device) parentExists() bool {
+	return pathExists(d.layout.dir(ctrlCPU, d.cfg.Parent))
 }

@@ -1,0 +1,258 @@
+package linux_test
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/prometheus/procfs"
+)
+
+const cgroupRoot = "/sys/fs/cgroup"
+
+// requireRealCgroups skips unless the test runs as root on a machine with
+// cgroup v1 cpu and memory hierarchies or a cgroup v2 hierarchy with the
+// cpu and memory controllers.
+func requireRealCgroups(t testing.TB) (v2 bool) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("hal/linux: real cgroup tests need root (CI runs them as root)")
+	}
+	if data, err := os.ReadFile(filepath.Join(cgroupRoot, "cgroup.controllers")); err == nil {
+		f := strings.Fields(string(data))
+		if !contains(f, "cpu") || !contains(f, "memory") {
+			t.Skipf("hal/linux: cgroup v2 at %s lacks the cpu or memory controller (has %q)", cgroupRoot, f)
+		}
+		return true
+	}
+	for _, c := range []string{"cpu", "cpuacct", "memory"} {
+		if _, err := os.Stat(filepath.Join(cgroupRoot, c, "cgroup.procs")); err != nil {
+			t.Skipf("hal/linux: cgroup v1 %s controller is not mounted at %s: %v", c, cgroupRoot, err)
+		}
+	}
+	return false
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+var testSeq atomic.Int64
+
+// uniqueName returns a cgroup name no other test run uses.
+func uniqueName(what string) string {
+	return fmt.Sprintf("updraft-test-%d-%d-%s", os.Getpid(), testSeq.Add(1), what)
+}
+
+// hierarchies returns the directories of cgroup rel in the hierarchies
+// the driver writes to.
+func hierarchies(v2 bool, rel string) []string {
+	if v2 {
+		return []string{filepath.Join(cgroupRoot, rel)}
+	}
+	return []string{
+		filepath.Join(cgroupRoot, "cpu", rel),
+		filepath.Join(cgroupRoot, "cpuacct", rel),
+		filepath.Join(cgroupRoot, "memory", rel),
+	}
+}
+
+// makeCgroup creates cgroup rel, as a host would before binding to it,
+// and removes it when the test ends (moving any process left in it to the
+// hierarchy root first).
+func makeCgroup(t *testing.T, v2 bool, rel string) {
+	t.Helper()
+	for _, dir := range hierarchies(v2, rel) {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() { removeCgroupTree(t, v2, rel) })
+}
+
+// removeCgroupTree removes rel and everything below it in every
+// hierarchy, evacuating processes to the root.
+func removeCgroupTree(t testing.TB, v2 bool, rel string) {
+	dirs := hierarchies(v2, rel)
+	if !v2 {
+		dirs = append(dirs, filepath.Join(cgroupRoot, "cpuset", rel))
+	}
+	for _, dir := range dirs {
+		root := filepath.Join(dir, strings.Repeat("../", strings.Count(rel, "/")+1))
+		var subdirs []string
+		_ = filepath.WalkDir(dir, func(p string, e os.DirEntry, err error) error {
+			if err == nil && e.IsDir() {
+				subdirs = append(subdirs, p)
+			}
+			return nil
+		})
+		for i := len(subdirs) - 1; i >= 0; i-- {
+			if data, err := os.ReadFile(filepath.Join(subdirs[i], "cgroup.procs")); err == nil {
+				for _, pid := range strings.Fields(string(data)) {
+					_ = os.WriteFile(filepath.Join(root, "cgroup.procs"), []byte(pid), 0)
+				}
+			}
+			if err := syscall.Rmdir(subdirs[i]); err != nil && !errors.Is(err, syscall.ENOENT) {
+				t.Errorf("cleanup: rmdir %s: %v", subdirs[i], err)
+			}
+		}
+	}
+}
+
+// moveInto writes pid into cgroup rel in every hierarchy.
+func moveInto(t *testing.T, v2 bool, rel string, pid int) {
+	t.Helper()
+	for _, dir := range hierarchies(v2, rel) {
+		if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(strconv.Itoa(pid)), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// child is a re-executed test binary.
+type child struct {
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+	out   *bufio.Reader
+}
+
+// startChild runs this test binary in the given child mode, waits for it
+// to report "ready", and kills it when the test ends.
+func startChild(t *testing.T, mode string) *child {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(exe)
+	cmd.Env = append(os.Environ(), childEnv+"="+mode)
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	c := &child{cmd: cmd, stdin: stdin, out: bufio.NewReader(stdout)}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	c.expect(t, "ready")
+	return c
+}
+
+func (c *child) pid() int { return c.cmd.Process.Pid }
+
+// expect reads the child's next line and fails unless it starts with want.
+func (c *child) expect(t *testing.T, want string) string {
+	t.Helper()
+	line, err := c.out.ReadString('\n')
+	if err != nil {
+		t.Fatalf("child %d: waiting for %q: %v", c.pid(), want, err)
+	}
+	if !strings.HasPrefix(line, want) {
+		t.Fatalf("child %d said %q, want %q", c.pid(), line, want)
+	}
+	return line
+}
+
+// cpuSeconds returns a process's user+system CPU time from /proc.
+func cpuSeconds(t *testing.T, pid int) float64 {
+	t.Helper()
+	p, err := procfs.NewProc(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := p.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.CPUTime()
+}
+
+// cpuCores measures the cores each process uses over window.
+func cpuCores(t *testing.T, window time.Duration, pids ...int) []float64 {
+	t.Helper()
+	before := make([]float64, len(pids))
+	for i, pid := range pids {
+		before[i] = cpuSeconds(t, pid)
+	}
+	start := time.Now()
+	<-time.After(window) // a measurement window, not synchronisation
+	elapsed := time.Since(start).Seconds()
+	cores := make([]float64, len(pids))
+	for i, pid := range pids {
+		cores[i] = (cpuSeconds(t, pid) - before[i]) / elapsed
+	}
+	return cores
+}
+
+// settingsOf reads every setting file of the cgroup directories dirs (not
+// counters, statistics or member lists, which change on their own), keyed
+// by path. A directory that does not exist reads as absent.
+func settingsOf(t *testing.T, dirs ...string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	for _, dir := range dirs {
+		entries, err := os.ReadDir(dir)
+		if errors.Is(err, os.ErrNotExist) {
+			out[dir] = "<absent>"
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range entries {
+			if e.IsDir() || volatile(e.Name()) {
+				continue
+			}
+			data, err := os.ReadFile(filepath.Join(dir, e.Name()))
+			if err != nil {
+				continue // write-only files such as memory.force_empty
+			}
+			out[filepath.Join(dir, e.Name())] = string(data)
+		}
+	}
+	return out
+}
+
+// volatile reports whether a cgroup file changes without anyone writing it.
+func volatile(name string) bool {
+	for _, s := range []string{"stat", "usage", "failcnt", "pressure", "events", "procs", "tasks", "threads", "current", "peak", "slabinfo", "oom_control", "effective"} {
+		if strings.Contains(name, s) {
+			return true
+		}
+	}
+	return strings.HasPrefix(name, "cpuacct.")
+}
+
+// cgroupOf returns the /proc/<pid>/cgroup lines of a process.
+func cgroupOf(t *testing.T, pid int) string {
+	t.Helper()
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(data)
+}
