@@ -212,7 +212,9 @@ func (s *series) oldest(t time.Time) (snapshot, bool) {
 // taken at from, with the daily pattern, never below refFloor of the
 // long-run mean.
 func (s *series) pointForecast(p *modelParams, from time.Time, level, trend float64, t time.Time) float64 {
-	v := project(p, level, trend, t.Sub(from).Seconds()) + s.seasonalShift(from, t)
+	// The level follows observations with a lag of about levelTau, so it
+	// stands for the hour of the day that long before from.
+	v := project(p, level, trend, t.Sub(from).Seconds()) + s.seasonalShift(from.Add(-p.levelTau), t)
 	return math.Max(v, refFloor*s.longMean)
 }
 
