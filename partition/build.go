@@ -50,10 +50,20 @@ func (pb *problem) build(margin float64, guarantee, reserve []float64, fr fillRe
 
 	// Rank misfits: the one that would join last (highest join level)
 	// first; it is the furthest from fitting locally. Ties keep name order.
-	slices.SortFunc(misfits, func(a, b int) int {
-		fa, fb := pb.fns[a], pb.fns[b]
-		return cmp.Or(cmp.Compare(fb.tau/fb.weight, fa.tau/fa.weight), a-b)
+	type ranked struct {
+		join float64 // level at which the function would join
+		fn   int
+	}
+	order := make([]ranked, len(misfits))
+	for k, i := range misfits {
+		order[k] = ranked{pb.fns[i].tau / pb.fns[i].weight, i}
+	}
+	slices.SortFunc(order, func(a, b ranked) int {
+		return cmp.Or(cmp.Compare(b.join, a.join), a.fn-b.fn)
 	})
+	for k, r := range order {
+		misfits[k] = r.fn
+	}
 	plan.DoesNotFit = make([]Misfit, len(misfits))
 	for k, i := range misfits {
 		start := len(w.buf)

@@ -61,14 +61,12 @@ func fill(pb *problem, avail []float64) fillResult {
 			events = append(events, event{at: 1 / f.weight, order: 2*i + 1})
 		}
 	}
-	// A saturation is continuous, so where it falls among admissions of
-	// the same level does not change what fits.
-	slices.SortFunc(events, func(a, b event) int {
-		if a.at != b.at {
-			return cmp.Compare(a.at, b.at)
-		}
-		return a.order - b.order
-	})
+	// Events were appended in order (function, admission before
+	// saturation), which is the tie-break wanted at one level, so a
+	// stable sort by level finishes the job. A saturation is continuous,
+	// so where it falls among admissions of the same level does not
+	// change what fits.
+	events = sortByLevel(events)
 
 	// Consumption at level L is base + L*slope, per resource.
 	base := make([]float64, R)
@@ -152,4 +150,39 @@ func reach(base, slope, avail []float64, target float64) (float64, int) {
 // function i holds at level.
 func share(weight, level float64) float64 {
 	return math.Min(1, weight*level)
+}
+
+// sortByLevel sorts events by level, keeping the order of events of equal
+// level: a least-significant-digit radix sort on the bits of the level,
+// which order like the levels themselves because levels are never
+// negative. It is linear, where a comparison sort of the 200 000 events
+// of 100 000 functions took most of the fill's time.
+func sortByLevel(events []event) []event {
+	if len(events) < 256 {
+		slices.SortStableFunc(events, func(a, b event) int { return cmp.Compare(a.at, b.at) })
+		return events
+	}
+	buf := make([]event, len(events))
+	src, dst := events, buf
+	for shift := uint(0); shift < 64; shift += 8 {
+		var count [256]int
+		for _, e := range src {
+			count[byte(math.Float64bits(e.at)>>shift)]++
+		}
+		if count[byte(math.Float64bits(src[0].at)>>shift)] == len(src) {
+			continue // every level has the same byte here
+		}
+		pos := 0
+		for b, c := range count {
+			count[b] = pos
+			pos += c
+		}
+		for _, e := range src {
+			b := byte(math.Float64bits(e.at) >> shift)
+			dst[count[b]] = e
+			count[b]++
+		}
+		src, dst = dst, src
+	}
+	return src
 }

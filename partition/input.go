@@ -104,8 +104,10 @@ func (p *Planner) prepare(capacity hal.Vector, demands []Demand) (*problem, erro
 		if minSrc == nil {
 			minSrc = d.Expected
 		}
-		for r, q := range minSrc {
-			min[pb.index[r]] = q
+		if len(minSrc) > 0 {
+			for j, r := range pb.res {
+				min[j] = minSrc[r] // checked by load: known resources only
+			}
 		}
 		tau := 0.0
 		for j := range R {
@@ -125,14 +127,21 @@ func (p *Planner) prepare(capacity hal.Vector, demands []Demand) (*problem, erro
 }
 
 // load checks one vector of a demand and, if fold, folds it into the
-// function's direction row (element-wise maximum) and named set.
+// function's direction row (element-wise maximum) and named set. It looks
+// each capacity resource up rather than ranging over v: cheaper for the
+// small maps demands are, and it checks in sorted order, so the error for
+// a vector with several faults is always the same one.
 func (pb *problem) load(function, field string, v hal.Vector, peak []float64, named []bool, fold bool) error {
-	for r, q := range v {
-		j, ok := pb.index[r]
+	if len(v) == 0 {
+		return nil
+	}
+	found := 0
+	for j, r := range pb.res {
+		q, ok := v[r]
 		if !ok {
-			return fmt.Errorf("%w: function %q %s: resource %q is not in the capacity (offered: %s)",
-				ErrInvalidInput, function, field, r, joinResources(pb.res))
+			continue
 		}
+		found++
 		if math.IsNaN(q) || math.IsInf(q, 0) || q < 0 {
 			return fmt.Errorf("%w: function %q %s: resource %q: quantity %v must be a finite number >= 0",
 				ErrInvalidInput, function, field, r, q)
@@ -143,6 +152,14 @@ func (pb *problem) load(function, field string, v hal.Vector, peak []float64, na
 		named[j] = true
 		if q > peak[j] {
 			peak[j] = q
+		}
+	}
+	if found < len(v) {
+		for _, r := range v.Resources() {
+			if _, ok := pb.index[r]; !ok {
+				return fmt.Errorf("%w: function %q %s: resource %q is not in the capacity (offered: %s)",
+					ErrInvalidInput, function, field, r, joinResources(pb.res))
+			}
 		}
 	}
 	return nil

@@ -287,6 +287,41 @@ func TestPropertyMoreCapacityNeverShrinks(t *testing.T) {
 	}
 }
 
+// TestPropertyLarge runs the invariants and monotonicity on a few inputs
+// large enough for the fill's radix sort and for many ties in weight.
+func TestPropertyLarge(t *testing.T) {
+	for seed := range uint64(6) {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+			rng := newRand(1000 + seed)
+			opts := randomOptions(rng)
+			p := mustNew(t, opts)
+			capacity, demands := randomInput(rng, 400+rng.IntN(400))
+			plan, err := p.Plan(context.Background(), capacity, demands)
+			checkPlan(t, p, opts, capacity, demands, plan, err)
+			if err != nil {
+				return
+			}
+			t.Logf("%d functions: %d allocated, %d do not fit", len(demands), len(plan.Allocations), len(plan.DoesNotFit))
+			more := capacity.Scale(1.05)
+			after, err := p.Plan(context.Background(), more, demands)
+			if err != nil {
+				t.Fatalf("more capacity fails: %v", err)
+			}
+			for _, a := range plan.Allocations {
+				b, ok := after.Allocation(a.Function)
+				if !ok {
+					t.Fatalf("%q lost its allocation with more capacity", a.Function)
+				}
+				for r, q := range a.Guarantee {
+					if !leq(q, b.Guarantee[r]) {
+						t.Errorf("%q resource %s: guarantee shrank from %v to %v", a.Function, r, q, b.Guarantee[r])
+					}
+				}
+			}
+		})
+	}
+}
+
 // FuzzPlan checks the invariants on inputs the fuzzer shapes: capacity,
 // one critical and two non-critical functions over cpu and memory.
 func FuzzPlan(f *testing.F) {
