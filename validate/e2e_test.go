@@ -25,7 +25,7 @@ type version struct {
 }
 
 var (
-	v1          = version{name: "v1", delay: 5 * time.Millisecond, body: `{"route":"10.0.0.0/8","via":"eth0"}`}
+	v1          = version{name: "v1", delay: 20 * time.Millisecond, body: `{"route":"10.0.0.0/8","via":"eth0"}`}
 	v2Same      = version{name: "v2-same", delay: v1.delay, body: v1.body}
 	v2Slow      = version{name: "v2-slow", delay: v1.delay, body: v1.body} // plus the measured baseline median: see slowedBy
 	v2Errors    = version{name: "v2-errors", delay: v1.delay, errorEvery: 20, body: v1.body}
@@ -81,14 +81,14 @@ func sorted(s []float64) []float64 {
 	return c
 }
 
-// load sends n requests from 4 workers and records each latency and
+// load sends n requests from 8 workers and records each latency and
 // whether it failed, as a host's middleware would.
 func load(t *testing.T, url string, n int, lat *validate.Recorder, errs *validate.Counter) {
 	t.Helper()
 	client := &http.Client{Timeout: 10 * time.Second}
 	var next atomic.Int64
 	var wg sync.WaitGroup
-	for range 4 {
+	for range 8 {
 		wg.Go(func() {
 			for next.Add(1) <= int64(n) {
 				start := time.Now()
@@ -133,7 +133,7 @@ func TestUpdateValidatedOnLoopback(t *testing.T) {
 			suite, err := validate.New([]validate.Check{body, latency, errRate}, validate.Options{Timeout: 30 * time.Second, Retries: 1, RetryDelay: time.Millisecond})
 			require.NoError(t, err)
 
-			load(t, svc.srv.URL, 300, lat, errs)
+			load(t, svc.srv.URL, 200, lat, errs)
 			baseline, err := lat.Samples(ctx) // peek at the baseline, then give it back
 			require.NoError(t, err)
 			for _, v := range baseline {
@@ -146,7 +146,7 @@ func TestUpdateValidatedOnLoopback(t *testing.T) {
 			}
 			up := &hostUpdate{svc: svc, to: &c.to}
 			require.NoError(t, up.Apply(ctx))
-			load(t, svc.srv.URL, 300, lat, errs)
+			load(t, svc.srv.URL, 200, lat, errs)
 			rep, err := suite.Validate(ctx)
 			require.NoError(t, err)
 			t.Logf("%s", rep)

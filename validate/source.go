@@ -90,7 +90,7 @@ func (r *Recorder) ObserveDuration(d time.Duration) {
 // and clears them.
 func (r *Recorder) Samples(ctx context.Context) ([]float64, error) {
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("validate: recorder samples: %w", err)
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -132,7 +132,7 @@ func (c *Counter) AddN(events, total int64) {
 // Counts returns the events and trials since the last call and clears them.
 func (c *Counter) Counts(ctx context.Context) (int64, int64, error) {
 	if err := ctx.Err(); err != nil {
-		return 0, 0, err
+		return 0, 0, fmt.Errorf("validate: counter counts: %w", err)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
