@@ -36,14 +36,14 @@ func (c *Controller) AcquirePriority(function string, p Priority) (release func(
 	w := f.win.Load()
 	if w == nil {
 		f.inflight.Add(1)
-		f.admitted.Add(1)
+		f.counts.admitted.Add(1)
 		return f.release, nil
 	}
 	now := c.now().UnixNano()
 	if now >= w.untilNano {
 		c.expireSoon(f, w)
 		f.inflight.Add(1)
-		f.admitted.Add(1)
+		f.counts.admitted.Add(1)
 		return f.release, nil
 	}
 	if err := c.check(f, w, p, now); err != nil {
@@ -51,7 +51,7 @@ func (c *Controller) AcquirePriority(function string, p Priority) (release func(
 	}
 	if w.policy.Mode != Throttle {
 		f.inflight.Add(1)
-		f.admitted.Add(1)
+		w.counts.admitted.Add(1)
 		return f.release, nil
 	}
 	// Take a concurrency slot first, then a token, giving the slot back if
@@ -60,17 +60,17 @@ func (c *Controller) AcquirePriority(function string, p Priority) (release func(
 	n := f.inflight.Add(1)
 	if limit > 0 && n > limit {
 		f.inflight.Add(-1)
-		f.throttled.Add(1)
+		w.counts.throttled.Add(1)
 		return nil, w.reject(f.name, ErrThrottled, retryBusy)
 	}
-	if w.bucket != nil {
+	if w.rateLimited {
 		if ok, wait := w.bucket.allow(now); !ok {
 			f.inflight.Add(-1)
-			f.throttled.Add(1)
+			w.counts.throttled.Add(1)
 			return nil, w.reject(f.name, ErrThrottled, wait)
 		}
 	}
-	f.admitted.Add(1)
+	w.counts.admitted.Add(1)
 	if w.adaptive == nil {
 		return f.release, nil
 	}
@@ -102,13 +102,13 @@ func (c *Controller) AllowPriority(function string, p Priority) error {
 	}
 	w := f.win.Load()
 	if w == nil {
-		f.admitted.Add(1)
+		f.counts.admitted.Add(1)
 		return nil
 	}
 	now := c.now().UnixNano()
 	if now >= w.untilNano {
 		c.expireSoon(f, w)
-		f.admitted.Add(1)
+		f.counts.admitted.Add(1)
 		return nil
 	}
 	if err := c.check(f, w, p, now); err != nil {
@@ -116,17 +116,17 @@ func (c *Controller) AllowPriority(function string, p Priority) error {
 	}
 	if w.policy.Mode == Throttle {
 		if limit := w.concurrencyLimit(); limit > 0 && f.inflight.Load() >= limit {
-			f.throttled.Add(1)
+			w.counts.throttled.Add(1)
 			return w.reject(f.name, ErrThrottled, retryBusy)
 		}
-		if w.bucket != nil {
+		if w.rateLimited {
 			if ok, wait := w.bucket.allow(now); !ok {
-				f.throttled.Add(1)
+				w.counts.throttled.Add(1)
 				return w.reject(f.name, ErrThrottled, wait)
 			}
 		}
 	}
-	f.admitted.Add(1)
+	w.counts.admitted.Add(1)
 	return nil
 }
 
@@ -134,11 +134,11 @@ func (c *Controller) AllowPriority(function string, p Priority) error {
 func (c *Controller) check(f *function, w *window, p Priority, now int64) error {
 	switch w.policy.Mode {
 	case Disable:
-		f.disabled.Add(1)
+		w.counts.disabled.Add(1)
 		return w.reject(f.name, ErrDisabled, time.Duration(w.untilNano-now))
 	case Shed:
 		if w.shedder.drop(p) {
-			f.shed.Add(1)
+			w.counts.shed.Add(1)
 			return w.reject(f.name, ErrShed, retryBusy)
 		}
 	}

@@ -95,23 +95,43 @@ type function struct {
 	release  func()                 // decrements inflight; shared by plain admissions
 	since    time.Time              // when the current Normal began; guarded by Controller.mu
 
+	counts counters // requests while Normal (no window, or one past its deadline)
+	past   counters // requests of ended windows, folded in under Controller.mu
+}
+
+// counters tally requests by outcome.
+type counters struct {
 	admitted, throttled, disabled, shed atomic.Uint64
+}
+
+// addTo adds c's tallies to dst.
+func (c *counters) addTo(dst *counters) {
+	dst.admitted.Add(c.admitted.Load())
+	dst.throttled.Add(c.throttled.Load())
+	dst.disabled.Add(c.disabled.Load())
+	dst.shed.Add(c.shed.Load())
 }
 
 // window is one degradation: a policy in force from since until until.
 // Everything but timer, expiring and rejections is immutable after creation.
 type window struct {
-	policy    Policy
-	reason    string
-	since     time.Time
-	until     time.Time
-	untilNano int64
-	bucket    *tokenBucket   // Throttle with a rate
-	fixed     int64          // Throttle: fixed concurrency limit, 0 = none
-	adaptive  *adaptiveLimit // Throttle with Adaptive
-	shedder   *shedder       // Shed
-	timer     *time.Timer    // ends the window; guarded by Controller.mu
-	expiring  atomic.Bool    // the hot path saw the deadline pass and asked for cleanup
+	// The fields every request of a throttled function writes come first
+	// and together, so a request touches one cache line of the window:
+	// the rate limiter's state and the request tallies.
+	bucket tokenBucket // Throttle with a rate (rateLimited)
+	counts counters    // requests under this window; folded into function.past when it ends
+
+	rateLimited bool
+	policy      Policy
+	reason      string
+	since       time.Time
+	until       time.Time
+	untilNano   int64
+	fixed       int64          // Throttle: fixed concurrency limit, 0 = none
+	adaptive    *adaptiveLimit // Throttle with Adaptive
+	shedder     *shedder       // Shed
+	timer       *time.Timer    // ends the window; guarded by Controller.mu
+	expiring    atomic.Bool    // the hot path saw the deadline pass and asked for cleanup
 
 	// rejections caches the last rejection built per cause (disabled,
 	// throttled, shed) for reuse; see window.reject.
@@ -255,6 +275,7 @@ func (c *Controller) Set(function string, p Policy, reason string, until time.Ti
 	if old != nil {
 		from = old.policy.Mode
 		c.stopTimerLocked(old)
+		old.counts.addTo(&f.past)
 	}
 	c.armTimerLocked(f, w)
 	c.changedLocked(Event{Function: function, Cause: CauseSet, From: from, To: p.Mode, Policy: p, Reason: reason, At: now, Until: until})
@@ -319,7 +340,8 @@ func (c *Controller) newWindow(p Policy, reason string, now, until time.Time) *w
 	switch p.Mode {
 	case Throttle:
 		if p.RatePerSecond > 0 {
-			w.bucket = newTokenBucket(p.RatePerSecond, p.Burst)
+			w.bucket.init(p.RatePerSecond, p.Burst)
+			w.rateLimited = true
 		}
 		if p.Adaptive {
 			w.adaptive = newAdaptiveLimit(c.adaptive, p.MaxConcurrent, &c.factor)
@@ -339,6 +361,7 @@ func (c *Controller) endLocked(f *function, w *window, cause Cause) bool {
 		return false
 	}
 	c.stopTimerLocked(w)
+	w.counts.addTo(&f.past)
 	at := c.now()
 	if cause == CauseExpired && w.until.Before(at) {
 		at = w.until

@@ -13,22 +13,28 @@ import (
 // burst refilled at rate per second, and safe for concurrent use: the only
 // state is an atomic int64 updated by compare-and-swap.
 type tokenBucket struct {
+	tat      atomic.Int64 // theoretical arrival time, Unix nanoseconds
 	interval int64        // nanoseconds between admissions at the steady rate
 	window   int64        // burst*interval: how far ahead tat may run
-	tat      atomic.Int64 // theoretical arrival time, Unix nanoseconds
 }
 
 // newTokenBucket returns a bucket admitting ratePerSecond requests per second
 // with bursts of up to burst (burst < 1 is treated as 1). ratePerSecond must
 // be > 0.
 func newTokenBucket(ratePerSecond float64, burst int) *tokenBucket {
+	b := &tokenBucket{}
+	b.init(ratePerSecond, burst)
+	return b
+}
+
+// init sets up a zero bucket in place; see newTokenBucket.
+func (b *tokenBucket) init(ratePerSecond float64, burst int) {
 	burst = max(burst, 1)
-	interval := int64(math.Max(1, math.Round(float64(time.Second)/ratePerSecond)))
-	window := interval * int64(burst)
-	if window/int64(burst) != interval { // overflow for absurd rates
-		window = math.MaxInt64 / 2
+	b.interval = int64(math.Max(1, math.Round(float64(time.Second)/ratePerSecond)))
+	b.window = b.interval * int64(burst)
+	if b.window/int64(burst) != b.interval { // overflow for absurd rates
+		b.window = math.MaxInt64 / 2
 	}
-	return &tokenBucket{interval: interval, window: window}
 }
 
 // allow admits one request at now (Unix nanoseconds). When it refuses, wait

@@ -35,7 +35,9 @@ type collector struct {
 //   - updraft_degrade_in_flight{function}: admitted requests not yet released;
 //
 // and updraft_degrade_pressure_factor, the share of adaptive limits kept
-// under pressure. Functions never declared nor Set are not counted.
+// under pressure. Functions never declared nor Set are not counted. A
+// request racing with a mode change may be missed by the request counters
+// (they stay monotonic).
 func (c *Controller) Collector() prometheus.Collector {
 	return &collector{
 		c:        c,
@@ -54,31 +56,47 @@ func (m *collector) Describe(ch chan<- *prometheus.Desc) {
 	}
 }
 
-// Collect reads the current values.
+// Collect reads the current values. It holds the controller's mutex while
+// reading, so a window's tallies are never counted both in the window and
+// in the function's past (mode changes fold one into the other under the
+// same mutex); requests are not slowed, they take no lock.
 func (m *collector) Collect(ch chan<- prometheus.Metric) {
+	var out []prometheus.Metric
+	m.c.mu.Lock()
 	now := m.c.now().UnixNano()
 	for name, f := range *m.c.fns.Load() {
 		mode, limit := Normal, int64(0)
-		if w := f.win.Load(); w != nil && now < w.untilNano {
-			mode, limit = w.policy.Mode, w.concurrencyLimit()
+		var total counters
+		f.counts.addTo(&total)
+		f.past.addTo(&total)
+		if w := f.win.Load(); w != nil {
+			w.counts.addTo(&total)
+			if now < w.untilNano {
+				mode, limit = w.policy.Mode, w.concurrencyLimit()
+			}
 		}
 		for _, each := range []Mode{Normal, Throttle, Disable, Shed} {
 			v := 0.0
 			if each == mode {
 				v = 1
 			}
-			ch <- prometheus.MustNewConstMetric(m.mode, prometheus.GaugeValue, v, name, each.String())
+			out = append(out, prometheus.MustNewConstMetric(m.mode, prometheus.GaugeValue, v, name, each.String()))
 		}
 		for outcome, n := range map[string]uint64{
-			"admitted":  f.admitted.Load(),
-			"throttled": f.throttled.Load(),
-			"disabled":  f.disabled.Load(),
-			"shed":      f.shed.Load(),
+			"admitted":  total.admitted.Load(),
+			"throttled": total.throttled.Load(),
+			"disabled":  total.disabled.Load(),
+			"shed":      total.shed.Load(),
 		} {
-			ch <- prometheus.MustNewConstMetric(m.requests, prometheus.CounterValue, float64(n), name, outcome)
+			out = append(out, prometheus.MustNewConstMetric(m.requests, prometheus.CounterValue, float64(n), name, outcome))
 		}
-		ch <- prometheus.MustNewConstMetric(m.limit, prometheus.GaugeValue, float64(limit), name)
-		ch <- prometheus.MustNewConstMetric(m.inflight, prometheus.GaugeValue, float64(f.inflight.Load()), name)
+		out = append(out,
+			prometheus.MustNewConstMetric(m.limit, prometheus.GaugeValue, float64(limit), name),
+			prometheus.MustNewConstMetric(m.inflight, prometheus.GaugeValue, float64(f.inflight.Load()), name))
 	}
-	ch <- prometheus.MustNewConstMetric(m.pres, prometheus.GaugeValue, m.c.factor.load())
+	m.c.mu.Unlock()
+	out = append(out, prometheus.MustNewConstMetric(m.pres, prometheus.GaugeValue, m.c.factor.load()))
+	for _, metric := range out {
+		ch <- metric
+	}
 }
