@@ -54,15 +54,20 @@
 //   - More capacity never shrinks anyone's allocation. Every holding is a
 //     non-decreasing function of L and L a non-decreasing function of the
 //     capacity. Progressive-filling DRF lets functions that do not use an
-//     exhausted resource keep growing, and is known not to be resource
-//     monotonic (Parkes, Procaccia and Shah, "Beyond Dominant Resource
-//     Fairness", 2015); an LP optimum may jump between vertices. For the
-//     same reason the fill stops at the first function that does not fit
-//     instead of skipping it: skipping lets a larger capacity admit an
-//     earlier function that then evicts a later one.
-//   - Speed: the fill is one sort and one sweep over 2n events, O(n log n),
-//     which plans 100 000 functions well within the update's budget (see
-//     BenchmarkPlan); an LP over 100 000 functions is not.
+//     exhausted resource keep growing, and is not resource monotonic: the
+//     DRF paper itself shows that no policy with its sharing incentive and
+//     Pareto efficiency can be (Ghodsi et al., "Dominant Resource
+//     Fairness", NSDI 2011). An LP optimum may jump between vertices.
+//     For the same reason the fill stops at the first function that does
+//     not fit instead of skipping it: skipping lets a larger capacity
+//     admit an earlier function that then evicts a later one (the
+//     property tests catch exactly that if the stop is removed).
+//   - Speed: the fill is one radix sort and one sweep over at most 2n
+//     events, so planning is linear in the functions once they are sorted
+//     by name, and 100 000 functions plan in a fraction of a second, about
+//     the cost of copying their demands into allocations (BenchmarkPlan
+//     measures both). gonum's dense Simplex on the same LP is already about
+//     ten times slower at 10 functions and takes about a minute at 1000.
 //
 // The price is efficiency: capacity left over after the fill stops is not
 // pushed to the functions that could still use it. It is not idle either:

@@ -12,7 +12,13 @@ import (
 )
 
 // Demand is one function's forecast need, as the profiler predicts it for
-// the update window. Every quantity is in the unit of its [hal.Resource].
+// the update window. Every quantity is in the unit of its [hal.Resource],
+// and every resource must be one the capacity offers.
+//
+// An allocation names the resources its demand names (in any of Expected,
+// Peak or Min), and devices read a resource absent from a Limit as "not
+// limited": name every resource a function uses, with a zero where it
+// needs none.
 type Demand struct {
 	// Function names the function; names are unique within one Plan call.
 	Function string

@@ -3,6 +3,7 @@ package partition_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"math"
 	"strings"
 	"testing"
@@ -282,4 +283,17 @@ func TestPartitionerFunc(t *testing.T) {
 	})
 	_, err := pt.Plan(context.Background(), nil, nil)
 	assert.ErrorIs(t, err, boom)
+}
+
+func TestLogsThroughTheCallersLogger(t *testing.T) {
+	var buf strings.Builder
+	logger := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	p := mustNew(t, partition.Options{Logger: logger})
+	_, err := p.Plan(context.Background(), hal.Vector{hal.CPU: 2}, []partition.Demand{
+		{Function: "a", Peak: hal.Vector{hal.CPU: 1}},
+		{Function: "b", Peak: hal.Vector{hal.CPU: 9}, Min: hal.Vector{hal.CPU: 9}},
+	})
+	require.NoError(t, err)
+	assert.Contains(t, buf.String(), "partition: planned")
+	assert.Contains(t, buf.String(), "functions=2 allocations=1 does_not_fit=1")
 }
