@@ -63,8 +63,10 @@ func (r *route) invocationID(seq uint64) string {
 }
 
 // enqueue buffers payload and returns the channel its answer arrives on,
-// or nil when the function is on its way home (run it locally).
-func (r *route) enqueue(payload []byte) (chan result, error) {
+// or nil when the function is on its way home (run it locally). With
+// inline set, the caller delivers it itself (deliverInline) and the worker
+// is not woken.
+func (r *route) enqueue(payload []byte, inline bool) (chan result, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closing {
@@ -76,8 +78,9 @@ func (r *route) enqueue(payload []byte) (chan result, error) {
 	}
 	ch := make(chan result, 1)
 	r.waiters[seq] = ch
-	// No wake-up here: the caller tries deliverInline next, and whoever
-	// holds the delivery token wakes the worker when it lets go.
+	if !inline {
+		r.cond.Broadcast()
+	}
 	return ch, nil
 }
 

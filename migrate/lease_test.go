@@ -1,0 +1,301 @@
+package migrate_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/updraft-dev/updraft/migrate"
+)
+
+// Return after the window: state that changed remotely is back locally.
+func TestReturnBringsRemoteStateHome(t *testing.T) {
+	reg, remote := handlerRegion(t, migrate.HandlerOptions{})
+	m := newMover(t, []migrate.Target{newTarget(t, "r1", reg.url, migrate.CloudEventsOptions{})}, migrate.Options{})
+	home := &migrate.MapState{}
+	home.Add("seed", 1)
+	ctx := ctxT(t)
+	lease, err := m.Migrate(ctx, []migrate.Spec{{Function: "count", Local: count(home), State: home}})
+	require.NoError(t, err)
+	for i := 1; i <= 3; i++ {
+		out, err := lease.Invoke(ctx, "count", []byte("x"))
+		require.NoError(t, err)
+		require.Equal(t, fmt.Sprint(i), string(out))
+	}
+	require.Equal(t, int64(0), home.Get("x"), "while away, the work happens remotely")
+	require.Equal(t, int64(3), remote.Get("x"))
+	require.NoError(t, lease.Return(ctx))
+	require.Equal(t, map[string]int64{"seed": 1, "x": 3}, home.Snapshot())
+	require.Equal(t, "r1", lease.Placements()[0].Target)
+}
+
+func TestInvokeErrors(t *testing.T) {
+	reg, _ := handlerRegion(t, migrate.HandlerOptions{})
+	m := newMover(t, []migrate.Target{newTarget(t, "r1", reg.url, migrate.CloudEventsOptions{})}, migrate.Options{MaxPayloadBytes: 8})
+	ctx := ctxT(t)
+	home := &migrate.MapState{}
+	lease, err := m.Migrate(ctx, []migrate.Spec{
+		{Function: "count", Local: count(home), State: home},
+		{Function: "fail", Local: noop},
+	})
+	require.NoError(t, err)
+	defer func() { require.NoError(t, lease.Return(ctx)) }()
+
+	_, err = lease.Invoke(ctx, "nope", nil)
+	require.ErrorIs(t, err, migrate.ErrUnknownFunction)
+	require.ErrorContains(t, err, `"nope" is not part of lease`)
+
+	_, err = lease.Invoke(ctx, "count", []byte("123456789"))
+	require.ErrorIs(t, err, migrate.ErrPayloadTooLarge)
+	require.ErrorContains(t, err, "9 bytes, limit 8")
+
+	_, err = lease.Invoke(ctx, "fail", []byte("x"))
+	var fe *migrate.FunctionError
+	require.ErrorAs(t, err, &fe)
+	require.Equal(t, "boom", fe.Message)
+	require.Equal(t, "r1", fe.Target)
+
+	_, err = lease.Invoke(ctx, "count", []byte("") /* the function refuses */)
+	require.ErrorAs(t, err, &fe)
+
+	out, err := lease.Invoke(ctx, "count", []byte("ok"))
+	require.NoError(t, err, "the function keeps working after bad input")
+	require.Equal(t, "1", string(out))
+
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	_, err = lease.Invoke(cancelled, "count", []byte("ok"))
+	require.ErrorIs(t, err, context.Canceled)
+}
+
+// gatedTarget refuses every call as unreachable while closed, and reports
+// each refusal.
+type gatedTarget struct {
+	migrate.Target
+	mu      sync.Mutex
+	closed  bool
+	refused chan struct{}
+}
+
+func (g *gatedTarget) setClosed(c bool) {
+	g.mu.Lock()
+	g.closed = c
+	g.mu.Unlock()
+}
+
+func (g *gatedTarget) Call(ctx context.Context, req migrate.Request) ([]byte, error) {
+	g.mu.Lock()
+	closed := g.closed
+	g.mu.Unlock()
+	if closed {
+		select {
+		case g.refused <- struct{}{}:
+		default:
+		}
+		return nil, fmt.Errorf("%w: gate closed", migrate.ErrUnreachable)
+	}
+	return g.Target.Call(ctx, req)
+}
+
+// listState is a State that records payloads in order.
+type listState struct {
+	mu   sync.Mutex
+	list []string
+}
+
+func (l *listState) add(_ context.Context, p []byte) ([]byte, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.list = append(l.list, string(p))
+	return nil, nil
+}
+
+func (l *listState) Export(_ context.Context, w io.Writer) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return json.NewEncoder(w).Encode(l.list)
+}
+
+func (l *listState) Import(_ context.Context, r io.Reader) error {
+	var list []string
+	if err := json.NewDecoder(r).Decode(&list); err != nil {
+		return err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.list = list
+	return nil
+}
+
+// While the target is unreachable, invocations wait in the on-disk
+// buffer and are replayed in order; past the bound they are refused and
+// counted, never dropped silently.
+func TestUnreachableTargetBuffersInOrder(t *testing.T) {
+	h := migrate.NewHandler(migrate.HandlerOptions{Key: testKey})
+	remote := &listState{}
+	h.Register("append", remote.add, remote)
+	reg := startRegion(t, "127.0.0.2", h)
+	gate := &gatedTarget{Target: newTarget(t, "r1", reg.url, migrate.CloudEventsOptions{Key: testKey}), refused: make(chan struct{})}
+	dir := t.TempDir()
+	const record = 12 + 2 + 4 // header, two-byte payload, checksum
+	m := newMover(t, []migrate.Target{gate}, migrate.Options{BufferDir: dir, BufferBytes: 3 * record,
+		FailoverAfter: time.Minute, RetryMax: 10 * time.Millisecond})
+	home := &listState{}
+	ctx := ctxT(t)
+	lease, err := m.Migrate(ctx, []migrate.Spec{{Function: "append", Local: home.add, State: home}})
+	require.NoError(t, err)
+
+	gate.setClosed(true)
+	for i := 1; i <= 3; i++ {
+		wctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+		_, err := lease.Invoke(wctx, "append", fmt.Appendf(nil, "i%d", i))
+		cancel()
+		require.ErrorIs(t, err, context.DeadlineExceeded)
+		require.ErrorContains(t, err, "stays buffered")
+	}
+	_, err = lease.Invoke(ctx, "append", []byte("i4"))
+	require.ErrorIs(t, err, migrate.ErrBufferFull, "the bound is reached")
+	require.Equal(t, int64(1), lease.Stats().Overflow)
+	require.Equal(t, int64(3), lease.Stats().Buffered)
+
+	<-gate.refused // a refusal after all three were buffered: the buffer was flushed before its retry
+	<-gate.refused
+	segs, err := filepath.Glob(filepath.Join(dir, "updraft-lease-*", "0", "seg-*.log"))
+	require.NoError(t, err)
+	require.Len(t, segs, 1)
+	fi, err := os.Stat(segs[0])
+	require.NoError(t, err)
+	require.Equal(t, int64(3*record), fi.Size(), "the waiting invocations are on disk")
+
+	gate.setClosed(false)
+	require.NoError(t, lease.Return(ctx))
+	require.Equal(t, []string{"i1", "i2", "i3"}, home.list, "delivered once each, in order; i4 was refused, not queued")
+	st := lease.Stats()
+	require.Positive(t, st.Retries)
+	require.Zero(t, st.Failovers)
+	entries, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	require.Empty(t, entries, "Return removes the lease's buffer")
+}
+
+// When the only target dies, the function comes home in degraded mode with
+// its last checkpoint and a replay of the buffer; nothing is lost or
+// applied twice.
+func TestFailoverHomeWhenNoTargetLeft(t *testing.T) {
+	reg, _ := handlerRegion(t, migrate.HandlerOptions{})
+	m := newMover(t, []migrate.Target{newTarget(t, "r1", reg.url, migrate.CloudEventsOptions{})},
+		migrate.Options{CheckpointEvery: 10, FailoverAfter: 100 * time.Millisecond})
+	home := &migrate.MapState{}
+	home.Add("seed", 1)
+	ctx := ctxT(t)
+	lease, err := m.Migrate(ctx, []migrate.Spec{{Function: "count", Local: count(home), State: home}})
+	require.NoError(t, err)
+	invoke := func(from, to int) {
+		for i := from; i < to; i++ {
+			out, err := lease.Invoke(ctx, "count", fmt.Appendf(nil, "k%d", i))
+			require.NoError(t, err, "invocation %d", i)
+			require.Equal(t, "1", string(out), "invocation %d", i)
+		}
+	}
+	invoke(0, 25)
+	require.NoError(t, reg.srv.Close())
+	invoke(25, 50)
+	p := lease.Placements()[0]
+	require.Equal(t, "home", p.Target)
+	require.Contains(t, p.Reason, "failed over from r1")
+	require.Contains(t, p.Reason, "degraded mode")
+	st := lease.Stats()
+	require.Equal(t, int64(1), st.Failovers)
+	require.Equal(t, int64(5), st.Replayed, "k20..k24 were after the last checkpoint")
+	require.NoError(t, lease.Return(ctx))
+	got := home.Snapshot()
+	require.Len(t, got, 51)
+	for k, v := range got {
+		require.Equal(t, map[bool]int64{true: 1, false: 1}[k == "seed"], v, k)
+	}
+}
+
+// A target that is gone at Return: the state comes home from the last
+// checkpoint plus a local replay of the buffer.
+func TestReturnWithDeadTargetReplaysFromCheckpoint(t *testing.T) {
+	reg, _ := handlerRegion(t, migrate.HandlerOptions{})
+	m := newMover(t, []migrate.Target{newTarget(t, "r1", reg.url, migrate.CloudEventsOptions{})},
+		migrate.Options{CheckpointEvery: 10, FailoverAfter: 100 * time.Millisecond})
+	home := &migrate.MapState{}
+	ctx := ctxT(t)
+	lease, err := m.Migrate(ctx, []migrate.Spec{{Function: "count", Local: count(home), State: home}})
+	require.NoError(t, err)
+	for i := range 25 {
+		_, err := lease.Invoke(ctx, "count", fmt.Appendf(nil, "k%d", i))
+		require.NoError(t, err)
+	}
+	require.NoError(t, reg.srv.Close())
+	require.NoError(t, lease.Return(ctx))
+	got := home.Snapshot()
+	require.Len(t, got, 25)
+	for k, v := range got {
+		require.Equal(t, int64(1), v, k)
+	}
+	require.Equal(t, int64(5), lease.Stats().Replayed)
+}
+
+// On a LocalTarget the state stays home; when it goes down the function
+// fails over to the next target.
+func TestLocalTargets(t *testing.T) {
+	a := migrate.NewLocalTarget("a", migrate.LocalOptions{Slots: 1})
+	b := migrate.NewLocalTarget("b", migrate.LocalOptions{CostPerMillion: 1})
+	m := newMover(t, []migrate.Target{a, b}, migrate.Options{FailoverAfter: 50 * time.Millisecond})
+	home := &countingState{}
+	release := make(chan struct{})
+	entered := make(chan struct{}, 1)
+	block := func(ctx context.Context, p []byte) ([]byte, error) {
+		entered <- struct{}{}
+		<-release
+		return []byte("done"), nil
+	}
+	ctx := ctxT(t)
+	lease, err := m.Migrate(ctx, []migrate.Spec{
+		{Function: "count", Local: count(&home.MapState), State: home},
+		{Function: "block", Local: block},
+	})
+	require.NoError(t, err)
+	require.Equal(t, "a", lease.Placements()[0].Target)
+
+	out, err := lease.Invoke(ctx, "count", []byte("x"))
+	require.NoError(t, err)
+	require.Equal(t, "1", string(out))
+	require.Equal(t, int64(1), home.Get("x"), "in-process: the state never left")
+
+	// Slots bound what runs at once: while block holds a's only slot, count waits.
+	blockDone := make(chan error, 1)
+	go func() { _, err := lease.Invoke(ctx, "block", nil); blockDone <- err }()
+	<-entered
+	wctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	_, err = lease.Invoke(wctx, "count", []byte("y"))
+	cancel()
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	require.Equal(t, int64(0), home.Get("y"), "no free slot, so it has not run")
+	close(release)
+	require.NoError(t, <-blockDone)
+
+	a.SetDown(true)
+	_, err = lease.Invoke(ctx, "count", []byte("z"))
+	require.NoError(t, err)
+	require.Equal(t, "b", lease.Placements()[0].Target)
+	require.Contains(t, lease.Placements()[0].Reason, "failed over from a")
+	require.NoError(t, lease.Return(ctx))
+	require.Equal(t, map[string]int64{"x": 1, "y": 1, "z": 1}, home.Snapshot(), "y ran once after the slot freed")
+	require.Zero(t, home.imports.Load(), "nothing to bring home from an in-process target")
+	require.NoError(t, lease.Return(ctx))
+	_, err = lease.Invoke(ctx, "nope", nil)
+	require.True(t, errors.Is(err, migrate.ErrUnknownFunction))
+}
