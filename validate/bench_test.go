@@ -3,9 +3,13 @@ package validate_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/updraft-dev/updraft/validate"
 )
@@ -96,4 +100,45 @@ func BenchmarkMannWhitney(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkProbes measures the time to a verdict with 20 HTTP probes of a
+// loopback service that takes 5 ms per request: all at once (the Suite's
+// default) beside one at a time (Concurrency 1, the baseline).
+func BenchmarkProbes(b *testing.B) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select { // the service's work, modelled as a wait
+		case <-time.After(5 * time.Millisecond):
+		case <-r.Context().Done():
+			return
+		}
+		io.WriteString(w, "ok")
+	}))
+	defer srv.Close()
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 32}}
+	checks := make([]validate.Check, 20)
+	for i := range checks {
+		p, err := validate.NewHTTPProbe(fmt.Sprintf("probe-%02d", i), srv.URL, validate.HTTPProbeOptions{Client: client, BodyContains: "ok"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		checks[i] = p
+	}
+	for _, c := range []struct {
+		name        string
+		concurrency int
+	}{{"sequential-baseline", 1}, {"suite", 0}} {
+		b.Run(c.name, func(b *testing.B) {
+			s, err := validate.New(checks, validate.Options{Concurrency: c.concurrency})
+			if err != nil {
+				b.Fatal(err)
+			}
+			for b.Loop() {
+				rep, err := s.Validate(context.Background())
+				if err != nil || rep.Verdict != validate.Pass {
+					b.Fatalf("verdict %s, err %v\n%s", rep.Verdict, err, rep)
+				}
+			}
+		})
+	}
 }
