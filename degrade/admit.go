@@ -1,9 +1,6 @@
 package degrade
 
-import (
-	"sync/atomic"
-	"time"
-)
+import "time"
 
 // retryBusy is the Retry-After given when a request is turned away by a
 // concurrency limit or by shedding: load that is over its share now is
@@ -74,11 +71,7 @@ func (c *Controller) AcquirePriority(function string, p Priority) (release func(
 	if w.adaptive == nil {
 		return f.release, nil
 	}
-	var done atomic.Bool
 	return func() {
-		if done.Swap(true) {
-			return
-		}
 		end := c.now().UnixNano()
 		f.inflight.Add(-1)
 		w.adaptive.observe(time.Duration(end-now), n, end)
