@@ -133,7 +133,7 @@ type child struct {
 
 // startChild runs this test binary in the given child mode, waits for it
 // to report "ready", and kills it when the test ends.
-func startChild(t *testing.T, mode string) *child {
+func startChild(t testing.TB, mode string) *child {
 	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
@@ -165,7 +165,7 @@ func startChild(t *testing.T, mode string) *child {
 func (c *child) pid() int { return c.cmd.Process.Pid }
 
 // expect reads the child's next line and fails unless it starts with want.
-func (c *child) expect(t *testing.T, want string) string {
+func (c *child) expect(t testing.TB, want string) string {
 	t.Helper()
 	line, err := c.out.ReadString('\n')
 	if err != nil {
