@@ -3,6 +3,7 @@ package degrade
 import (
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -113,7 +114,9 @@ func (c *counters) addTo(dst *counters) {
 }
 
 // window is one degradation: a policy in force from since until until.
-// Everything but timer, expiring and rejections is immutable after creation.
+// The configuration fields are immutable after creation; the limiter state,
+// tallies, expiring and rejections are atomics; timer is guarded by
+// Controller.mu.
 type window struct {
 	// The fields every request of a throttled function writes come first
 	// and together, so a request touches one cache line of the window:
@@ -302,7 +305,6 @@ func (c *Controller) Clear(function string) error {
 		return nil
 	}
 	c.mu.Unlock()
-	c.log.Info("degrade: function restored", "function", function, "cause", CauseClear.String())
 	c.deliver()
 	return nil
 }
@@ -324,11 +326,7 @@ func (c *Controller) functionLocked(name string) *function {
 	if f := c.lookup(name); f != nil {
 		return f
 	}
-	old := *c.fns.Load()
-	fns := make(map[string]*function, len(old)+1)
-	for k, v := range old {
-		fns[k] = v
-	}
+	fns := maps.Clone(*c.fns.Load())
 	f := newFunction(name)
 	fns[name] = f
 	c.fns.Store(&fns)
@@ -368,6 +366,7 @@ func (c *Controller) endLocked(f *function, w *window, cause Cause) bool {
 	}
 	f.since = at
 	c.changedLocked(Event{Function: f.name, Cause: cause, From: w.policy.Mode, To: Normal, Reason: w.reason, At: at})
+	c.log.Info("degrade: function restored", "function", f.name, "from", w.policy.Mode.String(), "cause", cause.String())
 	return true
 }
 
@@ -389,7 +388,6 @@ func (c *Controller) expire(f *function, w *window) {
 	}
 	c.endLocked(f, w, CauseExpired)
 	c.mu.Unlock()
-	c.log.Info("degrade: function restored", "function", f.name, "cause", CauseExpired.String())
 	c.deliver()
 }
 

@@ -240,8 +240,8 @@ type Status struct {
 	// Limit is the concurrency limit in force for a throttled function
 	// (the adaptive limit's current value when Adaptive), 0 if none.
 	Limit int `json:"limit,omitempty"`
-	// InFlight is the number of admitted requests not yet released, counted
-	// only while a concurrency limit is in force.
+	// InFlight is the number of requests admitted by Acquire and not yet
+	// released (requests admitted by Allow are not counted).
 	InFlight int `json:"inFlight,omitempty"`
 }
 
