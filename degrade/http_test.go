@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -254,5 +255,90 @@ func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestHTTPUnderConcurrentModeChanges sends real HTTP requests while modes
+// flip and the status handler is read; every answer must be well formed.
+func TestHTTPUnderConcurrentModeChanges(t *testing.T) {
+	ctl := New(Options{})
+	srv := newTestServer(t, ctl)
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}}
+	defer client.CloseIdleConnections()
+	stop := make(chan struct{})
+	flipped := make(chan struct{})
+	go func() {
+		defer close(flipped)
+		policies := []Policy{{Mode: Disable}, {Mode: Throttle, MaxConcurrent: 1}, {Mode: Throttle, RatePerSecond: 50}, {Mode: Shed, ShedFraction: 0.5}}
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if err := ctl.Set("search", policies[i%len(policies)], "flip", time.Now().Add(time.Minute)); err != nil {
+				t.Error(err)
+				return
+			}
+			if i%5 == 0 {
+				if err := ctl.Clear("search"); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}
+	}()
+	seen := map[int]int{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for range 60 {
+				resp, err := client.Get(srv.URL + "/search")
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				switch resp.StatusCode {
+				case http.StatusOK:
+				case http.StatusTooManyRequests, http.StatusServiceUnavailable:
+					if resp.Header.Get("Retry-After") == "" || !strings.Contains(string(body), "flip") {
+						t.Errorf("rejection %d without Retry-After or reason: %q", resp.StatusCode, body)
+					}
+				default:
+					t.Errorf("status %d %q", resp.StatusCode, body)
+				}
+				mu.Lock()
+				seen[resp.StatusCode]++
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Go(func() {
+		for range 30 {
+			resp, err := client.Get(srv.URL + "/status")
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			var doc struct{ Functions []Status }
+			err = json.NewDecoder(resp.Body).Decode(&doc)
+			resp.Body.Close()
+			if err != nil {
+				t.Errorf("status JSON: %v", err)
+			}
+		}
+	})
+	wg.Wait()
+	close(stop)
+	<-flipped
+	t.Logf("answers by status: %v", seen)
+	if seen[http.StatusOK] == 0 || seen[http.StatusOK] == 240 {
+		t.Errorf("answers %v: want a mix of served and rejected while modes flip", seen)
+	}
+	if st := ctl.Status(); st[0].InFlight != 0 {
+		t.Errorf("in flight after all requests = %d", st[0].InFlight)
 	}
 }
