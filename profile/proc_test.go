@@ -275,3 +275,28 @@ func repeat(s string, n int) string {
 	}
 	return out
 }
+
+// FuzzProcCollectorStat feeds arbitrary /proc/<pid>/stat and io files to
+// the collector: it must return samples or an error, never panic.
+func FuzzProcCollectorStat(f *testing.F) {
+	f.Add(procStat(100, "app", 300, 100, 1000), procIO(4096, 4096))
+	f.Add(procStat(100, "a) (b", 1, 1, 1), "read_bytes: x\n")
+	f.Add("100 (app", "")
+	root := f.TempDir()
+	f.Fuzz(func(t *testing.T, stat, io string) {
+		writeFile(t, filepath.Join(root, "100/stat"), stat)
+		writeFile(t, filepath.Join(root, "100/io"), io)
+		c, err := profile.NewProcCollector(profile.ProcOptions{Root: root, Targets: []profile.ProcTarget{{Function: "app", PID: 100}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 2 {
+			s, err := c.Collect(context.Background())
+			if err == nil && len(s) == 1 {
+				if verr := s[0].Usage.Validate(); verr != nil {
+					t.Fatalf("collector produced an invalid vector from stat %q io %q: %v", stat, io, verr)
+				}
+			}
+		}
+	})
+}
