@@ -279,3 +279,27 @@ func TestRecorderAndCounter(t *testing.T) {
 	_, err = rec.Samples(ctx)
 	require.ErrorIs(t, err, context.Canceled)
 }
+
+func TestMetricComparisonEitherIsWorse(t *testing.T) {
+	require.Equal(t, "either is worse", validate.EitherIsWorse.String())
+	rng := rand.New(rand.NewPCG(21, 22))
+	base, now := lognormal(rng, 500, 100, 0.1), lognormal(rng, 500, 70, 0.1) // −30%: worse when the value must stay put
+	m, err := validate.NewMetricComparison("queue depth", &fixedSource{[][]float64{base, now}},
+		validate.MetricOptions{Direction: validate.EitherIsWorse})
+	require.NoError(t, err)
+	r := judge(t, m)
+	require.Equal(t, validate.Fail, r.Verdict, "%v", r.Evidence)
+	require.Contains(t, r.Evidence[2], "two-sided")
+
+	// From a zero baseline any value is an unbounded change, reported as such.
+	zeros, ones := make([]float64, 50), make([]float64, 50)
+	for i := range ones {
+		ones[i] = 1
+	}
+	m, err = validate.NewMetricComparison("drops", &fixedSource{[][]float64{zeros, ones}}, validate.MetricOptions{})
+	require.NoError(t, err)
+	r = judge(t, m)
+	require.Equal(t, validate.Fail, r.Verdict, "%v", r.Evidence)
+	require.Contains(t, r.Evidence[1], "+Inf%")
+	require.Zero(t, r.Score)
+}
