@@ -29,6 +29,7 @@ const (
 	minShares = 2
 	maxWeight = 10000 // cgroup v2 cpu.weight range is [1, 10000]
 	minWeight = 1
+	maxQuota  = 1 << 40 // µs; a larger CPU limit is no limit (the kernel caps quotas near 2^44)
 )
 
 // apply runs with allocs validated. It records every change in a journal
@@ -80,7 +81,10 @@ func (d *Device) apply(ctx context.Context, allocs []hal.Allocation) (hal.Undo, 
 		// machine; its own limits are left alone.
 		v := values{cpu: parentNamesCPU, memory: parentNamesMemory && d.layout.v2}
 		v.weight = weightOf(d.layout, parentCPU, cores)
-		v.memGuarantee = int64(parentMemory)
+		v.memGuarantee = -1
+		if parentMemory < v1Unlimited {
+			v.memGuarantee = int64(parentMemory)
+		}
 		if err := d.set(j, d.cfg.Parent, nil, v, parentExisted); err != nil {
 			return fail(fmt.Errorf("linux: apply: parent cgroup %q: %w", d.cfg.Parent, err))
 		}
@@ -107,7 +111,7 @@ type values struct {
 	quotaSet     bool   // set the quota
 	quota        int64  // CFS quota in µs per CPUPeriod; -1 unlimited
 	memory       bool   // set the memory guarantee
-	memGuarantee int64  // bytes
+	memGuarantee int64  // bytes; -1 everything
 	memLimitSet  bool   // set the memory limit
 	memLimit     int64  // bytes; -1 unlimited
 	cpus         string // cpuset.cpus; "" leaves it alone
@@ -119,14 +123,17 @@ func valuesOf(l layout, a hal.Allocation, b Binding, cores float64) values {
 	v.quotaSet, v.memLimitSet = v.cpu, v.memory
 	v.weight = weightOf(l, a.Guarantee[hal.CPU], cores)
 	v.quota = -1
-	if lim, ok := a.Limit[hal.CPU]; ok {
+	if lim, ok := a.Limit[hal.CPU]; ok && lim*CPUPeriod < maxQuota {
 		v.quota = int64(math.Round(lim * CPUPeriod))
 	}
 	v.memLimit = -1
-	if lim, ok := a.Limit[hal.Memory]; ok {
+	if lim, ok := a.Limit[hal.Memory]; ok && lim < v1Unlimited {
 		v.memLimit = int64(lim)
 	}
-	v.memGuarantee = int64(a.Guarantee[hal.Memory])
+	v.memGuarantee = -1
+	if g := a.Guarantee[hal.Memory]; g < v1Unlimited {
+		v.memGuarantee = int64(g)
+	}
 	return v
 }
 
@@ -320,6 +327,9 @@ func (d *Device) set(j *journal, rel string, b *Binding, v values, existed bool)
 		}
 		if v.memory {
 			g := strconv.FormatInt(v.memGuarantee, 10)
+			if v.memGuarantee < 0 {
+				g = "max"
+			}
 			r.Unified = map[string]string{"memory.min": g, "memory.low": g}
 			files = append(files, "memory.min", "memory.low")
 		}

@@ -139,6 +139,21 @@ func TestFixtureV2(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// Quantities beyond what cgroups can express mean "no limit" and
+	// "protect everything".
+	undo, err = dev.Apply(ctx, []hal.Allocation{{Function: "svc",
+		Guarantee: hal.Vector{hal.Memory: 1e30}, Limit: hal.Vector{hal.CPU: 1e30, hal.Memory: 1e30}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got = readTree(t, filepath.Join(root, "cgroup", "svc"))
+	if got["cpu.max"] != "max 100000" || got["memory.max"] != "max" || got["memory.min"] != "max" {
+		t.Errorf("huge allocation: cpu.max %q memory.max %q memory.min %q; want max 100000, max, max", got["cpu.max"], got["memory.max"], got["memory.min"])
+	}
+	if err := undo(ctx); err != nil {
+		t.Fatal(err)
+	}
+
 	u, err := dev.Usage(ctx, "svc")
 	if err != nil {
 		t.Fatal(err)

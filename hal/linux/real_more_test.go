@@ -1,0 +1,261 @@
+package linux_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/updraft-dev/updraft/hal"
+	"github.com/updraft-dev/updraft/hal/linux"
+)
+
+// TestThreadBinding (cgroup v1): a bound thread moves alone; its process's
+// other threads stay, and undo moves it back.
+func TestThreadBinding(t *testing.T) {
+	if requireRealCgroups(t) {
+		t.Skip("hal/linux: cgroup v2 moves whole processes; thread bindings are v1 only")
+	}
+	ctx := context.Background()
+	parent := uniqueName("parent")
+	t.Cleanup(func() { removeCgroupTree(t, false, parent) })
+	c := startChild(t, "burn:2")
+	tid := otherThread(t, c.pid())
+	threadCgroup := func(id int) string {
+		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/cgroup", c.pid(), id))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(data)
+	}
+	leaderBefore, threadBefore := threadCgroup(c.pid()), threadCgroup(tid)
+	dev, err := linux.New(linux.Config{Parent: parent, Bindings: []linux.Binding{{Function: "worker", PIDs: []int{tid}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	undo, err := dev.Apply(ctx, []hal.Allocation{{Function: "worker", Limit: hal.Vector{hal.CPU: 0.5}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = undo(ctx) })
+	if got := threadCgroup(tid); !strings.Contains(got, parent+"/worker") {
+		t.Errorf("thread %d after Apply is in\n%s\nwant %s/worker", tid, got, parent)
+	}
+	if got := threadCgroup(c.pid()); got != leaderBefore {
+		t.Errorf("leader thread moved too:\n%s", got)
+	}
+	if err := undo(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := threadCgroup(tid); got != threadBefore {
+		t.Errorf("thread %d after undo is in\n%s\nwant\n%s", tid, got, threadBefore)
+	}
+}
+
+// otherThread returns a thread of pid that is not its leader.
+func otherThread(t *testing.T, pid int) int {
+	t.Helper()
+	entries, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if tid, err := strconv.Atoi(e.Name()); err == nil && tid != pid {
+			return tid
+		}
+	}
+	t.Fatalf("process %d has no thread besides its leader", pid)
+	return 0
+}
+
+// TestCPUSetPinning: a binding's CPUs become the cpuset of its cgroup and
+// the affinity of its process; undo restores both.
+func TestCPUSetPinning(t *testing.T) {
+	v2 := requireRealCgroups(t)
+	if runtime.NumCPU() < 2 {
+		t.Skip("hal/linux: pinning test needs 2 CPUs")
+	}
+	if v2 {
+		if data, _ := os.ReadFile(filepath.Join(cgroupRoot, "cgroup.controllers")); !strings.Contains(string(data), "cpuset") {
+			t.Skip("hal/linux: cgroup v2 cpuset controller not available")
+		}
+	} else if _, err := os.Stat(filepath.Join(cgroupRoot, "cpuset", "cgroup.procs")); err != nil {
+		t.Skip("hal/linux: cgroup v1 cpuset controller not mounted")
+	}
+	ctx := context.Background()
+	parent := uniqueName("parent")
+	t.Cleanup(func() { removeCgroupTree(t, v2, parent) })
+	c := startChild(t, "burn:1")
+	affinity := func() string {
+		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", c.pid()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(string(data), "\n") {
+			if v, ok := strings.CutPrefix(line, "Cpus_allowed_list:"); ok {
+				return strings.TrimSpace(v)
+			}
+		}
+		t.Fatal("no Cpus_allowed_list in /proc/pid/status")
+		return ""
+	}
+	before := affinity()
+	dev, err := linux.New(linux.Config{Parent: parent, Bindings: []linux.Binding{{Function: "pinned", PIDs: []int{c.pid()}, CPUs: "1"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	undo, err := dev.Apply(ctx, []hal.Allocation{{Function: "pinned", Guarantee: hal.Vector{hal.CPU: 0.5}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = undo(ctx) })
+	if got := affinity(); got != "1" {
+		t.Errorf("affinity after Apply = %q, want \"1\"", got)
+	}
+	if err := undo(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := affinity(); got != before {
+		t.Errorf("affinity after undo = %q, want %q", got, before)
+	}
+	created := hierarchies(v2, parent)
+	if !v2 {
+		created = append(created, filepath.Join(cgroupRoot, "cpuset", parent))
+	}
+	for _, dir := range created {
+		if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("created cgroup %s still exists after undo (stat: %v)", dir, err)
+		}
+	}
+}
+
+// TestStackedApplies: a second Apply on top of a first is undone to the
+// first's values, and the first's undo then restores the original.
+func TestStackedApplies(t *testing.T) {
+	v2 := requireRealCgroups(t)
+	ctx := context.Background()
+	parent := uniqueName("parent")
+	existing := uniqueName("bound")
+	makeCgroup(t, v2, existing)
+	t.Cleanup(func() { removeCgroupTree(t, v2, parent) })
+	c := startChild(t, "hold:1")
+	dev, err := linux.New(linux.Config{Parent: parent, Bindings: []linux.Binding{
+		{Function: "cg", Cgroup: existing},
+		{Function: "pid", PIDs: []int{c.pid()}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	watched := append(hierarchies(v2, existing), hierarchies(v2, parent)...)
+	watched = append(watched, hierarchies(v2, parent+"/pid")...)
+	original := settingsOf(t, watched...)
+	alloc := func(cpu float64) []hal.Allocation {
+		return []hal.Allocation{
+			{Function: "cg", Guarantee: hal.Vector{hal.CPU: cpu / 2}, Limit: hal.Vector{hal.CPU: cpu, hal.Memory: 128 << 20}},
+			{Function: "pid", Guarantee: hal.Vector{hal.CPU: cpu / 4, hal.Memory: 16 << 20}, Limit: hal.Vector{hal.CPU: cpu / 2, hal.Memory: 64 << 20}},
+		}
+	}
+	undo1, err := dev.Apply(ctx, alloc(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = undo1(ctx) })
+	first := settingsOf(t, watched...)
+	undo2, err := dev.Apply(ctx, alloc(0.5))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = undo2(ctx) })
+	if cmp.Equal(first, settingsOf(t, watched...)) {
+		t.Fatal("second Apply changed nothing")
+	}
+	if err := undo2(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(first, settingsOf(t, watched...)); diff != "" {
+		t.Errorf("after the second undo (-first apply +now):\n%s", diff)
+	}
+	if err := undo1(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(original, settingsOf(t, watched...)); diff != "" {
+		t.Errorf("after both undos (-original +now):\n%s", diff)
+	}
+}
+
+// TestConcurrentApplies: Applies and undos from several goroutines are
+// serialised by the device and leave the original state behind.
+func TestConcurrentApplies(t *testing.T) {
+	v2 := requireRealCgroups(t)
+	ctx := context.Background()
+	var bindings []linux.Binding
+	var dirs []string
+	for i := range 4 {
+		cg := uniqueName("bound")
+		makeCgroup(t, v2, cg)
+		bindings = append(bindings, linux.Binding{Function: fmt.Sprint("f", i), Cgroup: cg})
+		dirs = append(dirs, hierarchies(v2, cg)...)
+	}
+	dev, err := linux.New(linux.Config{Parent: uniqueName("parent"), Bindings: bindings})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := settingsOf(t, dirs...)
+	var wg sync.WaitGroup
+	errs := make(chan error, len(bindings))
+	for i, b := range bindings {
+		wg.Go(func() {
+			for range 5 {
+				undo, err := dev.Apply(ctx, []hal.Allocation{{Function: b.Function, Limit: hal.Vector{hal.CPU: float64(i+1) / 4, hal.Memory: float64(i+1) * (32 << 20)}}})
+				if err != nil {
+					errs <- err
+					return
+				}
+				if _, err := dev.Usage(ctx, b.Function); err != nil {
+					errs <- err
+				}
+				if err := undo(ctx); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if diff := cmp.Diff(before, settingsOf(t, dirs...)); diff != "" {
+		t.Errorf("after concurrent applies and undos (-before +after):\n%s", diff)
+	}
+}
+
+// TestApplyCanceled: a canceled context stops Apply before anything
+// changes.
+func TestApplyCanceled(t *testing.T) {
+	v2 := requireRealCgroups(t)
+	existing := uniqueName("bound")
+	makeCgroup(t, v2, existing)
+	dev, err := linux.New(linux.Config{Bindings: []linux.Binding{{Function: "f", Cgroup: existing}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	before := settingsOf(t, hierarchies(v2, existing)...)
+	if _, err := dev.Apply(ctx, []hal.Allocation{{Function: "f", Limit: hal.Vector{hal.CPU: 1}}}); !errors.Is(err, context.Canceled) {
+		t.Errorf("Apply with a canceled context: %v, want context.Canceled", err)
+	}
+	if diff := cmp.Diff(before, settingsOf(t, hierarchies(v2, existing)...)); diff != "" {
+		t.Errorf("canceled Apply changed files:\n%s", diff)
+	}
+}
