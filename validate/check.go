@@ -49,7 +49,9 @@ type Result struct {
 	// Verdict is the check's judgement.
 	Verdict Verdict
 	// Score is the confidence that the update works, from 0 (certain
-	// failure) to 1 (certain pass).
+	// failure) to 1 (certain pass). The Suite reads a Pass with Score 0 as
+	// 1 (the check left the zero value) and turns a NaN or out-of-range
+	// score, an undefined verdict, or a Pass with an error into a Fail.
 	Score float64
 	// Evidence holds the numbers behind the verdict, in words, one line
 	// each ("p99 latency 4.1ms → 8.3ms (+102%, bound +20%)").
