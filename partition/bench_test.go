@@ -49,7 +49,8 @@ func benchInput(n int) (hal.Vector, []partition.Demand) {
 
 // lpMax is the largest size the LP baseline runs at. Its dense tableau
 // grows with the square of the functions and Simplex pivots about once per
-// function: 1000 functions take about a minute (run with -lpmax=1000),
+// function: 1000 functions take about a minute
+// (go test -run '^$' -bench Plan ./partition -args -lpmax=1000), and
 // 100 000 would need about 80 GB.
 var lpMax = flag.Int("lpmax", 10, "largest BenchmarkPlan size to run the LP baseline at")
 

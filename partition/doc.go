@@ -66,8 +66,9 @@
 //     events, so planning is linear in the functions once they are sorted
 //     by name, and 100 000 functions plan in a fraction of a second, about
 //     the cost of copying their demands into allocations (BenchmarkPlan
-//     measures both). gonum's dense Simplex on the same LP is already about
-//     ten times slower at 10 functions and takes about a minute at 1000.
+//     measures both). gonum's dense Simplex on the same LP is already more
+//     than ten times slower at 10 functions, and at 1000 it takes most of
+//     a minute, four orders of magnitude slower.
 //
 // The price is efficiency: capacity left over after the fill stops is not
 // pushed to the functions that could still use it. It is not idle either:
