@@ -90,13 +90,11 @@ func (pb *problem) build(margin float64, guarantee, reserve []float64, fr fillRe
 	return plan
 }
 
-// need is a misfit's minimum over the resources it needs or names.
+// need is a misfit's minimum over the resources it needs some of.
 func (pb *problem) need(i int) hal.Vector {
-	R := len(pb.res)
-	min, named := pb.row(pb.min, i), pb.named[i*R:(i+1)*R]
 	v := hal.Vector{}
-	for j, q := range min {
-		if q > 0 || named[j] {
+	for j, q := range pb.row(pb.min, i) {
+		if q > 0 {
 			v[pb.res[j]] = q
 		}
 	}

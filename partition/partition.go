@@ -106,8 +106,9 @@ func (p Plan) Allocation(function string) (hal.Allocation, bool) {
 // minimum does not fit.
 type Misfit struct {
 	Function string
-	// Need is the least the function needs (its Min, rounded up to the
-	// resource granularity).
+	// Need is the least the function needs (its Min, or Expected when Min
+	// is nil, rounded up to the resource granularity), over the resources
+	// it needs some of.
 	Need hal.Vector
 	// Reason says in words why it did not fit.
 	Reason string
