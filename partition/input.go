@@ -156,7 +156,9 @@ func (pb *problem) load(function, field string, v hal.Vector, peak []float64, na
 	}
 	if found < len(v) {
 		for _, r := range v.Resources() {
-			if _, ok := pb.index[r]; !ok {
+			// A zero of a resource the device lacks asks for nothing
+			// (forecasts often list every resource they measure).
+			if _, ok := pb.index[r]; !ok && v[r] != 0 {
 				return fmt.Errorf("%w: function %q %s: resource %q is not in the capacity (offered: %s)",
 					ErrInvalidInput, function, field, r, joinResources(pb.res))
 			}

@@ -13,7 +13,8 @@ import (
 
 // Demand is one function's forecast need, as the profiler predicts it for
 // the update window. Every quantity is in the unit of its [hal.Resource],
-// and every resource must be one the capacity offers.
+// and every resource must be one the capacity offers, except that a zero
+// quantity of another resource is ignored.
 //
 // An allocation names the resources its demand names (in any of Expected,
 // Peak or Min), and devices read a resource absent from a Limit as "not

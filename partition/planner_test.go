@@ -186,6 +186,15 @@ func TestBlockedMisfitStopsTheFill(t *testing.T) {
 	approx(t, hal.Vector{hal.CPU: 3}, plan.Reserve, "what the fill could not give joins the reserve")
 }
 
+func TestZeroOfAnAbsentResourceIsIgnored(t *testing.T) {
+	p := mustNew(t, partition.Options{})
+	plan, err := p.Plan(context.Background(), hal.Vector{hal.CPU: 4}, []partition.Demand{
+		{Function: "a", Expected: hal.Vector{hal.CPU: 1, hal.IO: 0}, Peak: hal.Vector{hal.CPU: 2, hal.IO: 0}},
+	})
+	require.NoError(t, err)
+	assert.Equal(t, []hal.Resource{hal.CPU}, allocation(t, plan, "a").Guarantee.Resources())
+}
+
 func TestGranularity(t *testing.T) {
 	p := mustNew(t, partition.Options{Reserve: partition.NoReserve, Granularity: hal.Vector{"nic.queue": 1}})
 	plan, err := p.Plan(context.Background(), hal.Vector{"nic.queue": 16, hal.CPU: 4}, []partition.Demand{
@@ -217,6 +226,7 @@ func TestBadInput(t *testing.T) {
 		{"NaN", capacity, []partition.Demand{{Function: "a", Min: hal.Vector{hal.Memory: math.NaN()}}}, []string{`"a"`, "Min", `"memory"`, "NaN"}},
 		{"infinite", capacity, []partition.Demand{{Function: "a", Expected: hal.Vector{hal.CPU: math.Inf(1)}}}, []string{`"a"`, "Expected", `"cpu"`}},
 		{"unknown resource", capacity, []partition.Demand{{Function: "a", Peak: hal.Vector{"gpu": 1}}}, []string{`"a"`, `"gpu"`, "not in the capacity", "cpu, memory"}},
+		{"NaN of an unknown resource", capacity, []partition.Demand{{Function: "a", Expected: hal.Vector{"gpu": math.NaN()}}}, []string{`"a"`, "Expected", `"gpu"`}},
 		{"bad weight", capacity, []partition.Demand{{Function: "a", Weight: -2}}, []string{`"a"`, "weight", "-2"}},
 		{"NaN weight", capacity, []partition.Demand{{Function: "a", Weight: math.NaN()}}, []string{`"a"`, "weight"}},
 		{"bad capacity", hal.Vector{hal.CPU: -4}, nil, []string{"capacity", `"cpu"`, "negative"}},
