@@ -64,3 +64,23 @@ func ExampleShortfallError() {
 	// cpu=1 cores [firewall router]
 	// partition: critical functions cannot all be guaranteed their peak plus margin: short of cpu by 1 cores (need 5 cores, capacity 4 cores); critical functions involved: firewall, router
 }
+
+// A plan prints as a table. The fair fill stops where batch would join
+// (at 75% of every peak) because its minimum does not fit; logs keeps 75%
+// of its peak, and the unused core and a quarter joins the reserve the
+// critical router may burst into.
+func ExamplePlan_String() {
+	planner, _ := partition.New(partition.Options{Margin: partition.NoMargin, Reserve: partition.NoReserve})
+	plan, _ := planner.Plan(context.Background(), hal.Vector{hal.CPU: 4}, []partition.Demand{
+		{Function: "router", Critical: true, Peak: hal.Vector{hal.CPU: 2}},
+		{Function: "logs", Expected: hal.Vector{hal.CPU: 0.5}, Peak: hal.Vector{hal.CPU: 1}},
+		{Function: "batch", Expected: hal.Vector{hal.CPU: 3}, Peak: hal.Vector{hal.CPU: 4}},
+	})
+	fmt.Print(plan)
+	// Output:
+	// function  guarantee       limit
+	// logs      cpu=0.75 cores  cpu=0.75 cores
+	// router    cpu=2 cores     cpu=3.25 cores
+	// reserve: cpu=1.25 cores
+	// does not fit (1): batch, needs cpu=3 cores: non-critical, weight 1: needs at least 75% of its forecast peak; not enough cpu left when the fair fill reached it
+}
