@@ -39,7 +39,8 @@ type CloudEventsOptions struct {
 	// Window bounds how far an answer's time may be from this clock when
 	// answers are signed; default DefaultWindow.
 	Window time.Duration
-	// Clock stamps requests; default time.Now.
+	// Clock stamps requests; default the Mover's Options.Clock, else
+	// time.Now.
 	Clock Clock
 }
 
@@ -93,9 +94,6 @@ func NewCloudEventsTarget(name, endpoint string, opts CloudEventsOptions) (*Clou
 	if opts.Window <= 0 {
 		opts.Window = DefaultWindow
 	}
-	if opts.Clock == nil {
-		opts.Clock = time.Now
-	}
 	t := &CloudEventsTarget{
 		info: TargetInfo{Name: name, Region: opts.Region, Provider: opts.Provider,
 			Capacity: opts.Capacity.Clone(), CostPerMillion: opts.CostPerMillion},
@@ -108,6 +106,13 @@ func NewCloudEventsTarget(name, endpoint string, opts CloudEventsOptions) (*Clou
 	return t, nil
 }
 
+func (t *CloudEventsTarget) now() time.Time {
+	if t.opts.Clock != nil {
+		return t.opts.Clock()
+	}
+	return time.Now()
+}
+
 // Info implements [Target].
 func (t *CloudEventsTarget) Info() TargetInfo { return t.info }
 
@@ -117,7 +122,7 @@ func (t *CloudEventsTarget) URL() string { return t.url }
 // Probe implements [Target]: it posts an [EventProbe] and expects a 2xx.
 func (t *CloudEventsTarget) Probe(ctx context.Context) (time.Duration, error) {
 	start := time.Now()
-	ev := t.newEvent(EventProbe, "", "probe-"+strconv.FormatInt(start.UnixNano(), 36), nil)
+	ev := t.newEvent(EventProbe, "", "probe-"+strconv.FormatInt(start.UnixNano(), 36), "", nil)
 	status, ans, err := t.post(ctx, ev)
 	if err != nil {
 		return 0, err
@@ -134,7 +139,7 @@ func (t *CloudEventsTarget) Call(ctx context.Context, req Request) ([]byte, erro
 	if typ == "" {
 		return nil, fmt.Errorf("migrate: target %s: request kind %d is unknown", t.info.Name, req.Kind)
 	}
-	status, ans, err := t.post(ctx, t.newEvent(typ, req.Function, req.ID, req.Payload))
+	status, ans, err := t.post(ctx, t.newEvent(typ, req.Function, req.ID, req.Generation, req.Payload))
 	if err != nil {
 		return nil, fmt.Errorf("%w (%s of %q, id %s)", err, req.Kind, req.Function, req.ID)
 	}
@@ -161,6 +166,8 @@ func (t *CloudEventsTarget) interpret(req Request, status int, ans *wireEvent) (
 		return nil, fmt.Errorf("%w: %s: HTTP 413%s", ErrPayloadTooLarge, where, msg)
 	case status == http.StatusTooManyRequests || status/100 == 5:
 		return nil, fmt.Errorf("%w: %s: HTTP %d%s", ErrUnreachable, where, status, msg)
+	case status == http.StatusConflict:
+		return nil, fmt.Errorf("%w: %w: %s: HTTP 409%s", ErrRejected, ErrStateMismatch, where, msg)
 	case status/100 != 2:
 		return nil, fmt.Errorf("%w: %s: HTTP %d%s", ErrRejected, where, status, msg)
 	case ans == nil:
@@ -182,8 +189,8 @@ func (t *CloudEventsTarget) interpret(req Request, status int, ans *wireEvent) (
 	}
 }
 
-func (t *CloudEventsTarget) newEvent(typ, function, id string, data []byte) *wireEvent {
-	ev := &wireEvent{ID: id, Source: t.opts.Source, Type: typ, Subject: function, Time: t.opts.Clock(), Data: data}
+func (t *CloudEventsTarget) newEvent(typ, function, id, gen string, data []byte) *wireEvent {
+	ev := &wireEvent{ID: id, Source: t.opts.Source, Type: typ, Subject: function, Gen: gen, Time: t.now(), Data: data}
 	if t.signer != nil {
 		ev.Sig = t.signer.sign(ev)
 	}
@@ -250,15 +257,18 @@ func (t *CloudEventsTarget) checkSignature(ans *wireEvent) error {
 	if t.signer == nil || (ans.Sig == "" && !t.opts.RequireSignedAnswers) {
 		return nil
 	}
-	if err := t.signer.verify(ans, t.opts.Clock(), t.opts.Window); err != nil {
+	if err := t.signer.verify(ans, t.now(), t.opts.Window); err != nil {
 		return fmt.Errorf("%w: target %s: answer: %w", ErrRejected, t.info.Name, err)
 	}
 	return nil
 }
 
-// setDefaultKey gives a target created without a key the Mover's key.
+// setDefaults gives a target created without a key or clock the Mover's.
 // Called by New before the target is used.
-func (t *CloudEventsTarget) setDefaultKey(key []byte) {
+func (t *CloudEventsTarget) setDefaults(key []byte, clock Clock) {
+	if t.opts.Clock == nil {
+		t.opts.Clock = clock
+	}
 	if t.signer == nil && len(key) > 0 {
 		t.signer = newSigner(key)
 	}

@@ -22,7 +22,7 @@ import (
 type wireEvent struct {
 	ID, Source, Type, Subject string
 	Time                      time.Time
-	Req, FnErr, Sig           string // extensions ExtRequest, ExtFunctionError, ExtSignature
+	Req, FnErr, Gen, Sig      string // extensions ExtRequest, ExtFunctionError, ExtGeneration, ExtSignature
 	ContentType               string
 	Data                      []byte
 }
@@ -37,6 +37,7 @@ const (
 	hdrTime        = "Ce-Time"
 	hdrReq         = "Ce-Updraftreq"
 	hdrFnErr       = "Ce-Updraftfnerr"
+	hdrGen         = "Ce-Updraftgen"
 	hdrSig         = "Ce-Updraftsig"
 	hdrContentType = "Content-Type"
 	octetStream    = "application/octet-stream"
@@ -65,6 +66,7 @@ func (e *wireEvent) writeHeaders(h http.Header) {
 	}
 	set(hdrReq, e.Req)
 	set(hdrFnErr, e.FnErr)
+	set(hdrGen, e.Gen)
 	set(hdrSig, e.Sig)
 	switch {
 	case len(e.Data) == 0:
@@ -89,6 +91,9 @@ func readWireEvent(ctx context.Context, h http.Header, body []byte) (*wireEvent,
 			if err != nil {
 				return nil, fmt.Errorf("structured CloudEvent: %w", err)
 			}
+			if err := ev.Validate(); err != nil {
+				return nil, fmt.Errorf("structured CloudEvent: %w", err)
+			}
 			return fromSDK(ev), nil
 		}
 		return nil, errNotCloudEvent
@@ -98,7 +103,7 @@ func readWireEvent(ctx context.Context, h http.Header, body []byte) (*wireEvent,
 	}
 	e := &wireEvent{
 		ID: h.Get(hdrID), Source: h.Get(hdrSource), Type: h.Get(hdrType), Subject: h.Get(hdrSubject),
-		Req: h.Get(hdrReq), FnErr: h.Get(hdrFnErr), Sig: h.Get(hdrSig), ContentType: h.Get(hdrContentType), Data: body,
+		Req: h.Get(hdrReq), FnErr: h.Get(hdrFnErr), Gen: h.Get(hdrGen), Sig: h.Get(hdrSig), ContentType: h.Get(hdrContentType), Data: body,
 	}
 	for name, v := range map[string]string{"ce-id": e.ID, "ce-source": e.Source, "ce-type": e.Type} {
 		if v == "" {
@@ -124,7 +129,7 @@ func fromSDK(ev *event.Event) *wireEvent {
 	}
 	return &wireEvent{
 		ID: ev.ID(), Source: ev.Source(), Type: ev.Type(), Subject: ev.Subject(), Time: ev.Time(),
-		Req: str(ExtRequest), FnErr: str(ExtFunctionError), Sig: str(ExtSignature),
+		Req: str(ExtRequest), FnErr: str(ExtFunctionError), Gen: str(ExtGeneration), Sig: str(ExtSignature),
 		ContentType: ev.DataContentType(), Data: ev.Data(),
 	}
 }

@@ -111,6 +111,9 @@ func (h *Handler) Register(name string, f Func, st State) {
 	if name == "" || f == nil {
 		panic(fmt.Sprintf("migrate: Handler.Register(%q): empty name or nil Func", name))
 	}
+	if err := checkName(name); err != nil {
+		panic("migrate: Handler.Register: " + err.Error())
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if _, dup := h.funcs[name]; dup {
@@ -193,6 +196,11 @@ func (h *Handler) serve(ctx context.Context, ev *wireEvent) (int, []byte, error)
 	if fn == nil {
 		return http.StatusNotFound, nil, fmt.Errorf("%w: %q is not registered with this handler", ErrUnknownFunction, ev.Subject)
 	}
+	if kind != KindPutState {
+		if err := fn.checkGeneration(ev.Gen); err != nil {
+			return http.StatusConflict, nil, err
+		}
+	}
 	switch kind {
 	case KindInvoke:
 		if n := int64(len(ev.Data)); n > h.opts.MaxPayloadBytes {
@@ -202,7 +210,7 @@ func (h *Handler) serve(ctx context.Context, ev *wireEvent) (int, []byte, error)
 		res, err := fn.invoke(ctx, ev.ID, ev.Data, h.opts.Clock())
 		return http.StatusOK, res, err
 	case KindPutState:
-		if err := fn.putState(ctx, ev.Data); err != nil {
+		if err := fn.putState(ctx, ev.Gen, ev.Data); err != nil {
 			return http.StatusUnprocessableEntity, nil, err
 		}
 		return http.StatusOK, nil, nil

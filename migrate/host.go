@@ -20,6 +20,27 @@ type hosted struct {
 	run sync.RWMutex
 
 	dedup *dedup
+
+	genMu sync.Mutex
+	gen   string // generation of the state last imported; guarded by genMu
+}
+
+// checkGeneration refuses a request made for state of another generation.
+func (h *hosted) checkGeneration(want string) error {
+	if want == "" {
+		return nil
+	}
+	h.genMu.Lock()
+	have := h.gen
+	h.genMu.Unlock()
+	if have != want {
+		if have == "" {
+			have = "none (restarted, or never given state)"
+		}
+		return fmt.Errorf("%w: function %q: request is for state generation %q, this handler holds %s",
+			ErrStateMismatch, h.name, want, have)
+	}
+	return nil
 }
 
 // outcome is the answer to one request, kept for its duplicates.
@@ -51,19 +72,21 @@ func (h *hosted) invoke(ctx context.Context, id string, payload []byte, now time
 
 // putState replaces the state; the answers kept for earlier ids no longer
 // describe it, so they are forgotten.
-func (h *hosted) putState(ctx context.Context, data []byte) error {
-	if h.st == nil {
-		if len(data) == 0 {
-			return nil
-		}
+func (h *hosted) putState(ctx context.Context, gen string, data []byte) error {
+	if h.st == nil && len(data) > 0 {
 		return fmt.Errorf("migrate: function %q has no State registered here, but %d bytes of state were sent", h.name, len(data))
 	}
 	h.run.Lock()
 	defer h.run.Unlock()
-	if err := h.st.Import(ctx, bytes.NewReader(data)); err != nil {
-		return fmt.Errorf("migrate: function %q: import state: %w", h.name, err)
+	if h.st != nil {
+		if err := h.st.Import(ctx, bytes.NewReader(data)); err != nil {
+			return fmt.Errorf("migrate: function %q: import state: %w", h.name, err)
+		}
 	}
 	h.dedup.reset()
+	h.genMu.Lock()
+	h.gen = gen
+	h.genMu.Unlock()
 	return nil
 }
 
@@ -98,7 +121,7 @@ func newDedup(max int, retain time.Duration) *dedup {
 func (d *dedup) claim(id string, now time.Time) (*outcome, bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if o, ok := d.byID[id]; ok {
+	if o, ok := d.byID[id]; ok && now.Sub(o.at) <= d.retain {
 		return o, false
 	}
 	d.evict(now)

@@ -96,6 +96,7 @@ func (l *Lease) Invoke(ctx context.Context, function string, payload []byte) ([]
 	if err != nil {
 		if errors.Is(err, ErrBufferFull) {
 			l.overflow.Add(1)
+			r.metrics.overflow.Inc()
 			l.m.opts.Logger.Warn("migrate: invocation refused, buffer full", "function", function, "err", err)
 		}
 		return nil, fmt.Errorf("migrate: invoke %q: %w", function, err)
@@ -196,7 +197,7 @@ func (l *Lease) move(ctx context.Context, spec Spec, t Target, why string) error
 		return err
 	}
 	r := &route{l: l, spec: spec, j: j, waiters: map[uint64]chan result{}, tried: map[string]bool{},
-		workerDone: make(chan struct{}), back: make(chan struct{}), next: 1}
+		workerDone: make(chan struct{}), back: make(chan struct{}), next: 1, metrics: l.m.metrics.forFunction(spec.Function)}
 	r.cond = sync.NewCond(&r.mu)
 	info := t.Info()
 	if spec.State != nil && !info.InProcess {
@@ -205,12 +206,12 @@ func (l *Lease) move(ctx context.Context, spec Spec, t Target, why string) error
 			j.close()
 			return fmt.Errorf("migrate: function %q: export state before the move: %w", spec.Function, err)
 		}
-		if _, err := r.call(ctx, t, Request{Kind: KindPutState, Function: spec.Function, ID: r.stateID("put"), Payload: buf.Bytes()}); err != nil {
+		gen := r.newGeneration()
+		if _, err := r.call(ctx, t, Request{Kind: KindPutState, Function: spec.Function, ID: r.stateID("put"), Payload: buf.Bytes(), Generation: gen}); err != nil {
 			j.close()
 			return fmt.Errorf("migrate: function %q: send state to %s: %w", spec.Function, info.Name, err)
 		}
-		r.checkpoint = buf.Bytes()
-		r.stateRemote = true
+		r.checkpoint, r.stateRemote, r.gen = buf.Bytes(), true, gen
 	}
 	r.target, r.info = t, info
 	r.placement = Placement{Function: spec.Function, Target: info.Name, Region: info.Region, Provider: info.Provider, Reason: why}

@@ -6,12 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
 	"github.com/updraft-dev/updraft/migrate"
@@ -165,6 +167,19 @@ func TestUnreachableTargetBuffersInOrder(t *testing.T) {
 	_, err = lease.Invoke(ctx, "append", []byte("i4"))
 	require.ErrorIs(t, err, migrate.ErrBufferFull, "the bound is reached")
 	require.Equal(t, int64(1), lease.Stats().Overflow)
+	registry := prometheus.NewRegistry()
+	for _, c := range m.Collectors() {
+		require.NoError(t, registry.Register(c))
+	}
+	families, err := registry.Gather()
+	require.NoError(t, err)
+	overflow := -1.0
+	for _, f := range families {
+		if f.GetName() == "updraft_migrate_buffer_overflow_total" {
+			overflow = f.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	require.Equal(t, 1.0, overflow, "overflow is counted in the metrics too")
 	require.Equal(t, int64(3), lease.Stats().Buffered)
 
 	<-gate.refused // a refusal after all three were buffered: the buffer was flushed before its retry
@@ -298,4 +313,61 @@ func TestLocalTargets(t *testing.T) {
 	require.NoError(t, lease.Return(ctx))
 	_, err = lease.Invoke(ctx, "nope", nil)
 	require.True(t, errors.Is(err, migrate.ErrUnknownFunction))
+}
+
+// swappable serves whichever handler it holds now, to restart a region in
+// place.
+type swappable struct {
+	mu sync.Mutex
+	h  http.Handler
+}
+
+func (s *swappable) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	h := s.h
+	s.mu.Unlock()
+	h.ServeHTTP(w, r)
+}
+
+func countHandler() *migrate.Handler {
+	h := migrate.NewHandler(migrate.HandlerOptions{Key: testKey})
+	st := &migrate.MapState{}
+	h.Register("count", count(st), st)
+	return h
+}
+
+// A region that restarts and comes back empty is not trusted with the
+// function again: the generation check refuses the request, and the
+// function fails over with its last checkpoint — nothing is lost.
+func TestRestartedRegionIsDetected(t *testing.T) {
+	sw := &swappable{h: countHandler()}
+	r1 := startRegion(t, "127.0.0.2", sw)
+	r2, _ := handlerRegion(t, migrate.HandlerOptions{})
+	m := newMover(t, []migrate.Target{
+		newTarget(t, "r1", r1.url, migrate.CloudEventsOptions{CostPerMillion: 1}),
+		newTarget(t, "r2", r2.url, migrate.CloudEventsOptions{CostPerMillion: 2}),
+	}, migrate.Options{CheckpointEvery: 10})
+	home := &migrate.MapState{}
+	ctx := ctxT(t)
+	lease, err := m.Migrate(ctx, []migrate.Spec{{Function: "count", Local: count(home), State: home}})
+	require.NoError(t, err)
+	for i := range 30 {
+		if i == 15 {
+			sw.mu.Lock()
+			sw.h = countHandler() // restarted: same address, empty state
+			sw.mu.Unlock()
+		}
+		out, err := lease.Invoke(ctx, "count", fmt.Appendf(nil, "k%d", i))
+		require.NoError(t, err)
+		require.Equal(t, "1", string(out))
+	}
+	p := lease.Placements()[0]
+	require.Equal(t, "r2", p.Target)
+	require.Contains(t, p.Reason, "state generation mismatch")
+	require.NoError(t, lease.Return(ctx))
+	got := home.Snapshot()
+	require.Len(t, got, 30)
+	for k, v := range got {
+		require.Equal(t, int64(1), v, k)
+	}
 }

@@ -29,7 +29,8 @@ type State interface {
 // Spec describes one function to move.
 type Spec struct {
 	// Function names the function; it is also the name it is registered
-	// under in the remote [Handler]. Required, unique within one Migrate.
+	// under in the remote [Handler]. Required, unique within one Migrate;
+	// 1 to 256 printable ASCII characters without spaces.
 	Function string
 	// Local is the local implementation: what runs after Return, what a
 	// local target runs, and the degraded fallback when no target is left.
@@ -52,6 +53,9 @@ func (s Spec) Validate() error {
 	if s.Function == "" {
 		return errors.New("migrate: spec has no function name")
 	}
+	if err := checkName(s.Function); err != nil {
+		return err
+	}
 	if s.Local == nil {
 		return fmt.Errorf("migrate: function %q: spec has no Local implementation", s.Function)
 	}
@@ -73,6 +77,20 @@ func (s Spec) Validate() error {
 // function is left placed remotely and the returned lease is nil.
 type Migrator interface {
 	Migrate(ctx context.Context, specs []Spec) (*Lease, error)
+}
+
+// checkName accepts function names that travel unchanged in a CloudEvents
+// subject header: 1 to 256 printable ASCII characters, no spaces.
+func checkName(name string) error {
+	if len(name) > 256 {
+		return fmt.Errorf("migrate: function name %.20q... is %d bytes, limit 256", name, len(name))
+	}
+	for i := 0; i < len(name); i++ {
+		if c := name[i]; c <= ' ' || c > '~' {
+			return fmt.Errorf("migrate: function name %q: byte %d (%#x) is not printable ASCII", name, i, c)
+		}
+	}
+	return nil
 }
 
 // Placement records where one function went and why.
@@ -112,8 +130,10 @@ var (
 	// ErrUnauthorized: a request was unsigned, tampered with, or outside
 	// the time window. It wraps into ErrRejected on the calling side.
 	ErrUnauthorized = errors.New("migrate: unauthorized")
-	// ErrReturned: the lease has been returned; nothing is routed anymore.
-	ErrReturned = errors.New("migrate: lease returned")
+	// ErrStateMismatch: a handler holds state of another generation than
+	// the request expects (it restarted, or the state was replaced). It
+	// wraps into ErrRejected on the calling side.
+	ErrStateMismatch = errors.New("migrate: state generation mismatch")
 )
 
 // FunctionError is the error a function itself returned, locally or in a

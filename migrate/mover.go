@@ -46,7 +46,8 @@ type Options struct {
 	BufferBytes int64
 	// Key is the HMAC key for targets created without one of their own.
 	Key []byte
-	// Clock is the time source; default time.Now.
+	// Clock stamps requests of targets created without a clock of their
+	// own; default time.Now.
 	Clock Clock
 	// Logger receives placements, failovers and refusals; nil discards.
 	Logger *slog.Logger
@@ -78,6 +79,8 @@ type Mover struct {
 	targets []Target
 	opts    Options
 
+	metrics *metrics
+
 	mu   sync.Mutex
 	dead map[string]error // targets found dead, by name, until a probe succeeds; guarded by mu
 }
@@ -105,7 +108,7 @@ func New(targets []Target, opts Options) (*Mover, error) {
 		}
 		seen[name] = true
 		if ce, ok := t.(*CloudEventsTarget); ok {
-			ce.setDefaultKey(opts.Key)
+			ce.setDefaults(opts.Key, opts.Clock)
 			if !ce.hasKey() {
 				return nil, fmt.Errorf("migrate: New: target %q has no HMAC key (set CloudEventsOptions.Key or Options.Key)", name)
 			}
@@ -114,7 +117,7 @@ func New(targets []Target, opts Options) (*Mover, error) {
 	if err := fillDefaults(&opts); err != nil {
 		return nil, err
 	}
-	return &Mover{targets: slices.Clone(targets), opts: opts, dead: map[string]error{}}, nil
+	return &Mover{targets: slices.Clone(targets), opts: opts, metrics: newMetrics(), dead: map[string]error{}}, nil
 }
 
 func fillDefaults(o *Options) error {

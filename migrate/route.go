@@ -43,10 +43,13 @@ type route struct {
 	busy        bool            // a goroutine holds the delivery token
 	tried       map[string]bool // targets that failed this function
 	since       int             // invocations delivered since the last checkpoint
+	gen         string          // generation of the state installed at target (stateful, remote)
+	gens        int             // generations made so far
 
 	stats struct {
 		invocations, retries, failovers, replayed, checkpoints atomic.Int64
 	}
+	metrics routeMetrics
 }
 
 type result struct {
@@ -56,6 +59,13 @@ type result struct {
 
 func (r *route) stateID(what string) string {
 	return r.l.id + "." + r.spec.Function + "." + what + "." + strconv.FormatInt(time.Now().UnixNano(), 36)
+}
+
+// newGeneration names a new installation of the state. Called with mu
+// held or before the route is shared.
+func (r *route) newGeneration() string {
+	r.gens++
+	return r.l.id + "." + r.spec.Function + ".g" + strconv.Itoa(r.gens)
 }
 
 func (r *route) invocationID(seq uint64) string {
@@ -105,9 +115,9 @@ func (r *route) run() {
 			continue
 		}
 		r.busy = true
-		seq, t := r.next, r.target
+		seq, t, gen := r.next, r.target, r.gen
 		r.mu.Unlock()
-		r.step(seq, t)
+		r.step(seq, t, gen)
 		r.release()
 	}
 }
@@ -124,9 +134,9 @@ func (r *route) deliverInline(mine chan result) {
 			return
 		}
 		r.busy = true
-		seq, t := r.next, r.target
+		seq, t, gen := r.next, r.target, r.gen
 		r.mu.Unlock()
-		r.step(seq, t)
+		r.step(seq, t, gen)
 		r.release()
 	}
 }
@@ -141,20 +151,20 @@ func (r *route) release() {
 
 // step delivers entry seq to t, failing over when t is gone. Called with
 // the delivery token held.
-func (r *route) step(seq uint64, t Target) {
+func (r *route) step(seq uint64, t Target, gen string) {
 	payload, err := r.j.get(seq)
 	if err != nil {
 		r.finish(seq, nil, err)
 		return
 	}
 	res, err := r.call(r.l.ctx, t, Request{Kind: KindInvoke, Function: r.spec.Function,
-		ID: r.invocationID(seq), Payload: payload, Local: r.spec.Local, State: r.spec.State})
+		ID: r.invocationID(seq), Payload: payload, Generation: gen, Local: r.spec.Local, State: r.spec.State})
 	if targetFailed(err) {
 		r.failover(t, err)
 		return
 	}
 	r.finish(seq, res, err)
-	r.settle(t, seq)
+	r.settle(t, gen, seq)
 }
 
 // targetFailed reports whether err means the target can no longer serve
@@ -173,16 +183,18 @@ func (r *route) finish(seq uint64, data []byte, err error) {
 	r.mu.Unlock()
 	if ch != nil {
 		r.stats.invocations.Add(1)
+		r.metrics.invocations.Inc()
 		ch <- result{data, err}
 	} else {
 		r.stats.replayed.Add(1)
+		r.metrics.replayed.Inc()
 	}
 }
 
 // settle advances covered after seq was answered: at once when the state
 // is home (or there is none), after a checkpoint every CheckpointEvery
 // invocations when it is at the target.
-func (r *route) settle(t Target, seq uint64) {
+func (r *route) settle(t Target, gen string, seq uint64) {
 	r.mu.Lock()
 	remote := r.stateRemote
 	r.since++
@@ -193,14 +205,14 @@ func (r *route) settle(t Target, seq uint64) {
 		return
 	}
 	if due {
-		r.fetchCheckpoint(t, seq)
+		r.fetchCheckpoint(t, gen, seq)
 	}
 }
 
 // fetchCheckpoint brings the state home as a checkpoint covering every
 // entry up to seq; on failure the function fails over.
-func (r *route) fetchCheckpoint(t Target, seq uint64) {
-	data, err := r.call(r.l.ctx, t, Request{Kind: KindGetState, Function: r.spec.Function, ID: r.stateID("get")})
+func (r *route) fetchCheckpoint(t Target, gen string, seq uint64) {
+	data, err := r.call(r.l.ctx, t, Request{Kind: KindGetState, Function: r.spec.Function, ID: r.stateID("get"), Generation: gen})
 	if err != nil {
 		r.l.m.opts.Logger.Warn("migrate: checkpoint failed", "function", r.spec.Function, "target", t.Info().Name, "err", err)
 		if targetFailed(err) {
@@ -209,6 +221,7 @@ func (r *route) fetchCheckpoint(t Target, seq uint64) {
 		return
 	}
 	r.stats.checkpoints.Add(1)
+	r.metrics.checkpoints.Inc()
 	r.cover(seq, data)
 }
 
@@ -239,6 +252,7 @@ func (r *route) call(ctx context.Context, t Target, req Request) ([]byte, error)
 			return res, err
 		}
 		r.stats.retries.Add(1)
+		r.metrics.retries.Inc()
 		if ferr := r.j.flush(); ferr != nil {
 			r.l.m.opts.Logger.Warn("migrate: flush buffer", "function", r.spec.Function, "err", ferr)
 		}
@@ -257,6 +271,7 @@ func (r *route) failover(failed Target, cause error) {
 	m := r.l.m
 	name := failed.Info().Name
 	r.stats.failovers.Add(1)
+	r.metrics.failovers.Inc()
 	m.mu.Lock()
 	m.dead[name] = cause
 	m.mu.Unlock()
@@ -319,12 +334,15 @@ func (r *route) install(t Target) error {
 		}
 		cp = buf.Bytes()
 	}
-	_, err := r.call(r.l.ctx, t, Request{Kind: KindPutState, Function: r.spec.Function, ID: r.stateID("put"), Payload: cp})
+	r.mu.Lock()
+	gen := r.newGeneration()
+	r.mu.Unlock()
+	_, err := r.call(r.l.ctx, t, Request{Kind: KindPutState, Function: r.spec.Function, ID: r.stateID("put"), Payload: cp, Generation: gen})
 	if err != nil {
 		return err
 	}
 	r.mu.Lock()
-	r.checkpoint, r.stateRemote = cp, true
+	r.checkpoint, r.stateRemote, r.gen = cp, true, gen
 	r.mu.Unlock()
 	return nil
 }
@@ -371,10 +389,10 @@ func (r *route) giveBack(ctx context.Context) error {
 		return fmt.Errorf("migrate: return %q: draining in-flight invocations: %w", r.spec.Function, ctx.Err())
 	}
 	r.mu.Lock()
-	remote, t, covered, last := r.stateRemote, r.target, r.covered, r.next-1
+	remote, t, gen, covered, last := r.stateRemote, r.target, r.gen, r.covered, r.next-1
 	r.mu.Unlock()
 	if remote {
-		data, err := r.call(ctx, t, Request{Kind: KindGetState, Function: r.spec.Function, ID: r.stateID("get")})
+		data, err := r.call(ctx, t, Request{Kind: KindGetState, Function: r.spec.Function, ID: r.stateID("get"), Generation: gen})
 		if err == nil {
 			if err := r.spec.State.Import(ctx, bytes.NewReader(data)); err != nil {
 				return fmt.Errorf("migrate: return %q: import state from %s: %w", r.spec.Function, t.Info().Name, err)
@@ -416,6 +434,7 @@ func (r *route) replayHome(ctx context.Context, covered, last uint64) error {
 		}
 		_, _ = r.spec.Local(ctx, payload) // answered before; only the effect matters
 		r.stats.replayed.Add(1)
+		r.metrics.replayed.Inc()
 	}
 	r.mu.Lock()
 	r.covered, r.stateRemote = last, false

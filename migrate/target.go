@@ -76,6 +76,10 @@ type Request struct {
 	// the first answer.
 	ID      string
 	Payload []byte
+	// Generation names the function's state as the lease installed it
+	// (see ExtGeneration); empty for stateless functions. A target that
+	// holds state of another generation refuses with ErrRejected.
+	Generation string
 	// Local and State are the spec's; only in-process targets use them.
 	Local Func
 	State State

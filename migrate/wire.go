@@ -36,6 +36,12 @@ const (
 	// ExtFunctionError, on an EventError answer, is "true" when the error
 	// is the function's own (its effect counts as applied).
 	ExtFunctionError = "updraftfnerr"
+	// ExtGeneration, on a request for a stateful function, names the state
+	// the lease last installed (with EventPutState, which sets it). A
+	// handler whose state is of another generation — it restarted, or the
+	// state was replaced — refuses with 409 Conflict instead of running on
+	// the wrong state.
+	ExtGeneration = "updraftgen"
 )
 
 // EventType returns the CloudEvents type of a request kind.
@@ -120,7 +126,7 @@ func (s *signer) sign(e *wireEvent) string {
 	}
 	b = e.Time.UTC().AppendFormat(b, time.RFC3339Nano)
 	b = append(b, '\n')
-	for _, f := range [...]string{e.Req, e.FnErr} {
+	for _, f := range [...]string{e.Req, e.FnErr, e.Gen} {
 		b = append(b, f...)
 		b = append(b, '\n')
 	}
