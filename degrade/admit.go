@@ -130,7 +130,7 @@ func (c *Controller) check(f *function, w *window, p Priority, now int64) error 
 		w.counts.disabled.Add(1)
 		return w.reject(f.name, ErrDisabled, time.Duration(w.untilNano-now))
 	case Shed:
-		if w.shedder.drop(p) {
+		if w.shed.drop(p) {
 			w.counts.shed.Add(1)
 			return w.reject(f.name, ErrShed, retryBusy)
 		}

@@ -118,11 +118,12 @@ func (c *counters) addTo(dst *counters) {
 // tallies, expiring and rejections are atomics; timer is guarded by
 // Controller.mu.
 type window struct {
-	// The fields every request of a throttled function writes come first
-	// and together, so a request touches one cache line of the window:
-	// the rate limiter's state and the request tallies.
+	// The fields requests write come first and together, so that a request
+	// touches few cache lines: the rate limiter's state, the request
+	// tallies and the shedding counters.
 	bucket tokenBucket // Throttle with a rate (rateLimited)
 	counts counters    // requests under this window; folded into function.past when it ends
+	shed   shedder     // Shed
 
 	rateLimited bool
 	policy      Policy
@@ -132,7 +133,6 @@ type window struct {
 	untilNano   int64
 	fixed       int64          // Throttle: fixed concurrency limit, 0 = none
 	adaptive    *adaptiveLimit // Throttle with Adaptive
-	shedder     *shedder       // Shed
 	timer       *time.Timer    // ends the window; guarded by Controller.mu
 	expiring    atomic.Bool    // the hot path saw the deadline pass and asked for cleanup
 
@@ -347,7 +347,7 @@ func (c *Controller) newWindow(p Policy, reason string, now, until time.Time) *w
 			w.fixed = int64(p.MaxConcurrent)
 		}
 	case Shed:
-		w.shedder = newShedder(p.ShedFraction)
+		w.shed.init(p.ShedFraction)
 	}
 	return w
 }

@@ -62,10 +62,15 @@ type shedder struct {
 
 func newShedder(fraction float64) *shedder {
 	s := &shedder{}
+	s.init(fraction)
+	return s
+}
+
+// init sets up a zero shedder in place; see newShedder.
+func (s *shedder) init(fraction float64) {
 	for _, p := range []Priority{PriorityLow, PriorityNormal, PriorityHigh} {
 		s.shares[priorityIndex(p)] = shedShare(fraction, p)
 	}
-	return s
 }
 
 // priorityIndex maps a priority to 0 (low), 1 (normal) or 2 (high).
