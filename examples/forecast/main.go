@@ -20,9 +20,11 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -95,16 +97,23 @@ func run(ctx context.Context, out io.Writer, dir string, window, warmup time.Dur
 		}
 	}) {
 		m, b := model[hal.Resource(r)], base[hal.Resource(r)]
-		fmt.Fprintf(out, "%s: model slack=%.1f%% violations=%.2f%% | baseline slack=%.1f%% violations=%.2f%% (%d points)\n",
-			r, 100*m.Slack(), 100*m.ViolationRate(), 100*b.Slack(), 100*b.ViolationRate(), m.Points)
+		fmt.Fprintf(out, "%s: %s (%d points)\n", r, line(trace.Score{hal.Resource(r): m}, trace.Score{hal.Resource(r): b}), m.Points)
 	}
 	fmt.Fprintf(out, "overall: %s\n", line(model, base))
 	return nil
 }
 
 func line(model, base trace.Score) string {
-	return fmt.Sprintf("model slack=%.1f%% violations=%.2f%% | baseline slack=%.1f%% violations=%.2f%%",
-		100*model.Slack(), 100*model.ViolationRate(), 100*base.Slack(), 100*base.ViolationRate())
+	return fmt.Sprintf("model slack=%s violations=%s | baseline slack=%s violations=%s",
+		pct(model.Slack(), 1), pct(model.ViolationRate(), 2), pct(base.Slack(), 1), pct(base.ViolationRate(), 2))
+}
+
+// pct formats a share as a percentage, or n/a when nothing was scored.
+func pct(x float64, decimals int) string {
+	if math.IsNaN(x) {
+		return "n/a"
+	}
+	return strconv.FormatFloat(100*x, 'f', decimals, 64) + "%"
 }
 
 // traceFiles lists the regular files under dir, sorted, skipping READMEs
@@ -134,6 +143,11 @@ func traceFiles(dir string) ([]string, error) {
 	if len(files) == 0 {
 		return nil, errors.New("forecast: no trace files in " + dir)
 	}
+	return traceFilesSorted(files)
+}
+
+// traceFilesSorted sorts files in natural order ("2" before "10").
+func traceFilesSorted(files []string) ([]string, error) {
 	slices.SortFunc(files, naturalLess)
 	return files, nil
 }
