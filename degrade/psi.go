@@ -19,12 +19,9 @@ type PSI struct {
 	resources []string
 }
 
-// DefaultPSIResources are the PSI files [NewPSI] watches when given none.
-var DefaultPSIResources = []string{"cpu", "memory", "io"}
-
 // NewPSI returns a PSI source reading procRoot (procfs.DefaultMountPoint,
 // "/proc", on a live system; a fixture directory in tests) for the given
-// resources (nil = DefaultPSIResources). It reads each file once, so a
+// resources (none = "cpu", "memory" and "io"). It reads each file once, so a
 // kernel without PSI or a wrong root fails here rather than during an
 // update.
 func NewPSI(procRoot string, resources ...string) (*PSI, error) {
@@ -33,7 +30,7 @@ func NewPSI(procRoot string, resources ...string) (*PSI, error) {
 		return nil, fmt.Errorf("degrade: PSI at %q: %w", procRoot, err)
 	}
 	if len(resources) == 0 {
-		resources = DefaultPSIResources
+		resources = []string{"cpu", "memory", "io"}
 	}
 	p := &PSI{fs: fs, resources: append([]string(nil), resources...)}
 	if _, err := p.Pressure(context.Background()); err != nil {
