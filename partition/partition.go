@@ -201,7 +201,10 @@ type Planner struct {
 	log         *slog.Logger
 }
 
-var _ Partitioner = (*Planner)(nil)
+var (
+	_ Partitioner = (*Planner)(nil)
+	_ Partitioner = PartitionerFunc(nil)
+)
 
 // New returns a Planner configured by opts, or an error wrapping
 // [ErrInvalidInput] naming the bad field.
