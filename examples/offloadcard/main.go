@@ -56,7 +56,7 @@ func run(ctx context.Context, out io.Writer) error {
 	}
 	fmt.Fprintf(out, "drivers: %s\ncard capacity: %s\n\n", strings.Join(hal.Drivers(), ", "), capacity)
 
-	planner, err := partition.New(partition.Options{Granularity: card.Granularity})
+	planner, err := partition.New(partition.Options{Granularity: card.Granularity()})
 	if err != nil {
 		return err
 	}

@@ -22,9 +22,9 @@ const (
 	Flow hal.Resource = "nic.flow"
 )
 
-// Granularity is the unit each card resource is planned in: whole queues
-// and whole flow entries. Pass it to partition.Options.Granularity.
-var Granularity = hal.Vector{Queue: 1, Flow: 1}
+// Granularity returns the unit each card resource is planned in, whole
+// queues and whole flow entries, for partition.Options.Granularity.
+func Granularity() hal.Vector { return hal.Vector{Queue: 1, Flow: 1} }
 
 // Limits of the simulated hardware.
 const (
@@ -243,7 +243,7 @@ func (k *Card) check(a hal.Allocation) (w grant, err error) {
 	}
 	whole := func(field string, r hal.Resource, q float64) (int, error) {
 		if q != math.Trunc(q) {
-			return 0, fmt.Errorf("card: apply: function %q %s %q: %v is not a whole number (plan with partition.Options{Granularity: card.Granularity})",
+			return 0, fmt.Errorf("card: apply: function %q %s %q: %v is not a whole number (plan with partition.Options{Granularity: card.Granularity()})",
 				a.Function, field, r, q)
 		}
 		return int(q), nil

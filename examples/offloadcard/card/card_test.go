@@ -190,7 +190,7 @@ func TestPlannedByPartition(t *testing.T) {
 	capacity, err := dev.Capacity(ctx)
 	require.NoError(t, err)
 
-	planner, err := partition.New(partition.Options{Granularity: card.Granularity})
+	planner, err := partition.New(partition.Options{Granularity: card.Granularity()})
 	require.NoError(t, err)
 	plan, err := planner.Plan(ctx, capacity, []partition.Demand{
 		{Function: "firewall", Critical: true, Peak: hal.Vector{hal.CPU: 2, card.Queue: 4, card.Flow: 1000}},

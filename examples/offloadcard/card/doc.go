@@ -10,7 +10,7 @@
 //	dev, err := hal.Open("offloadcard", `{"queues": 16, "flows": 4096}`)
 //
 // Both resources come in whole units, so plan them with
-// partition.Options{Granularity: card.Granularity}. A function's Guarantee
+// partition.Options{Granularity: card.Granularity()}. A function's Guarantee
 // of [Queue] is the number of queues it owns outright; its Guarantee of
 // [Flow] is the number of flow entries reserved for it, and its Limit of
 // [Flow] the most it may hold, the entries beyond its reservation coming

@@ -18,7 +18,7 @@ func Example() {
 		panic(err)
 	}
 	capacity, _ := dev.Capacity(ctx)
-	planner, _ := partition.New(partition.Options{Granularity: card.Granularity})
+	planner, _ := partition.New(partition.Options{Granularity: card.Granularity()})
 	plan, err := planner.Plan(ctx, capacity, []partition.Demand{
 		{Function: "firewall", Critical: true, Peak: hal.Vector{card.Queue: 2, card.Flow: 300}},
 		{Function: "mirror", Expected: hal.Vector{card.Queue: 1, card.Flow: 100}, Peak: hal.Vector{card.Queue: 4, card.Flow: 400}},
