@@ -115,10 +115,13 @@ type values struct {
 	memLimitSet  bool   // set the memory limit
 	memLimit     int64  // bytes; -1 unlimited
 	cpus         string // cpuset.cpus; "" leaves it alone
+	io           bool   // set the I/O limit (and weight where the kernel has one)
+	ioLimit      uint64 // bytes/s for reads and for writes on each device; 0 none
+	ioWeight     uint16 // blkio weight in [10, 1000]
 }
 
 // valuesOf maps an allocation to cgroup values; see the package doc.
-func valuesOf(l layout, a hal.Allocation, b Binding, cores float64) values {
+func valuesOf(l layout, a hal.Allocation, b Binding, cores float64, io *IOConfig) values {
 	v := values{cpu: names(a, hal.CPU), memory: names(a, hal.Memory), cpus: b.CPUs}
 	v.quotaSet, v.memLimitSet = v.cpu, v.memory
 	v.weight = weightOf(l, a.Guarantee[hal.CPU], cores)
@@ -133,6 +136,13 @@ func valuesOf(l layout, a hal.Allocation, b Binding, cores float64) values {
 	v.memGuarantee = -1
 	if g := a.Guarantee[hal.Memory]; g < v1Unlimited {
 		v.memGuarantee = int64(g)
+	}
+	if io != nil && names(a, hal.IO) {
+		v.io = true
+		if lim, ok := a.Limit[hal.IO]; ok && lim < v1Unlimited {
+			v.ioLimit = uint64(max(1, math.Round(lim)))
+		}
+		v.ioWeight = uint16(10 + math.Round(math.Min(1, a.Guarantee[hal.IO]/io.Bandwidth)*990))
 	}
 	return v
 }
@@ -153,7 +163,7 @@ func weightOf(l layout, guarantee, cores float64) uint64 {
 
 // applyOne enforces one function's allocation.
 func (d *Device) applyOne(j *journal, b Binding, a hal.Allocation, cores float64) error {
-	v := valuesOf(d.layout, a, b, cores)
+	v := valuesOf(d.layout, a, b, cores, d.cfg.IO)
 	if b.Cgroup != "" {
 		if err := d.set(j, b.Cgroup, &b, v, true); err != nil {
 			return fmt.Errorf("linux: apply: function %q cgroup %q: %w", b.Function, b.Cgroup, err)
@@ -173,7 +183,7 @@ func (d *Device) applyOne(j *journal, b Binding, a hal.Allocation, cores float64
 		return fmt.Errorf("linux: apply: function %q cgroup %q: %w", b.Function, rel, err)
 	}
 	for _, m := range moves {
-		for _, c := range d.layout.controllers(b.CPUs != "") {
+		for _, c := range d.controllersOf(b) {
 			home := d.layout.dir(c, m.origin[c])
 			j.record(&movedTask{t: m.t, home: home})
 			if err := moveTask(m.t, d.layout.dir(c, rel)); err != nil {
@@ -205,7 +215,7 @@ func (d *Device) planMoves(b Binding) ([]move, error) {
 		if err != nil {
 			return nil, fmt.Errorf("pid %d: %w", pid, err)
 		}
-		for _, c := range d.layout.controllers(b.CPUs != "") {
+		for _, c := range d.controllersOf(b) {
 			if _, ok := origin[c]; !ok {
 				return nil, fmt.Errorf("pid %d: not in any %s cgroup", pid, hierarchyName(c))
 			}
@@ -221,8 +231,8 @@ func (d *Device) planMoves(b Binding) ([]move, error) {
 // whether rel was already there everywhere (a repeated Apply).
 func (d *Device) create(j *journal, b Binding, rel string, moves []move) (existed bool, err error) {
 	existed = true
-	for _, c := range d.layout.controllers(b.CPUs != "") {
-		made, err := d.createIn(j, c, rel, b.CPUs != "")
+	for _, c := range d.controllersOf(b) {
+		made, err := d.createIn(j, c, rel, b.CPUs != "", d.cfg.IO != nil)
 		if err != nil {
 			return false, err
 		}
@@ -240,13 +250,13 @@ func (d *Device) create(j *journal, b Binding, rel string, moves []move) (existe
 // createIn makes rel and its missing ancestors in one hierarchy, top
 // first, and returns how many directories it made. On cgroup v2 it first
 // has each level's parent hand the needed controllers down.
-func (d *Device) createIn(j *journal, controller, rel string, cpuset bool) (int, error) {
+func (d *Device) createIn(j *journal, controller, rel string, cpuset, io bool) (int, error) {
 	made := 0
 	parent := d.layout.hierarchyRoot(controller)
 	for _, p := range slices.Backward(ancestors(rel)) {
 		dir := d.layout.dir(controller, p)
 		if d.layout.v2 {
-			if err := enableControllers(j, parent, cpuset); err != nil {
+			if err := enableControllers(j, parent, cpuset, io); err != nil {
 				return made, err
 			}
 		}
@@ -272,12 +282,15 @@ func (d *Device) createIn(j *journal, controller, rel string, cpuset bool) (int,
 }
 
 // enableControllers makes the cgroup v2 directory dir hand the cpu and
-// memory (and cpuset) controllers down to its children, recording those it
-// enabled.
-func enableControllers(j *journal, dir string, cpuset bool) error {
+// memory (and cpuset, io) controllers down to its children, recording
+// those it enabled.
+func enableControllers(j *journal, dir string, cpuset, io bool) error {
 	want := []string{"cpu", "memory"}
 	if cpuset {
 		want = append(want, "cpuset")
+	}
+	if io {
+		want = append(want, "io")
 	}
 	enabled, err := cgroups.ReadFile(dir, "cgroup.subtree_control")
 	if err != nil {
@@ -337,9 +350,23 @@ func (d *Device) set(j *journal, rel string, b *Binding, v values, existed bool)
 			r.CpusetCpus = v.cpus
 			files = append(files, "cpuset.cpus")
 		}
+		if v.io {
+			if weightFile := firstFile(dir, "io.bfq.weight", "io.weight"); weightFile != "" {
+				r.BlkioWeight = v.ioWeight
+				files = append(files, weightFile)
+			}
+			if v.ioLimit > 0 {
+				d.ioResources(r, v.ioLimit)
+			}
+		}
 		if existed {
 			for _, f := range files {
 				if err := j.saveFile(dir, f); err != nil {
+					return err
+				}
+			}
+			if v.io {
+				if err := d.saveIO(j, dir); err != nil {
 					return err
 				}
 			}
@@ -349,11 +376,22 @@ func (d *Device) set(j *journal, rel string, b *Binding, v values, existed bool)
 			return err
 		}
 		d.log.Debug("linux: set", "cgroup", dir, "values", fmt.Sprintf("%+v", v))
-		return m.Set(r)
+		if err := m.Set(r); err != nil {
+			return err
+		}
+		if v.io && v.ioLimit == 0 {
+			for _, dev := range d.cfg.IO.Devices {
+				if err := cgroups.WriteFile(dir, "io.max", dev+" rbps=max wbps=max"); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
 	}
 	paths := map[string]string{}
 	r := &cgroups.Resources{}
 	var saves [][2]string
+	var blkioWeightFile string
 	if v.cpu {
 		dir := l.dir(ctrlCPU, rel)
 		paths[ctrlCPU] = dir
@@ -387,9 +425,25 @@ func (d *Device) set(j *journal, rel string, b *Binding, v values, existed bool)
 		r.CpusetCpus = v.cpus
 		saves = append(saves, [2]string{dir, "cpuset.cpus"})
 	}
+	if v.io {
+		dir := l.dir(ctrlBlkio, rel)
+		paths[ctrlBlkio] = dir
+		if weightFile := firstFile(dir, "blkio.bfq.weight", "blkio.weight"); weightFile != "" {
+			// Written below rather than through the library, which
+			// remembers the first weight file name it saw process-wide.
+			blkioWeightFile = weightFile
+			saves = append(saves, [2]string{dir, weightFile})
+		}
+		d.ioResources(r, v.ioLimit) // a rate of 0 lifts the limit on v1
+	}
 	if existed {
 		for _, s := range saves {
 			if err := j.saveFile(s[0], s[1]); err != nil {
+				return err
+			}
+		}
+		if v.io {
+			if err := d.saveIO(j, l.dir(ctrlBlkio, rel)); err != nil {
 				return err
 			}
 		}
@@ -401,6 +455,12 @@ func (d *Device) set(j *journal, rel string, b *Binding, v values, existed bool)
 	d.log.Debug("linux: set", "cgroup", rel, "values", fmt.Sprintf("%+v", v))
 	if err := m.Set(r); err != nil {
 		return err
+	}
+	if blkioWeightFile != "" {
+		dir := l.dir(ctrlBlkio, rel)
+		if err := cgroups.WriteFile(dir, blkioWeightFile, strconv.FormatUint(uint64(v.ioWeight), 10)); err != nil {
+			return err
+		}
 	}
 	if v.memory {
 		// The library treats a zero reservation as "unset"; a function
@@ -417,4 +477,14 @@ func (d *Device) set(j *journal, rel string, b *Binding, v values, existed bool)
 // v2 hierarchy).
 func (d *Device) parentExists() bool {
 	return pathExists(d.layout.dir(ctrlCPU, d.cfg.Parent))
+}
+
+// firstFile returns the first of files that exists in dir, or "".
+func firstFile(dir string, files ...string) string {
+	for _, f := range files {
+		if hasFile(dir, f) {
+			return f
+		}
+	}
+	return ""
 }

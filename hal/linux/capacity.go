@@ -43,10 +43,14 @@ func (d *Device) Capacity(ctx context.Context) (hal.Vector, error) {
 	if err != nil {
 		return nil, fmt.Errorf("linux: capacity: %w", err)
 	}
-	return hal.Vector{
+	capacity := hal.Vector{
 		hal.CPU:    math.Min(cores, limits.cores),
 		hal.Memory: math.Min(memory, limits.memory),
-	}, nil
+	}
+	if d.cfg.IO != nil {
+		capacity[hal.IO] = d.cfg.IO.Bandwidth
+	}
+	return capacity, nil
 }
 
 // limits are the bounds a cgroup and its ancestors put on their members.

@@ -30,6 +30,9 @@ type Config struct {
 	// Parent/f.
 	Parent   string    `json:"parent"`
 	Bindings []Binding `json:"bindings"`
+	// IO, when set, makes the driver enforce hal.IO on the block devices
+	// it names; without it an allocation naming hal.IO is refused.
+	IO *IOConfig `json:"io,omitempty"`
 
 	// Proc is the procfs mount point; "" means [DefaultProc]. Tests point
 	// it (and Sys) at fixtures.
@@ -105,6 +108,11 @@ func (c Config) check() error {
 	if c.Parent != "" {
 		if err := checkRelative(c.Parent); err != nil {
 			return fmt.Errorf("linux: config field \"parent\": %w", err)
+		}
+	}
+	if c.IO != nil {
+		if err := c.IO.check(); err != nil {
+			return fmt.Errorf("linux: config field \"io\": %w", err)
 		}
 	}
 	if len(c.Bindings) == 0 {

@@ -87,6 +87,11 @@ func New(cfg Config) (*Device, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg.IO != nil {
+		if err := d.checkDevices(); err != nil {
+			return nil, err
+		}
+	}
 	for _, b := range cfg.Bindings {
 		if err := d.checkBinding(b, online); err != nil {
 			return nil, err
@@ -107,7 +112,7 @@ func (d *Device) checkBinding(b Binding, online []int) error {
 			}
 		}
 	}
-	controllers := d.layout.controllers(b.CPUs != "")
+	controllers := d.controllersOf(b)
 	if b.Cgroup != "" {
 		for _, c := range controllers {
 			dir := d.layout.dir(c, b.Cgroup)
@@ -154,6 +159,11 @@ func (d *Device) checkBinding(b Binding, online []int) error {
 	return nil
 }
 
+// controllersOf returns the hierarchies binding b touches.
+func (d *Device) controllersOf(b Binding) []string {
+	return d.layout.controllers(b.CPUs != "", d.cfg.IO != nil)
+}
+
 // knobFile is a file every cgroup of controller has and Apply writes.
 func knobFile(l layout, controller string) string {
 	switch {
@@ -163,6 +173,8 @@ func knobFile(l layout, controller string) string {
 		return "memory.limit_in_bytes"
 	case controller == ctrlCPUSet:
 		return "cpuset.cpus"
+	case controller == ctrlBlkio:
+		return "blkio.throttle.read_bps_device"
 	default:
 		return "cpu.shares"
 	}
@@ -245,8 +257,13 @@ func (d *Device) checkAllocations(allocs []hal.Allocation) error {
 		seen[a.Function] = true
 		for _, v := range []hal.Vector{a.Guarantee, a.Limit} {
 			for _, r := range v.Resources() {
-				if r != hal.CPU && r != hal.Memory {
-					return fmt.Errorf("linux: apply: function %q resource %q: %w (this driver enforces %q and %q)", a.Function, r, ErrUnsupportedResource, hal.CPU, hal.Memory)
+				switch {
+				case r == hal.CPU || r == hal.Memory:
+				case r == hal.IO && d.cfg.IO == nil:
+					return fmt.Errorf("linux: apply: function %q resource %q: %w (set the config field \"io\" to enforce it)", a.Function, r, ErrUnsupportedResource)
+				case r == hal.IO:
+				default:
+					return fmt.Errorf("linux: apply: function %q resource %q: %w (this driver enforces %q, %q and, when configured, %q)", a.Function, r, ErrUnsupportedResource, hal.CPU, hal.Memory, hal.IO)
 				}
 			}
 		}

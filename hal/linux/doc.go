@@ -54,8 +54,15 @@
 // pre-existing cgroup are not changed: its guarantee holds against its
 // siblings only.
 //
-// [hal.IO] is not enforced yet; an allocation naming it is refused with
-// [ErrUnsupportedResource].
+//   - I/O (only with [Config.IO], which names the block devices and their
+//     bandwidth, reported as the [hal.IO] capacity): the limit throttles
+//     reads and writes, each, on every configured device
+//     (blkio.throttle.read_bps_device and write_bps_device on v1, io.max on
+//     v2); the guarantee sets a weight proportional to its fraction of the
+//     bandwidth where the kernel has one (BFQ's blkio.bfq.weight or
+//     blkio.weight on v1, io.bfq.weight or io.weight on v2) and is otherwise
+//     not enforced. Without Config.IO an allocation naming [hal.IO] is
+//     refused with [ErrUnsupportedResource].
 //
 // # Undo
 //

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -254,5 +255,81 @@ func TestFixtureMissing(t *testing.T) {
 	_, err = linux.New(linux.Config{Root: t.TempDir(), Bindings: []linux.Binding{{Function: "svc", Cgroup: "svc"}}})
 	if err == nil || !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("New on an empty root: %v, want an error saying no hierarchy is there", err)
+	}
+}
+
+func TestFixtureIO(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		tree string
+		want map[string]string // after Apply, by file under cgroup/
+		// after undo, by file under cgroup/: the lines written to put
+		// the old per-device values back (plain files keep only the
+		// last line written; the kernel merges them)
+		restored map[string]string
+	}{
+		{"v2", map[string]string{
+			"svc/io.max":    "254:0 wbps=1048576", // the library writes rbps then wbps
+			"svc/io.weight": "5000",               // half the bandwidth: blkio weight 505, converted to 1..10000
+		}, map[string]string{"svc/io.max": "254:0 rbps=2097152 wbps=max", "svc/io.weight": "default 100"}},
+		{"v1", map[string]string{
+			"blkio/svc/blkio.throttle.read_bps_device":  "254:0 1048576",
+			"blkio/svc/blkio.throttle.write_bps_device": "254:0 1048576",
+			"blkio/svc/blkio.weight":                    "505",
+		}, map[string]string{
+			"blkio/svc/blkio.throttle.read_bps_device":  "254:0 0",
+			"blkio/svc/blkio.throttle.write_bps_device": "254:0 0",
+			"blkio/svc/blkio.weight":                    "500",
+		}},
+	} {
+		t.Run(tc.tree, func(t *testing.T) {
+			root := fixture(t, tc.tree)
+			cfg := fixtureConfig(root, linux.Binding{Function: "svc", Cgroup: "svc"})
+			cfg.IO = &linux.IOConfig{Devices: []string{"254:0"}, Bandwidth: 2 << 20}
+			dev, err := linux.New(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			capacity, err := dev.Capacity(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if capacity[hal.IO] != 2<<20 {
+				t.Errorf("capacity io = %v, want the configured 2 MiB/s", capacity[hal.IO])
+			}
+			undo, err := dev.Apply(ctx, []hal.Allocation{{Function: "svc",
+				Guarantee: hal.Vector{hal.IO: 1 << 20}, Limit: hal.Vector{hal.IO: 1 << 20}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := readTree(t, filepath.Join(root, "cgroup"))
+			for file, want := range tc.want {
+				if got[file] != want {
+					t.Errorf("after Apply, %s = %q, want %q", file, got[file], want)
+				}
+			}
+			if err := undo(ctx); err != nil {
+				t.Fatal(err)
+			}
+			got = readTree(t, filepath.Join(root, "cgroup"))
+			for file, want := range tc.restored {
+				if got[file] != want {
+					t.Errorf("after undo, %s = %q, want %q", file, got[file], want)
+				}
+			}
+		})
+	}
+
+	root := fixture(t, "v2")
+	cfg := fixtureConfig(root, linux.Binding{Function: "svc", Cgroup: "svc"})
+	for _, io := range []linux.IOConfig{
+		{Devices: []string{"254:0"}, Bandwidth: math.NaN()},
+		{Devices: []string{"sda"}, Bandwidth: 1},
+		{Devices: []string{"9:9"}, Bandwidth: 1},
+		{Bandwidth: 1},
+	} {
+		cfg.IO = &io
+		_, err := linux.New(cfg)
+		wantErr(t, err, nil, `"io"`)
 	}
 }

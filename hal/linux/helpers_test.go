@@ -65,11 +65,15 @@ func hierarchies(v2 bool, rel string) []string {
 	if v2 {
 		return []string{filepath.Join(cgroupRoot, rel)}
 	}
-	return []string{
+	dirs := []string{
 		filepath.Join(cgroupRoot, "cpu", rel),
 		filepath.Join(cgroupRoot, "cpuacct", rel),
 		filepath.Join(cgroupRoot, "memory", rel),
 	}
+	if _, err := os.Stat(filepath.Join(cgroupRoot, "blkio", "cgroup.procs")); err == nil {
+		dirs = append(dirs, filepath.Join(cgroupRoot, "blkio", rel))
+	}
+	return dirs
 }
 
 // makeCgroup creates cgroup rel, as a host would before binding to it,
@@ -239,7 +243,7 @@ func settingsOf(t *testing.T, dirs ...string) map[string]string {
 
 // volatile reports whether a cgroup file changes without anyone writing it.
 func volatile(name string) bool {
-	for _, s := range []string{"stat", "usage", "failcnt", "pressure", "events", "procs", "tasks", "threads", "current", "peak", "slabinfo", "oom_control", "effective"} {
+	for _, s := range []string{"stat", "usage", "failcnt", "pressure", "events", "procs", "tasks", "threads", "current", "peak", "slabinfo", "oom_control", "effective", "io_service", "io_wait", "io_queued", "io_merged", "time", "sectors", "dequeue"} {
 		if strings.Contains(name, s) {
 			return true
 		}

@@ -49,19 +49,24 @@ func (l layout) dir(controller, rel string) string {
 // hierarchyRoot returns the root of controller's hierarchy.
 func (l layout) hierarchyRoot(controller string) string { return l.dir(controller, "") }
 
-// controllers returns the hierarchies a binding with or without a cpuset
-// touches: on v1 one per controller, on v2 the single "" hierarchy.
-func (l layout) controllers(cpuset bool) []string {
+// controllers returns the hierarchies a binding touches: on v1 cpu and
+// memory, cpuset when it pins CPUs and blkio when I/O is enforced; on v2
+// the single "" hierarchy.
+func (l layout) controllers(cpuset, io bool) []string {
 	if l.v2 {
 		return []string{""}
 	}
+	out := []string{ctrlCPU, ctrlMemory}
 	if cpuset {
-		return []string{ctrlCPU, ctrlMemory, ctrlCPUSet}
+		out = append(out, ctrlCPUSet)
 	}
-	return []string{ctrlCPU, ctrlMemory}
+	if io {
+		out = append(out, ctrlBlkio)
+	}
+	return out
 }
 
-// v2Controllers reads the controllers available at a v2 cgroup directory.
+// hasFile reports whether dir/file exists.
 func hasFile(dir, file string) bool {
 	_, err := os.Stat(filepath.Join(dir, file))
 	return err == nil

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -259,3 +260,71 @@ func TestApplyCanceled(t *testing.T) {
 		t.Errorf("canceled Apply changed files:\n%s", diff)
 	}
 }
+
+// TestIOLimit: with block devices configured, an I/O limit becomes a
+// read and a write throttle on each device, and undo lifts them again.
+func TestIOLimit(t *testing.T) {
+	v2 := requireRealCgroups(t)
+	var st syscall.Stat_t
+	if err := syscall.Stat("/", &st); err != nil {
+		t.Fatal(err)
+	}
+	// The whole disk that holds the root file system (throttles apply
+	// to disks, not partitions).
+	device := fmt.Sprintf("%d:%d", unixMajor(st.Dev), unixMinor(st.Dev))
+	if _, err := os.Stat(filepath.Join("/sys/dev/block", device, "partition")); err == nil {
+		t.Skipf("hal/linux: / is on partition %s; the test needs a whole disk", device)
+	}
+	if !v2 {
+		if _, err := os.Stat(filepath.Join(cgroupRoot, "blkio", "cgroup.procs")); err != nil {
+			t.Skip("hal/linux: cgroup v1 blkio controller not mounted")
+		}
+	}
+	ctx := context.Background()
+	existing := uniqueName("bound")
+	makeCgroup(t, v2, existing)
+	dev, err := linux.New(linux.Config{
+		Bindings: []linux.Binding{{Function: "f", Cgroup: existing}},
+		IO:       &linux.IOConfig{Devices: []string{device}, Bandwidth: 100 << 20},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := settingsOf(t, hierarchies(v2, existing)...)
+	undo, err := dev.Apply(ctx, []hal.Allocation{{Function: "f", Guarantee: hal.Vector{hal.IO: 1 << 20}, Limit: hal.Vector{hal.IO: 1 << 20}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = undo(ctx) })
+	files := []string{filepath.Join(cgroupRoot, "blkio", existing, "blkio.throttle.read_bps_device"), filepath.Join(cgroupRoot, "blkio", existing, "blkio.throttle.write_bps_device")}
+	want := device + " 1048576"
+	if v2 {
+		files = []string{filepath.Join(cgroupRoot, existing, "io.max")}
+		want = device + " rbps=1048576 wbps=1048576"
+	}
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(data), want) {
+			t.Errorf("%s = %q, want it to hold %q", f, data, want)
+		}
+	}
+	// A guarantee of 1% of the bandwidth is the lowest weights but one
+	// (10 + 1% of 990), where the kernel has a weight (BFQ).
+	if !v2 {
+		if data, err := os.ReadFile(filepath.Join(cgroupRoot, "blkio", existing, "blkio.bfq.weight")); err == nil && strings.TrimSpace(string(data)) != "20" {
+			t.Errorf("blkio.bfq.weight = %q, want 20", data)
+		}
+	}
+	if err := undo(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(before, settingsOf(t, hierarchies(v2, existing)...)); diff != "" {
+		t.Errorf("after undo (-before +after):\n%s", diff)
+	}
+}
+
+func unixMajor(dev uint64) uint32 { return uint32((dev>>8)&0xfff) | uint32((dev>>32)&^0xfff) }
+func unixMinor(dev uint64) uint32 { return uint32(dev&0xff) | uint32((dev>>12)&^0xff) }
