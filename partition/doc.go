@@ -51,9 +51,11 @@
 // allocation for that measure. It keeps two properties the orchestrator
 // relies on and that neither alternative keeps:
 //
-//   - More capacity never shrinks anyone's allocation. Every holding is a
-//     non-decreasing function of L and L a non-decreasing function of the
-//     capacity. Progressive-filling DRF lets functions that do not use an
+//   - More capacity never shrinks anyone's guarantee, nor a non-critical
+//     function's limit. Every holding is a non-decreasing function of L
+//     and L a non-decreasing function of the capacity. (A critical
+//     function's limit includes the reserve, which more capacity can
+//     shrink by letting more non-critical functions in.) Progressive-filling DRF lets functions that do not use an
 //     exhausted resource keep growing, and is not resource monotonic: the
 //     DRF paper itself shows that no policy with its sharing incentive and
 //     Pareto efficiency can be (Ghodsi et al., "Dominant Resource
