@@ -119,7 +119,8 @@ func (h *Handler) Register(name string, f Func, st State) {
 	if _, dup := h.funcs[name]; dup {
 		panic(fmt.Sprintf("migrate: Handler.Register(%q): registered twice", name))
 	}
-	h.funcs[name] = &hosted{name: name, f: f, st: st, dedup: newDedup(h.opts.DedupEntries, h.opts.Window)}
+	h.funcs[name] = &hosted{name: name, f: f, st: st,
+		dedup: newDedup(h.opts.DedupEntries, h.opts.Window), puts: newDedup(h.opts.DedupEntries, h.opts.Window)}
 }
 
 // ServeHTTP implements http.Handler.
@@ -210,7 +211,7 @@ func (h *Handler) serve(ctx context.Context, ev *wireEvent) (int, []byte, error)
 		res, err := fn.invoke(ctx, ev.ID, ev.Data, h.opts.Clock())
 		return http.StatusOK, res, err
 	case KindPutState:
-		if err := fn.putState(ctx, ev.Gen, ev.Data); err != nil {
+		if err := fn.putState(ctx, ev.ID, ev.Gen, ev.Data, h.opts.Clock()); err != nil {
 			return http.StatusUnprocessableEntity, nil, err
 		}
 		return http.StatusOK, nil, nil

@@ -163,3 +163,36 @@ func TestHandlerRegisterPanics(t *testing.T) {
 	require.Panics(t, func() { h.Register("b", nil, nil) })
 	require.Panics(t, func() { migrate.NewHandler(migrate.HandlerOptions{}) }, "no key and not Insecure")
 }
+
+// State transfers are checked like invocations: a request for another
+// generation of the state is refused (409), and a put replayed inside the
+// window does not roll the state back.
+func TestHandlerStateGenerationsAndReplayedPut(t *testing.T) {
+	reg, st := handlerRegion(t, migrate.HandlerOptions{})
+	send := func(typ, id, gen string, data []byte) (*event.Event, int) {
+		ev := invokeEvent(t, id, "count", data, time.Now())
+		ev.SetType(typ)
+		if gen != "" {
+			ev.SetExtension(migrate.ExtGeneration, gen)
+		}
+		require.NoError(t, migrate.Sign(testKey, &ev))
+		return sdkRequest(t, reg.url, ev)
+	}
+	_, status := send(migrate.EventPutState, "put-1", "g1", []byte(`{"a":1}`))
+	require.Equal(t, http.StatusOK, status)
+	ans, status := send(migrate.EventInvoke, "inv-1", "g1", []byte("a"))
+	require.Equal(t, http.StatusOK, status)
+	require.Equal(t, "2", string(ans.Data()))
+
+	ans, status = send(migrate.EventInvoke, "inv-2", "g0", []byte("a"))
+	require.Equal(t, http.StatusConflict, status)
+	require.Contains(t, string(ans.Data()), `state generation "g0"`)
+
+	_, status = send(migrate.EventPutState, "put-1", "g1", []byte(`{"a":1}`)) // replayed
+	require.Equal(t, http.StatusOK, status)
+	require.Equal(t, int64(2), st.Get("a"), "the replayed put did not roll the state back")
+
+	ans, status = send(migrate.EventGetState, "get-1", "g1", nil)
+	require.Equal(t, http.StatusOK, status)
+	require.JSONEq(t, `{"a":2}`, string(ans.Data()))
+}

@@ -20,6 +20,7 @@ type hosted struct {
 	run sync.RWMutex
 
 	dedup *dedup
+	puts  *dedup // put-state ids already applied; never reset, so a replayed put cannot roll the state back
 
 	genMu sync.Mutex
 	gen   string // generation of the state last imported; guarded by genMu
@@ -72,7 +73,22 @@ func (h *hosted) invoke(ctx context.Context, id string, payload []byte, now time
 
 // putState replaces the state; the answers kept for earlier ids no longer
 // describe it, so they are forgotten.
-func (h *hosted) putState(ctx context.Context, gen string, data []byte) error {
+//
+// A put whose id was seen before is not applied again: within the time
+// window, a captured put replayed by someone else would otherwise roll the
+// state back.
+func (h *hosted) putState(ctx context.Context, id, gen string, data []byte, now time.Time) error {
+	o, first := h.puts.claim(id, now)
+	if !first {
+		<-o.done
+		return o.fnErr
+	}
+	o.fnErr = h.importState(ctx, gen, data)
+	close(o.done)
+	return o.fnErr
+}
+
+func (h *hosted) importState(ctx context.Context, gen string, data []byte) error {
 	if h.st == nil && len(data) > 0 {
 		return fmt.Errorf("migrate: function %q has no State registered here, but %d bytes of state were sent", h.name, len(data))
 	}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -294,6 +295,15 @@ func (m *Mover) candidates(spec Spec, health map[string]probeResult, used map[st
 		}
 	}
 	return cands, skipped
+}
+
+// Unhealthy returns the targets whose last probe failed, or that a lease
+// failed over from since, with the error that condemned each. A later
+// successful probe (at the next Migrate or failover) clears a target.
+func (m *Mover) Unhealthy() map[string]error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return maps.Clone(m.dead)
 }
 
 func (m *Mover) target(name string) Target {
