@@ -177,3 +177,73 @@ func FuzzParseMemoryValue(f *testing.F) {
 		}
 	})
 }
+
+func TestParseIOFiles(t *testing.T) {
+	got, err := linux.ParseThrottle("8:0 1048576\n254:0 0\n")
+	if err != nil || !cmp.Equal(got, map[string]uint64{"8:0": 1 << 20, "254:0": 0}) {
+		t.Errorf("ParseThrottle = %v, %v", got, err)
+	}
+	max, err := linux.ParseIOMax("254:0 rbps=2097152 wbps=max riops=max wiops=max\n")
+	if err != nil || !cmp.Equal(max, map[string]map[string]string{"254:0": {"rbps": "2097152", "wbps": "max", "riops": "max", "wiops": "max"}}) {
+		t.Errorf("ParseIOMax = %v, %v", max, err)
+	}
+	for _, bad := range []string{"8:0", "8 0", "x:0 5", "8:0 -1", "8:0 1 2"} {
+		if _, err := linux.ParseThrottle(bad); err == nil {
+			t.Errorf("ParseThrottle(%q) succeeded, want an error", bad)
+		}
+	}
+	for _, bad := range []string{"8:0 rbps", "8:0 rbps=lots", "sda rbps=1", "8:0 =1"} {
+		if _, err := linux.ParseIOMax(bad); err == nil {
+			t.Errorf("ParseIOMax(%q) succeeded, want an error", bad)
+		}
+	}
+}
+
+func FuzzParseThrottle(f *testing.F) {
+	for _, s := range []string{"", "8:0 1048576\n", "8:0 1\n254:0 0\n", "x 1"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got, err := linux.ParseThrottle(s)
+		if err != nil {
+			return
+		}
+		// Writing the parsed lines back out and parsing them again
+		// gives the same values.
+		var b strings.Builder
+		for dev, v := range got {
+			b.WriteString(dev + " " + strconv.FormatUint(v, 10) + "\n")
+		}
+		again, err := linux.ParseThrottle(b.String())
+		if err != nil || len(again) != len(got) {
+			t.Fatalf("round trip of %v: %v, %v", got, again, err)
+		}
+		for dev, v := range got {
+			if again[dev] != v {
+				t.Fatalf("round trip of %v: %v", got, again)
+			}
+		}
+	})
+}
+
+func FuzzParseIOMax(f *testing.F) {
+	for _, s := range []string{"", "254:0 rbps=2097152 wbps=max riops=max wiops=max\n", "8:0 rbps=1\n8:16 wbps=2", "8:0 x"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got, err := linux.ParseIOMax(s)
+		if err != nil {
+			return
+		}
+		for dev, kv := range got {
+			if _, _, err := linux.ParseDevice(dev); err != nil {
+				t.Fatalf("accepted device %q: %v", dev, err)
+			}
+			for k, v := range kv {
+				if k == "" || v == "" {
+					t.Fatalf("accepted empty key or value in %v", kv)
+				}
+			}
+		}
+	})
+}
