@@ -57,10 +57,14 @@ type Options struct {
 	// Concurrency is how many chunks are compressed and sealed at once.
 	// 0 = GOMAXPROCS.
 	Concurrency int
-	// CompressionLevel is a zstd level (1 fastest .. 4 best).
-	// 0 = 1, the fastest, which suits a pause-sensitive update.
+	// CompressionLevel is a zstd level (1 fastest .. 4 best), or
+	// [NoCompression] to store chunks as they are (less CPU, more bytes).
+	// 0 = 1, the fastest zstd level.
 	CompressionLevel int
 }
+
+// NoCompression, as [Options.CompressionLevel], stores chunks uncompressed.
+const NoCompression = -1
 
 // Engine is the [Snapshotter]: it captures the registered sources as one
 // consistent cut and writes them to a [Store] in the format described at
@@ -122,8 +126,8 @@ func New(store Store, sources map[string]Source, opts Options) (*Engine, error) 
 	if workers == 0 {
 		workers = runtime.GOMAXPROCS(0)
 	}
-	if opts.CompressionLevel < 0 || opts.CompressionLevel > 4 {
-		return nil, fmt.Errorf("snapshot: New: CompressionLevel %d out of range 0..4", opts.CompressionLevel)
+	if opts.CompressionLevel < NoCompression || opts.CompressionLevel > 4 {
+		return nil, fmt.Errorf("snapshot: New: CompressionLevel %d out of range -1..4", opts.CompressionLevel)
 	}
 	level := zstd.SpeedFastest
 	if opts.CompressionLevel > 0 {
@@ -133,7 +137,8 @@ func New(store Store, sources map[string]Source, opts Options) (*Engine, error) 
 		opts.Clock = time.Now
 	}
 	opts.Key = slices.Clone(opts.Key)
-	zenc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(level), zstd.WithEncoderConcurrency(workers), zstd.WithLowerEncoderMem(true))
+	zenc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(level), zstd.WithEncoderConcurrency(workers), zstd.WithLowerEncoderMem(true),
+		zstd.WithEncoderCRC(false)) // every chunk has its own CRC-32C already
 	if err != nil {
 		return nil, fmt.Errorf("snapshot: New: zstd: %w", err)
 	}
@@ -141,7 +146,11 @@ func New(store Store, sources map[string]Source, opts Options) (*Engine, error) 
 	for k, v := range sources {
 		srcs[k] = v
 	}
-	return &Engine{store: store, names: names, sources: srcs, opts: opts, log: loggerOrDiscard(opts.Logger), zenc: zenc, workers: workers}, nil
+	e := &Engine{store: store, names: names, sources: srcs, opts: opts, log: loggerOrDiscard(opts.Logger), zenc: zenc, workers: workers}
+	if opts.CompressionLevel == NoCompression {
+		e.zenc = nil // the manifest's own frame is compressed with zenc too
+	}
+	return e, nil
 }
 
 func loggerOrDiscard(l *slog.Logger) *slog.Logger {
@@ -149,6 +158,13 @@ func loggerOrDiscard(l *slog.Logger) *slog.Logger {
 		return slog.New(slog.DiscardHandler)
 	}
 	return l
+}
+
+func (e *Engine) compression() string {
+	if e.zenc == nil {
+		return "none"
+	}
+	return "zstd"
 }
 
 // Store returns the engine's store.
@@ -178,7 +194,7 @@ func (e *Engine) Snapshot(ctx context.Context) (Manifest, error) {
 		Pause:         pause,
 		FormatVersion: FormatVersion,
 		Encrypted:     e.opts.Key != nil,
-		Compression:   "zstd",
+		Compression:   e.compression(),
 		ChunkBytes:    e.opts.ChunkBytes,
 	}
 	e.log.Debug("snapshot: cut taken", "id", m.ID, "pause", pause, "sources", len(views))
@@ -308,11 +324,11 @@ func (e *Engine) write(ctx context.Context, sink io.Writer, m *Manifest, views [
 	if _, err := sink.Write(hdr.marshal()); err != nil {
 		return fmt.Errorf("snapshot %s: write header: %w", m.ID, err)
 	}
-	p := newPipeline(ctx, sink, e.zenc, aead, e.workers)
+	p := newPipeline(ctx, sink, e.zenc, aead, e.workers, e.opts.ChunkBytes)
 	m.Sources = make([]SourceInfo, len(views))
 	for i, v := range views {
 		name := e.names[i]
-		cw := &chunkWriter{p: p, source: uint16(i), buf: make([]byte, 0, e.opts.ChunkBytes)}
+		cw := &chunkWriter{p: p, source: uint16(i), size: e.opts.ChunkBytes, buf: p.buffer()}
 		n, err := writeView(name, v, cw)
 		if err == nil {
 			err = cw.flush()
@@ -373,21 +389,22 @@ func writeView(name string, v View, w io.Writer) (n int64, err error) {
 	return v.WriteTo(w)
 }
 
-// chunkWriter cuts one source's bytes into chunks for the pipeline.
+// chunkWriter cuts one source's bytes into chunks of size bytes for the
+// pipeline.
 type chunkWriter struct {
 	p      *pipeline
 	source uint16
+	size   int
 	buf    []byte
 }
 
 func (w *chunkWriter) Write(b []byte) (int, error) {
 	n := len(b)
 	for len(b) > 0 {
-		room := cap(w.buf) - len(w.buf)
-		take := min(room, len(b))
+		take := min(w.size-len(w.buf), len(b))
 		w.buf = append(w.buf, b[:take]...)
 		b = b[take:]
-		if len(w.buf) == cap(w.buf) {
+		if len(w.buf) == w.size {
 			if err := w.flush(); err != nil {
 				return n - len(b), err
 			}
@@ -402,7 +419,7 @@ func (w *chunkWriter) flush() error {
 		return nil
 	}
 	chunk := w.buf
-	w.buf = w.p.buffer(cap(chunk))
+	w.buf = w.p.buffer()
 	return w.p.submit(w.source, chunk)
 }
 

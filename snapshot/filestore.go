@@ -155,7 +155,8 @@ func (s *FileStore) Create(ctx context.Context, id string) (Sink, error) {
 		return nil, fmt.Errorf("snapshot: filestore create %q: %w", id, err)
 	}
 	w := &fileSink{ctx: ctx, store: s, id: id, f: f, crc: crc32.New(castagnoli)}
-	w.buf = bufio.NewWriterSize(f, fileBufferLen)
+	// Small buffer: frames larger than it go straight to the file.
+	w.buf = bufio.NewWriterSize(f, 64<<10)
 	return w, nil
 }
 

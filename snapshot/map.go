@@ -38,11 +38,12 @@ type MapOptions[K comparable, V any] struct {
 // The zero value is not usable; call [NewMap]. All methods are safe for
 // concurrent use.
 type Map[K comparable, V any] struct {
-	root   atomic.Pointer[mapRoot[K, V]]
-	mu     sync.Mutex // serialises writers; held from Pause to Resume
-	hash   func(K) uint64
-	keys   Codec[K]
-	values Codec[V]
+	root      atomic.Pointer[mapRoot[K, V]]
+	mu        sync.Mutex // serialises writers; held from Pause to Resume
+	hash      func(K) uint64
+	keys      Codec[K]
+	values    Codec[V]
+	rawValues bool // V is []byte with the default codec: views copy values once
 }
 
 type mapRoot[K comparable, V any] struct {
@@ -72,6 +73,7 @@ func NewMap[K comparable, V any](opts MapOptions[K, V]) (*Map[K, V], error) {
 	}
 	if !m.values.valid() {
 		m.values = defaultCodec[V]()
+		m.rawValues = reflect.TypeFor[V]() == reflect.TypeFor[[]byte]()
 	}
 	m.root.Store(&mapRoot[K, V]{node: &hamtNode[K, V]{}})
 	return m, nil
@@ -213,16 +215,17 @@ func (m *Map[K, V]) Capture(ctx context.Context) (View, error) {
 
 // View returns the map's current state as an immutable [MapView], in O(1).
 func (m *Map[K, V]) View() *MapView[K, V] {
-	return &MapView[K, V]{root: m.root.Load(), hash: m.hash, keys: m.keys, values: m.values}
+	return &MapView[K, V]{root: m.root.Load(), hash: m.hash, keys: m.keys, values: m.values, rawValues: m.rawValues}
 }
 
 // MapView is an immutable view of a [Map]: what it held when the view was
 // taken. It is safe for concurrent use.
 type MapView[K comparable, V any] struct {
-	root   *mapRoot[K, V]
-	hash   func(K) uint64
-	keys   Codec[K]
-	values Codec[V]
+	root      *mapRoot[K, V]
+	hash      func(K) uint64
+	keys      Codec[K]
+	values    Codec[V]
+	rawValues bool // V is []byte with the default codec
 }
 
 // Len returns the number of entries in the view.
@@ -268,12 +271,19 @@ func (v *MapView[K, V]) WriteTo(w io.Writer) (int64, error) {
 		}
 		buf = binary.AppendUvarint(buf, uint64(len(scratch)))
 		buf = append(buf, scratch...)
-		if scratch, err = v.values.Append(scratch[:0], e.val); err != nil {
-			err = fmt.Errorf("snapshot: map: encode value of key %v: %w", e.key, err)
-			return false
+		if v.rawValues {
+			// Default codec for []byte values: copy once, straight into buf.
+			raw := any(e.val).([]byte)
+			buf = binary.AppendUvarint(buf, uint64(len(raw)))
+			buf = append(buf, raw...)
+		} else {
+			if scratch, err = v.values.Append(scratch[:0], e.val); err != nil {
+				err = fmt.Errorf("snapshot: map: encode value of key %v: %w", e.key, err)
+				return false
+			}
+			buf = binary.AppendUvarint(buf, uint64(len(scratch)))
+			buf = append(buf, scratch...)
 		}
-		buf = binary.AppendUvarint(buf, uint64(len(scratch)))
-		buf = append(buf, scratch...)
 		if len(buf) >= flushAt {
 			return flush()
 		}

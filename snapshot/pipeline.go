@@ -17,16 +17,19 @@ import (
 // The goroutine that calls submit owns the pipeline; it must end with finish
 // or close, which stop the workers and the writer goroutine.
 type pipeline struct {
-	ctx   context.Context
-	sink  io.Writer
-	zenc  *zstd.Encoder
-	aead  cipher.AEAD
-	seq   uint32
-	jobs  chan *chunkJob // to the workers
-	order chan *chunkJob // to the writer, in submission order
-	free  chan []byte    // recycled buffers
-	done  chan struct{}  // closed when the writer has returned
-	wg    sync.WaitGroup // the workers
+	ctx  context.Context
+	sink io.Writer
+	zenc *zstd.Encoder
+	aead cipher.AEAD
+	seq  uint32
+	// bufBytes is the capacity of every buffer, so any can be reused for
+	// a raw chunk or a frame.
+	bufBytes int
+	jobs     chan *chunkJob // to the workers
+	order    chan *chunkJob // to the writer, in submission order
+	free     chan []byte    // recycled buffers
+	done     chan struct{}  // closed when the writer has returned
+	wg       sync.WaitGroup // the workers
 
 	// Written by the writer goroutine, read by the owner after done.
 	records []chunkRecord
@@ -50,14 +53,17 @@ type chunkRecord struct {
 	info   ChunkInfo
 }
 
-func newPipeline(ctx context.Context, sink io.Writer, zenc *zstd.Encoder, aead cipher.AEAD, workers int) *pipeline {
+func newPipeline(ctx context.Context, sink io.Writer, zenc *zstd.Encoder, aead cipher.AEAD, workers, chunkBytes int) *pipeline {
 	p := &pipeline{
 		ctx: ctx, sink: sink, zenc: zenc, aead: aead,
-		jobs:   make(chan *chunkJob, workers),
-		order:  make(chan *chunkJob, 2*workers),
-		free:   make(chan []byte, 4*workers+2),
-		done:   make(chan struct{}),
-		failed: make(chan struct{}),
+		// Room for a chunk, or a frame holding one: zstd's worst-case
+		// growth, the frame header, the AEAD tag and the CRC.
+		bufBytes: chunkBytes + chunkBytes/128 + 1024,
+		jobs:     make(chan *chunkJob, workers),
+		order:    make(chan *chunkJob, 2*workers),
+		free:     make(chan []byte, 4*workers+2),
+		done:     make(chan struct{}),
+		failed:   make(chan struct{}),
 	}
 	p.wg.Add(workers)
 	for range workers {
@@ -70,7 +76,7 @@ func newPipeline(ctx context.Context, sink io.Writer, zenc *zstd.Encoder, aead c
 func (p *pipeline) work() {
 	defer p.wg.Done()
 	for j := range p.jobs {
-		j.out, j.info = sealFrame(p.buffer(len(j.raw)+frameHeaderSize+64), kindData, j.source, j.seq, j.raw, p.zenc, p.aead)
+		j.out, j.info = sealFrame(p.buffer(), kindData, j.source, j.seq, j.raw, p.zenc, p.aead)
 		close(j.ready)
 	}
 }
@@ -98,21 +104,21 @@ func (p *pipeline) fail(err error) {
 	close(p.failed)
 }
 
-// buffer returns an empty buffer with at least n bytes of capacity.
-func (p *pipeline) buffer(n int) []byte {
-	for {
-		select {
-		case b := <-p.free:
-			if cap(b) >= n {
-				return b[:0]
-			}
-		default:
-			return make([]byte, 0, n)
-		}
+// buffer returns an empty buffer of p.bufBytes capacity, recycled when
+// one is free.
+func (p *pipeline) buffer() []byte {
+	select {
+	case b := <-p.free:
+		return b[:0]
+	default:
+		return make([]byte, 0, p.bufBytes)
 	}
 }
 
 func (p *pipeline) recycle(b []byte) {
+	if cap(b) < p.bufBytes {
+		return // grown elsewhere or too small: let the GC have it
+	}
 	select {
 	case p.free <- b:
 	default:
