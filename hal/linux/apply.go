@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/hashicorp/go-multierror"
 	"github.com/opencontainers/cgroups"
@@ -85,7 +86,7 @@ func (d *Device) apply(ctx context.Context, allocs []hal.Allocation) (hal.Undo, 
 		if parentMemory < v1Unlimited {
 			v.memGuarantee = int64(parentMemory)
 		}
-		if err := d.set(j, d.cfg.Parent, nil, v, parentExisted); err != nil {
+		if err := d.set(j, d.cfg.Parent, v, parentExisted); err != nil {
 			return fail(fmt.Errorf("linux: apply: parent cgroup %q: %w", d.cfg.Parent, err))
 		}
 	}
@@ -165,7 +166,7 @@ func weightOf(l layout, guarantee, cores float64) uint64 {
 func (d *Device) applyOne(j *journal, b Binding, a hal.Allocation, cores float64) error {
 	v := valuesOf(d.layout, a, b, cores, d.cfg.IO)
 	if b.Cgroup != "" {
-		if err := d.set(j, b.Cgroup, &b, v, true); err != nil {
+		if err := d.set(j, b.Cgroup, v, true); err != nil {
 			return fmt.Errorf("linux: apply: function %q cgroup %q: %w", b.Function, b.Cgroup, err)
 		}
 		return nil
@@ -179,7 +180,7 @@ func (d *Device) applyOne(j *journal, b Binding, a hal.Allocation, cores float64
 	if err != nil {
 		return fmt.Errorf("linux: apply: function %q: create cgroup %q: %w", b.Function, rel, err)
 	}
-	if err := d.set(j, rel, &b, v, existed); err != nil {
+	if err := d.set(j, rel, v, existed); err != nil {
 		return fmt.Errorf("linux: apply: function %q cgroup %q: %w", b.Function, rel, err)
 	}
 	for _, m := range moves {
@@ -317,160 +318,184 @@ func enableControllers(j *journal, dir string, cpuset, io bool) error {
 	return cgroups.WriteFile(dir, "cgroup.subtree_control", "+"+strings.Join(missing, " +"))
 }
 
-// set writes v into cgroup rel, through the library's v1 or v2 manager,
-// after saving the files it will change when the cgroup existed before
-// this Apply (created ones are removed on undo instead).
-func (d *Device) set(j *journal, rel string, b *Binding, v values, existed bool) error {
-	l := d.layout
-	if l.v2 {
-		dir := l.dir("", rel)
-		r := &cgroups.Resources{}
-		var files []string
+// part is one resource's share of a cgroup change: the files to save
+// first, the values to write through the library, and writes the library
+// cannot express.
+type part struct {
+	resource hal.Resource // or "cpuset"; names the part in errors
+	dir      string       // the cgroup directory written
+	files    []string     // saved before writing, restored by undo
+	io       bool         // also save the per-device I/O limits of dir
+	res      cgroups.Resources
+	after    []fileWrite
+}
+
+type fileWrite struct{ file, value string }
+
+// set writes v into cgroup rel, one resource at a time through the
+// library's v1 or v2 manager, after saving the files it will change when
+// the cgroup existed before this Apply (created ones are removed on undo
+// instead). Errors name the resource being written.
+func (d *Device) set(j *journal, rel string, v values, existed bool) error {
+	var parts []part
+	if d.layout.v2 {
+		parts = d.partsV2(d.layout.dir("", rel), v)
+	} else {
+		parts = d.partsV1(rel, v)
+	}
+	if existed {
+		for _, p := range parts {
+			for _, f := range p.files {
+				if err := j.saveFile(p.dir, f); err != nil {
+					return fmt.Errorf("resource %s: %w", p.resource, err)
+				}
+			}
+			if p.io {
+				if err := d.saveIO(j, p.dir); err != nil {
+					return fmt.Errorf("resource %s: %w", p.resource, err)
+				}
+			}
+		}
+	}
+	d.log.Debug("linux: set", "cgroup", rel, "values", v)
+	for _, p := range parts {
+		if err := d.write(p); err != nil {
+			return fmt.Errorf("resource %s: %w", p.resource, err)
+		}
+	}
+	return nil
+}
+
+// write applies one part through the library's manager for its layout.
+func (d *Device) write(p part) error {
+	cg := &cgroups.Cgroup{Resources: &cgroups.Resources{}}
+	var m cgroups.Manager
+	var err error
+	if d.layout.v2 {
+		m, err = fs2.NewManager(cg, p.dir)
+	} else {
+		controller := map[hal.Resource]string{hal.CPU: ctrlCPU, hal.Memory: ctrlMemory, "cpuset": ctrlCPUSet, hal.IO: ctrlBlkio}[p.resource]
+		m, err = fs.NewManager(cg, map[string]string{controller: p.dir})
+	}
+	if err != nil {
+		return err
+	}
+	if err := setResources(m, &p.res); err != nil {
+		return err
+	}
+	for _, w := range p.after {
+		if err := cgroups.WriteFile(p.dir, w.file, w.value); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// partsV2 maps v to the files of cgroup v2 directory dir.
+func (d *Device) partsV2(dir string, v values) []part {
+	var parts []part
+	if v.cpu || v.quotaSet {
+		p := part{resource: hal.CPU, dir: dir}
 		if v.cpu {
-			r.CpuWeight = v.weight
-			files = append(files, "cpu.weight")
+			p.res.CpuWeight = v.weight
+			p.files = append(p.files, "cpu.weight")
 		}
 		if v.quotaSet {
-			r.CpuQuota, r.CpuPeriod = v.quota, CPUPeriod
-			files = append(files, "cpu.max")
+			p.res.CpuQuota, p.res.CpuPeriod = v.quota, CPUPeriod
+			p.files = append(p.files, "cpu.max")
 		}
+		parts = append(parts, p)
+	}
+	if v.memory || v.memLimitSet {
+		p := part{resource: hal.Memory, dir: dir}
 		if v.memLimitSet {
-			r.Memory, r.MemorySwap = v.memLimit, v.memLimit
-			files = append(files, "memory.max", "memory.swap.max")
+			// memory+swap equal to memory: swap.max 0.
+			p.res.Memory, p.res.MemorySwap = v.memLimit, v.memLimit
+			p.files = append(p.files, "memory.max", "memory.swap.max")
 		}
 		if v.memory {
 			g := strconv.FormatInt(v.memGuarantee, 10)
 			if v.memGuarantee < 0 {
 				g = "max"
 			}
-			r.Unified = map[string]string{"memory.min": g, "memory.low": g}
-			files = append(files, "memory.min", "memory.low")
+			p.res.Unified = map[string]string{"memory.min": g, "memory.low": g}
+			p.files = append(p.files, "memory.min", "memory.low")
 		}
-		if v.cpus != "" {
-			r.CpusetCpus = v.cpus
-			files = append(files, "cpuset.cpus")
-		}
-		if v.io {
-			if weightFile := firstFile(dir, "io.bfq.weight", "io.weight"); weightFile != "" {
-				r.BlkioWeight = v.ioWeight
-				files = append(files, weightFile)
-			}
-			if v.ioLimit > 0 {
-				d.ioResources(r, v.ioLimit)
-			}
-		}
-		if existed {
-			for _, f := range files {
-				if err := j.saveFile(dir, f); err != nil {
-					return err
-				}
-			}
-			if v.io {
-				if err := d.saveIO(j, dir); err != nil {
-					return err
-				}
-			}
-		}
-		m, err := fs2.NewManager(&cgroups.Cgroup{Resources: &cgroups.Resources{}}, dir)
-		if err != nil {
-			return err
-		}
-		d.log.Debug("linux: set", "cgroup", dir, "values", fmt.Sprintf("%+v", v))
-		if err := m.Set(r); err != nil {
-			return err
-		}
-		if v.io && v.ioLimit == 0 {
-			for _, dev := range d.cfg.IO.Devices {
-				if err := cgroups.WriteFile(dir, "io.max", dev+" rbps=max wbps=max"); err != nil {
-					return err
-				}
-			}
-		}
-		return nil
-	}
-	paths := map[string]string{}
-	r := &cgroups.Resources{}
-	var saves [][2]string
-	var blkioWeightFile string
-	if v.cpu {
-		dir := l.dir(ctrlCPU, rel)
-		paths[ctrlCPU] = dir
-		r.CpuShares = v.weight
-		saves = append(saves, [2]string{dir, "cpu.shares"})
-	}
-	if v.quotaSet {
-		dir := l.dir(ctrlCPU, rel)
-		paths[ctrlCPU] = dir
-		r.CpuQuota, r.CpuPeriod = v.quota, CPUPeriod
-		saves = append(saves, [2]string{dir, "cpu.cfs_period_us"}, [2]string{dir, "cpu.cfs_quota_us"})
-	}
-	if v.memLimitSet {
-		dir := l.dir(ctrlMemory, rel)
-		paths[ctrlMemory] = dir
-		r.Memory = v.memLimit
-		saves = append(saves, [2]string{dir, "memory.limit_in_bytes"})
-		if hasFile(dir, "memory.memsw.limit_in_bytes") {
-			r.MemorySwap = v.memLimit
-			saves = append(saves, [2]string{dir, "memory.memsw.limit_in_bytes"})
-		}
-	}
-	if v.memory {
-		dir := l.dir(ctrlMemory, rel)
-		paths[ctrlMemory] = dir
-		saves = append(saves, [2]string{dir, "memory.soft_limit_in_bytes"})
+		parts = append(parts, p)
 	}
 	if v.cpus != "" {
-		dir := l.dir(ctrlCPUSet, rel)
-		paths[ctrlCPUSet] = dir
-		r.CpusetCpus = v.cpus
-		saves = append(saves, [2]string{dir, "cpuset.cpus"})
+		parts = append(parts, part{resource: "cpuset", dir: dir, files: []string{"cpuset.cpus"}, res: cgroups.Resources{CpusetCpus: v.cpus}})
 	}
 	if v.io {
-		dir := l.dir(ctrlBlkio, rel)
-		paths[ctrlBlkio] = dir
-		if weightFile := firstFile(dir, "blkio.bfq.weight", "blkio.weight"); weightFile != "" {
-			// Written below rather than through the library, which
-			// remembers the first weight file name it saw process-wide.
-			blkioWeightFile = weightFile
-			saves = append(saves, [2]string{dir, weightFile})
+		p := part{resource: hal.IO, dir: dir, io: true}
+		if weightFile := firstFile(dir, "io.bfq.weight", "io.weight"); weightFile != "" {
+			p.res.BlkioWeight = v.ioWeight
+			p.files = append(p.files, weightFile)
 		}
-		d.ioResources(r, v.ioLimit) // a rate of 0 lifts the limit on v1
-	}
-	if existed {
-		for _, s := range saves {
-			if err := j.saveFile(s[0], s[1]); err != nil {
-				return err
+		if v.ioLimit > 0 {
+			d.ioResources(&p.res, v.ioLimit)
+		} else {
+			for _, dev := range d.cfg.IO.Devices {
+				p.after = append(p.after, fileWrite{"io.max", dev + " rbps=max wbps=max"})
 			}
 		}
-		if v.io {
-			if err := d.saveIO(j, l.dir(ctrlBlkio, rel)); err != nil {
-				return err
+		parts = append(parts, p)
+	}
+	return parts
+}
+
+// partsV1 maps v to the files of cgroup rel in the v1 hierarchies.
+func (d *Device) partsV1(rel string, v values) []part {
+	l := d.layout
+	var parts []part
+	if v.cpu || v.quotaSet {
+		p := part{resource: hal.CPU, dir: l.dir(ctrlCPU, rel)}
+		if v.cpu {
+			p.res.CpuShares = v.weight
+			p.files = append(p.files, "cpu.shares")
+		}
+		if v.quotaSet {
+			p.res.CpuQuota, p.res.CpuPeriod = v.quota, CPUPeriod
+			p.files = append(p.files, "cpu.cfs_period_us", "cpu.cfs_quota_us")
+		}
+		parts = append(parts, p)
+	}
+	if v.memory || v.memLimitSet {
+		p := part{resource: hal.Memory, dir: l.dir(ctrlMemory, rel)}
+		if v.memLimitSet {
+			p.res.Memory = v.memLimit
+			p.files = append(p.files, "memory.limit_in_bytes")
+			if hasFile(p.dir, "memory.memsw.limit_in_bytes") {
+				// memory+swap equal to memory, so swap cannot
+				// extend the limit.
+				p.res.MemorySwap = v.memLimit
+				p.files = append(p.files, "memory.memsw.limit_in_bytes")
 			}
 		}
-	}
-	m, err := fs.NewManager(&cgroups.Cgroup{Resources: &cgroups.Resources{}}, paths)
-	if err != nil {
-		return err
-	}
-	d.log.Debug("linux: set", "cgroup", rel, "values", fmt.Sprintf("%+v", v))
-	if err := m.Set(r); err != nil {
-		return err
-	}
-	if blkioWeightFile != "" {
-		dir := l.dir(ctrlBlkio, rel)
-		if err := cgroups.WriteFile(dir, blkioWeightFile, strconv.FormatUint(uint64(v.ioWeight), 10)); err != nil {
-			return err
+		if v.memory {
+			// Written directly: the library treats a zero reservation
+			// as "unset", and a function guaranteed no memory gets a
+			// soft limit of 0 (reclaimed first).
+			p.files = append(p.files, "memory.soft_limit_in_bytes")
+			p.after = append(p.after, fileWrite{"memory.soft_limit_in_bytes", strconv.FormatInt(v.memGuarantee, 10)})
 		}
+		parts = append(parts, p)
 	}
-	if v.memory {
-		// The library treats a zero reservation as "unset"; a function
-		// guaranteed no memory gets a soft limit of 0 (reclaimed first).
-		dir := l.dir(ctrlMemory, rel)
-		if err := cgroups.WriteFile(dir, "memory.soft_limit_in_bytes", strconv.FormatInt(v.memGuarantee, 10)); err != nil {
-			return err
+	if v.cpus != "" {
+		parts = append(parts, part{resource: "cpuset", dir: l.dir(ctrlCPUSet, rel), files: []string{"cpuset.cpus"}, res: cgroups.Resources{CpusetCpus: v.cpus}})
+	}
+	if v.io {
+		p := part{resource: hal.IO, dir: l.dir(ctrlBlkio, rel), io: true}
+		d.ioResources(&p.res, v.ioLimit) // a rate of 0 lifts the limit on v1
+		if weightFile := firstFile(p.dir, "blkio.bfq.weight", "blkio.weight"); weightFile != "" {
+			// Written directly: the library remembers, process-wide,
+			// the first weight file name it saw.
+			p.files = append(p.files, weightFile)
+			p.after = append(p.after, fileWrite{weightFile, strconv.FormatUint(uint64(v.ioWeight), 10)})
 		}
+		parts = append(parts, p)
 	}
-	return nil
+	return parts
 }
 
 // parentExists reports whether Parent exists in the cpu hierarchy (or the
@@ -487,4 +512,18 @@ func firstFile(dir string, files ...string) string {
 		}
 	}
 	return ""
+}
+
+// v1SetMu serialises Set calls into the cgroups library across devices:
+// its v1 manager shares one blkio subsystem value process-wide, which
+// caches a file name on first use without synchronisation. It guards the
+// library's state, not ours.
+var v1SetMu sync.Mutex
+
+func setResources(m cgroups.Manager, r *cgroups.Resources) error {
+	if _, v1 := m.(*fs.Manager); v1 {
+		v1SetMu.Lock()
+		defer v1SetMu.Unlock()
+	}
+	return m.Set(r)
 }

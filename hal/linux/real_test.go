@@ -426,3 +426,40 @@ func wantErr(t *testing.T, err error, is error, says ...string) {
 		}
 	}
 }
+
+// TestKernelRefusalMidApply: when the kernel refuses a value (a memory
+// limit below what the cgroup already uses), Apply names the function and
+// resource, and the values it had already written are put back.
+func TestKernelRefusalMidApply(t *testing.T) {
+	v2 := requireRealCgroups(t)
+	if v2 {
+		t.Skip("hal/linux: cgroup v2 accepts a memory.max below usage (it reclaims or kills instead of refusing)")
+	}
+	if data, err := os.ReadFile("/proc/swaps"); err != nil || strings.Count(string(data), "\n") > 1 {
+		t.Skip("hal/linux: with swap the kernel may swap out instead of refusing the limit")
+	}
+	ctx := context.Background()
+	existing := uniqueName("bound")
+	makeCgroup(t, v2, existing)
+	hog := startChild(t, "hold:64")
+	moveInto(t, v2, existing, hog.pid())
+	if _, err := fmt.Fprintln(hog.stdin, "allocate"); err != nil {
+		t.Fatal(err)
+	}
+	hog.expect(t, "allocated")
+	dev, err := linux.New(linux.Config{Bindings: []linux.Binding{{Function: "fwd", Cgroup: existing}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := settingsOf(t, hierarchies(v2, existing)...)
+	undo, err := dev.Apply(ctx, []hal.Allocation{{Function: "fwd",
+		Guarantee: hal.Vector{hal.CPU: 0.5}, Limit: hal.Vector{hal.CPU: 0.5, hal.Memory: 8 << 20}}})
+	if undo != nil {
+		t.Error("Apply returned an undo with its error")
+	}
+	t.Logf("Apply: %v", err)
+	wantErr(t, err, nil, `function "fwd"`, "resource memory")
+	if diff := cmp.Diff(before, settingsOf(t, hierarchies(v2, existing)...)); diff != "" {
+		t.Errorf("refused Apply left changes behind (-before +after):\n%s", diff)
+	}
+}
