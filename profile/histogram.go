@@ -78,8 +78,9 @@ func (h *logHistogram) rebase(t time.Time, w float64) {
 	h.ref = t
 }
 
-// quantile returns the smallest bucket upper bound below which at least q
-// of the weight lies (0 if the zero bucket holds it).
+// quantile returns the value below which q of the weight lies,
+// interpolated inside the bucket that holds it (0 if the zero bucket
+// holds it).
 func (h *logHistogram) quantile(q float64) float64 {
 	if h.total == 0 {
 		return 0
@@ -90,10 +91,23 @@ func (h *logHistogram) quantile(q float64) float64 {
 		return 0
 	}
 	for i, w := range h.weights {
-		acc += float64(w)
-		if acc >= target {
-			return h.upper(i)
+		if w == 0 {
+			continue
 		}
+		if acc+float64(w) >= target {
+			// Interpolate inside the bucket, geometrically, so a quantile
+			// is not rounded up to the bucket's upper bound.
+			lo := 0.0
+			if i > 0 {
+				lo = h.upper(i - 1)
+			}
+			f := math.Min(math.Max((target-acc)/float64(w), 0), 1)
+			if lo == 0 {
+				return f * h.upper(i)
+			}
+			return lo * math.Exp(f*h.logGrow)
+		}
+		acc += float64(w)
 	}
 	return h.upper(len(h.weights) - 1)
 }
