@@ -36,8 +36,8 @@
 // Code that is not HTTP calls [Controller.Acquire] around each request (and
 // [WriteRejection] if it wants the middleware's answers), or
 // [Controller.Allow] when a request needs no release. [Controller.Run]
-// polls a [PressureSource] such as [NewPSI] to tighten adaptive limits when
-// the machine is under pressure; [Controller.Collector] exports Prometheus
+// polls a [PressureSource] — [NewPSI] for the machine, [NewCgroupPSI] for
+// one cgroup v2 group — to tighten adaptive limits under pressure; [Controller.Collector] exports Prometheus
 // metrics for the host to register. gRPC servers use the sub-package
 // degradegrpc, which keeps gRPC out of this package's dependencies.
 //
