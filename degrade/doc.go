@@ -37,9 +37,10 @@
 // [WriteRejection] if it wants the middleware's answers), or
 // [Controller.Allow] when a request needs no release. [Controller.Run]
 // polls a [PressureSource] — [NewPSI] for the machine, [NewCgroupPSI] for
-// one cgroup v2 group — to tighten adaptive limits under pressure; [Controller.Collector] exports Prometheus
-// metrics for the host to register. gRPC servers use the sub-package
-// degradegrpc, which keeps gRPC out of this package's dependencies.
+// one cgroup v2 group — to tighten adaptive limits under pressure;
+// [Controller.Collector] exports Prometheus metrics for the host to
+// register. gRPC servers use the sub-package degradegrpc, which keeps gRPC
+// out of this package's dependencies.
 //
 // Rejections are errors wrapping the sentinels above and are
 // [*RejectedError] values (errors.As) with Retry-After and a user message.
