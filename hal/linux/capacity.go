@@ -17,7 +17,8 @@ import (
 // Capacity returns the CPU cores and memory bytes this process may give
 // its functions: the online CPUs and MemTotal, each bounded by the limits
 // of the cgroup this process runs in and of its ancestors (CPU quota,
-// cpuset, memory limit).
+// cpuset, memory limit), and, with [Config.IO], the configured bandwidth
+// as [hal.IO].
 func (d *Device) Capacity(ctx context.Context) (hal.Vector, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("linux: capacity: %w", err)

@@ -41,8 +41,9 @@ var (
 	ErrUnsupportedResource = errors.New("linux: unsupported resource")
 )
 
-// Device is a Linux host's CPUs and memory, partitioned with cgroups
-// between the functions its [Config] binds. Create it with [New]; the zero
+// Device is a Linux host's CPUs and memory (and, with [Config.IO], block
+// I/O bandwidth), partitioned with cgroups between the functions its
+// [Config] binds. Create it with [New]; the zero
 // value is not usable. Its methods are safe for concurrent use.
 type Device struct {
 	cfg      Config // with defaults filled in; never modified

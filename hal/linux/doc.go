@@ -1,5 +1,5 @@
 // Package linux is the hal driver for a Linux host: it partitions the
-// machine's CPUs and memory between a data-plane binary's functions with
+// machine's CPUs, memory and (optionally) block I/O between a data-plane binary's functions with
 // control groups, through github.com/opencontainers/cgroups (the fs manager
 // on cgroup v1, fs2 on the v2 unified hierarchy).
 //
@@ -46,14 +46,6 @@
 //     memory.swap.max 0 on v2; no limit means unlimited.
 //   - Memory guarantee: memory.min and memory.low on v2; the soft limit
 //     (memory.soft_limit_in_bytes) on v1, which has no hard protection.
-//
-// The cgroup the driver creates for a PIDs binding lives in
-// Parent/<function>; when the driver also creates Parent, it gives Parent the
-// sum of its children's weights and (v2) protections, so the children's
-// guarantees hold against the rest of the machine. Ancestors of a bound,
-// pre-existing cgroup are not changed: its guarantee holds against its
-// siblings only.
-//
 //   - I/O (only with [Config.IO], which names the block devices and their
 //     bandwidth, reported as the [hal.IO] capacity): the limit throttles
 //     reads and writes, each, on every configured device
@@ -63,6 +55,17 @@
 //     blkio.weight on v1, io.bfq.weight or io.weight on v2) and is otherwise
 //     not enforced. Without Config.IO an allocation naming [hal.IO] is
 //     refused with [ErrUnsupportedResource].
+//
+// Quantities beyond what a cgroup file can hold mean "unlimited" (limits)
+// or "everything" (memory guarantee).
+//
+// The cgroup the driver creates for a PIDs binding lives in
+// Parent/<function>. An Apply that allocates CPU (or, on v2, memory) to
+// PIDs-bound functions also gives Parent the weight (and memory protection)
+// of those functions' guarantees together, so they hold against the rest of
+// the machine; undo puts Parent's values back or removes Parent if the Apply
+// created it. Ancestors of a bound, pre-existing cgroup are not changed: its
+// guarantee holds against its siblings only.
 //
 // # Undo
 //

@@ -192,8 +192,8 @@ func TestStackedApplies(t *testing.T) {
 	}
 }
 
-// TestConcurrentApplies: Applies and undos from several goroutines are
-// serialised by the device and leave the original state behind.
+// TestConcurrentApplies: Applies and undos from several goroutines, on
+// one device and on two, leave the original state behind.
 func TestConcurrentApplies(t *testing.T) {
 	v2 := requireRealCgroups(t)
 	ctx := context.Background()
@@ -205,14 +205,21 @@ func TestConcurrentApplies(t *testing.T) {
 		bindings = append(bindings, linux.Binding{Function: fmt.Sprint("f", i), Cgroup: cg})
 		dirs = append(dirs, hierarchies(v2, cg)...)
 	}
-	dev, err := linux.New(linux.Config{Parent: uniqueName("parent"), Bindings: bindings})
-	if err != nil {
-		t.Fatal(err)
+	// Two devices, two functions each: Applies are serialised within a
+	// device and must be safe across devices.
+	var devs []*linux.Device
+	for _, half := range [][]linux.Binding{bindings[:2], bindings[2:]} {
+		dev, err := linux.New(linux.Config{Parent: uniqueName("parent"), Bindings: half})
+		if err != nil {
+			t.Fatal(err)
+		}
+		devs = append(devs, dev, dev)
 	}
 	before := settingsOf(t, dirs...)
 	var wg sync.WaitGroup
 	errs := make(chan error, len(bindings))
 	for i, b := range bindings {
+		dev := devs[i]
 		wg.Go(func() {
 			for range 5 {
 				undo, err := dev.Apply(ctx, []hal.Allocation{{Function: b.Function, Limit: hal.Vector{hal.CPU: float64(i+1) / 4, hal.Memory: float64(i+1) * (32 << 20)}}})
