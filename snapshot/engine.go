@@ -44,6 +44,9 @@ type Options struct {
 	Clock func() time.Time
 	// Logger receives progress and clean-up notices. nil discards them.
 	Logger *slog.Logger
+	// Metrics, when set, are updated by every Snapshot and Restore; the
+	// host registers them ([NewMetrics]). nil records nothing.
+	Metrics *Metrics
 	// Pause, when set, is called first when a cut starts and its resume
 	// function last when it ends: a host-wide pause (for example, stop the
 	// packet workers) around the sources' own [Pauser]s. It may be nil.
@@ -177,13 +180,22 @@ func (e *Engine) Store() Store { return e.store }
 // abandoned, every source is resumed and the error (matching [ErrCapture])
 // returned. If writing fails, the half-written snapshot is cancelled;
 // earlier snapshots are never touched.
-func (e *Engine) Snapshot(ctx context.Context) (Manifest, error) {
+func (e *Engine) Snapshot(ctx context.Context) (m Manifest, err error) {
+	start := time.Now()
+	defer func() { e.opts.Metrics.observe("snapshot", start, m.RawBytes(), err) }()
+	return e.snapshot(ctx)
+}
+
+func (e *Engine) snapshot(ctx context.Context) (Manifest, error) {
 	if err := ctx.Err(); err != nil {
 		return Manifest{}, fmt.Errorf("snapshot: %w", err)
 	}
 	views, pause, err := e.cut(ctx)
 	if err != nil {
 		return Manifest{}, err
+	}
+	if e.opts.Metrics != nil {
+		e.opts.Metrics.Pause.Observe(pause.Seconds())
 	}
 	defer closeViews(views)
 	created := e.opts.Clock().UTC()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 )
 
 // Load reads the snapshot id from the store, verifies every byte of it
@@ -149,7 +150,10 @@ func checkManifest(m Manifest, name string, seen []SourceInfo, encrypted bool) e
 // Restore stops at the first source that fails; sources before it have
 // been restored. It does not pause the sources: each source's Restore
 // should swap its state in atomically ([Map] does).
-func (e *Engine) Restore(ctx context.Context, m Manifest) error {
+func (e *Engine) Restore(ctx context.Context, m Manifest) (err error) {
+	start := time.Now()
+	var restored int64
+	defer func() { e.opts.Metrics.observe("restore", start, restored, err) }()
 	stored, err := e.Load(ctx, m.ID)
 	if err != nil {
 		return fmt.Errorf("snapshot: restore: %w", err)
@@ -184,7 +188,8 @@ func (e *Engine) Restore(ctx context.Context, m Manifest) error {
 		}
 		e.log.Debug("snapshot: source restored", "id", m.ID, "source", s.Name, "raw_bytes", s.RawBytes)
 	}
-	e.log.Info("snapshot: restored", "id", m.ID, "raw_bytes", stored.RawBytes())
+	restored = stored.RawBytes()
+	e.log.Info("snapshot: restored", "id", m.ID, "raw_bytes", restored)
 	return nil
 }
 
