@@ -82,9 +82,10 @@ type Analyzer struct {
 
 	collectMu sync.Mutex // serialises Sample, so each Collector sees one caller
 
-	mu      sync.Mutex // guards everything below
-	funcs   map[string]*functionModel
-	dropped int64 // samples refused: invalid, or over MaxFunctions
+	mu       sync.Mutex // guards everything below
+	funcs    map[string]*functionModel
+	observed int64 // samples recorded
+	dropped  int64 // samples refused: invalid, or over MaxFunctions
 }
 
 var _ Profiler = (*Analyzer)(nil)
@@ -171,7 +172,9 @@ func (a *Analyzer) Observe(samples ...Sample) {
 		if err := a.observeLocked(&samples[i]); err != nil {
 			a.dropped++
 			a.log.Warn("profile: sample dropped", "err", err)
+			continue
 		}
+		a.observed++
 	}
 }
 
@@ -204,11 +207,7 @@ func (a *Analyzer) observeLocked(s *Sample) error {
 		}
 		sr.observe(&a.params, s.Time, q)
 	}
-	interval := s.Interval
-	if interval == 0 && !fm.last.IsZero() {
-		interval = s.Time.Sub(fm.last)
-	}
-	fm.evidence.add(a.evBucket, s, interval)
+	fm.evidence.add(a.evBucket, s)
 	fm.samples++
 	if s.Time.After(fm.last) {
 		fm.last = s.Time

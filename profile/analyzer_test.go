@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-multierror"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 	"github.com/updraft-dev/updraft/hal"
 	"github.com/updraft-dev/updraft/profile"
@@ -212,4 +213,38 @@ func TestAnalyzerConcurrentUse(t *testing.T) {
 	fc, err := an.Forecast(context.Background(), time.Minute, []profile.Function{{Name: "f"}})
 	require.NoError(t, err)
 	require.Equal(t, 2000, fc.Functions[0].Samples)
+}
+
+func TestAnalyzerMetrics(t *testing.T) {
+	an := mustNew(t, profile.Options{})
+	an.Observe(profile.Sample{Function: "a", Time: epoch}, profile.Sample{Function: "b", Time: epoch}, profile.Sample{Function: ""})
+	reg := prometheus.NewPedanticRegistry()
+	require.NoError(t, reg.Register(an.Metrics()))
+	families, err := reg.Gather()
+	require.NoError(t, err)
+	got := map[string]float64{}
+	for _, f := range families {
+		m := f.GetMetric()[0]
+		if c := m.GetCounter(); c != nil {
+			got[f.GetName()] = c.GetValue()
+		} else {
+			got[f.GetName()] = m.GetGauge().GetValue()
+		}
+	}
+	require.Equal(t, map[string]float64{
+		"updraft_profile_functions":              2,
+		"updraft_profile_samples_dropped_total":  1,
+		"updraft_profile_samples_observed_total": 2,
+	}, got)
+}
+
+func TestCollectorFunc(t *testing.T) {
+	calls := 0
+	c := profile.CollectorFunc(func(context.Context) ([]profile.Sample, error) {
+		calls++
+		return []profile.Sample{{Function: "f", Time: epoch, Usage: hal.Vector{hal.CPU: 1}}}, nil
+	})
+	an := mustNew(t, profile.Options{Collectors: []profile.Collector{c}})
+	require.NoError(t, an.Sample(context.Background()))
+	require.Equal(t, 1, calls)
 }

@@ -42,7 +42,7 @@ func (e *evidence) init(n int) {
 	e.seen = make([]int32, n)
 }
 
-func (e *evidence) add(width time.Duration, s *Sample, interval time.Duration) {
+func (e *evidence) add(width time.Duration, s *Sample) {
 	n := int64(len(e.seen))
 	idx := s.Time.UnixNano() / int64(width)
 	if !e.started {
@@ -66,7 +66,6 @@ func (e *evidence) add(width time.Duration, s *Sample, interval time.Duration) {
 	e.seen[slot]++
 	e.totalCalls += float64(s.Calls)
 	e.totalState += float64(s.StateBytes)
-	_ = interval
 }
 
 func (e *evidence) clear(idx int64) {

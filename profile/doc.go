@@ -19,12 +19,21 @@
 //
 // Every collector takes its filesystem root as a parameter, so the parsers
 // are tested on fixtures under testdata/ and on the real system on top.
+// [CollectorFunc] adapts a plain function (the in-memory collector). A
+// process that exits, or a cgroup that is removed, between reads is
+// skipped and counted; a malformed file is an error naming the file and
+// line.
 //
-// The model keeps bounded memory per function and does O(1) work per
-// sample. [Analyzer.Forecast] answers, per function and resource, the
-// demand during the next window as p50/p95/p99 with a confidence, from the
-// level, trend and daily seasonality the history shows. A function with
-// little history gets a wide interval and a low confidence, never a guess.
+// The model keeps bounded memory per function (fixed-size decaying
+// histograms and rings, about 7 KiB for a function with three resources)
+// and does O(1) work per sample. [Analyzer.Forecast] answers, per function
+// and resource, the demand during the next window as p50/p95/p99 with a
+// confidence: from the decaying distribution of what the function used,
+// or, where a running backtest shows it clearly better, from its level,
+// damped trend and daily pattern. [FunctionForecast.Basis] says which, in
+// words. A function with fewer than [Options.MinSamples] observations gets
+// a wide Student's t prediction interval and a low confidence, never a
+// guess.
 //
 // Criticality: the host's annotation ([Critical], [NonCritical]) wins;
 // functions marked [Auto] are classified from evidence (activity that
@@ -50,5 +59,11 @@
 //	})
 //
 // An [Analyzer] is safe for concurrent use; [Analyzer.Observe] may run
-// while [Analyzer.Forecast] does.
+// while [Analyzer.Forecast] does. [Analyzer.Metrics] is a Prometheus
+// collector for the caller to register. [Static] is the in-memory
+// [Profiler] for tests and examples.
+//
+// The sub-package profile/trace replays public traces (Bitbrains,
+// Alibaba) through the model and a VPA-style baseline; see
+// examples/forecast.
 package profile

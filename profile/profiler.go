@@ -23,9 +23,9 @@ type Sample struct {
 	Time     time.Time
 	Usage    hal.Vector
 
-	// Interval is the span the rates in Usage and the counts below cover.
-	// Zero means unknown; the model then treats Calls as covering the time
-	// since this function's previous sample.
+	// Interval is the span the rates in Usage and the counts below cover;
+	// zero means unknown. Counts are summed into the evidence buckets the
+	// sample's Time falls in, so Interval is informational.
 	Interval time.Duration
 	// Calls is the number of units of work completed during Interval.
 	Calls int64
@@ -44,6 +44,15 @@ type Sample struct {
 type Collector interface {
 	Collect(ctx context.Context) ([]Sample, error)
 }
+
+// CollectorFunc adapts a function to a [Collector]: the in-memory
+// collector tests, examples and hosts with their own measurements use.
+type CollectorFunc func(ctx context.Context) ([]Sample, error)
+
+// Collect calls f(ctx).
+func (f CollectorFunc) Collect(ctx context.Context) ([]Sample, error) { return f(ctx) }
+
+var _ Collector = CollectorFunc(nil)
 
 // Profiler answers what each function will need during an update window
 // and whether it is critical. [Analyzer] is the implementation most callers
