@@ -25,7 +25,7 @@
 // line.
 //
 // The model keeps bounded memory per function (fixed-size decaying
-// histograms and rings, about 7 KiB for a function with three resources)
+// histograms and rings, about 10 KiB for a function with three resources)
 // and does O(1) work per sample. [Analyzer.Forecast] answers, per function
 // and resource, the demand during the next window as p50/p95/p99 with a
 // confidence: from the decaying distribution of what the function used,
