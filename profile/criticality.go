@@ -90,16 +90,31 @@ func (a *Analyzer) summariseLocked(functions []Function, at time.Time) map[strin
 	n := int64(a.evBuckets)
 	end := at.UnixNano() / int64(a.evBucket)
 	out := make(map[string]*evidenceSummary, len(functions))
+	// Only Auto functions and entry points are judged from evidence; their
+	// summaries share three backing arrays to keep allocations few.
+	needed := 0
+	for _, f := range functions {
+		if f.Criticality == Auto || f.EntryPoint {
+			needed++
+		}
+	}
+	floats := make([]float64, 2*int64(needed)*n)
+	bools := make([]bool, int64(needed)*n)
+	sums := make([]evidenceSummary, needed)
+	used := 0
 	for _, f := range functions {
 		fm := a.funcs[f.Name]
-		if fm == nil || !fm.evidence.started {
+		if fm == nil || !fm.evidence.started || (f.Criticality != Auto && !f.EntryPoint) {
 			continue
 		}
 		e := &fm.evidence
-		sum := &evidenceSummary{
-			activity: make([]float64, n), calls: make([]float64, n), seen: make([]bool, n),
+		sum := &sums[used]
+		*sum = evidenceSummary{
+			activity: floats[:n:n], calls: floats[n : 2*n : 2*n], seen: bools[:n:n],
 			usesCalls: e.totalCalls > 0, span: time.Duration(n) * a.evBucket,
 		}
+		floats, bools = floats[2*n:], bools[n:]
+		used++
 		for k := int64(0); k < n; k++ {
 			idx := end - n + 1 + k
 			if idx > e.head || idx <= e.head-n {
@@ -144,8 +159,9 @@ func (s *evidenceSummary) activeShare() (float64, int) {
 
 // correlate returns the Pearson correlation of s's activity with ref over
 // the buckets both observed, and how many there were.
-func (s *evidenceSummary) correlate(ref []float64, refSeen []bool) (float64, int) {
-	var x, y []float64
+func (s *evidenceSummary) correlate(ref []float64, refSeen []bool, scratch *[2][]float64) (float64, int) {
+	x, y := scratch[0][:0], scratch[1][:0]
+	defer func() { scratch[0], scratch[1] = x, y }()
 	for k := range s.seen {
 		if s.seen[k] && refSeen[k] {
 			x = append(x, s.activity[k])
@@ -205,9 +221,10 @@ func judge(functions []Function, byName map[string]*Function, ev map[string]*evi
 		}
 		refNames = append(refNames, fmt.Sprintf("%q", f.Name))
 	}
+	var scratch [2][]float64
 	for _, f := range functions {
 		if f.Criticality == Auto && !f.EntryPoint {
-			judgeAuto(verdict[f.Name], ev[f.Name], ref, refSeen, refNames)
+			judgeAuto(verdict[f.Name], ev[f.Name], ref, refSeen, refNames, &scratch)
 		}
 	}
 	propagate(functions, byName, verdict)
@@ -233,7 +250,7 @@ func judgeEntryPoint(v *FunctionForecast, s *evidenceSummary) {
 		total, 100*share, seen))
 }
 
-func judgeAuto(v *FunctionForecast, s *evidenceSummary, ref []float64, refSeen []bool, refNames []string) {
+func judgeAuto(v *FunctionForecast, s *evidenceSummary, ref []float64, refSeen []bool, refNames []string, scratch *[2][]float64) {
 	if s == nil {
 		v.Reasons = append(v.Reasons, "auto: never observed, so no evidence it is critical; judged non-critical (annotate it to decide)")
 		return
@@ -244,7 +261,7 @@ func judgeAuto(v *FunctionForecast, s *evidenceSummary, ref []float64, refSeen [
 		what = "call rate"
 	}
 	if ref != nil {
-		r, shared := s.correlate(ref, refSeen)
+		r, shared := s.correlate(ref, refSeen, scratch)
 		if shared >= MinEvidenceBuckets && r >= FollowsCorrelation {
 			v.Critical = true
 			v.Reasons = append(v.Reasons, fmt.Sprintf("auto: its %s follows the request rate of critical entry point(s) %s (correlation %.2f over %d buckets)",
