@@ -146,6 +146,20 @@ func (t *CloudEventsTarget) Call(ctx context.Context, req Request) ([]byte, erro
 	return t.interpret(req, status, ans)
 }
 
+// answers reports whether ans may be the answer to request id: a signed
+// answer carries the request's id (and the signature covers it); an
+// unsigned one from a plain receiver may name it in ExtRequest.
+func answers(ans *wireEvent, id string) bool {
+	switch {
+	case ans.Req != "":
+		return ans.Req == id
+	case ans.Sig != "":
+		return ans.ID == id
+	default:
+		return true
+	}
+}
+
 func errorText(ans *wireEvent) string {
 	if ans != nil && ans.Type == EventError && len(ans.Data) > 0 {
 		return ": " + string(ans.Data)
@@ -156,7 +170,7 @@ func errorText(ans *wireEvent) string {
 // interpret turns an HTTP status and answer event into a result or an
 // error of the documented kinds.
 func (t *CloudEventsTarget) interpret(req Request, status int, ans *wireEvent) ([]byte, error) {
-	if status == http.StatusOK && ans != nil && ans.Type == EventResult && (ans.Req == "" || ans.Req == req.ID) {
+	if status == http.StatusOK && ans != nil && ans.Type == EventResult && answers(ans, req.ID) {
 		return ans.Data, nil // the common case, without formatting a description
 	}
 	where := fmt.Sprintf("target %s: %s of %q (id %s)", t.info.Name, req.Kind, req.Function, req.ID)
@@ -173,8 +187,8 @@ func (t *CloudEventsTarget) interpret(req Request, status int, ans *wireEvent) (
 	case ans == nil:
 		return nil, fmt.Errorf("%w: %s: HTTP %d without an answer event", ErrRejected, where, status)
 	}
-	if ans.Req != "" && ans.Req != req.ID {
-		return nil, fmt.Errorf("%w: %s: answer is for request %q", ErrRejected, where, ans.Req)
+	if !answers(ans, req.ID) {
+		return nil, fmt.Errorf("%w: %s: the signed answer is for request %q", ErrRejected, where, ans.ID)
 	}
 	switch ans.Type {
 	case EventResult:

@@ -132,7 +132,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	limit := max(h.opts.MaxStateBytes, h.opts.MaxPayloadBytes)
 	if r.ContentLength > limit {
-		h.refuse(w, "", "", http.StatusRequestEntityTooLarge, fmt.Errorf("%w: request body of %d bytes, limit %d", ErrPayloadTooLarge, r.ContentLength, limit))
+		h.refuse(w, "", http.StatusRequestEntityTooLarge, fmt.Errorf("%w: request body of %d bytes, limit %d", ErrPayloadTooLarge, r.ContentLength, limit))
 		return
 	}
 	body, err := readBody(r.Body, r.ContentLength, limit)
@@ -141,20 +141,20 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if errors.Is(err, ErrPayloadTooLarge) {
 			status = http.StatusRequestEntityTooLarge
 		}
-		h.refuse(w, "", "", status, err)
+		h.refuse(w, "", status, err)
 		return
 	}
 	ev, err := readWireEvent(r.Context(), r.Header, body)
 	if err != nil {
-		h.refuse(w, "", "", http.StatusBadRequest, fmt.Errorf("migrate: handler: request is not a valid CloudEvent: %w", err))
+		h.refuse(w, "", http.StatusBadRequest, fmt.Errorf("migrate: handler: request is not a valid CloudEvent: %w", err))
 		return
 	}
 	status, answer, why := h.serve(r.Context(), ev)
 	if status != http.StatusOK {
-		h.refuse(w, ev.ID, ev.Subject, status, why)
+		h.refuse(w, ev.ID, status, why)
 		return
 	}
-	h.answer(w, ev.ID, ev.Subject, answer, why)
+	h.answer(w, ev.ID, answer, why)
 }
 
 // readBody reads a whole body of at most limit bytes.
@@ -229,8 +229,8 @@ func (h *Handler) serve(ctx context.Context, ev *wireEvent) (int, []byte, error)
 
 // answer writes a 200 with an EventResult, or an EventError carrying the
 // function's own error.
-func (h *Handler) answer(w http.ResponseWriter, reqID, function string, data []byte, fnErr error) {
-	ev := h.newAnswer(reqID, function, EventResult, data)
+func (h *Handler) answer(w http.ResponseWriter, reqID string, data []byte, fnErr error) {
+	ev := h.newAnswer(reqID, EventResult, data)
 	if fnErr != nil {
 		ev.Type, ev.FnErr, ev.Data = EventError, "true", []byte(fnErr.Error())
 	}
@@ -238,17 +238,19 @@ func (h *Handler) answer(w http.ResponseWriter, reqID, function string, data []b
 }
 
 // refuse writes a non-2xx status with an EventError explaining why.
-func (h *Handler) refuse(w http.ResponseWriter, reqID, function string, status int, why error) {
-	h.write(w, h.newAnswer(reqID, function, EventError, []byte(why.Error())), status)
+func (h *Handler) refuse(w http.ResponseWriter, reqID string, status int, why error) {
+	h.write(w, h.newAnswer(reqID, EventError, []byte(why.Error())), status)
 }
 
-func (h *Handler) newAnswer(reqID, function, typ string, data []byte) *wireEvent {
-	id := "answer"
-	if reqID != "" {
-		id = reqID + "/answer"
+// newAnswer returns the answer to request reqID. It carries the request's
+// id (unique with its own source), so that its signature binds it to the
+// request it answers.
+func (h *Handler) newAnswer(reqID, typ string, data []byte) *wireEvent {
+	id := reqID
+	if id == "" {
+		id = "refusal"
 	}
-	return &wireEvent{ID: id, Source: h.opts.Source, Type: typ, Subject: function,
-		Time: h.opts.Clock(), Req: reqID, Data: data}
+	return &wireEvent{ID: id, Source: h.opts.Source, Type: typ, Time: h.opts.Clock(), Data: data}
 }
 
 func (h *Handler) write(w http.ResponseWriter, ev *wireEvent, status int) {

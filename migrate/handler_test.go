@@ -68,7 +68,7 @@ func TestHandlerServesSDKClient(t *testing.T) {
 	require.NotNil(t, ans)
 	require.Equal(t, migrate.EventResult, ans.Type())
 	require.Equal(t, "1", string(ans.Data()))
-	require.Equal(t, "req-1", ans.Extensions()[migrate.ExtRequest])
+	require.Equal(t, "req-1", ans.ID(), "the answer carries the request id")
 	require.NoError(t, migrate.Verify(testKey, ans, time.Now(), time.Minute), "answers are signed")
 
 	ans, status = sdkRequest(t, reg.url, ev) // a retry of the same event

@@ -16,8 +16,8 @@ import (
 
 // CloudEvents types spoken between a Lease's targets and a [Handler].
 // Requests carry the function name as the event's subject and the
-// idempotency key as its id; answers carry the request's id in the
-// "updraftreq" extension.
+// idempotency key as its id; a Handler's answers carry the request's id as
+// their own.
 const (
 	EventInvoke   = "dev.updraft.invoke.v1"    // data: payload
 	EventPutState = "dev.updraft.state.put.v1" // data: the state to import
@@ -31,7 +31,10 @@ const (
 const (
 	// ExtSignature holds the HMAC-SHA256 signature, "v1=" + base64url.
 	ExtSignature = "updraftsig"
-	// ExtRequest, on an answer, holds the id of the request it answers.
+	// ExtRequest, on an answer, may hold the id of the request it answers.
+	// A Handler's answers carry the request's id as their own id instead
+	// (their source differs, so the pair stays unique), and the signature
+	// binds the two.
 	ExtRequest = "updraftreq"
 	// ExtFunctionError, on an EventError answer, is "true" when the error
 	// is the function's own (its effect counts as applied).
