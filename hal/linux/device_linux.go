@@ -19,28 +19,6 @@ import (
 	"github.com/updraft-dev/updraft/hal"
 )
 
-func init() { hal.Register("linux", hal.DriverFunc(open)) }
-
-func open(config string) (hal.Device, error) {
-	c, err := ParseConfig(config)
-	if err != nil {
-		return nil, err
-	}
-	return New(c)
-}
-
-// Errors callers branch on; check with errors.Is. Permission problems wrap
-// fs.ErrPermission.
-var (
-	// ErrNoCgroup: a binding names a cgroup that does not exist.
-	ErrNoCgroup = errors.New("linux: no such cgroup")
-	// ErrNoProcess: a binding names a process or thread that does not exist.
-	ErrNoProcess = errors.New("linux: no such process")
-	// ErrUnsupportedResource: an allocation names a resource this driver
-	// does not enforce.
-	ErrUnsupportedResource = errors.New("linux: unsupported resource")
-)
-
 // Device is a Linux host's CPUs and memory (and, with [Config.IO], block
 // I/O bandwidth), partitioned with cgroups between the functions its
 // [Config] binds. Create it with [New]; the zero

@@ -13,10 +13,6 @@ import (
 	"github.com/updraft-dev/updraft/hal"
 )
 
-// UsageWindow is how long [Device.Usage] watches a function's CPU time to
-// turn it into cores.
-const UsageWindow = 100 * time.Millisecond
-
 // Usage returns what function uses now: CPU in cores, averaged over
 // [UsageWindow], and memory in bytes. A function bound to a cgroup is
 // measured by its cgroup (cpuacct and memory on v1, cpu.stat and

@@ -20,12 +20,8 @@ import (
 	"github.com/updraft-dev/updraft/hal"
 )
 
-// Limits of the mapping from allocations to cgroup values.
+// Ranges of the cgroup values allocations map to.
 const (
-	MinCPULimit    = 0.01    // cores: the smallest CPU limit, a CFS quota of 1 ms per period
-	MinMemoryLimit = 1 << 20 // bytes: the smallest memory limit
-	CPUPeriod      = 100000  // CFS period in microseconds the driver sets (the kernel default)
-
 	maxShares = 262144 // cgroup v1 cpu.shares range is [2, 262144]
 	minShares = 2
 	maxWeight = 10000 // cgroup v2 cpu.weight range is [1, 10000]
