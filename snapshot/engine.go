@@ -346,7 +346,11 @@ func (e *Engine) write(ctx context.Context, sink io.Writer, m *Manifest, views [
 			err = cw.flush()
 		}
 		if err != nil {
-			return multierror.Append(fmt.Errorf("snapshot %s: source %q: %w", m.ID, name, err), p.close())
+			err = fmt.Errorf("snapshot %s: source %q: %w", m.ID, name, err)
+			if cerr := p.close(); cerr != nil && !errors.Is(err, cerr) {
+				err = multierror.Append(err, cerr)
+			}
+			return err
 		}
 		m.Sources[i] = SourceInfo{Name: name, RawBytes: n}
 	}

@@ -171,6 +171,15 @@ func TestKeysAreChecked(t *testing.T) {
 	}
 }
 
+func TestSnapshotUnderAnotherNameIsRefused(t *testing.T) {
+	store, m, raw := smallSnapshot(t, testKey)
+	store.Put("20990101T000000.000000000Z-00000000", raw)
+	err, touched := restoreInto(t, store, "20990101T000000.000000000Z-00000000", testKey)
+	require.ErrorIs(t, err, ErrCorrupt)
+	require.ErrorContains(t, err, "the store's data is snapshot "+m.ID)
+	require.False(t, touched)
+}
+
 func TestFormatVersionIsChecked(t *testing.T) {
 	store, m, raw := smallSnapshot(t, nil)
 	bad := bytes.Clone(raw)

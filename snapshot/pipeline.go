@@ -129,8 +129,8 @@ func (p *pipeline) recycle(b []byte) {
 func (p *pipeline) submit(source uint16, raw []byte) error {
 	j := &chunkJob{source: source, seq: p.seq, raw: raw, ready: make(chan struct{})}
 	select {
-	case <-p.failed:
-		return fmt.Errorf("chunk %d not written: an earlier write failed", p.seq)
+	case <-p.failed: // p.err is set before failed is closed
+		return fmt.Errorf("chunk %d not written: %w", p.seq, p.err)
 	case <-p.ctx.Done():
 		return fmt.Errorf("chunk %d: %w", p.seq, p.ctx.Err())
 	case p.order <- j:

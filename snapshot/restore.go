@@ -23,7 +23,15 @@ func (e *Engine) Load(ctx context.Context, id string) (Manifest, error) {
 		return Manifest{}, fmt.Errorf("snapshot: load %s: %w", id, err)
 	}
 	defer rc.Close()
-	return Verify(ctx, rc, id, e.opts.Key)
+	m, err := Verify(ctx, rc, id, e.opts.Key)
+	if err != nil {
+		return Manifest{}, err
+	}
+	if m.ID != id {
+		// A valid snapshot stored under another name: refuse the replay.
+		return Manifest{}, fmt.Errorf("snapshot %s: the store's data is snapshot %s: %w", id, m.ID, ErrCorrupt)
+	}
+	return m, nil
 }
 
 // Latest returns the manifest of the newest snapshot in the store that

@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
+	"go.uber.org/zap"
 
 	"github.com/updraft-dev/updraft/snapshot"
 )
@@ -24,6 +25,7 @@ import (
 // cluster is a real etcd cluster started in this process on loopback.
 type cluster struct {
 	members   []*embed.Etcd
+	cfgs      []*embed.Config
 	endpoints []string
 }
 
@@ -60,6 +62,7 @@ func startCluster(t testing.TB, n int) *cluster {
 		e, err := embed.StartEtcd(cfg)
 		require.NoError(t, err, "start etcd member %d", i)
 		c.members = append(c.members, e)
+		c.cfgs = append(c.cfgs, cfg)
 	}
 	t.Cleanup(func() {
 		for _, m := range c.members {
@@ -68,6 +71,12 @@ func startCluster(t testing.TB, n int) *cluster {
 			}
 		}
 	})
+	c.waitReady(t)
+	return c
+}
+
+func (c *cluster) waitReady(t testing.TB) {
+	t.Helper()
 	for i, m := range c.members {
 		select {
 		case <-m.Server.ReadyNotify():
@@ -77,12 +86,11 @@ func startCluster(t testing.TB, n int) *cluster {
 			t.Fatalf("etcd member %d not ready after 60s", i)
 		}
 	}
-	return c
 }
 
 func (c *cluster) client(t testing.TB) *clientv3.Client {
 	t.Helper()
-	cli, err := clientv3.New(clientv3.Config{Endpoints: c.endpoints, DialTimeout: 5 * time.Second})
+	cli, err := clientv3.New(clientv3.Config{Endpoints: c.endpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
 	require.NoError(t, err)
 	t.Cleanup(func() { cli.Close() })
 	return cli
@@ -246,7 +254,7 @@ func requireNoKeys(t *testing.T, cli *clientv3.Client, prefix string) {
 }
 
 func TestUnreachableClusterFailsUpFront(t *testing.T) {
-	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{freeHost(t)}, DialTimeout: time.Second})
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{freeHost(t)}, DialTimeout: time.Second, Logger: zap.NewNop()})
 	require.NoError(t, err)
 	defer cli.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -324,7 +332,7 @@ func TestLeaderStoppedMidWrite(t *testing.T) {
 			alive = append(alive, c.endpoints[i])
 		}
 	}
-	cli2, err := clientv3.New(clientv3.Config{Endpoints: alive, DialTimeout: 5 * time.Second})
+	cli2, err := clientv3.New(clientv3.Config{Endpoints: alive, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
 	require.NoError(t, err)
 	defer cli2.Close()
 	after, err := New(ctx, cli2, Options{Prefix: "ha/"})
@@ -350,4 +358,41 @@ func TestLeaderStoppedMidWrite(t *testing.T) {
 func freeHost(t testing.TB) string {
 	u := freeURL(t)
 	return u.String()
+}
+
+// TestClusterDownMidway stops the only member, tries a snapshot (refused
+// with a clear error), restarts the member from its data and checks that the
+// earlier snapshot is intact and the failed one absent.
+func TestClusterDownMidway(t *testing.T) {
+	ctx := context.Background()
+	c := startCluster(t, 1)
+	cli := c.client(t)
+	store, err := New(ctx, cli, Options{Prefix: "down/"})
+	require.NoError(t, err)
+	src := newState(t, 500, 256)
+	eng, err := snapshot.New(store, map[string]snapshot.Source{"s": src}, snapshot.Options{})
+	require.NoError(t, err)
+	good, err := eng.Snapshot(ctx)
+	require.NoError(t, err)
+
+	c.members[0].Close()
+	short, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	_, err = eng.Snapshot(short)
+	require.Error(t, err)
+	require.ErrorContains(t, err, "create")
+	t.Logf("snapshot with the cluster down: %v", err)
+
+	e, err := embed.StartEtcd(c.cfgs[0])
+	require.NoError(t, err)
+	c.members[0] = e
+	c.waitReady(t)
+	ids, err := store.List(ctx)
+	require.NoError(t, err)
+	require.Equal(t, []string{good.ID}, ids)
+	dst := newState(t, 0, 0)
+	eng2, err := snapshot.New(store, map[string]snapshot.Source{"s": dst}, snapshot.Options{})
+	require.NoError(t, err)
+	require.NoError(t, eng2.Restore(ctx, good))
+	require.Equal(t, contents(src), contents(dst))
 }
