@@ -64,8 +64,10 @@ func (h *hosted) invoke(ctx context.Context, id string, payload []byte, now time
 			return nil, fmt.Errorf("migrate: function %q: waiting for the first run of %q: %w", h.name, id, ctx.Err())
 		}
 	}
+	// The first run completes even if its caller hangs up: its answer is
+	// what every retry of this id will get, so it must not be an abort.
 	h.run.RLock()
-	o.result, o.fnErr = h.f(ctx, payload)
+	o.result, o.fnErr = h.f(context.WithoutCancel(ctx), payload)
 	h.run.RUnlock()
 	close(o.done)
 	return o.result, o.fnErr

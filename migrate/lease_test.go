@@ -371,3 +371,34 @@ func TestRestartedRegionIsDetected(t *testing.T) {
 		require.Equal(t, int64(1), v, k)
 	}
 }
+
+// A Return whose ctx ends while invocations are still waiting for an
+// unreachable target fails; a later Return finishes the job.
+func TestReturnRetriesAfterFailure(t *testing.T) {
+	reg, _ := handlerRegion(t, migrate.HandlerOptions{})
+	gate := &gatedTarget{Target: newTarget(t, "r1", reg.url, migrate.CloudEventsOptions{Key: testKey}), refused: make(chan struct{})}
+	m := newMover(t, []migrate.Target{gate}, migrate.Options{FailoverAfter: time.Minute, RetryMax: 10 * time.Millisecond})
+	home := &migrate.MapState{}
+	ctx := ctxT(t)
+	lease, err := m.Migrate(ctx, []migrate.Spec{{Function: "count", Local: count(home), State: home}})
+	require.NoError(t, err)
+	gate.setClosed(true)
+	wctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	_, err = lease.Invoke(wctx, "count", []byte("late"))
+	cancel()
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	<-gate.refused
+
+	rctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	err = lease.Return(rctx)
+	cancel()
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	require.ErrorContains(t, err, "draining in-flight invocations")
+
+	gate.setClosed(false)
+	require.NoError(t, lease.Return(ctx))
+	require.Equal(t, int64(1), home.Get("late"), "the buffered invocation ran once and its effect came home")
+	out, err := lease.Invoke(ctx, "count", []byte("late"))
+	require.NoError(t, err)
+	require.Equal(t, "2", string(out), "now at home")
+}
