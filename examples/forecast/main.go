@@ -37,25 +37,31 @@ func main() {
 	window := flag.Duration("window", time.Hour, "forecast window")
 	warmup := flag.Duration("warmup", 24*time.Hour, "history before the first scored window")
 	quantile := flag.Float64("quantile", 0.95, "model forecast to reserve: 0.5, 0.95 or 0.99")
+	var base trace.VPA
+	flag.Float64Var(&base.Percentile, "baseline-percentile", 0.9, "baseline recommender's target percentile")
+	flag.Float64Var(&base.Margin, "baseline-margin", 0.15, "baseline recommender's safety margin (0.15 = +15%)")
+	flag.DurationVar(&base.HalfLife, "baseline-halflife", 24*time.Hour, "baseline recommender's histogram half-life")
 	flag.Parse()
 	if *dir == "" {
 		fmt.Fprintln(os.Stderr, "forecast: -trace DIR is required")
 		flag.Usage()
 		os.Exit(2)
 	}
-	if err := run(context.Background(), os.Stdout, *dir, *window, *warmup, *quantile); err != nil {
+	if err := run(context.Background(), os.Stdout, *dir, *window, *warmup, *quantile, base); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, out io.Writer, dir string, window, warmup time.Duration, quantile float64) error {
+// run replays every trace under dir; base configures the baseline (a
+// fresh copy per series).
+func run(ctx context.Context, out io.Writer, dir string, window, warmup time.Duration, quantile float64, base trace.VPA) error {
 	files, err := traceFiles(dir)
 	if err != nil {
 		return err
 	}
 	opts := trace.ReplayOptions{Window: window, Warmup: warmup}
-	model, base := trace.Score{}, trace.Score{}
+	model, baseline := trace.Score{}, trace.Score{}
 	var stats trace.Stats
 	for _, file := range files {
 		series, st, err := trace.ReadFile(file)
@@ -73,7 +79,8 @@ func run(ctx context.Context, out io.Writer, dir string, window, warmup time.Dur
 			if err != nil {
 				return fmt.Errorf("forecast: %w", err)
 			}
-			bs, err := trace.Replay(ctx, s, &trace.VPA{}, opts)
+			vpa := base // copy the settings, not the learnt state
+			bs, err := trace.Replay(ctx, s, &vpa, opts)
 			if err != nil {
 				return fmt.Errorf("forecast: %w", err)
 			}
@@ -83,7 +90,7 @@ func run(ctx context.Context, out io.Writer, dir string, window, warmup time.Dur
 		rel, _ := filepath.Rel(dir, file)
 		fmt.Fprintf(out, "%s (%d series, %d rows, %d skipped): %s\n", rel, len(series), st.Rows, st.Broken+st.Duplicates+st.Off, line(fileModel, fileBase))
 		model.Add(fileModel)
-		base.Add(fileBase)
+		baseline.Add(fileBase)
 	}
 	fmt.Fprintf(out, "rows: %d read, %d broken, %d duplicate timestamps, %d machine-off rows skipped, %d kept without an out-of-range field\n", stats.Rows, stats.Broken, stats.Duplicates, stats.Off, stats.Partial)
 	for _, p := range stats.Problems {
@@ -96,10 +103,10 @@ func run(ctx context.Context, out io.Writer, dir string, window, warmup time.Dur
 			}
 		}
 	}) {
-		m, b := model[hal.Resource(r)], base[hal.Resource(r)]
+		m, b := model[hal.Resource(r)], baseline[hal.Resource(r)]
 		fmt.Fprintf(out, "%s: %s (%d points)\n", r, line(trace.Score{hal.Resource(r): m}, trace.Score{hal.Resource(r): b}), m.Points)
 	}
-	fmt.Fprintf(out, "overall: %s\n", line(model, base))
+	fmt.Fprintf(out, "overall: %s\n", line(model, baseline))
 	return nil
 }
 

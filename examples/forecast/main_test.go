@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/updraft-dev/updraft/profile/trace"
 )
 
 func TestRunPrintsPerFileAndOverall(t *testing.T) {
@@ -26,7 +28,7 @@ func TestRunPrintsPerFileAndOverall(t *testing.T) {
 		t.Fatal(err)
 	}
 	var out bytes.Buffer
-	if err := run(context.Background(), &out, dir, 5*time.Minute, 5*time.Minute, 0.95); err != nil {
+	if err := run(context.Background(), &out, dir, 5*time.Minute, 5*time.Minute, 0.95, trace.VPA{}); err != nil {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
@@ -46,7 +48,7 @@ func TestRunPrintsPerFileAndOverall(t *testing.T) {
 }
 
 func TestRunRejectsEmptyDirectory(t *testing.T) {
-	err := run(context.Background(), &bytes.Buffer{}, t.TempDir(), time.Hour, time.Hour, 0.95)
+	err := run(context.Background(), &bytes.Buffer{}, t.TempDir(), time.Hour, time.Hour, 0.95, trace.VPA{})
 	if err == nil || !strings.Contains(err.Error(), "no trace files") {
 		t.Fatalf("got %v", err)
 	}
