@@ -117,6 +117,24 @@ type values struct {
 	ioWeight     uint16 // blkio weight in [10, 1000]
 }
 
+// v2Controllers returns the cgroup v2 controllers writing v needs.
+func (v values) v2Controllers() []string {
+	var out []string
+	if v.cpu || v.quotaSet {
+		out = append(out, "cpu")
+	}
+	if v.memory || v.memLimitSet {
+		out = append(out, "memory")
+	}
+	if v.cpus != "" {
+		out = append(out, "cpuset")
+	}
+	if v.io {
+		out = append(out, "io")
+	}
+	return out
+}
+
 // valuesOf maps an allocation to cgroup values; see the package doc.
 func valuesOf(l layout, a hal.Allocation, b Binding, cores float64, io *IOConfig) values {
 	v := values{cpu: names(a, hal.CPU), memory: names(a, hal.Memory), cpus: b.CPUs}
@@ -172,7 +190,7 @@ func (d *Device) applyOne(j *journal, b Binding, a hal.Allocation, cores float64
 	if err != nil {
 		return fmt.Errorf("linux: apply: function %q: %w", b.Function, err)
 	}
-	existed, err := d.create(j, b, rel, moves)
+	existed, err := d.create(j, b, rel, moves, v.v2Controllers())
 	if err != nil {
 		return fmt.Errorf("linux: apply: function %q: create cgroup %q: %w", b.Function, rel, err)
 	}
@@ -226,10 +244,10 @@ func (d *Device) planMoves(b Binding) ([]move, error) {
 // the binding uses, recording each directory it made, and records a drain
 // of rel to where the binding's first task came from. existed reports
 // whether rel was already there everywhere (a repeated Apply).
-func (d *Device) create(j *journal, b Binding, rel string, moves []move) (existed bool, err error) {
+func (d *Device) create(j *journal, b Binding, rel string, moves []move, v2Controllers []string) (existed bool, err error) {
 	existed = true
 	for _, c := range d.controllersOf(b) {
-		made, err := d.createIn(j, c, rel, b.CPUs != "", d.cfg.IO != nil)
+		made, err := d.createIn(j, c, rel, v2Controllers)
 		if err != nil {
 			return false, err
 		}
@@ -247,13 +265,13 @@ func (d *Device) create(j *journal, b Binding, rel string, moves []move) (existe
 // createIn makes rel and its missing ancestors in one hierarchy, top
 // first, and returns how many directories it made. On cgroup v2 it first
 // has each level's parent hand the needed controllers down.
-func (d *Device) createIn(j *journal, controller, rel string, cpuset, io bool) (int, error) {
+func (d *Device) createIn(j *journal, controller, rel string, v2Controllers []string) (int, error) {
 	made := 0
 	parent := d.layout.hierarchyRoot(controller)
 	for _, p := range slices.Backward(ancestors(rel)) {
 		dir := d.layout.dir(controller, p)
 		if d.layout.v2 {
-			if err := enableControllers(j, parent, cpuset, io); err != nil {
+			if err := enableControllers(j, parent, v2Controllers); err != nil {
 				return made, err
 			}
 		}
@@ -278,16 +296,11 @@ func (d *Device) createIn(j *journal, controller, rel string, cpuset, io bool) (
 	return made, nil
 }
 
-// enableControllers makes the cgroup v2 directory dir hand the cpu and
-// memory (and cpuset, io) controllers down to its children, recording
-// those it enabled.
-func enableControllers(j *journal, dir string, cpuset, io bool) error {
-	want := []string{"cpu", "memory"}
-	if cpuset {
-		want = append(want, "cpuset")
-	}
-	if io {
-		want = append(want, "io")
+// enableControllers makes the cgroup v2 directory dir hand the controllers
+// in want down to its children, recording those it enabled.
+func enableControllers(j *journal, dir string, want []string) error {
+	if len(want) == 0 {
+		return nil
 	}
 	enabled, err := cgroups.ReadFile(dir, "cgroup.subtree_control")
 	if err != nil {

@@ -335,3 +335,59 @@ func TestIOLimit(t *testing.T) {
 
 func unixMajor(dev uint64) uint32 { return uint32((dev>>8)&0xfff) | uint32((dev>>32)&^0xfff) }
 func unixMinor(dev uint64) uint32 { return uint32(dev&0xff) | uint32((dev>>12)&^0xff) }
+
+// TestV2HierarchyWithoutControllers runs the cgroup v2 code path on the
+// real unified hierarchy of a v1 "hybrid" machine (/sys/fs/cgroup/unified,
+// which carries no controllers): creating the cgroup, moving the process
+// in and back, and removing the cgroup work for real; an allocation that
+// needs a controller the hierarchy lacks is refused by name and leaves
+// nothing behind.
+func TestV2HierarchyWithoutControllers(t *testing.T) {
+	if requireRealCgroups(t) {
+		t.Skip("hal/linux: the machine is cgroup v2; the other tests cover it")
+	}
+	unified := filepath.Join(cgroupRoot, "unified")
+	if _, err := os.Stat(filepath.Join(unified, "cgroup.controllers")); err != nil {
+		t.Skip("hal/linux: no cgroup v2 hierarchy at /sys/fs/cgroup/unified on this v1 machine")
+	}
+	ctx := context.Background()
+	parent := uniqueName("parent")
+	dir := filepath.Join(unified, parent)
+	t.Cleanup(func() {
+		_ = syscall.Rmdir(filepath.Join(dir, "f"))
+		_ = syscall.Rmdir(dir)
+	})
+	c := startChild(t, "burn:1")
+	before := cgroupOf(t, c.pid())
+	dev, err := linux.New(linux.Config{Root: unified, Parent: parent, Bindings: []linux.Binding{{Function: "f", PIDs: []int{c.pid()}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dev.Capacity(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	_, err = dev.Apply(ctx, []hal.Allocation{{Function: "f", Limit: hal.Vector{hal.CPU: 1}}})
+	wantErr(t, err, nil, `function "f"`, `controller "cpu" is not available`)
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("refused Apply left %s behind (stat: %v)", dir, err)
+	}
+
+	undo, err := dev.Apply(ctx, []hal.Allocation{{Function: "f"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = undo(ctx) })
+	if got := cgroupOf(t, c.pid()); !strings.Contains(got, "0::/"+parent+"/f\n") {
+		t.Errorf("after Apply the child is in\n%s\nwant 0::/%s/f", got, parent)
+	}
+	if err := undo(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := cgroupOf(t, c.pid()); got != before {
+		t.Errorf("after undo the child is in\n%s\nwant\n%s", got, before)
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("created cgroup %s still exists after undo (stat: %v)", dir, err)
+	}
+}
