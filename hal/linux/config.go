@@ -118,15 +118,28 @@ func (c Config) check() error {
 	if len(c.Bindings) == 0 {
 		return errors.New("linux: config field \"bindings\" is empty: bind at least one function")
 	}
-	seen := map[string]int{}
+	functions, cgroups, pids := map[string]int{}, map[string]int{}, map[int]int{}
 	for i, b := range c.Bindings {
 		if err := b.check(); err != nil {
 			return fmt.Errorf("linux: config bindings[%d]: %w", i, err)
 		}
-		if j, dup := seen[b.Function]; dup {
+		if j, dup := functions[b.Function]; dup {
 			return fmt.Errorf("linux: config bindings[%d]: function %q is already bound by bindings[%d]", i, b.Function, j)
 		}
-		seen[b.Function] = i
+		functions[b.Function] = i
+		if b.Cgroup != "" {
+			cg := strings.TrimPrefix(b.Cgroup, "/")
+			if j, dup := cgroups[cg]; dup {
+				return fmt.Errorf("linux: config bindings[%d]: function %q: cgroup %q is already bound by bindings[%d]", i, b.Function, b.Cgroup, j)
+			}
+			cgroups[cg] = i
+		}
+		for _, pid := range b.PIDs {
+			if j, dup := pids[pid]; dup {
+				return fmt.Errorf("linux: config bindings[%d]: function %q: pid %d is already bound by bindings[%d]", i, b.Function, pid, j)
+			}
+			pids[pid] = i
+		}
 	}
 	return nil
 }

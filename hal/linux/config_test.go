@@ -44,6 +44,9 @@ func TestParseConfigErrors(t *testing.T) {
 		{`{"bindings": [{"function": "f", "cgroup": "a", "cpus": "1-x"}]}`, `field "cpus"`},
 		{`{"bindings": [{"function": "f", "cgroup": "a"}, {"function": "f", "cgroup": "b"}]}`, `already bound by bindings[0]`},
 		{`{"bindings": [{"function": "f", "cgroup": "a"}]} {}`, "trailing"},
+		{`{"bindings": [{"function": "f", "cgroup": "a"}, {"function": "g", "cgroup": "/a"}]}`, `cgroup "/a" is already bound by bindings[0]`},
+		{`{"bindings": [{"function": "f", "pids": [7]}, {"function": "g", "pids": [8, 7]}]}`, `pid 7 is already bound by bindings[0]`},
+		{`{"io": {"devices": ["8:0"], "bandwidth": 0}, "bindings": [{"function": "f", "cgroup": "a"}]}`, `"io"`},
 	} {
 		_, err := linux.ParseConfig(tc.config)
 		if err == nil || !strings.Contains(err.Error(), tc.says) || !strings.HasPrefix(err.Error(), "linux: ") {
