@@ -136,3 +136,16 @@ func TestNewCloudEventsTargetValidates(t *testing.T) {
 	var fnErr *migrate.FunctionError
 	require.False(t, errors.As(errors.New("x"), &fnErr))
 }
+
+// A receiver that answers in structured mode (JSON) works too.
+func TestTargetReadsStructuredAnswers(t *testing.T) {
+	reg := startRegion(t, "127.0.0.3", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/cloudevents+json")
+		_, _ = w.Write([]byte(`{"specversion":"1.0","id":"a1","source":"structured","type":"` + migrate.EventResult +
+			`","datacontenttype":"text/plain","data":"from JSON"}`))
+	}))
+	ct := newTarget(t, "structured", reg.url, migrate.CloudEventsOptions{Key: testKey})
+	out, err := ct.Call(ctxT(t), migrate.Request{Kind: migrate.KindInvoke, Function: "f", ID: "id-1", Payload: []byte("p")})
+	require.NoError(t, err)
+	require.Equal(t, "from JSON", string(out))
+}

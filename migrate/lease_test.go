@@ -402,3 +402,32 @@ func TestReturnRetriesAfterFailure(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "2", string(out), "now at home")
 }
+
+// Uncancellable callers deliver inline; many at once share one delivery
+// token with the worker, and every invocation still runs exactly once.
+func TestConcurrentInlineInvocations(t *testing.T) {
+	reg, _ := handlerRegion(t, migrate.HandlerOptions{})
+	m := newMover(t, []migrate.Target{newTarget(t, "r1", reg.url, migrate.CloudEventsOptions{})}, migrate.Options{CheckpointEvery: 16})
+	home := &migrate.MapState{}
+	lease, err := m.Migrate(ctxT(t), []migrate.Spec{{Function: "count", Local: count(home), State: home}})
+	require.NoError(t, err)
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 100 {
+				out, err := lease.Invoke(context.Background(), "count", fmt.Appendf(nil, "g%d-%d", g, i))
+				if err != nil || string(out) != "1" {
+					t.Errorf("g%d-%d: %q, %v", g, i, out, err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	require.NoError(t, lease.Return(ctxT(t)))
+	got := home.Snapshot()
+	require.Len(t, got, 800)
+	for k, v := range got {
+		require.Equal(t, int64(1), v, k)
+	}
+	require.Equal(t, int64(800), lease.Stats().Invocations)
+}
