@@ -38,8 +38,24 @@
 //	h.Register("thumbnail", thumbnail, cache)
 //	http.ListenAndServe(":8080", h)
 //
+// A stateful function's state is installed on a target under a
+// generation ([ExtGeneration]); a Handler that restarted, or holds state
+// of another generation, refuses with 409 instead of running on the wrong
+// state, and the function fails over with its checkpoint.
+//
+// In-memory parts for tests and examples: [LocalTarget] is a Target,
+// [MapState] a State, and a Mover over LocalTargets a Migrator that needs
+// no network.
+//
+// Observability: logs go to Options.Logger (nil discards); counters per
+// function (invocations, retries, failovers, replays, checkpoints, buffer
+// overflow) are Prometheus collectors the caller registers
+// ([Mover.Collectors]); [Lease.Stats] and [Mover.Unhealthy] answer the same
+// questions in code.
+//
 // Errors callers branch on are sentinels ([ErrUnknownFunction],
 // [ErrNoTarget], [ErrPayloadTooLarge], [ErrBufferFull], [ErrUnreachable],
-// [ErrRejected], [ErrUnauthorized]) checked with errors.Is, and
-// [*FunctionError] for a function's own error, checked with errors.As.
+// [ErrRejected], [ErrUnauthorized], [ErrStateMismatch]) checked with
+// errors.Is, and [*FunctionError] for a function's own error, checked with
+// errors.As.
 package migrate

@@ -15,8 +15,10 @@ import (
 )
 
 // Lease routes the invocations of moved functions to their targets until
-// [Lease.Return]. Invoke is what callers use while the update runs; it is
-// safe for concurrent use with every other method.
+// [Lease.Return]. Leases come from [Mover.Migrate]; the zero value is not
+// usable. Invoke is what callers use while the update runs; every method
+// is safe for concurrent use with every other. Invocations that arrive
+// while Return is under way wait for it, then run at home.
 //
 // Each function has one delivery goroutine, owned by the lease and stopped
 // by Return: invocations of one function reach its target one at a time,

@@ -11,7 +11,14 @@ import (
 // endpoint in another region or cloud ([CloudEventsTarget]), or reserved
 // capacity on this machine ([LocalTarget]).
 //
-// Implementations are safe for concurrent use.
+// To write one: Call must apply a [KindInvoke] at most once per (Function,
+// ID) and answer a repeated ID with the first answer; [KindPutState]
+// replaces the function's state and remembers req.Generation;
+// [KindGetState] returns a consistent export of it; an invoke or get whose
+// non-empty Generation differs from the one remembered (the target lost its
+// state) must fail with an error wrapping ErrRejected. A target whose Info
+// says InProcess gets the function in req.Local, runs it at home, and is
+// never sent state requests. Implementations are safe for concurrent use.
 type Target interface {
 	// Info describes the target for placement. It does not block.
 	Info() TargetInfo
