@@ -273,6 +273,7 @@ func TestNoPermission(t *testing.T) {
 	if err != nil {
 		t.Fatalf("child as nobody: %v\n%s", err, out)
 	}
+	t.Logf("child as nobody:\n%s", out)
 	for _, want := range []string{"permission denied", `function "fwd"`, existing} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("New as nobody said:\n%s\nwant it to mention %q", out, want)
