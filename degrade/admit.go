@@ -1,6 +1,9 @@
 package degrade
 
-import "time"
+import (
+	"sync/atomic"
+	"time"
+)
 
 // retryBusy is the Retry-After given when a request is turned away by a
 // concurrency limit or by shedding: load that is over its share now is
@@ -176,6 +179,7 @@ func (w *window) reject(function string, cause error, retryAfter time.Duration) 
 		Until:      w.until,
 		RetryAfter: retryAfter,
 		cause:      cause,
+		cache:      new(atomic.Pointer[renderedRejection]),
 	}
 	slot.Store(e)
 	return e

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"sync/atomic"
 	"time"
 )
 
@@ -47,7 +48,8 @@ type RejectedError struct {
 	// rounded up to 10ms (to whole seconds from 10s on).
 	RetryAfter time.Duration
 
-	cause error // ErrDisabled, ErrThrottled or ErrShed
+	cause error                              // ErrDisabled, ErrThrottled or ErrShed
+	cache *atomic.Pointer[renderedRejection] // HTTP form, set by the controller; nil in hand-made values
 }
 
 // Error describes the rejection for logs.

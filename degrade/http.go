@@ -64,41 +64,81 @@ func (c *Controller) Middleware(function string, next http.Handler) http.Handler
 // JSON or text by the request's Accept header. Hosts that call Acquire
 // themselves use it to answer exactly like the middleware. An error that is
 // not a [*RejectedError] answers 503 with a generic message.
+//
+// The bodies are rendered once per rejection value and reused, since the
+// controller hands the same *RejectedError to a stream of refusals: under
+// overload, turning a request away stays cheap.
 func WriteRejection(w http.ResponseWriter, r *http.Request, err error) {
 	var rej *RejectedError
 	if !errors.As(err, &rej) {
 		http.Error(w, "service temporarily unavailable", http.StatusServiceUnavailable)
 		return
 	}
-	status, kind := http.StatusServiceUnavailable, "disabled"
-	switch {
-	case errors.Is(rej, ErrThrottled):
-		status, kind = http.StatusTooManyRequests, "throttled"
-	case errors.Is(rej, ErrShed):
-		kind = "shed"
+	status := http.StatusServiceUnavailable
+	if errors.Is(rej, ErrThrottled) {
+		status = http.StatusTooManyRequests
 	}
+	b := rej.rendered()
 	h := w.Header()
-	h.Set("Retry-After", strconv.FormatInt(rej.RetryAfterSeconds(), 10))
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Content-Type-Options", "nosniff")
-	body := Rejection{
-		Error:             kind,
-		Function:          rej.Function,
-		Mode:              rej.Mode,
-		Reason:            rej.Reason,
-		Until:             rej.Until.UTC(),
-		RetryAfterSeconds: rej.RetryAfterSeconds(),
-		Message:           rej.Message(),
-	}
+	h["Retry-After"] = []string{b.retryAfter}
+	h["Cache-Control"] = []string{"no-store"}
+	h["X-Content-Type-Options"] = []string{"nosniff"}
 	if PrefersJSON(r.Header.Get("Accept")) {
-		h.Set("Content-Type", "application/json; charset=utf-8")
+		h["Content-Type"] = []string{"application/json; charset=utf-8"}
 		w.WriteHeader(status)
-		_ = json.NewEncoder(w).Encode(body) // the client went away; nothing to do
+		_, _ = w.Write(b.json) // the client went away; nothing to do
 		return
 	}
-	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h["Content-Type"] = []string{"text/plain; charset=utf-8"}
 	w.WriteHeader(status)
-	_, _ = w.Write([]byte(body.Message + "\n"))
+	_, _ = w.Write(b.text)
+}
+
+// renderedRejection is a rejection's HTTP form, computed once.
+type renderedRejection struct {
+	retryAfter string // Retry-After header value
+	text       []byte // text/plain body
+	json       []byte // application/json body
+}
+
+// rendered returns the rejection's HTTP form, computing it on first use.
+// Concurrent first uses may each compute it; the results are equal.
+func (e *RejectedError) rendered() *renderedRejection {
+	if e.cache != nil {
+		if b := e.cache.Load(); b != nil {
+			return b
+		}
+	}
+	kind := "disabled"
+	switch {
+	case errors.Is(e.cause, ErrThrottled):
+		kind = "throttled"
+	case errors.Is(e.cause, ErrShed):
+		kind = "shed"
+	}
+	msg := e.Message()
+	doc := Rejection{
+		Error:             kind,
+		Function:          e.Function,
+		Mode:              e.Mode,
+		Reason:            e.Reason,
+		Until:             e.Until.UTC(),
+		RetryAfterSeconds: e.RetryAfterSeconds(),
+		Message:           msg,
+	}
+	js, err := json.Marshal(doc)
+	if err != nil { // only an invalid Mode in a hand-made RejectedError
+		js = []byte(`{"error":"unavailable"}`)
+	}
+	b := &renderedRejection{
+		retryAfter: strconv.FormatInt(e.RetryAfterSeconds(), 10),
+		text:       []byte(msg + "\n"),
+		json:       append(js, '\n'),
+	}
+	if e.cache != nil {
+		e.cache.Store(b)
+	}
+	return b
 }
 
 // StatusHandler serves the controller's [Controller.Status] as JSON on GET
