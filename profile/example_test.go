@@ -60,10 +60,15 @@ func ExampleAnalyzer_Forecast() {
 // state written since the previous Collect.
 func ExampleMeter() {
 	m := profile.NewMeter(profile.MeterOptions{})
+	data := []byte("a unit of work")
 	for range 3 {
 		done := m.Track("checksum")
-		_ = fmt.Sprint("work") // the function's work
+		sum := 0
+		for _, b := range data { // the function's work
+			sum += int(b)
+		}
 		done()
+		_ = sum
 	}
 	m.Wrote("checksum", 512)
 	samples, err := m.Collect(context.Background())
