@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/updraft-dev/updraft/hal"
@@ -23,7 +24,9 @@ type CloudEventsOptions struct {
 	CostPerMillion float64
 
 	// Key signs requests (see [Sign]). When empty, the Mover's
-	// Options.Key is used; New fails if neither is set.
+	// Options.Key is used. New fails if neither is set, unless the target
+	// authenticates with mutual TLS instead: an https endpoint and a Client
+	// whose *http.Transport presents a client certificate.
 	Key []byte
 	// RequireSignedAnswers refuses answers without a valid signature. By
 	// default an answer's signature is checked when present, so plain
@@ -288,4 +291,16 @@ func (t *CloudEventsTarget) setDefaults(key []byte, clock Clock) {
 	}
 }
 
-func (t *CloudEventsTarget) hasKey() bool { return t.signer != nil }
+// authenticated reports whether requests are signed, or sent with a TLS
+// client certificate (mutual TLS).
+func (t *CloudEventsTarget) authenticated() bool {
+	if t.signer != nil {
+		return true
+	}
+	tr, ok := t.opts.Client.Transport.(*http.Transport)
+	if !ok || tr.TLSClientConfig == nil || !strings.HasPrefix(t.url, "https:") {
+		return false
+	}
+	c := tr.TLSClientConfig
+	return len(c.Certificates) > 0 || c.GetClientCertificate != nil
+}

@@ -27,8 +27,10 @@ type HandlerOptions struct {
 	// Key is the shared HMAC key requests must be signed with (see
 	// [Sign]). Required unless Insecure is set.
 	Key []byte
-	// Insecure serves unsigned requests. Only for a handler behind mutual
-	// TLS or in tests with plain CloudEvents clients.
+	// Insecure serves unsigned requests. Only for a handler served with
+	// mutual TLS (tls.RequireAndVerifyClientCert), which then does the
+	// authentication, or in tests with plain CloudEvents clients. Neither
+	// signature nor time window is checked; deduplication still applies.
 	Insecure bool
 	// Source is the CloudEvents source of answers; default "updraft/handler".
 	Source string

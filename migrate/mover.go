@@ -90,7 +90,8 @@ var _ Migrator = (*Mover)(nil)
 
 // New returns a Mover over targets, in the order given (used to break
 // ties). It checks the options and targets up front: names unique and
-// non-empty, a key for every remote target, a writable BufferDir.
+// non-empty, a way to authenticate to every remote target (an HMAC key or
+// a TLS client certificate), a writable BufferDir.
 func New(targets []Target, opts Options) (*Mover, error) {
 	if len(targets) == 0 {
 		return nil, errors.New("migrate: New: no targets")
@@ -110,8 +111,8 @@ func New(targets []Target, opts Options) (*Mover, error) {
 		seen[name] = true
 		if ce, ok := t.(*CloudEventsTarget); ok {
 			ce.setDefaults(opts.Key, opts.Clock)
-			if !ce.hasKey() {
-				return nil, fmt.Errorf("migrate: New: target %q has no HMAC key (set CloudEventsOptions.Key or Options.Key)", name)
+			if !ce.authenticated() {
+				return nil, fmt.Errorf("migrate: New: target %q has no HMAC key (set CloudEventsOptions.Key or Options.Key) and no TLS client certificate", name)
 			}
 		}
 	}
