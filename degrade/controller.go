@@ -41,7 +41,8 @@ type Options struct {
 	// Adaptive tunes adaptive concurrency limits; zero fields take defaults.
 	Adaptive AdaptiveOptions
 	// Pressure, when set, is read by [Controller.Run] and tightens adaptive
-	// limits as the machine comes under pressure. [NewPSI] reads Linux PSI.
+	// limits as the machine comes under pressure. [NewPSI] reads Linux PSI
+	// for the machine, [NewCgroupPSI] for one cgroup v2 group.
 	Pressure PressureSource
 	// PressureInterval is how often Run reads Pressure (0 =
 	// DefaultPressureInterval).
