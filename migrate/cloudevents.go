@@ -59,6 +59,7 @@ type CloudEventsOptions struct {
 type CloudEventsTarget struct {
 	info   TargetInfo
 	url    string
+	u      *url.URL // parsed url; never modified
 	opts   CloudEventsOptions
 	signer *signer // nil until a key is known
 }
@@ -89,6 +90,7 @@ func NewCloudEventsTarget(name, endpoint string, opts CloudEventsOptions) (*Clou
 	if opts.Client == nil {
 		tr := http.DefaultTransport.(*http.Transport).Clone()
 		tr.MaxIdleConnsPerHost = 64
+		tr.DisableCompression = true // answers are opaque payloads; gzip negotiation only costs
 		opts.Client = &http.Client{Transport: tr}
 	}
 	if opts.MaxAnswerBytes <= 0 {
@@ -101,6 +103,7 @@ func NewCloudEventsTarget(name, endpoint string, opts CloudEventsOptions) (*Clou
 		info: TargetInfo{Name: name, Region: opts.Region, Provider: opts.Provider,
 			Capacity: opts.Capacity.Clone(), CostPerMillion: opts.CostPerMillion},
 		url:  endpoint,
+		u:    u,
 		opts: opts,
 	}
 	if len(opts.Key) > 0 {
@@ -217,9 +220,17 @@ func (t *CloudEventsTarget) newEvent(typ, function, id, gen string, data []byte)
 // post sends ev in binary mode and returns the status and the answer
 // event, if any.
 func (t *CloudEventsTarget) post(ctx context.Context, ev *wireEvent) (int, *wireEvent, error) {
-	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, t.url, bytes.NewReader(ev.Data))
-	if err != nil {
-		return 0, nil, fmt.Errorf("migrate: target %s: %w", t.info.Name, err)
+	hreq := (&http.Request{
+		Method: http.MethodPost, URL: t.u, Host: t.u.Host, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Header: make(http.Header, 10), ContentLength: int64(len(ev.Data)),
+	}).WithContext(ctx)
+	if len(ev.Data) > 0 {
+		data := ev.Data
+		hreq.Body = io.NopCloser(bytes.NewReader(data))
+		hreq.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil }
+	} else {
+		hreq.Body = http.NoBody
+		hreq.GetBody = func() (io.ReadCloser, error) { return http.NoBody, nil }
 	}
 	ev.writeHeaders(hreq.Header)
 	resp, err := t.opts.Client.Do(hreq)

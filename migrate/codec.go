@@ -51,18 +51,20 @@ var (
 
 // writeHeaders sets e's attributes as binary-mode headers on h.
 func (e *wireEvent) writeHeaders(h http.Header) {
-	h[hdrSpecVersion] = specVersionValue
-	h[hdrID] = []string{e.ID}
-	h[hdrSource] = []string{e.Source}
-	h[hdrType] = []string{e.Type}
+	vals := make([]string, 0, 9) // one allocation backs every value slice
 	set := func(k, v string) {
 		if v != "" {
-			h[k] = []string{v}
+			vals = append(vals, v)
+			h[k] = vals[len(vals)-1 : len(vals) : len(vals)]
 		}
 	}
+	h[hdrSpecVersion] = specVersionValue
+	set(hdrID, e.ID)
+	set(hdrSource, e.Source)
+	set(hdrType, e.Type)
 	set(hdrSubject, e.Subject)
 	if !e.Time.IsZero() {
-		h[hdrTime] = []string{e.Time.UTC().Format(time.RFC3339Nano)}
+		set(hdrTime, e.Time.UTC().Format(time.RFC3339Nano))
 	}
 	set(hdrReq, e.Req)
 	set(hdrFnErr, e.FnErr)
@@ -73,7 +75,7 @@ func (e *wireEvent) writeHeaders(h http.Header) {
 	case e.ContentType == "" || e.ContentType == octetStream:
 		h[hdrContentType] = octetStreamValue
 	default:
-		h[hdrContentType] = []string{e.ContentType}
+		set(hdrContentType, e.ContentType)
 	}
 }
 
