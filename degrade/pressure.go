@@ -3,6 +3,8 @@ package degrade
 import (
 	"context"
 	"fmt"
+	"math"
+	"sync/atomic"
 	"time"
 )
 
@@ -21,18 +23,18 @@ var _ PressureSource = (*StaticPressure)(nil)
 // StaticPressure is an in-memory [PressureSource] that reports whatever was
 // last stored. The zero value reports 0; safe for concurrent use.
 type StaticPressure struct {
-	bits pressureFactor // reuses the atomic float; stores 1-percent
+	bits atomic.Uint64 // math.Float64bits of the percentage
 }
 
 // Set stores the percentage Pressure will report.
-func (s *StaticPressure) Set(percent float64) { s.bits.store(1 - percent) }
+func (s *StaticPressure) Set(percent float64) { s.bits.Store(math.Float64bits(percent)) }
 
 // Pressure returns the stored percentage.
 func (s *StaticPressure) Pressure(ctx context.Context) (float64, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, fmt.Errorf("degrade: static pressure: %w", err)
 	}
-	return 1 - s.bits.load(), nil
+	return math.Float64frombits(s.bits.Load()), nil
 }
 
 // ObservePressure applies a pressure percentage (0-100) to every adaptive
