@@ -1,8 +1,10 @@
 package profile
 
 import (
+	"math"
 	"strings"
 	"testing"
+	"time"
 )
 
 // The fuzz targets check that every parser of kernel files returns either
@@ -75,4 +77,43 @@ func requireNamed(t *testing.T, err error, prefix string) {
 	if !strings.HasPrefix(err.Error(), prefix) {
 		t.Fatalf("error %q does not start with %q", err, prefix)
 	}
+}
+
+// FuzzModel feeds arbitrary observations (values, time steps, gaps,
+// out-of-order times) to a series and checks every forecast is finite,
+// non-negative and ordered P50 ≤ P95 ≤ P99.
+func FuzzModel(f *testing.F) {
+	f.Add([]byte{1, 2, 3, 4, 5, 6, 7, 8}, int64(60))
+	f.Add([]byte{0, 0, 0, 255, 0, 0}, int64(1))
+	f.Add([]byte{255, 255, 255, 255}, int64(-30))
+	f.Fuzz(func(t *testing.T, data []byte, step int64) {
+		p := &modelParams{levelTau: DefaultLevelTau, trendTau: DefaultTrendTau, horizon: DefaultHorizon,
+			halfLife: DefaultHalfLife, minSamples: 4, overrunCost: DefaultOverrunCost}
+		var s series
+		at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+		for i, b := range data {
+			// Values span many orders of magnitude, including zero.
+			x := 0.0
+			if b != 0 {
+				x = math.Ldexp(float64(b), 4*int(b)-520) // from 2^-516 to 2^1012
+			}
+			if b == 254 {
+				x = math.MaxFloat64
+			}
+			at = at.Add(time.Duration(step%86400) * time.Second)
+			if i%7 == 3 {
+				at = at.Add(-time.Duration(b) * time.Minute) // a late sample
+			}
+			s.observe(p, at, x)
+			q50, q95, q99, _ := s.forecast(p, at, time.Hour)
+			for _, q := range []float64{q50, q95, q99} {
+				if math.IsNaN(q) || math.IsInf(q, 0) || q < 0 {
+					t.Fatalf("after %d observations: forecast %v %v %v", i+1, q50, q95, q99)
+				}
+			}
+			if q50 > q95 || q95 > q99 {
+				t.Fatalf("after %d observations: unordered %v %v %v", i+1, q50, q95, q99)
+			}
+		}
+	})
 }

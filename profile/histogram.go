@@ -41,13 +41,17 @@ func (h *logHistogram) bucket(x float64) int {
 	if x <= h.lowest {
 		return 0
 	}
-	i := int(math.Log(x/h.lowest)/h.logGrow) + 1
-	return min(i, len(h.weights)-1)
+	f := math.Log(x/h.lowest)/h.logGrow + 1
+	if !(f < float64(len(h.weights)-1)) { // also catches +Inf and NaN from an overflowing ratio
+		return len(h.weights) - 1
+	}
+	return int(f)
 }
 
-// upper is the upper bound of bucket i, what quantiles report.
+// upper is the upper bound of bucket i, never infinite (values near the
+// largest float64 would otherwise overflow it).
 func (h *logHistogram) upper(i int) float64 {
-	return h.lowest * math.Exp(float64(i)*h.logGrow)
+	return math.Min(h.lowest*math.Exp(float64(i)*h.logGrow), math.MaxFloat64)
 }
 
 func (h *logHistogram) add(halfLife time.Duration, t time.Time, x float64) {
@@ -105,7 +109,7 @@ func (h *logHistogram) quantile(q float64) float64 {
 			if lo == 0 {
 				return f * h.upper(i)
 			}
-			return lo * math.Exp(f*h.logGrow)
+			return math.Min(lo*math.Exp(f*h.logGrow), math.MaxFloat64)
 		}
 		acc += float64(w)
 	}

@@ -239,6 +239,7 @@ func (s *series) conditionalQuantiles(p *modelParams, at time.Time, window time.
 		t := at.Add(time.Duration(float64(window) * float64(i) / float64(steps)))
 		peak = math.Max(peak, s.pointForecast(p, from, s.level, s.trend, t))
 	}
+	peak = math.Min(peak, math.MaxFloat64)
 	q50 = peak * s.ratios.quantile(0.50)
 	q95 = math.Max(peak*s.ratios.quantile(0.95), q50)
 	q99 = math.Max(peak*s.ratios.quantile(0.99), q95)
@@ -246,8 +247,21 @@ func (s *series) conditionalQuantiles(p *modelParams, at time.Time, window time.
 }
 
 // forecast returns the p50, p95 and p99 demand over [at, at+window] and,
-// in words, what they rest on.
+// in words, what they rest on. Quantities are finite: demand beyond the
+// largest float64 (only seen in fuzzing) is reported as that.
 func (s *series) forecast(p *modelParams, at time.Time, window time.Duration) (q50, q95, q99 float64, basis string) {
+	q50, q95, q99, basis = s.forecastRaw(p, at, window)
+	return finite(q50), finite(q95), finite(q99), basis
+}
+
+func finite(x float64) float64 {
+	if math.IsNaN(x) {
+		return math.MaxFloat64
+	}
+	return math.Min(x, math.MaxFloat64)
+}
+
+func (s *series) forecastRaw(p *modelParams, at time.Time, window time.Duration) (q50, q95, q99 float64, basis string) {
 	switch {
 	case s.n == 0:
 		return 0, 0, 0, "no observations"
