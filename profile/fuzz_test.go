@@ -1,10 +1,13 @@
 package profile
 
 import (
+	"context"
 	"math"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/updraft-dev/updraft/hal"
 )
 
 // The fuzz targets check that every parser of kernel files returns either
@@ -117,3 +120,43 @@ func FuzzModel(f *testing.F) {
 		}
 	})
 }
+
+// FuzzAnalyzer observes arbitrary samples, at any time the time package
+// can hold, and forecasts; nothing may panic and every forecast vector
+// must be valid.
+func FuzzAnalyzer(f *testing.F) {
+	f.Add("routes", int64(1700000000), 1.5, int64(10), int64(4096), uint8(3))
+	f.Add("", int64(-1<<62), -1.0, int64(-1), int64(0), uint8(0))
+	f.Add("x", int64(1<<62), 1e308, int64(1<<62), int64(1<<62), uint8(255))
+	f.Fuzz(func(t *testing.T, name string, unix int64, cpu float64, calls, state int64, n uint8) {
+		at := time.Unix(unix, 0)
+		an, err := New(Options{Clock: func() time.Time { return at }, MinSamples: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range int(n%40) + 1 {
+			an.Observe(Sample{Function: name, Time: at.Add(time.Duration(i) * time.Minute), Calls: calls, StateBytes: state,
+				Usage: hal.Vector{hal.CPU: cpu * float64(i%3)}})
+		}
+		functions := []Function{{Name: "entry", Criticality: Critical, EntryPoint: true}}
+		if name != "entry" && validName(name) {
+			functions = append(functions, Function{Name: name})
+		}
+		fc, err := an.Forecast(context.Background(), time.Hour, functions)
+		if err != nil {
+			t.Fatalf("forecast: %v", err)
+		}
+		for _, ff := range fc.Functions {
+			for _, v := range []hal.Vector{ff.P50, ff.P95, ff.P99} {
+				if err := v.Validate(); err != nil {
+					t.Fatalf("%s: %v", ff.Function, err)
+				}
+			}
+			if ff.Confidence < 0 || ff.Confidence > 1 || math.IsNaN(ff.Confidence) {
+				t.Fatalf("%s: confidence %v", ff.Function, ff.Confidence)
+			}
+		}
+	})
+}
+
+func validName(s string) bool { return s != "" && strings.TrimSpace(s) == s }
