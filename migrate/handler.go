@@ -132,7 +132,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "migrate: POST a CloudEvent (binary mode)", http.StatusMethodNotAllowed)
 		return
 	}
-	limit := max(h.opts.MaxStateBytes, h.opts.MaxPayloadBytes)
+	// Only a state transfer (or a structured-mode event, whose type is in
+	// the body) may be larger than a payload; nothing is read beyond the
+	// limit, before the signature is checked.
+	limit := h.opts.MaxPayloadBytes
+	if t := r.Header.Get(hdrType); t == EventPutState || t == "" {
+		limit = max(h.opts.MaxStateBytes, h.opts.MaxPayloadBytes)
+	}
 	if r.ContentLength > limit {
 		h.refuse(w, "", http.StatusRequestEntityTooLarge, fmt.Errorf("%w: request body of %d bytes, limit %d", ErrPayloadTooLarge, r.ContentLength, limit))
 		return

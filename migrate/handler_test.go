@@ -196,3 +196,24 @@ func TestHandlerStateGenerationsAndReplayedPut(t *testing.T) {
 	require.Equal(t, http.StatusOK, status)
 	require.JSONEq(t, `{"a":2}`, string(ans.Data()))
 }
+
+// An invocation's body is bounded by MaxPayloadBytes before anything else
+// is read or checked; only state transfers may be larger.
+func TestHandlerBoundsBodiesByType(t *testing.T) {
+	reg, _ := handlerRegion(t, migrate.HandlerOptions{MaxPayloadBytes: 16, MaxStateBytes: 1024})
+	post := func(typ string, n int) int {
+		req, err := http.NewRequest(http.MethodPost, reg.url, bytes.NewReader(bytes.Repeat([]byte("x"), n)))
+		require.NoError(t, err)
+		req.Header.Set("Ce-Specversion", "1.0")
+		req.Header.Set("Ce-Id", "i")
+		req.Header.Set("Ce-Source", "s")
+		req.Header.Set("Ce-Type", typ)
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	require.Equal(t, http.StatusRequestEntityTooLarge, post(migrate.EventInvoke, 17))
+	require.Equal(t, http.StatusUnauthorized, post(migrate.EventPutState, 17), "a state may be larger (and is then refused unsigned)")
+	require.Equal(t, http.StatusRequestEntityTooLarge, post(migrate.EventPutState, 1025))
+}
