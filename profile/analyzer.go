@@ -27,6 +27,10 @@ const (
 	DefaultOverrunCost     = 15.0
 )
 
+// maxEvidenceBuckets bounds Options.EvidenceBuckets (a week of minutes),
+// which sets the memory kept per function.
+const maxEvidenceBuckets = 7 * 24 * 60
+
 // Options configure an [Analyzer]. Every zero field means the documented
 // default.
 type Options struct {
@@ -45,8 +49,10 @@ type Options struct {
 	// Horizon is the window length the residual statistics are measured
 	// for ([DefaultHorizon]); forecasts for other windows reuse them.
 	Horizon time.Duration
-	// HalfLife is how fast old forecast errors lose weight
-	// ([DefaultHalfLife]).
+	// HalfLife is how fast old observations lose weight: in the value
+	// distribution, in the distribution of forecast errors and in the
+	// backtest that chooses between them ([DefaultHalfLife]). An
+	// observation one half-life old counts half as much as a new one.
 	HalfLife time.Duration
 	// OverrunCost is what the backtest that picks between forecasters
 	// charges for one observation above the reservation, in units of the
@@ -123,26 +129,32 @@ func New(opts Options) (*Analyzer, error) {
 			return nil, fmt.Errorf("profile: Options.Collectors[%d] is nil", i)
 		}
 	}
-	for name, d := range map[string]time.Duration{
-		"LevelTau": opts.LevelTau, "TrendTau": opts.TrendTau, "Horizon": opts.Horizon,
-		"HalfLife": opts.HalfLife, "EvidenceBucket": opts.EvidenceBucket,
+	for _, o := range []struct {
+		name string
+		d    time.Duration
+	}{
+		{"LevelTau", opts.LevelTau}, {"TrendTau", opts.TrendTau}, {"Horizon", opts.Horizon},
+		{"HalfLife", opts.HalfLife}, {"EvidenceBucket", opts.EvidenceBucket},
 	} {
-		if d < 0 {
-			return nil, fmt.Errorf("profile: Options.%s is negative (%v)", name, d)
+		if o.d < 0 {
+			return nil, fmt.Errorf("profile: Options.%s is negative (%v)", o.name, o.d)
 		}
 	}
 	if opts.OverrunCost < 0 || math.IsNaN(opts.OverrunCost) || math.IsInf(opts.OverrunCost, 0) {
 		return nil, fmt.Errorf("profile: Options.OverrunCost %v is not a finite non-negative number", opts.OverrunCost)
 	}
-	for name, n := range map[string]int{
-		"MinSamples": opts.MinSamples, "EvidenceBuckets": opts.EvidenceBuckets, "MaxFunctions": opts.MaxFunctions,
+	for _, o := range []struct {
+		name string
+		n    int
+	}{
+		{"MinSamples", opts.MinSamples}, {"EvidenceBuckets", opts.EvidenceBuckets}, {"MaxFunctions", opts.MaxFunctions},
 	} {
-		if n < 0 {
-			return nil, fmt.Errorf("profile: Options.%s is negative (%d)", name, n)
+		if o.n < 0 {
+			return nil, fmt.Errorf("profile: Options.%s is negative (%d)", o.name, o.n)
 		}
 	}
-	if a.evBuckets < 4 {
-		return nil, fmt.Errorf("profile: Options.EvidenceBuckets is %d; need at least 4", a.evBuckets)
+	if a.evBuckets < 4 || a.evBuckets > maxEvidenceBuckets {
+		return nil, fmt.Errorf("profile: Options.EvidenceBuckets is %d; want 4 to %d", a.evBuckets, maxEvidenceBuckets)
 	}
 	if a.clock == nil {
 		a.clock = time.Now

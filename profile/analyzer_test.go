@@ -31,6 +31,8 @@ func TestNewValidatesOptions(t *testing.T) {
 		{profile.Options{HalfLife: -time.Second}, "Options.HalfLife is negative"},
 		{profile.Options{MinSamples: -1}, "Options.MinSamples is negative"},
 		{profile.Options{EvidenceBuckets: 2}, "EvidenceBuckets is 2"},
+		{profile.Options{EvidenceBuckets: 1 << 20}, "want 4 to 10080"},
+		{profile.Options{LevelTau: -1, HalfLife: -1}, "Options.LevelTau is negative"},
 		{profile.Options{OverrunCost: math.NaN()}, "OverrunCost"},
 	} {
 		_, err := profile.New(tc.opts)
