@@ -59,7 +59,9 @@ func NewMeter(opts MeterOptions) *Meter {
 // work is finished (typically `defer m.Track("routes")()`). Between the two
 // the goroutine is locked to its OS thread so that the thread CPU time read
 // at both ends belongs to this work alone; on systems without a per-thread
-// CPU clock the CPU measured is the elapsed time.
+// CPU clock the CPU measured is the elapsed time. The lock has a cost: if
+// the tracked work blocks, its thread waits with it and the runtime starts
+// another for other goroutines, so track units of work, not long waits.
 func (m *Meter) Track(function string) (done func()) {
 	runtime.LockOSThread()
 	start := m.clock()

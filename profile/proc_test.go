@@ -195,6 +195,29 @@ func TestProcCollectorFixture(t *testing.T) {
 	require.Len(t, s, 2)
 }
 
+func TestProcCollectorSetTargetsKeepsReadings(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	root := copyFixture(t, "testdata/proc")
+	c, err := profile.NewProcCollector(profile.ProcOptions{Root: root, Clock: func() time.Time { return now },
+		Targets: []profile.ProcTarget{{Function: "app", PID: 100}}})
+	require.NoError(t, err)
+	ctx := context.Background()
+	_, err = c.Collect(ctx)
+	require.NoError(t, err)
+	// pid 200 joins; pid 100 keeps its previous reading, so its rate
+	// continues while 200 reports memory only.
+	require.NoError(t, c.SetTargets([]profile.ProcTarget{{Function: "app", PID: 100}, {Function: "batch", PID: 200}}))
+	now = now.Add(10 * time.Second)
+	writeFile(t, filepath.Join(root, "100/stat"), procStat(100, "app", 300+100, 100, 1000))
+	s, err := c.Collect(ctx)
+	require.NoError(t, err)
+	require.Len(t, s, 2)
+	require.InDelta(t, 0.1, s[0].Usage[hal.CPU], 1e-9)
+	_, hasCPU := s[1].Usage[hal.CPU]
+	require.False(t, hasCPU)
+	require.ErrorContains(t, c.SetTargets([]profile.ProcTarget{{Function: "x", PID: -4}}), "pid -4")
+}
+
 func TestNewProcCollectorRejectsBadTargets(t *testing.T) {
 	for _, tc := range []struct {
 		target profile.ProcTarget
