@@ -172,6 +172,10 @@ func fillDefaults(o *Options) error {
 // its Regions allow that has room (per the Policy), moves its state there,
 // and returns a Lease routing its invocations. On error it has returned
 // whatever it had moved, and the lease is nil.
+//
+// From the moment Migrate returns, invoke the functions through the lease:
+// state changed at home after the export is not carried. Always end a
+// lease with Return; its delivery goroutines and buffer live until then.
 func (m *Mover) Migrate(ctx context.Context, specs []Spec) (*Lease, error) {
 	if err := validateSpecs(specs); err != nil {
 		return nil, err
