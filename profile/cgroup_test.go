@@ -233,3 +233,46 @@ func TestCgroupCollectorRealCgroup(t *testing.T) {
 		require.True(t, p >= 0 && p <= 1, "pressure %v out of 0..1", p)
 	}
 }
+
+// TestCgroupCollectorRealUnifiedHierarchy reads the cgroup v2 files the
+// kernel keeps for every cgroup (cpu.stat, *.pressure), through the v2
+// code path, on whatever unified hierarchy this machine has: the whole of
+// /sys/fs/cgroup on a v2 host, /sys/fs/cgroup/unified on a hybrid one.
+func TestCgroupCollectorRealUnifiedHierarchy(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("creating cgroups needs root; run as root (CI does) to read a real cgroup v2")
+	}
+	root := profile.DefaultCgroupRoot
+	if _, err := os.Stat(filepath.Join(root, "cgroup.controllers")); err != nil {
+		root = filepath.Join(profile.DefaultCgroupRoot, "unified")
+		if _, err := os.Stat(filepath.Join(root, "cgroup.controllers")); err != nil {
+			t.Skipf("no cgroup v2 hierarchy at %s or %s/unified", profile.DefaultCgroupRoot, profile.DefaultCgroupRoot)
+		}
+	}
+	path := filepath.Join(selfCgroups(t)["unified"], fmt.Sprintf("updraft-profile-v2-test-%d", os.Getpid()))
+	dir := filepath.Join(root, path)
+	makeCgroup(t, dir)
+	b := startChild(t, "burn")
+	moveInto(t, dir, b.pid())
+
+	c, err := profile.NewCgroupCollector(profile.CgroupOptions{Root: root, Targets: []profile.CgroupTarget{{Function: "burner", Path: path}}})
+	require.NoError(t, err)
+	require.Equal(t, profile.CgroupV2, c.Version())
+	ctx := context.Background()
+	_, err = c.Collect(ctx)
+	require.NoError(t, err)
+	cpu0, t0 := b.cpuTime(t), time.Now()
+	<-time.After(measureWindow)
+	cpu1, t1 := b.cpuTime(t), time.Now()
+	s, err := c.Collect(ctx)
+	require.NoError(t, err)
+	require.Len(t, s, 1)
+	truth := (cpu1 - cpu0).Seconds() / t1.Sub(t0).Seconds()
+	got := s[0].Usage[hal.CPU]
+	t.Logf("v2 at %s: cgroup %.3f cores, child's own account %.3f cores; usage %v", root, got, truth, s[0].Usage)
+	require.Greater(t, truth, 0.05, "the burner got almost no CPU; the machine is too loaded to measure")
+	require.InEpsilon(t, truth, got, 0.20)
+	if _, err := os.Stat(filepath.Join(dir, "cpu.pressure")); err == nil {
+		require.Contains(t, s[0].Usage, profile.PressureCPU)
+	}
+}
