@@ -29,6 +29,12 @@
 // lock, so its writers wait for the cut and its readers do not notice it.
 // Sources without Pauser are captured as they are at that moment.
 //
+// # Optional interfaces
+//
+//   - [Pauser] on a [Source]: the source is paused with the cut (above).
+//   - io.Closer on a [View]: Close is called once the view has been written,
+//     or when the cut is abandoned, to release what the view holds.
+//
 // # Format
 //
 // A snapshot is a versioned header, then each source's bytes cut into
@@ -52,6 +58,11 @@
 //	m, err := eng.Snapshot(ctx) // m.Pause is what the data path saw
 //	...
 //	err = eng.Restore(ctx, m) // after a failed update
+//
+// Throughput, pause and failures are exported through [Metrics], which the
+// host creates with [NewMetrics], registers, and passes in [Options.Metrics].
+// Compression costs CPU: on a host short of it, [NoCompression] trades
+// bytes stored for speed.
 //
 // Errors callers branch on are sentinels checked with errors.Is:
 // [ErrNotFound], [ErrCorrupt], [ErrTruncated], [ErrKeyRequired],

@@ -165,7 +165,6 @@ func TestCutIsConsistent(t *testing.T) {
 // faultySource fails, panics or misbehaves on demand, and records whether it
 // is paused.
 type faultySource struct {
-	name        string
 	failPause   bool
 	failCapture bool
 	panicOn     string // "pause", "capture", "write", "restore"
