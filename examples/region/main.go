@@ -2,7 +2,7 @@
 // couple of demo functions with migrate.Handler, so a Lease elsewhere can
 // move them here during an update.
 //
-//	UPDRAFT_KEY=secret go run ./examples/region -listen 127.0.0.2:8080 -region eu-west
+//	go run ./examples/region -listen 127.0.0.2:8080 -region eu-west
 //
 // Functions served:
 //
@@ -10,8 +10,10 @@
 //	       returns the new value; its counters move with it (migrate.MapState)
 //	upper  stateless: returns the payload in upper case
 //
-// Requests must be CloudEvents signed with the shared key (-key or
-// UPDRAFT_KEY). SIGINT or SIGTERM shuts the server down gracefully.
+// Requests must be CloudEvents signed with the shared key: -key, else
+// $UPDRAFT_KEY, else the demo key DemoKey (with a warning on stderr — fine
+// on loopback, never in production). SIGINT or SIGTERM shuts the server
+// down gracefully.
 package main
 
 import (
@@ -48,7 +50,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	listen := fs.String("listen", "127.0.0.2:8080", "address to listen on")
 	region := fs.String("region", "", "name of this region (required)")
-	key := fs.String("key", os.Getenv("UPDRAFT_KEY"), "shared HMAC key (default $UPDRAFT_KEY)")
+	key := fs.String("key", os.Getenv("UPDRAFT_KEY"), "shared HMAC key (default $UPDRAFT_KEY, else the demo key)")
 	window := fs.Duration("window", migrate.DefaultWindow, "accepted clock difference for signed requests")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -56,11 +58,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if *region == "" {
 		return errors.New("-region is required")
 	}
-	if *key == "" {
-		return errors.New("no key: set -key or UPDRAFT_KEY (the same key the host's migrate.Options.Key holds)")
-	}
-
 	logger := slog.New(slog.NewTextHandler(stderr, nil)).With("region", *region)
+	if *key == "" {
+		*key = DemoKey
+		logger.Warn("no -key or UPDRAFT_KEY: using the public demo key; anyone can call this region", "key", DemoKey)
+	}
 	h := migrate.NewHandler(migrate.HandlerOptions{Key: []byte(*key), Source: "updraft/region/" + *region, Window: *window, Logger: logger})
 	counters := &migrate.MapState{}
 	h.Register("count", Count(counters), counters)
@@ -87,6 +89,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "region %s stopped\n", *region)
 	return nil
 }
+
+// DemoKey is the key the region uses when given none: the host side of a
+// demo passes the same bytes as migrate.Options.Key.
+const DemoKey = "updraft-demo-key"
 
 // Count returns the demo "count" function over counters: it adds one to
 // the counter named by the payload and returns the new value in decimal.

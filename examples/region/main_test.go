@@ -76,9 +76,32 @@ func TestRegionServesAndStops(t *testing.T) {
 func TestRegionFlags(t *testing.T) {
 	var out, errb bytes.Buffer
 	require.ErrorContains(t, run(context.Background(), []string{"-key", "k"}, &out, &errb), "-region is required")
-	t.Setenv("UPDRAFT_KEY", "")
-	require.ErrorContains(t, run(context.Background(), []string{"-region", "r"}, &out, &errb), "no key")
 	require.Error(t, run(context.Background(), []string{"-bogus"}, &out, &errb))
+	require.Error(t, run(context.Background(), []string{"-region", "r", "-key", "k", "-listen", "not-an-address"}, &out, &errb))
+}
+
+// Without a key the region still starts, on the demo key, and says so.
+func TestRegionDemoKey(t *testing.T) {
+	t.Setenv("UPDRAFT_KEY", "")
+	pr, pw := io.Pipe()
+	ctx, cancel := context.WithCancel(context.Background())
+	var stderr bytes.Buffer
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"-listen", "127.0.0.3:0", "-region", "demo"}, pw, &stderr)
+		pw.Close()
+	}()
+	out := bufio.NewReader(pr)
+	url := readAddr(t, out)
+	target, err := migrate.NewCloudEventsTarget("demo", url, migrate.CloudEventsOptions{Region: "demo", Key: []byte(DemoKey)})
+	require.NoError(t, err)
+	got, err := target.Call(ctx, migrate.Request{Kind: migrate.KindInvoke, Function: "upper", ID: "u", Payload: []byte("demo")})
+	require.NoError(t, err)
+	require.Equal(t, "DEMO", string(got))
+	cancel()
+	_, _ = io.ReadAll(out)
+	require.NoError(t, <-done)
+	require.Contains(t, stderr.String(), "using the public demo key")
 }
 
 // As a program: SIGTERM shuts it down cleanly, exit status 0.
