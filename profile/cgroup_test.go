@@ -89,6 +89,26 @@ func TestCgroupCollectorV2Fixture(t *testing.T) {
 	require.ErrorContains(t, err, filepath.Join(root, "app.slice/app/io.stat")+":1")
 }
 
+func TestCgroupOf(t *testing.T) {
+	root := t.TempDir()
+	writeFile(t, filepath.Join(root, "42/cgroup"), "9:name=systemd:/\n4:memory:/jobs/42\n3:cpu,cpuacct:/jobs\n7:blkio:/\n0::/jobs/42\n")
+	got, err := profile.CgroupOf(root, 42, "job")
+	require.NoError(t, err)
+	require.Equal(t, profile.CgroupTarget{Function: "job", Path: "/jobs/42", V1Paths: map[string]string{
+		"cpuacct": "/jobs", "memory": "/jobs/42", "blkio": "/", "unified": "/jobs/42",
+	}}, got)
+
+	writeFile(t, filepath.Join(root, "43/cgroup"), "0::/a\nbroken\n")
+	_, err = profile.CgroupOf(root, 43, "x")
+	require.ErrorContains(t, err, filepath.Join(root, "43/cgroup")+":2")
+	_, err = profile.CgroupOf(root, 44, "x")
+	require.ErrorContains(t, err, "pid 44")
+
+	self, err := profile.CgroupOf("", os.Getpid(), "self")
+	require.NoError(t, err, "the real /proc/self/cgroup parses")
+	require.NotEmpty(t, self.Path+self.V1Paths["memory"]+self.V1Paths["cpuacct"])
+}
+
 func TestNewCgroupCollectorRejectsBadInput(t *testing.T) {
 	_, err := profile.NewCgroupCollector(profile.CgroupOptions{Root: "testdata/cgroup/v2", Targets: []profile.CgroupTarget{{Path: "x"}}})
 	require.ErrorContains(t, err, "no function name")

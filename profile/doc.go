@@ -12,7 +12,7 @@
 //     CPU, memory and pressure (PSI);
 //   - [CgroupCollector] reads a function's cgroup (v1 or v2): CPU usage,
 //     memory current and peak, I/O, and per-cgroup PSI where the kernel
-//     offers it;
+//     offers it; [CgroupOf] builds the target from a process's PID;
 //   - [Meter] measures functions that are goroutines inside the host binary:
 //     thread CPU time around each tracked unit of work, calls, latency and
 //     bytes of state written.

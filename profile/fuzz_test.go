@@ -160,3 +160,22 @@ func FuzzAnalyzer(f *testing.F) {
 }
 
 func validName(s string) bool { return s != "" && strings.TrimSpace(s) == s }
+
+func FuzzParseProcCgroup(f *testing.F) {
+	f.Add([]byte("9:name=systemd:/\n4:memory:/process_api/49\n2:cpuacct:/\n1:cpu:/\n0::/\n"))
+	f.Add([]byte("0::/user.slice/session-1.scope\n"))
+	f.Add([]byte("x:cpu:/\n"))
+	f.Add([]byte("1:cpu:relative\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		paths, err := parseProcCgroup("cgroup", data)
+		if err != nil {
+			requireNamed(t, err, "cgroup")
+			return
+		}
+		for ctl, p := range paths {
+			if !strings.HasPrefix(p, "/") {
+				t.Fatalf("controller %q: path %q is not absolute", ctl, p)
+			}
+		}
+	})
+}
