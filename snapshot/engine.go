@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"reflect"
 	"runtime"
 	"slices"
 	"strings"
@@ -113,6 +114,9 @@ func New(store Store, sources map[string]Source, opts Options) (*Engine, error) 
 	if err := checkSourceNames(names); err != nil {
 		return nil, err
 	}
+	if err := checkDistinctSources(names, sources); err != nil {
+		return nil, err
+	}
 	if opts.Key != nil && (len(opts.Key) < 16 || len(opts.Key) > 64) {
 		return nil, fmt.Errorf("snapshot: New: Key is %d bytes, want 16 to 64", len(opts.Key))
 	}
@@ -190,6 +194,7 @@ func (e *Engine) snapshot(ctx context.Context) (Manifest, error) {
 	if err := ctx.Err(); err != nil {
 		return Manifest{}, fmt.Errorf("snapshot: %w", err)
 	}
+	created := e.opts.Clock().UTC()
 	views, pause, err := e.cut(ctx)
 	if err != nil {
 		return Manifest{}, err
@@ -198,7 +203,6 @@ func (e *Engine) snapshot(ctx context.Context) (Manifest, error) {
 		e.opts.Metrics.Pause.Observe(pause.Seconds())
 	}
 	defer closeViews(views)
-	created := e.opts.Clock().UTC()
 	m := Manifest{
 		ID:            newID(created),
 		Created:       created,
@@ -456,6 +460,23 @@ func checkSourceNames(sorted []string) error {
 			return fmt.Errorf("snapshot: New: source names %q and %q collide (they differ only in case)", other, name)
 		}
 		folded[key] = name
+	}
+	return nil
+}
+
+// checkDistinctSources refuses one source registered under two names: its
+// Pauser would be paused twice in one cut and wait for itself.
+func checkDistinctSources(sorted []string, sources map[string]Source) error {
+	seen := make(map[Source]string, len(sorted))
+	for _, name := range sorted {
+		src := sources[name]
+		if !reflect.TypeOf(src).Comparable() {
+			continue
+		}
+		if other, ok := seen[src]; ok {
+			return fmt.Errorf("snapshot: New: sources %q and %q are the same object; register it once", other, name)
+		}
+		seen[src] = name
 	}
 	return nil
 }

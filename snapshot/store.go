@@ -18,7 +18,9 @@ type Store interface {
 	// by ctx. It fails if id is invalid (see [ValidID]) or already exists.
 	Create(ctx context.Context, id string) (Sink, error)
 	// Open returns the committed snapshot id for reading, or an error
-	// matching [ErrNotFound].
+	// matching [ErrNotFound]. The reader's reads are bound by ctx. A
+	// reader that finds the bytes damaged returns an error matching
+	// [ErrCorrupt] instead of io.EOF.
 	Open(ctx context.Context, id string) (io.ReadCloser, error)
 	// List returns the IDs of committed snapshots, oldest first.
 	List(ctx context.Context) ([]string, error)
