@@ -3,6 +3,7 @@ package migrate_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -239,4 +240,89 @@ func BenchmarkCutover(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkInvokeParallel is BenchmarkInvoke with concurrent callers
+// (b.RunParallel, 8×GOMAXPROCS goroutines): the lease delivers up to
+// MaxInFlight invocations of the function at once.
+func BenchmarkInvokeParallel(b *testing.B) {
+	reg, _ := benchRegion(b)
+	payload := bytes.Repeat([]byte("k"), 64)
+	ctx := context.Background()
+	b.Run("baseline=plain-post", func(b *testing.B) {
+		client := &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
+		b.SetParallelism(8)
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				resp, err := client.Post(reg.url+"plain", "application/octet-stream", bytes.NewReader(payload))
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+		})
+	})
+	b.Run("lease", func(b *testing.B) {
+		m := newMover(b, []migrate.Target{newTarget(b, "r1", reg.url, migrate.CloudEventsOptions{})}, migrate.Options{})
+		home := &migrate.MapState{}
+		lease, err := m.Migrate(ctx, []migrate.Spec{{Function: "count", Local: count(home), State: home}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.SetParallelism(8)
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				if _, err := lease.Invoke(ctx, "count", payload); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+		if err := lease.Return(ctx); err != nil {
+			b.Error(err)
+		}
+	})
+}
+
+// BenchmarkInvokeSlowTarget stands in for a distant region: the remote
+// function takes 2 ms (a WAN round trip's worth). With 16 concurrent
+// callers, a window of 1 (strict one-at-a-time delivery) is the baseline
+// for the default window of DefaultMaxInFlight.
+func BenchmarkInvokeSlowTarget(b *testing.B) {
+	slow := func(_ context.Context, p []byte) ([]byte, error) {
+		time.Sleep(2 * time.Millisecond) // simulated distance, not synchronisation
+		return p, nil
+	}
+	h := migrate.NewHandler(migrate.HandlerOptions{Key: testKey})
+	h.Register("slow", slow, nil)
+	reg := startRegion(b, "127.0.0.2", h)
+	payload := []byte("far away")
+	ctx := context.Background()
+	for _, window := range []int{1, migrate.DefaultMaxInFlight} {
+		name := fmt.Sprintf("window=%d", window)
+		if window == 1 {
+			name = "baseline=" + name
+		}
+		b.Run(name, func(b *testing.B) {
+			m := newMover(b, []migrate.Target{newTarget(b, "far", reg.url, migrate.CloudEventsOptions{})}, migrate.Options{MaxInFlight: window})
+			lease, err := m.Migrate(ctx, []migrate.Spec{{Function: "slow", Local: slow}})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.SetParallelism(8) // 16 callers on 2 cores
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if _, err := lease.Invoke(ctx, "slow", payload); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			if err := lease.Return(ctx); err != nil {
+				b.Error(err)
+			}
+		})
+	}
 }

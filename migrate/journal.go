@@ -98,7 +98,7 @@ func (j *journal) flush() error {
 }
 
 func (j *journal) flushLocked() error {
-	if len(j.pending) == 0 {
+	if len(j.pending) == 0 || j.segs == nil {
 		return nil
 	}
 	seg := j.segs[len(j.segs)-1]
@@ -115,6 +115,9 @@ func (j *journal) flushLocked() error {
 func (j *journal) append(payload []byte) (uint64, error) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
+	if j.segs == nil {
+		return 0, errors.New("migrate: invocation buffer is closed")
+	}
 	n := int64(recordHeader + len(payload) + 4)
 	if j.bytes+n > j.limit {
 		return 0, fmt.Errorf("%w: %d bytes buffered, limit %d", ErrBufferFull, j.bytes, j.limit)
@@ -195,6 +198,9 @@ func (j *journal) trim(seq uint64) error {
 	j.entries = j.entries[k:]
 	if len(j.entries) == 0 {
 		j.entries = nil
+	}
+	if j.segs == nil {
+		return nil // closed
 	}
 	var errs []error
 	for len(j.segs) > 1 && j.segs[0].lastSeq <= seq {

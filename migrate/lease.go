@@ -20,10 +20,10 @@ import (
 // is safe for concurrent use with every other. Invocations that arrive
 // while Return is under way wait for it, then run at home.
 //
-// Each function has one delivery goroutine, owned by the lease and stopped
-// by Return: invocations of one function reach its target one at a time,
-// in the order Invoke buffered them; different functions proceed in
-// parallel.
+// Each function has one dispatcher goroutine, owned by the lease and
+// stopped by Return, that delivers its buffered invocations, up to
+// Options.MaxInFlight at once; after an outage or a failover the buffer is
+// replayed one invocation at a time, in order.
 type Lease struct {
 	id  string
 	m   *Mover
@@ -198,7 +198,7 @@ func (l *Lease) move(ctx context.Context, spec Spec, t Target, why string) error
 	if err != nil {
 		return err
 	}
-	r := &route{l: l, spec: spec, j: j, waiters: map[uint64]chan result{}, tried: map[string]bool{},
+	r := &route{l: l, spec: spec, j: j, waiters: map[uint64]chan result{}, tried: map[string]bool{}, acked: map[uint64]bool{},
 		workerDone: make(chan struct{}), back: make(chan struct{}), next: 1, metrics: l.m.metrics.forFunction(spec.Function)}
 	r.cond = sync.NewCond(&r.mu)
 	info := t.Info()

@@ -431,3 +431,40 @@ func TestConcurrentInlineInvocations(t *testing.T) {
 	}
 	require.Equal(t, int64(800), lease.Stats().Invocations)
 }
+
+// Concurrent callers' invocations of one function travel together, up to
+// MaxInFlight: four callers meet inside the remote function at once.
+func TestWindowDeliversConcurrently(t *testing.T) {
+	const n = 4
+	var arrived sync.WaitGroup
+	arrived.Add(n)
+	all := make(chan struct{})
+	go func() { arrived.Wait(); close(all) }()
+	meet := func(ctx context.Context, p []byte) ([]byte, error) {
+		arrived.Done()
+		select {
+		case <-all:
+			return p, nil
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	h := migrate.NewHandler(migrate.HandlerOptions{Key: testKey})
+	h.Register("meet", meet, nil)
+	reg := startRegion(t, "127.0.0.2", h)
+	m := newMover(t, []migrate.Target{newTarget(t, "r1", reg.url, migrate.CloudEventsOptions{})}, migrate.Options{MaxInFlight: n})
+	ctx := ctxT(t)
+	lease, err := m.Migrate(ctx, []migrate.Spec{{Function: "meet", Local: meet}})
+	require.NoError(t, err)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			out, err := lease.Invoke(ctx, "meet", fmt.Appendf(nil, "%d", i))
+			if err != nil || string(out) != fmt.Sprint(i) {
+				t.Errorf("caller %d: %q, %v", i, out, err)
+			}
+		})
+	}
+	wg.Wait()
+	require.NoError(t, lease.Return(ctx))
+}

@@ -29,6 +29,7 @@ const (
 	DefaultCallTimeout     = 10 * time.Second
 	DefaultRetryInitial    = 5 * time.Millisecond
 	DefaultRetryMax        = 250 * time.Millisecond
+	DefaultMaxInFlight     = 16
 )
 
 // Options configure a [Mover]. Zero fields take the documented defaults.
@@ -71,6 +72,13 @@ type Options struct {
 	// MaxPayloadBytes bounds an invocation's payload; default
 	// DefaultMaxPayloadBytes.
 	MaxPayloadBytes int64
+	// MaxInFlight bounds the invocations of one function on their way to
+	// its target at once; default DefaultMaxInFlight. Concurrent callers'
+	// invocations are delivered concurrently (their order was never
+	// defined); one caller's successive invocations stay in order, and
+	// replays after an outage or a failover go one at a time, in buffer
+	// order. 1 delivers everything strictly in buffer order.
+	MaxInFlight int
 }
 
 // Mover places functions on targets and moves them there; it implements
@@ -164,6 +172,9 @@ func fillDefaults(o *Options) error {
 	}
 	if o.MaxPayloadBytes <= 0 {
 		o.MaxPayloadBytes = DefaultMaxPayloadBytes
+	}
+	if o.MaxInFlight <= 0 {
+		o.MaxInFlight = DefaultMaxInFlight
 	}
 	return nil
 }

@@ -15,7 +15,7 @@ import (
 )
 
 // route is one moved function: its buffer, its target, and the goroutine
-// (run) that delivers its invocations in order.
+// (run) that dispatches its invocations (see deliver.go).
 //
 // Invariant: every entry with seq <= covered has its effect in the state
 // at home or in checkpoint, so a new target needs only checkpoint plus the
@@ -37,12 +37,17 @@ type route struct {
 	stateRemote bool   // the authoritative state is at target
 	checkpoint  []byte // last state known to cover entries <= covered (when stateRemote)
 	covered     uint64
-	next        uint64 // next seq to deliver
+	next        uint64          // next seq to dispatch
+	inflight    int             // dispatched deliveries not yet finished
+	acked       map[uint64]bool // answered entries after covered
+	action      action          // exclusive work due once nothing is in flight
+	acting      bool            // a goroutine is doing action
+	cause       error           // why a recovery is due
+	causeTarget Target
 	waiters     map[uint64]chan result
 	closing     bool
-	busy        bool            // a goroutine holds the delivery token
 	tried       map[string]bool // targets that failed this function
-	since       int             // invocations delivered since the last checkpoint
+	since       int             // invocations answered since the last checkpoint
 	gen         string          // generation of the state installed at target (stateful, remote)
 	gens        int             // generations made so far
 
@@ -94,150 +99,6 @@ func (r *route) enqueue(payload []byte, inline bool) (chan result, error) {
 	return ch, nil
 }
 
-// run delivers buffered invocations in order until the route is closing
-// and drained. It delivers only when no Invoke caller is delivering
-// inline (see deliverInline): busy is the one token that lets a goroutine
-// deliver, so deliveries stay one at a time and in order.
-func (r *route) run() {
-	defer close(r.workerDone)
-	for {
-		r.mu.Lock()
-		for (r.busy || r.next > r.j.last()) && !r.closing {
-			r.cond.Wait()
-		}
-		if r.busy || r.next > r.j.last() {
-			if !r.busy {
-				r.mu.Unlock()
-				return // closing and drained
-			}
-			r.cond.Wait() // closing, but an inline delivery is under way
-			r.mu.Unlock()
-			continue
-		}
-		r.busy = true
-		seq, t, gen := r.next, r.target, r.gen
-		r.mu.Unlock()
-		r.step(seq, t, gen)
-		r.release()
-	}
-}
-
-// deliverInline lets the goroutine of Invoke deliver its own invocation
-// when nothing is ahead of it, saving two goroutine hand-offs on the hot
-// path. It returns once mine is answered or another goroutine holds the
-// token; in the latter case the worker delivers mine later.
-func (r *route) deliverInline(mine chan result) {
-	for {
-		r.mu.Lock()
-		if r.busy || r.next > r.j.last() || len(mine) > 0 {
-			r.mu.Unlock()
-			return
-		}
-		r.busy = true
-		seq, t, gen := r.next, r.target, r.gen
-		r.mu.Unlock()
-		r.step(seq, t, gen)
-		r.release()
-	}
-}
-
-// release gives up the delivery token and wakes the worker.
-func (r *route) release() {
-	r.mu.Lock()
-	r.busy = false
-	r.cond.Broadcast()
-	r.mu.Unlock()
-}
-
-// step delivers entry seq to t, failing over when t is gone. Called with
-// the delivery token held.
-func (r *route) step(seq uint64, t Target, gen string) {
-	payload, err := r.j.get(seq)
-	if err != nil {
-		r.finish(seq, nil, err)
-		return
-	}
-	res, err := r.call(r.l.ctx, t, Request{Kind: KindInvoke, Function: r.spec.Function,
-		ID: r.invocationID(seq), Payload: payload, Generation: gen, Local: r.spec.Local, State: r.spec.State})
-	if targetFailed(err) {
-		r.failover(t, err)
-		return
-	}
-	r.finish(seq, res, err)
-	r.settle(t, gen, seq)
-}
-
-// targetFailed reports whether err means the target can no longer serve
-// the function (rather than an answer to give the caller).
-func targetFailed(err error) bool {
-	return errors.Is(err, ErrUnreachable) || errors.Is(err, ErrRejected)
-}
-
-// finish hands the answer of seq to its waiter, if it still has one (a
-// replayed entry was answered before).
-func (r *route) finish(seq uint64, data []byte, err error) {
-	r.mu.Lock()
-	r.next = seq + 1
-	ch := r.waiters[seq]
-	delete(r.waiters, seq)
-	r.mu.Unlock()
-	if ch != nil {
-		r.stats.invocations.Add(1)
-		r.metrics.invocations.Inc()
-		ch <- result{data, err}
-	} else {
-		r.stats.replayed.Add(1)
-		r.metrics.replayed.Inc()
-	}
-}
-
-// settle advances covered after seq was answered: at once when the state
-// is home (or there is none), after a checkpoint every CheckpointEvery
-// invocations when it is at the target.
-func (r *route) settle(t Target, gen string, seq uint64) {
-	r.mu.Lock()
-	remote := r.stateRemote
-	r.since++
-	due := r.since >= r.l.m.opts.CheckpointEvery
-	r.mu.Unlock()
-	if !remote {
-		r.cover(seq, nil)
-		return
-	}
-	if due {
-		r.fetchCheckpoint(t, gen, seq)
-	}
-}
-
-// fetchCheckpoint brings the state home as a checkpoint covering every
-// entry up to seq; on failure the function fails over.
-func (r *route) fetchCheckpoint(t Target, gen string, seq uint64) {
-	data, err := r.call(r.l.ctx, t, Request{Kind: KindGetState, Function: r.spec.Function, ID: r.stateID("get"), Generation: gen})
-	if err != nil {
-		r.l.m.opts.Logger.Warn("migrate: checkpoint failed", "function", r.spec.Function, "target", t.Info().Name, "err", err)
-		if targetFailed(err) {
-			r.failover(t, err)
-		}
-		return
-	}
-	r.stats.checkpoints.Add(1)
-	r.metrics.checkpoints.Inc()
-	r.cover(seq, data)
-}
-
-func (r *route) cover(seq uint64, checkpoint []byte) {
-	r.mu.Lock()
-	r.covered = seq
-	if checkpoint != nil {
-		r.checkpoint = checkpoint
-	}
-	r.since = 0
-	r.mu.Unlock()
-	if err := r.j.trim(seq); err != nil {
-		r.l.m.opts.Logger.Warn("migrate: trim buffer", "function", r.spec.Function, "err", err)
-	}
-}
-
 // call makes one request, retrying with exponential backoff while the
 // target is unreachable, for up to FailoverAfter.
 func (r *route) call(ctx context.Context, t Target, req Request) ([]byte, error) {
@@ -265,10 +126,15 @@ func (r *route) call(ctx context.Context, t Target, req Request) ([]byte, error)
 
 // failover moves the function off failed: to the best remaining healthy
 // target, or home in degraded mode when none is left. The new target gets
-// the last checkpoint, and delivery resumes at the first entry the
-// checkpoint does not cover, so nothing is lost and nothing applied twice.
-func (r *route) failover(failed Target, cause error) {
+// the last checkpoint and a replay, in order, of the entries after it
+// (switchTo), so nothing is lost and nothing applied twice. It returns the
+// error of a replay cut short by the new target failing too; the caller
+// fails over again. Called by the one goroutine doing the route's action.
+func (r *route) failover(failed Target, cause error) error {
 	m := r.l.m
+	r.mu.Lock()
+	wasRemote := r.stateRemote
+	r.mu.Unlock()
 	name := failed.Info().Name
 	r.stats.failovers.Add(1)
 	r.metrics.failovers.Inc()
@@ -300,8 +166,10 @@ func (r *route) failover(failed Target, cause error) {
 				skipped = append(skipped, fmt.Sprintf("%s refused the state: %v", c.Info.Name, err))
 				continue
 			}
-			r.switchTo(t, why+"; "+rwhy)
-			return
+			if err := r.switchTo(t, why+"; "+rwhy, wasRemote); err != nil {
+				return err
+			}
+			return nil
 		}
 	}
 	if len(skipped) > 0 {
@@ -310,7 +178,7 @@ func (r *route) failover(failed Target, cause error) {
 	if err := r.bringStateHome(r.l.ctx); err != nil {
 		m.opts.Logger.Error("migrate: degraded fallback could not import the checkpoint", "function", r.spec.Function, "err", err)
 	}
-	r.switchTo(NewLocalTarget("home", LocalOptions{}), why+"; running at home in degraded mode")
+	return r.switchTo(NewLocalTarget("home", LocalOptions{}), why+"; running at home in degraded mode", wasRemote)
 }
 
 // install gives t the function's state as of covered.
@@ -365,16 +233,24 @@ func (r *route) bringStateHome(ctx context.Context) error {
 	return nil
 }
 
-// switchTo routes to t, resuming delivery after covered.
-func (r *route) switchTo(t Target, why string) {
+// switchTo routes to t, which already holds the state as of covered, and
+// replays the entries after covered that t's state lacks: all of them
+// when the state had been remote (it was lost with the old target), only
+// the unanswered ones when it was home (the answered ones' effects are
+// there already).
+func (r *route) switchTo(t Target, why string, wasRemote bool) error {
 	info := t.Info()
 	r.mu.Lock()
 	r.target, r.info = t, info
-	r.next = r.covered + 1
 	r.since = 0
 	r.placement = Placement{Function: r.spec.Function, Target: info.Name, Region: info.Region, Provider: info.Provider, Reason: why}
+	from, gen := r.covered+1, r.gen
+	if !r.stateRemote {
+		gen = ""
+	}
 	r.mu.Unlock()
 	r.l.m.opts.Logger.Warn("migrate: failed over", "function", r.spec.Function, "target", info.Name, "reason", why)
+	return r.replaySerial(t, gen, from, !wasRemote)
 }
 
 // giveBack drains the route and brings the function and its state home.
@@ -389,7 +265,7 @@ func (r *route) giveBack(ctx context.Context) error {
 		return fmt.Errorf("migrate: return %q: draining in-flight invocations: %w", r.spec.Function, ctx.Err())
 	}
 	r.mu.Lock()
-	remote, t, gen, covered, last := r.stateRemote, r.target, r.gen, r.covered, r.next-1
+	remote, t, gen, covered, last := r.stateRemote, r.target, r.gen, r.covered, r.j.last()
 	r.mu.Unlock()
 	if remote {
 		data, err := r.call(ctx, t, Request{Kind: KindGetState, Function: r.spec.Function, ID: r.stateID("get"), Generation: gen})
