@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"runtime"
 	"slices"
 
 	"github.com/klauspost/compress/zstd"
@@ -178,12 +179,14 @@ func openHeader(h header, key []byte) (cipher.AEAD, error) {
 
 // frame is one decoded frame; raw is its payload, decompressed and opened.
 type frame struct {
-	kind   byte
-	source uint16
-	seq    uint32
-	raw    []byte
-	info   ChunkInfo
-	offset int64 // where the frame starts in the stream
+	kind    byte
+	flags   byte
+	source  uint16
+	seq     uint32
+	payload []byte // as stored, unsealed; still compressed when flagged
+	raw     []byte
+	info    ChunkInfo
+	offset  int64 // where the frame starts in the stream
 }
 
 // sealFrame builds a frame from raw. buf is reused for the result.
@@ -229,8 +232,9 @@ func sealFrame(buf []byte, kind byte, source uint16, seq uint32, raw []byte, zen
 	return buf, info
 }
 
-// decoder reads and checks frames one by one. It holds at most one frame's
-// bytes, so memory does not grow with the snapshot.
+// decoder reads and checks frames in order: readFrame is the sequential
+// half (structure, checksum, seal), openFrame the half that may run in
+// parallel (decompression). [frameStream] drives both with bounded memory.
 type decoder struct {
 	r      *bufio.Reader
 	name   string // for errors: the snapshot ID
@@ -239,9 +243,6 @@ type decoder struct {
 	zdec   *zstd.Decoder
 	seq    uint32
 	offset int64
-	stored []byte // reused buffer for the frame as stored
-	raw    []byte // reused buffer for the payload
-	peeked *frame
 	ended  bool
 }
 
@@ -261,7 +262,7 @@ func newDecoder(r io.Reader, name string, key []byte) (*decoder, error) {
 	if d.aead, err = openHeader(h, key); err != nil {
 		return nil, fmt.Errorf("snapshot %s: %w", name, err)
 	}
-	zdec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(maxChunkBytes+maxStoredOverhead))
+	zdec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(runtime.GOMAXPROCS(0)), zstd.WithDecoderMaxMemory(maxChunkBytes+maxStoredOverhead))
 	if err != nil {
 		return nil, fmt.Errorf("snapshot %s: zstd: %w", name, err)
 	}
@@ -280,40 +281,23 @@ func (d *decoder) truncated(at int64, what string) error {
 	return fmt.Errorf("snapshot %s: frame %d at offset %d: stream ends inside the %s: %w", d.name, d.seq, at, what, errors.Join(ErrTruncated, ErrCorrupt))
 }
 
-// peek returns the next frame without consuming it.
-func (d *decoder) peek() (*frame, error) {
-	if d.peeked == nil {
-		f, err := d.next()
-		if err != nil {
-			return nil, err
-		}
-		d.peeked = f
-	}
-	return d.peeked, nil
-}
-
-// next reads, checks and opens the next frame. The frame's raw bytes are
-// valid until the following call.
-func (d *decoder) next() (*frame, error) {
-	if d.peeked != nil {
-		f := d.peeked
-		d.peeked = nil
-		return f, nil
-	}
+// readFrame is the sequential half of reading a frame: it reads the frame
+// into buf (grown as needed and returned), checks its structure, sequence
+// number and checksum, and opens its seal. f.payload is left for openFrame.
+func (d *decoder) readFrame(buf []byte) (f *frame, _ []byte, err error) {
 	at := d.offset
 	if d.ended {
-		return nil, d.corrupt(at, "read past the end frame")
+		return nil, buf, d.corrupt(at, "read past the end frame")
 	}
-	d.stored = append(d.stored[:0], make([]byte, frameHeaderSize)...)
-	if _, err := io.ReadFull(d.r, d.stored); err != nil {
+	buf = append(buf[:0], make([]byte, frameHeaderSize)...)
+	if _, err := io.ReadFull(d.r, buf); err != nil {
 		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-			return nil, d.truncated(at, "frame header (no end frame)")
+			return nil, buf, d.truncated(at, "frame header (no end frame)")
 		}
-		return nil, fmt.Errorf("snapshot %s: frame %d at offset %d: %w", d.name, d.seq, at, err)
+		return nil, buf, fmt.Errorf("snapshot %s: frame %d at offset %d: %w", d.name, d.seq, at, err)
 	}
-	h := d.stored
-	f := &frame{kind: h[0], source: binary.LittleEndian.Uint16(h[2:]), seq: binary.LittleEndian.Uint32(h[4:]), offset: at}
-	flags := h[1]
+	h := buf
+	f = &frame{kind: h[0], flags: h[1], source: binary.LittleEndian.Uint16(h[2:]), seq: binary.LittleEndian.Uint32(h[4:]), offset: at}
 	rawLen := binary.LittleEndian.Uint32(h[8:])
 	storedLen := binary.LittleEndian.Uint32(h[12:])
 	limit := uint32(maxChunkBytes)
@@ -322,66 +306,77 @@ func (d *decoder) next() (*frame, error) {
 	}
 	switch {
 	case f.kind < kindData || f.kind > kindEnd:
-		return nil, d.corrupt(at, "unknown frame kind %d", f.kind)
-	case flags&^frameFlagZstd != 0:
-		return nil, d.corrupt(at, "unknown frame flags %#x", flags)
+		return nil, buf, d.corrupt(at, "unknown frame kind %d", f.kind)
+	case f.flags&^frameFlagZstd != 0:
+		return nil, buf, d.corrupt(at, "unknown frame flags %#x", f.flags)
 	case f.seq != d.seq:
-		return nil, d.corrupt(at, "sequence number %d, want %d (frames missing or reordered)", f.seq, d.seq)
+		return nil, buf, d.corrupt(at, "sequence number %d, want %d (frames missing or reordered)", f.seq, d.seq)
 	case rawLen > limit:
-		return nil, d.corrupt(at, "raw length %d exceeds the limit %d", rawLen, limit)
+		return nil, buf, d.corrupt(at, "raw length %d exceeds the limit %d", rawLen, limit)
 	case storedLen > limit+maxStoredOverhead:
-		return nil, d.corrupt(at, "stored length %d exceeds the limit %d", storedLen, limit+maxStoredOverhead)
+		return nil, buf, d.corrupt(at, "stored length %d exceeds the limit %d", storedLen, limit+maxStoredOverhead)
+	case f.kind == kindEnd && rawLen != 0:
+		return nil, buf, d.corrupt(at, "end frame carries %d bytes", rawLen)
 	}
 	total := frameHeaderSize + int(storedLen) + frameCRCSize
-	d.stored = append(d.stored, make([]byte, total-frameHeaderSize)...)
-	if _, err := io.ReadFull(d.r, d.stored[frameHeaderSize:]); err != nil {
+	buf = append(buf, make([]byte, total-frameHeaderSize)...)
+	if _, err := io.ReadFull(d.r, buf[frameHeaderSize:]); err != nil {
 		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-			return nil, d.truncated(at, "frame payload")
+			return nil, buf, d.truncated(at, "frame payload")
 		}
-		return nil, fmt.Errorf("snapshot %s: frame %d at offset %d: %w", d.name, d.seq, at, err)
+		return nil, buf, fmt.Errorf("snapshot %s: frame %d at offset %d: %w", d.name, d.seq, at, err)
 	}
-	body := d.stored[:total-frameCRCSize]
-	want := binary.LittleEndian.Uint32(d.stored[total-frameCRCSize:])
+	body := buf[:total-frameCRCSize]
+	want := binary.LittleEndian.Uint32(buf[total-frameCRCSize:])
 	if got := crc32.Checksum(body, castagnoli); got != want {
-		return nil, d.corrupt(at, "checksum %08x, stored %08x", got, want)
+		return nil, buf, d.corrupt(at, "checksum %08x, stored %08x", got, want)
 	}
 	f.info = ChunkInfo{RawBytes: int(rawLen), StoredBytes: int(storedLen), StoredCRC32C: want}
-	payload := body[frameHeaderSize:]
+	f.payload = body[frameHeaderSize:]
 	if d.aead != nil {
 		if int(storedLen) < d.aead.Overhead() {
-			return nil, d.corrupt(at, "sealed payload of %d bytes is shorter than its tag", storedLen)
+			return nil, buf, d.corrupt(at, "sealed payload of %d bytes is shorter than its tag", storedLen)
 		}
-		opened, err := d.aead.Open(payload[:0], frameNonce(f.seq), payload, body[:frameHeaderSize])
+		opened, err := d.aead.Open(f.payload[:0], frameNonce(f.seq), f.payload, body[:frameHeaderSize])
 		if err != nil {
-			return nil, d.corrupt(at, "authentication failed (altered data)")
+			return nil, buf, d.corrupt(at, "authentication failed (altered data)")
 		}
-		payload = opened
+		f.payload = opened
 	}
-	if flags&frameFlagZstd != 0 {
-		raw, err := d.zdec.DecodeAll(payload, d.raw[:0])
-		if err != nil {
-			return nil, d.corrupt(at, "zstd: %v", err)
-		}
-		d.raw = raw
-		payload = raw
-	}
-	if len(payload) != int(rawLen) {
-		return nil, d.corrupt(at, "payload holds %d bytes, header says %d", len(payload), rawLen)
-	}
-	f.raw = payload
-	f.info.RawCRC32C = crc32.Checksum(payload, castagnoli)
 	d.offset += int64(total)
 	d.seq++
 	if f.kind == kindEnd {
 		d.ended = true
-		if rawLen != 0 {
-			return nil, d.corrupt(at, "end frame carries %d bytes", rawLen)
-		}
 		if _, err := d.r.ReadByte(); err != io.EOF {
-			return nil, fmt.Errorf("snapshot %s: offset %d: data after the end frame: %w", d.name, d.offset, ErrCorrupt)
+			return nil, buf, fmt.Errorf("snapshot %s: offset %d: data after the end frame: %w", d.name, d.offset, ErrCorrupt)
 		}
 	}
-	return f, nil
+	return f, buf, nil
+}
+
+// openFrame is the half of reading a frame that may run on several
+// goroutines at once: it decompresses f.payload into *dst (grown as needed)
+// and checks its length. It sets f.raw and f.info.RawCRC32C.
+func (d *decoder) openFrame(f *frame, dst *[]byte) error {
+	raw := f.payload
+	if f.flags&frameFlagZstd != 0 {
+		out, err := d.zdec.DecodeAll(f.payload, (*dst)[:0])
+		if err != nil {
+			return f.corrupt(d.name, "zstd: %v", err)
+		}
+		*dst = out
+		raw = out
+	}
+	if len(raw) != f.info.RawBytes {
+		return f.corrupt(d.name, "payload holds %d bytes, header says %d", len(raw), f.info.RawBytes)
+	}
+	f.raw = raw
+	f.info.RawCRC32C = crc32.Checksum(raw, castagnoli)
+	return nil
+}
+
+func (f *frame) corrupt(name, format string, args ...any) error {
+	return fmt.Errorf("snapshot %s: frame %d at offset %d: %s: %w", name, f.seq, f.offset, fmt.Sprintf(format, args...), ErrCorrupt)
 }
 
 // decodeManifest parses a manifest frame's payload.

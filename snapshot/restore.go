@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"time"
 )
 
@@ -65,13 +66,15 @@ func Verify(ctx context.Context, r io.Reader, name string, key []byte) (Manifest
 		return Manifest{}, err
 	}
 	defer d.close()
+	frames := d.stream(runtime.GOMAXPROCS(0))
+	defer frames.close()
 	var seen []SourceInfo // chunk lists as read
 	var m Manifest
 	for {
 		if err := ctx.Err(); err != nil {
 			return Manifest{}, fmt.Errorf("snapshot %s: verify: %w", name, err)
 		}
-		f, err := d.next()
+		f, err := frames.next()
 		if err != nil {
 			return Manifest{}, err
 		}
@@ -180,8 +183,10 @@ func (e *Engine) Restore(ctx context.Context, m Manifest) (err error) {
 		return fmt.Errorf("snapshot: restore: %w", err)
 	}
 	defer d.close()
+	frames := d.stream(e.workers)
+	defer frames.close()
 	for i, s := range stored.Sources {
-		sr := &sourceReader{d: d, source: uint16(i)}
+		sr := &sourceReader{frames: frames, source: uint16(i)}
 		var r io.Reader = sr
 		if upgrade {
 			if r, err = e.opts.Upgrade(ctx, stored, s.Name, r); err != nil {
@@ -241,7 +246,7 @@ func restoreSource(ctx context.Context, name string, src Source, r io.Reader) (e
 
 // sourceReader streams one source's raw bytes out of a decoder.
 type sourceReader struct {
-	d      *decoder
+	frames *frameStream
 	source uint16
 	rest   []byte
 	eof    bool
@@ -256,7 +261,7 @@ func (r *sourceReader) Read(p []byte) (int, error) {
 		if r.eof {
 			return 0, io.EOF
 		}
-		f, err := r.d.peek()
+		f, err := r.frames.peek()
 		if err != nil {
 			r.err = err
 			return 0, err
@@ -265,7 +270,10 @@ func (r *sourceReader) Read(p []byte) (int, error) {
 			r.eof = true
 			continue
 		}
-		r.d.peeked = nil
+		if _, err := r.frames.next(); err != nil { // the peeked frame
+			r.err = err
+			return 0, err
+		}
 		r.rest = f.raw
 	}
 	n := copy(p, r.rest)

@@ -1,0 +1,162 @@
+package snapshot
+
+import (
+	"fmt"
+	"sync"
+)
+
+// frameStream delivers a decoder's frames in order while decompressing
+// several ahead on worker goroutines, so verification and restore use every
+// core. Memory is bounded: at most 2*workers frames are in flight, and
+// their buffers are recycled.
+//
+// The goroutine that calls next and peek owns the stream and must call
+// close, which stops the reader and the workers and waits for them.
+type frameStream struct {
+	d      *decoder
+	out    chan *frameJob // in stream order, to the owner
+	work   chan *frameJob // to the workers
+	stop   chan struct{}  // closed by close
+	free   chan []byte    // recycled buffers
+	wg     sync.WaitGroup // the reader and the workers
+	cur    *frameJob      // last job handed out; its buffers are in use
+	peeked *frameJob
+	closed bool
+}
+
+type frameJob struct {
+	f      *frame
+	err    error
+	ready  chan struct{} // closed when f is opened (or err set)
+	stored []byte
+	raw    []byte
+}
+
+func (d *decoder) stream(workers int) *frameStream {
+	s := &frameStream{
+		d:    d,
+		out:  make(chan *frameJob, 2*workers),
+		work: make(chan *frameJob, workers),
+		stop: make(chan struct{}),
+		free: make(chan []byte, 4*workers+4),
+	}
+	s.wg.Add(1 + workers)
+	go s.read()
+	for range workers {
+		go s.open()
+	}
+	return s
+}
+
+// read runs the decoder's sequential half and hands frames to the workers.
+func (s *frameStream) read() {
+	defer s.wg.Done()
+	defer close(s.work)
+	defer close(s.out)
+	for {
+		f, stored, err := s.d.readFrame(s.buffer())
+		job := &frameJob{f: f, err: err, stored: stored, ready: make(chan struct{})}
+		if err != nil {
+			close(job.ready)
+		}
+		select {
+		case s.out <- job:
+		case <-s.stop:
+			return
+		}
+		if err != nil {
+			return
+		}
+		select {
+		case s.work <- job:
+		case <-s.stop:
+			return
+		}
+		if f.kind == kindEnd {
+			return
+		}
+	}
+}
+
+func (s *frameStream) open() {
+	defer s.wg.Done()
+	for job := range s.work {
+		job.raw = s.buffer()
+		job.err = s.d.openFrame(job.f, &job.raw)
+		close(job.ready)
+	}
+}
+
+func (s *frameStream) buffer() []byte {
+	select {
+	case b := <-s.free:
+		return b[:0]
+	default:
+		return nil
+	}
+}
+
+func (s *frameStream) recycle(job *frameJob) {
+	for _, b := range [][]byte{job.stored, job.raw} {
+		if cap(b) == 0 {
+			continue
+		}
+		select {
+		case s.free <- b:
+		default:
+		}
+	}
+}
+
+// fetch returns the next job, once opened; the previous one's buffers are
+// recycled.
+func (s *frameStream) fetch() (*frame, error) {
+	if s.cur != nil {
+		s.recycle(s.cur)
+		s.cur = nil
+	}
+	job, ok := <-s.out
+	if !ok {
+		return nil, fmt.Errorf("snapshot %s: read past the end of the stream: %w", s.d.name, ErrCorrupt)
+	}
+	<-job.ready
+	if job.err != nil {
+		return nil, job.err
+	}
+	s.cur = job
+	return job.f, nil
+}
+
+// next returns the next frame; its raw bytes are valid until the following
+// call to next or peek.
+func (s *frameStream) next() (*frame, error) {
+	if s.peeked != nil {
+		f := s.peeked.f
+		s.peeked = nil
+		return f, nil
+	}
+	return s.fetch()
+}
+
+// peek returns the next frame without consuming it.
+func (s *frameStream) peek() (*frame, error) {
+	if s.peeked == nil {
+		f, err := s.fetch()
+		if err != nil {
+			return nil, err
+		}
+		s.peeked = s.cur
+		_ = f
+	}
+	return s.peeked.f, nil
+}
+
+// close stops the stream's goroutines and waits for them.
+func (s *frameStream) close() {
+	if s.closed {
+		return
+	}
+	s.closed = true
+	close(s.stop)
+	s.wg.Wait()
+}
