@@ -207,6 +207,7 @@ func (r *route) checkpointNow(t Target, gen string) error {
 		delete(r.acked, s)
 	}
 	r.covered, r.checkpoint, r.since, r.action = covered, data, 0, noAction
+	r.inCheckpoint = nil
 	r.mu.Unlock()
 	r.trim(covered)
 	return nil
@@ -245,7 +246,9 @@ func (r *route) replaySerial(t Target, gen string, from uint64, onlyUnanswered b
 	r.mu.Lock()
 	if !onlyUnanswered {
 		for seq := from; seq <= last; seq++ {
-			delete(r.acked, seq) // answered, but their effects must be redone
+			if !r.inCheckpoint[seq] {
+				delete(r.acked, seq) // answered, but their effects must be redone
+			}
 		}
 	}
 	r.mu.Unlock()

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -467,4 +468,66 @@ func TestWindowDeliversConcurrently(t *testing.T) {
 	}
 	wg.Wait()
 	require.NoError(t, lease.Return(ctx))
+}
+
+// flakyInProcess is an in-process target whose call for "k1" waits until
+// released and then fails, taking the target down with it.
+type flakyInProcess struct {
+	k1Arrived, release chan struct{}
+	down               atomic.Bool
+}
+
+func (f *flakyInProcess) Info() migrate.TargetInfo {
+	return migrate.TargetInfo{Name: "spare", Region: "local", Provider: "local", InProcess: true}
+}
+
+func (f *flakyInProcess) Probe(context.Context) (time.Duration, error) {
+	if f.down.Load() {
+		return 0, errors.New("down")
+	}
+	return 0, nil
+}
+
+func (f *flakyInProcess) Call(ctx context.Context, req migrate.Request) ([]byte, error) {
+	if string(req.Payload) == "k1" && !f.down.Load() {
+		close(f.k1Arrived)
+		<-f.release
+		f.down.Store(true)
+	}
+	if f.down.Load() {
+		return nil, fmt.Errorf("%w: spare is down", migrate.ErrUnreachable)
+	}
+	return req.Local(ctx, req.Payload)
+}
+
+// Answers from an in-process target can arrive out of order (k2 before
+// k1). When the function then moves to a region with an export of the live
+// state, and that region dies too, the replay onto that export must not
+// apply k2 a second time.
+func TestOutOfOrderAnswersSurviveTwoFailovers(t *testing.T) {
+	spare := &flakyInProcess{k1Arrived: make(chan struct{}), release: make(chan struct{})}
+	reg, _ := handlerRegion(t, migrate.HandlerOptions{})
+	remote := newTarget(t, "r1", reg.url, migrate.CloudEventsOptions{CostPerMillion: 1})
+	m := newMover(t, []migrate.Target{spare, remote}, migrate.Options{MaxInFlight: 4, FailoverAfter: 100 * time.Millisecond})
+	home := &migrate.MapState{}
+	ctx := ctxT(t)
+	lease, err := m.Migrate(ctx, []migrate.Spec{{Function: "count", Local: count(home), State: home}})
+	require.NoError(t, err)
+	require.Equal(t, "spare", lease.Placements()[0].Target)
+
+	k1 := make(chan error, 1)
+	go func() { _, err := lease.Invoke(ctx, "count", []byte("k1")); k1 <- err }()
+	<-spare.k1Arrived
+	_, err = lease.Invoke(ctx, "count", []byte("k2")) // answered while k1 is still out
+	require.NoError(t, err)
+	close(spare.release) // k1 fails; spare is down; count moves to r1 with an export holding k2
+	require.NoError(t, <-k1)
+	require.Equal(t, "r1", lease.Placements()[0].Target)
+
+	require.NoError(t, reg.srv.Close()) // r1 dies too: home, degraded
+	_, err = lease.Invoke(ctx, "count", []byte("k3"))
+	require.NoError(t, err)
+	require.Equal(t, "home", lease.Placements()[0].Target)
+	require.NoError(t, lease.Return(ctx))
+	require.Equal(t, map[string]int64{"k1": 1, "k2": 1, "k3": 1}, home.Snapshot())
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"strconv"
 	"strings"
 	"sync"
@@ -40,6 +41,10 @@ type route struct {
 	next        uint64          // next seq to dispatch
 	inflight    int             // dispatched deliveries not yet finished
 	acked       map[uint64]bool // answered entries after covered
+	// inCheckpoint lists entries after covered whose effects checkpoint
+	// holds anyway: it was exported from the live state at home, where
+	// answers can arrive out of order. A replay onto checkpoint skips them.
+	inCheckpoint map[uint64]bool
 	action      action          // exclusive work due once nothing is in flight
 	acting      bool            // a goroutine is doing action
 	cause       error           // why a recovery is due
@@ -190,17 +195,23 @@ func (r *route) install(t Target) error {
 	remote, cp := r.stateRemote, r.checkpoint
 	r.mu.Unlock()
 	info := t.Info()
+	var fromLive map[uint64]bool // entries the live export holds, when exported here
 	switch {
 	case info.InProcess && remote:
 		return r.bringStateHome(r.l.ctx)
 	case info.InProcess:
 		return nil
 	case !remote:
+		// Nothing is in flight: the live state holds exactly the answered
+		// entries, which may not be contiguous after covered.
+		r.mu.Lock()
+		answered := maps.Clone(r.acked)
+		r.mu.Unlock()
 		var buf bytes.Buffer
 		if err := r.spec.State.Export(r.l.ctx, &buf); err != nil {
 			return fmt.Errorf("export state: %w", err)
 		}
-		cp = buf.Bytes()
+		cp, fromLive = buf.Bytes(), answered
 	}
 	r.mu.Lock()
 	gen := r.newGeneration()
@@ -211,6 +222,9 @@ func (r *route) install(t Target) error {
 	}
 	r.mu.Lock()
 	r.checkpoint, r.stateRemote, r.gen = cp, true, gen
+	if fromLive != nil {
+		r.inCheckpoint = fromLive
+	}
 	r.mu.Unlock()
 	return nil
 }
@@ -303,7 +317,13 @@ func (r *route) replayHome(ctx context.Context, covered, last uint64) error {
 	if err := r.spec.State.Import(ctx, bytes.NewReader(cp)); err != nil {
 		return fmt.Errorf("migrate: return %q: import checkpoint at home: %w", r.spec.Function, err)
 	}
+	r.mu.Lock()
+	skip := maps.Clone(r.inCheckpoint)
+	r.mu.Unlock()
 	for seq := covered + 1; seq <= last; seq++ {
+		if skip[seq] {
+			continue // its effect is in the checkpoint
+		}
 		payload, err := r.j.get(seq)
 		if err != nil {
 			return fmt.Errorf("migrate: return %q: replay: %w", r.spec.Function, err)
