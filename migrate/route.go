@@ -45,16 +45,16 @@ type route struct {
 	// holds anyway: it was exported from the live state at home, where
 	// answers can arrive out of order. A replay onto checkpoint skips them.
 	inCheckpoint map[uint64]bool
-	action      action          // exclusive work due once nothing is in flight
-	acting      bool            // a goroutine is doing action
-	cause       error           // why a recovery is due
-	causeTarget Target
-	waiters     map[uint64]chan result
-	closing     bool
-	tried       map[string]bool // targets that failed this function
-	since       int             // invocations answered since the last checkpoint
-	gen         string          // generation of the state installed at target (stateful, remote)
-	gens        int             // generations made so far
+	action       action // exclusive work due once nothing is in flight
+	acting       bool   // a goroutine is doing action
+	cause        error  // why a recovery is due
+	causeTarget  Target
+	waiters      map[uint64]chan result
+	closing      bool
+	tried        map[string]bool // targets that failed this function
+	since        int             // invocations answered since the last checkpoint
+	gen          string          // generation of the state installed at target (stateful, remote)
+	gens         int             // generations made so far
 
 	stats struct {
 		invocations, retries, failovers, replayed, checkpoints atomic.Int64
