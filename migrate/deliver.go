@@ -3,6 +3,7 @@ package migrate
 import (
 	"context"
 	"errors"
+	"fmt"
 )
 
 // Delivery. Each route runs one dispatcher goroutine (run) that starts a
@@ -97,12 +98,13 @@ func (r *route) deliver(seq uint64, t Target, gen string) {
 	payload, err := r.j.get(seq)
 	var res []byte
 	if err == nil {
-		cctx, cancel := context.WithTimeout(r.l.ctx, r.l.m.opts.CallTimeout)
-		res, err = t.Call(cctx, r.invokeRequest(seq, gen, payload))
-		cancel()
+		res, err = r.attempt(r.l.ctx, t, r.invokeRequest(seq, gen, payload))
 	}
 	if !targetFailed(err) {
 		r.answer(seq, res, err)
+	} else if errors.Is(err, ErrUnreachable) {
+		r.stats.retries.Add(1) // recovery repeats it
+		r.metrics.retries.Inc()
 	}
 	// Only now is the delivery over: the dispatcher may find the route
 	// drained, and Return close the buffer, once inflight drops.
@@ -276,6 +278,19 @@ func (r *route) replaySerial(t Target, gen string, from uint64, onlyUnanswered b
 	r.next = max(r.next, last+1)
 	r.mu.Unlock()
 	return nil
+}
+
+// attempt makes one call, bounded by CallTimeout. An attempt that runs
+// out of time has an unknown outcome, so it counts as unreachable (to be
+// retried under the same idempotency key), not as an answer.
+func (r *route) attempt(ctx context.Context, t Target, req Request) ([]byte, error) {
+	cctx, cancel := context.WithTimeout(ctx, r.l.m.opts.CallTimeout)
+	defer cancel()
+	res, err := t.Call(cctx, req)
+	if err != nil && ctx.Err() == nil && cctx.Err() != nil && !errors.Is(err, ErrUnreachable) {
+		err = fmt.Errorf("%w: %s of %q on %s: no answer within %v: %w", ErrUnreachable, req.Kind, req.Function, t.Info().Name, r.l.m.opts.CallTimeout, err)
+	}
+	return res, err
 }
 
 // targetFailed reports whether err means the target can no longer serve

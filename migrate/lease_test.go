@@ -531,3 +531,52 @@ func TestOutOfOrderAnswersSurviveTwoFailovers(t *testing.T) {
 	require.NoError(t, lease.Return(ctx))
 	require.Equal(t, map[string]int64{"k1": 1, "k2": 1, "k3": 1}, home.Snapshot())
 }
+
+// callSignal reports each call a target receives.
+type callSignal struct {
+	migrate.Target
+	calls chan struct{}
+}
+
+func (c *callSignal) Call(ctx context.Context, req migrate.Request) ([]byte, error) {
+	if req.Kind == migrate.KindInvoke {
+		c.calls <- struct{}{}
+	}
+	return c.Target.Call(ctx, req)
+}
+
+// An attempt that gets no answer within CallTimeout is retried under the
+// same idempotency key; the region runs the function once and the retry
+// gets its answer.
+func TestSlowAnswerIsRetriedNotLost(t *testing.T) {
+	release := make(chan struct{})
+	var runs atomic.Int32
+	slow := func(context.Context, []byte) ([]byte, error) {
+		runs.Add(1)
+		<-release
+		return []byte("done"), nil
+	}
+	h := migrate.NewHandler(migrate.HandlerOptions{Key: testKey})
+	h.Register("slow", slow, nil)
+	reg := startRegion(t, "127.0.0.2", h)
+	sig := &callSignal{Target: newTarget(t, "r1", reg.url, migrate.CloudEventsOptions{Key: testKey}), calls: make(chan struct{}, 16)}
+	m := newMover(t, []migrate.Target{sig}, migrate.Options{CallTimeout: 50 * time.Millisecond, FailoverAfter: time.Minute})
+	ctx := ctxT(t)
+	lease, err := m.Migrate(ctx, []migrate.Spec{{Function: "slow", Local: slow}})
+	require.NoError(t, err)
+	done := make(chan error, 1)
+	var out []byte
+	go func() {
+		var err error
+		out, err = lease.Invoke(ctx, "slow", []byte("x"))
+		done <- err
+	}()
+	<-sig.calls
+	<-sig.calls // the first attempt timed out; this is its retry
+	close(release)
+	require.NoError(t, <-done)
+	require.Equal(t, "done", string(out))
+	require.Equal(t, int32(1), runs.Load(), "the retry did not run the function again")
+	require.Positive(t, lease.Stats().Retries)
+	require.NoError(t, lease.Return(ctx))
+}

@@ -68,6 +68,8 @@ type Options struct {
 	// ProbeTimeout bounds each health probe; default DefaultProbeTimeout.
 	ProbeTimeout time.Duration
 	// CallTimeout bounds each attempt of a call; default DefaultCallTimeout.
+	// An attempt without an answer in time is retried (same idempotency
+	// key) like one that could not reach its target.
 	CallTimeout time.Duration
 	// MaxPayloadBytes bounds an invocation's payload; default
 	// DefaultMaxPayloadBytes.

@@ -111,9 +111,7 @@ func (r *route) call(ctx context.Context, t Target, req Request) ([]byte, error)
 	deadline := time.Now().Add(o.FailoverAfter)
 	wait := o.RetryInitial
 	for {
-		cctx, cancel := context.WithTimeout(ctx, o.CallTimeout)
-		res, err := t.Call(cctx, req)
-		cancel()
+		res, err := r.attempt(ctx, t, req)
 		if err == nil || !errors.Is(err, ErrUnreachable) || time.Now().Add(wait).After(deadline) {
 			return res, err
 		}
