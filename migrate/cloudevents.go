@@ -81,6 +81,9 @@ func NewCloudEventsTarget(name, endpoint string, opts CloudEventsOptions) (*Clou
 	if err := opts.Capacity.Validate(); err != nil {
 		return nil, fmt.Errorf("migrate: target %s capacity: %w", name, err)
 	}
+	if err := checkKey(opts.Key); len(opts.Key) > 0 && err != nil {
+		return nil, fmt.Errorf("migrate: target %s: %w", name, err)
+	}
 	if opts.Provider == "" {
 		opts.Provider = "cloudevents"
 	}

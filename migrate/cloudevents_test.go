@@ -103,7 +103,7 @@ func TestTargetBadAnswers(t *testing.T) {
 		require.ErrorContains(t, err, "not a CloudEvent")
 	})
 	t.Run("forged answer signature", func(t *testing.T) {
-		h := migrate.NewHandler(migrate.HandlerOptions{Key: []byte("region-key"), Insecure: true})
+		h := migrate.NewHandler(migrate.HandlerOptions{Key: []byte("another-region-key"), Insecure: true})
 		h.Register("f", func(context.Context, []byte) ([]byte, error) { return []byte("ok"), nil }, nil)
 		reg := startRegion(t, "127.0.0.3", h)
 		ct := newTarget(t, "forger", reg.url, migrate.CloudEventsOptions{Key: testKey})
@@ -129,6 +129,7 @@ func TestNewCloudEventsTargetValidates(t *testing.T) {
 		{"", "http://127.0.0.2/", migrate.CloudEventsOptions{Region: "r"}, "empty name"},
 		{"t", "ftp://127.0.0.2/", migrate.CloudEventsOptions{Region: "r"}, "not an http(s) URL"},
 		{"t", "http://127.0.0.2/", migrate.CloudEventsOptions{}, "Region is empty"},
+		{"t", "http://127.0.0.2/", migrate.CloudEventsOptions{Region: "r", Key: []byte("short")}, "use at least 16"},
 	} {
 		_, err := migrate.NewCloudEventsTarget(tc.name, tc.url, tc.opts)
 		require.ErrorContains(t, err, tc.want)

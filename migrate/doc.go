@@ -9,7 +9,9 @@
 // exports the function's [State] to it, and returns a [Lease]. While the
 // lease holds, [Lease.Invoke] writes each invocation to a bounded on-disk
 // buffer and delivers it at least once, with retries, backoff and an
-// idempotency key, so its effect happens exactly once. Every
+// idempotency key, so its effect happens exactly once; up to
+// [Options.MaxInFlight] invocations of a function travel at once, and after
+// an outage the buffer is replayed one at a time, in order. Every
 // [Options.CheckpointEvery] invocations the function's state is fetched
 // home as a checkpoint; the buffer keeps what the last checkpoint does not
 // cover, so when a target dies the function fails over to the next one
@@ -22,7 +24,8 @@
 // a function; a [Handler] serves the same Go functions in the remote
 // region (see examples/region). Requests are signed with HMAC-SHA256
 // ([Sign], [Verify]) and refused when unsigned, tampered with or outside a
-// time window. [LocalTarget] runs functions in-process on reserved slots.
+// time window (keys of at least [MinKeyBytes]); mutual TLS is the
+// alternative. [LocalTarget] runs functions in-process on reserved slots.
 //
 //	ce, _ := migrate.NewCloudEventsTarget("eu-1", "https://eu-1.example/fn",
 //		migrate.CloudEventsOptions{Region: "eu-west"})

@@ -44,7 +44,7 @@ func ExampleMover_Migrate() {
 // there with its state, invokes it remotely, and brings the state back.
 func ExampleHandler() {
 	ctx := context.Background()
-	key := []byte("shared-secret")
+	key := []byte("shared-secret-between-regions")
 
 	// In the remote region.
 	remoteCounters := &migrate.MapState{}

@@ -72,11 +72,15 @@ type Handler struct {
 var _ http.Handler = (*Handler)(nil)
 
 // NewHandler returns a Handler with no functions. It panics if opts.Key is
-// empty and opts.Insecure is not set: a handler that would refuse every
-// request is a configuration error worth finding at start-up.
+// shorter than MinKeyBytes, or empty while opts.Insecure is not set: a
+// handler that would refuse every request, or trust a guessable key, is a
+// configuration error worth finding at start-up.
 func NewHandler(opts HandlerOptions) *Handler {
 	if len(opts.Key) == 0 && !opts.Insecure {
 		panic("migrate: NewHandler: HandlerOptions.Key is empty (set Insecure to serve unsigned events)")
+	}
+	if err := checkKey(opts.Key); len(opts.Key) > 0 && err != nil {
+		panic("migrate: NewHandler: " + err.Error())
 	}
 	if opts.Source == "" {
 		opts.Source = "updraft/handler"

@@ -92,7 +92,7 @@ func TestHandlerRefusesBadRequests(t *testing.T) {
 	tampered := signed(invokeEvent(t, "t-1", "count", []byte("pears"), now))
 	require.NoError(t, tampered.SetData("application/octet-stream", []byte("plums")))
 	otherKey := invokeEvent(t, "k-1", "count", []byte("pears"), now)
-	require.NoError(t, migrate.Sign([]byte("some-other-key"), &otherKey))
+	require.NoError(t, migrate.Sign([]byte("some-other-key-0123"), &otherKey))
 	wrongType := invokeEvent(t, "w-1", "count", []byte("pears"), now)
 	wrongType.SetType("com.example.other")
 
@@ -162,6 +162,7 @@ func TestHandlerRegisterPanics(t *testing.T) {
 	require.Panics(t, func() { h.Register("", f, nil) })
 	require.Panics(t, func() { h.Register("b", nil, nil) })
 	require.Panics(t, func() { migrate.NewHandler(migrate.HandlerOptions{}) }, "no key and not Insecure")
+	require.Panics(t, func() { migrate.NewHandler(migrate.HandlerOptions{Key: []byte("short")}) }, "guessable key")
 }
 
 // State transfers are checked like invocations: a request for another

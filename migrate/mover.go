@@ -106,6 +106,9 @@ func New(targets []Target, opts Options) (*Mover, error) {
 	if len(targets) == 0 {
 		return nil, errors.New("migrate: New: no targets")
 	}
+	if err := checkKey(opts.Key); len(opts.Key) > 0 && err != nil {
+		return nil, fmt.Errorf("migrate: New: Options.Key: %w", err)
+	}
 	seen := map[string]bool{}
 	for i, t := range targets {
 		if t == nil {

@@ -36,6 +36,7 @@ func TestNewValidates(t *testing.T) {
 		{"no name", []migrate.Target{migrate.NewLocalTarget("", migrate.LocalOptions{})}, migrate.Options{}, "has no name"},
 		{"no key", []migrate.Target{keyless}, migrate.Options{}, `"keyless" has no HMAC key`},
 		{"unwritable buffer dir", []migrate.Target{lt}, migrate.Options{BufferDir: file}, "is not writable"},
+		{"short key", []migrate.Target{lt}, migrate.Options{Key: []byte("secret")}, "Options.Key: migrate: HMAC key is 6 bytes; use at least 16"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := migrate.New(tc.targets, tc.opts)

@@ -74,6 +74,16 @@ func kindOf(eventType string) (Kind, bool) {
 	}
 }
 
+// MinKeyBytes is the shortest HMAC key the package accepts.
+const MinKeyBytes = 16
+
+func checkKey(key []byte) error {
+	if len(key) < MinKeyBytes {
+		return fmt.Errorf("migrate: HMAC key is %d bytes; use at least %d random bytes", len(key), MinKeyBytes)
+	}
+	return nil
+}
+
 // Sign sets e's signature extension: an HMAC-SHA256 with key over the
 // event's type, id, source, subject, time, answer extensions and data. e
 // must have its time set; a [Handler] refuses events whose time is outside

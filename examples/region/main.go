@@ -63,6 +63,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		*key = DemoKey
 		logger.Warn("no -key or UPDRAFT_KEY: using the public demo key; anyone can call this region", "key", DemoKey)
 	}
+	if len(*key) < migrate.MinKeyBytes {
+		return fmt.Errorf("-key is %d bytes; use at least %d", len(*key), migrate.MinKeyBytes)
+	}
 	h := migrate.NewHandler(migrate.HandlerOptions{Key: []byte(*key), Source: "updraft/region/" + *region, Window: *window, Logger: logger})
 	counters := &migrate.MapState{}
 	h.Register("count", Count(counters), counters)

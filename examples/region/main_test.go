@@ -18,6 +18,8 @@ import (
 
 const envRunMain = "REGION_TEST_RUN_MAIN"
 
+const testKey = "region-test-key-0123456789"
+
 func TestMain(m *testing.M) {
 	if os.Getenv(envRunMain) == "1" {
 		main()
@@ -44,13 +46,13 @@ func TestRegionServesAndStops(t *testing.T) {
 	done := make(chan error, 1)
 	var stderr bytes.Buffer
 	go func() {
-		done <- run(ctx, []string{"-listen", "127.0.0.3:0", "-region", "test", "-key", "k"}, pw, &stderr)
+		done <- run(ctx, []string{"-listen", "127.0.0.3:0", "-region", "test", "-key", testKey}, pw, &stderr)
 		pw.Close()
 	}()
 	out := bufio.NewReader(pr)
 	url := readAddr(t, out)
 
-	target, err := migrate.NewCloudEventsTarget("test", url, migrate.CloudEventsOptions{Region: "test", Key: []byte("k")})
+	target, err := migrate.NewCloudEventsTarget("test", url, migrate.CloudEventsOptions{Region: "test", Key: []byte(testKey)})
 	require.NoError(t, err)
 	_, err = target.Probe(ctx)
 	require.NoError(t, err)
@@ -75,9 +77,10 @@ func TestRegionServesAndStops(t *testing.T) {
 
 func TestRegionFlags(t *testing.T) {
 	var out, errb bytes.Buffer
-	require.ErrorContains(t, run(context.Background(), []string{"-key", "k"}, &out, &errb), "-region is required")
+	require.ErrorContains(t, run(context.Background(), []string{"-key", testKey}, &out, &errb), "-region is required")
 	require.Error(t, run(context.Background(), []string{"-bogus"}, &out, &errb))
-	require.Error(t, run(context.Background(), []string{"-region", "r", "-key", "k", "-listen", "not-an-address"}, &out, &errb))
+	require.ErrorContains(t, run(context.Background(), []string{"-region", "r", "-key", "short"}, &out, &errb), "at least 16")
+	require.Error(t, run(context.Background(), []string{"-region", "r", "-key", testKey, "-listen", "not-an-address"}, &out, &errb))
 }
 
 // Without a key the region still starts, on the demo key, and says so.
@@ -108,7 +111,7 @@ func TestRegionDemoKey(t *testing.T) {
 func TestRegionExitsOnSIGTERM(t *testing.T) {
 	exe, err := os.Executable()
 	require.NoError(t, err)
-	cmd := exec.Command(exe, "-listen", "127.0.0.4:0", "-region", "sig", "-key", "k")
+	cmd := exec.Command(exe, "-listen", "127.0.0.4:0", "-region", "sig", "-key", testKey)
 	cmd.Env = append(os.Environ(), envRunMain+"=1")
 	stdout, err := cmd.StdoutPipe()
 	require.NoError(t, err)
