@@ -232,6 +232,7 @@ func TestFailoverHomeWhenNoTargetLeft(t *testing.T) {
 	st := lease.Stats()
 	require.Equal(t, int64(1), st.Failovers)
 	require.Equal(t, int64(5), st.Replayed, "k20..k24 were after the last checkpoint")
+	require.Contains(t, m.Unhealthy(), "r1", "the Mover remembers the dead target")
 	require.NoError(t, lease.Return(ctx))
 	got := home.Snapshot()
 	require.Len(t, got, 51)

@@ -56,6 +56,7 @@ func TestMigrateValidatesSpecs(t *testing.T) {
 		{[]migrate.Spec{{Function: "f"}}, `"f": spec has no Local`},
 		{[]migrate.Spec{{Function: "f", Local: noop}, {Function: "f", Local: noop}}, `specs[1]: function "f" listed twice`},
 		{[]migrate.Spec{{Function: "f", Local: noop, Regions: []string{""}}}, "Regions[0] is empty"},
+		{[]migrate.Spec{{Function: "two words", Local: noop}}, `"two words": byte 3 (0x20) is not printable ASCII`},
 		{[]migrate.Spec{{Function: "f", Local: noop, Demand: hal.Vector{hal.CPU: -1}}}, `"f" demand`},
 	} {
 		_, err := m.Migrate(ctxT(t), tc.specs)
