@@ -1,6 +1,7 @@
 package migrate_test
 
 import (
+	"context"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -36,7 +37,10 @@ func TestKillRegionMidStreamExactlyOnce(t *testing.T) {
 		home[fn] = st
 		specs = append(specs, migrate.Spec{Function: fn, Local: count(st), State: st, Regions: []string{"eu-west"}})
 	}
-	ctx := ctxT(t)
+	// A generous bound: on a loaded CI machine under -race, 10 000
+	// invocations may take far longer than on a quiet one.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
 	lease, err := m.Migrate(ctx, specs)
 	require.NoError(t, err)
 	for _, p := range lease.Placements() {
