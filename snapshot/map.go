@@ -29,11 +29,16 @@ type MapOptions[K comparable, V any] struct {
 // its size: it is a persistent hash trie behind an atomic root pointer, so
 // a view is just the root at that moment.
 //
-// Reads (Load, Len, Range) never block and never wait for writers. Writes
-// (Store, Delete, Update) are serialised by a mutex and copy the path to
-// the changed slot (O(log32 n) small allocations), so they are slower than
-// a plain Go map's but never stop readers. Map implements [Source] and
-// [Pauser]: during a cut its writers block, its readers do not.
+// Reads (Load, Len, Range) never block and never wait for writers; they
+// cost about what a mutex-guarded Go map's do. Writes (Store, Delete,
+// Update) are serialised by a mutex and copy the path to the changed slot
+// (O(log32 n) small allocations, about 1.3 KB at 1M entries), so they cost
+// tens of times a plain map write, most of it garbage collection: about
+// 0.5 µs plus GC, 2–4 µs at 1M entries on a busy 2-core machine. Map suits
+// state that is read on the hot path and written less often (routes,
+// sessions created per connection); for state written per packet, implement
+// [Source] over your own structure. Map implements [Source] and [Pauser]:
+// during a cut its writers block, its readers do not.
 //
 // The zero value is not usable; call [NewMap]. All methods are safe for
 // concurrent use.
