@@ -24,7 +24,7 @@ const (
 	DefaultEvidenceBucket  = time.Minute
 	DefaultEvidenceBuckets = 120
 	DefaultMaxFunctions    = 100_000
-	DefaultOverrunCost     = 15.0
+	DefaultOverrunCost     = 9.0
 )
 
 // maxEvidenceBuckets bounds Options.EvidenceBuckets (a week of minutes),
@@ -50,15 +50,17 @@ type Options struct {
 	// for ([DefaultHorizon]); forecasts for other windows reuse them.
 	Horizon time.Duration
 	// HalfLife is how fast old observations lose weight: in the value
-	// distribution, in the distribution of forecast errors and in the
-	// backtest that chooses between them ([DefaultHalfLife]). An
+	// distribution, in the distributions of forecast errors (which also
+	// choose between forecasters) and in the long-run mean that is the
+	// unit of errors ([DefaultHalfLife]). An
 	// observation one half-life old counts half as much as a new one.
 	HalfLife time.Duration
-	// OverrunCost is what the backtest that picks between forecasters
-	// charges for one observation above the reservation, in units of the
-	// function's mean usage over-reserved for one observation
-	// ([DefaultOverrunCost]). Higher values favour fewer violations over
-	// less slack.
+	// OverrunCost is what one observation above the reservation costs, in
+	// units of the function's mean usage over-reserved for one
+	// observation ([DefaultOverrunCost]): P95 is the reservation that
+	// would have minimised over-reservation plus this cost per overrun
+	// over the recent history, and the same cost picks between
+	// forecasters. Higher values favour fewer violations over less slack.
 	OverrunCost float64
 	// MinSamples is the number of observations under which a forecast
 	// uses the wide small-sample interval ([DefaultMinSamples]).

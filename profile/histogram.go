@@ -24,14 +24,9 @@ func newLogHistogram(lowest, growth float64, buckets int) logHistogram {
 	return logHistogram{lowest: lowest, logGrow: math.Log(growth), weights: make([]float32, buckets)}
 }
 
-// Histogram shapes. Ratios of observed to forecast run from 1/64 to 64 in
-// 8% steps; raw values from a thousandth to a thousand times the first
-// positive value seen, in 10% steps.
+// Histogram shape of raw values: from a thousandth to a thousand times the
+// first positive value seen, in 10% steps.
 const (
-	ratioLowest     = 1.0 / 64
-	ratioHighest    = 64.0
-	ratioGrowth     = 1.08
-	ratioBuckets    = 109 // ceil(ln(ratioHighest/ratioLowest)/ln(ratioGrowth)) + 1
 	valueRange      = 1000.0
 	valueGrowth     = 1.10
 	valueBucketsLen = 146 // ceil(ln(valueRange²)/ln(valueGrowth)) + 1
@@ -114,4 +109,94 @@ func (h *logHistogram) quantile(q float64) float64 {
 		acc += float64(w)
 	}
 	return h.upper(len(h.weights) - 1)
+}
+
+// errHistogram is a decaying histogram of forecast errors in units of the
+// mean usage, negative or positive. Buckets are spaced evenly in
+// asinh(e/errUnit): about errUnit·errStep wide near zero and errStep (8%)
+// of the error wide far from it, out to ±errRange; errors beyond count in
+// the outermost buckets. Weights age like [logHistogram]'s; memory is
+// fixed and adding a point is O(1).
+type errHistogram struct {
+	weights [errBuckets]float32
+	total   float64 // sum of weights
+	count   int     // points added, not decayed
+	ref     time.Time
+}
+
+const (
+	errUnit    = 0.01
+	errStep    = 0.08
+	errRange   = 60.0
+	errHalf    = 118 // ceil(asinh(errRange/errUnit)/errStep)
+	errBuckets = 2*errHalf + 1
+)
+
+func errBucket(e float64) int {
+	if math.IsNaN(e) {
+		return errBuckets - 1
+	}
+	i := math.Round(math.Asinh(e/errUnit)/errStep) + errHalf
+	return int(math.Min(math.Max(i, 0), errBuckets-1))
+}
+
+// errAt is the error at bucket position i (i+0.5 is bucket i's upper
+// edge).
+func errAt(i float64) float64 { return errUnit * math.Sinh((i-errHalf)*errStep) }
+
+func (h *errHistogram) add(halfLife time.Duration, t time.Time, e float64) {
+	if h.ref.IsZero() {
+		h.ref = t
+	}
+	w := math.Exp2(t.Sub(h.ref).Seconds() / halfLife.Seconds())
+	if w > 1e30 || w < 1e-30 {
+		f := 1 / w
+		for i := range h.weights {
+			h.weights[i] = float32(float64(h.weights[i]) * f)
+		}
+		h.total *= f
+		h.ref, w = t, 1
+	}
+	i := errBucket(e)
+	h.weights[i] += float32(w)
+	h.total += w
+	h.count++
+}
+
+// quantile returns the upper edge of the bucket holding quantile q.
+func (h *errHistogram) quantile(q float64) float64 {
+	target := q * h.total
+	acc := 0.0
+	for i, w := range h.weights {
+		acc += float64(w)
+		if acc >= target && w > 0 {
+			return errAt(float64(i) + 0.5)
+		}
+	}
+	return errAt(errBuckets - 0.5)
+}
+
+// reservation returns the margin m (the upper edge of a bucket) that
+// minimises, over the errors seen, the over-reservation Σ(m − e) of the
+// errors below m plus overrun for each error above it, and that minimum
+// per unit of weight: the cost of forecasting with these errors.
+func (h *errHistogram) reservation(overrun float64) (margin, cost float64) {
+	if h.total == 0 {
+		return 0, 0
+	}
+	best, bestCost := errBuckets-1, math.Inf(1)
+	below, sumBelow := 0.0, 0.0 // weight and weight × error of the buckets up to i
+	for i, w := range h.weights {
+		if w == 0 {
+			continue // a cost minimum sits on an occupied bucket's upper edge
+		}
+		below += float64(w)
+		sumBelow += float64(w) * errAt(float64(i))
+		m := errAt(float64(i) + 0.5)
+		c := m*below - sumBelow + overrun*math.Max(h.total-below, 0)
+		if c < bestCost {
+			best, bestCost = i, c
+		}
+	}
+	return errAt(float64(best) + 0.5), bestCost / h.total
 }

@@ -8,22 +8,27 @@ import (
 	"gonum.org/v1/gonum/stat/distuv"
 )
 
-// series is the bounded model of one resource of one function. It keeps
-// two forecasters side by side and a running backtest of each:
+// series is the bounded model of one resource of one function.
 //
-//   - the marginal one: a decaying histogram of the values themselves, the
-//     way VPA-style recommenders work;
-//   - the conditional one: a level and damped trend smoothed over irregular
-//     steps, the mean of each hour of the day (daily seasonality, once two
-//     days are seen), and a decaying histogram of how far observations
-//     landed from the forecast made about one horizon earlier.
+// Its forecast for a window is a point prediction plus a margin learnt
+// from how far observations landed from the prediction made at the start
+// of their horizon (an hour by default), in units of the function's
+// long-run mean usage. Two point predictions run side by side: the
+// recent level (a smoothed last value), and the level projected by a
+// damped trend and the daily pattern (the mean of each hour of the day,
+// once two days are seen) to its peak in the window. Each keeps a
+// decaying histogram of its errors; the forecast uses the one whose
+// errors cost less.
 //
-// Every observation is scored against the P95 each forecaster gave about
-// one horizon before (over-reservation relative to the mean, plus a
-// penalty per overrun); forecasts come from the conditional forecaster
-// when its decayed cost is less than half the marginal one's, so level,
-// trend and seasonality are used where the history shows they clearly
-// help. Memory is fixed; each observation is O(1).
+// The margin (P95) is not a fixed quantile: it is the reservation that
+// would have minimised, over the recent history, the over-reservation
+// plus OverrunCost mean usages for each observation above it. Where the
+// errors are tightly bunched, covering nearly all of them costs little
+// and P95 does; where they have a long thin tail (rare bursts), P95
+// leaves the tail out rather than reserving for it all the time. Until
+// enough errors are seen, a decaying histogram of the values themselves
+// (the way VPA-style recommenders work) gives the forecast. Memory is
+// fixed; each observation is O(1).
 type series struct {
 	n           int
 	first, last time.Time
@@ -32,42 +37,40 @@ type series struct {
 	// history is too short for the histograms to be trusted.
 	mean, m2, max float64
 
-	level, trend float64 // trend in units per second
-	longMean     float64 // mean decaying over the half-life
+	level, trend float64 // Holt level and trend; trend in units per second
+	recent       float64 // level without trend: the observations smoothed over levelTau
+	longMean     float64 // mean decaying over the half-life: the unit of errors
 
 	hourMean [24]float64 // EWMA of observations in each UTC hour of the day
 	hourN    [24]int32
 
-	snaps    [snapshotSlots]snapshot // ring, spaced horizon/snapshotSlots apart
-	snapNext int
+	anchor anchor                   // predictions made at the start of the current horizon
+	errs   [predictors]errHistogram // errors of each prediction against its anchor
 
-	ratios      logHistogram // observed / conditional forecast one horizon earlier
 	values      logHistogram // the observations; created at the first positive one
 	zerosBefore int          // zero observations before values existed
-
-	cost [2]float64 // decayed backtest cost of the marginal and conditional forecasters
 }
 
+// The point predictions.
 const (
-	marginal    = 0
-	conditional = 1
+	flat       = 0 // the recent level
+	pattern    = 1 // level, damped trend and daily pattern, at their peak in the window
+	predictors = 2
 )
 
-// conditionalAdvantage is how much lower (as a factor) the conditional
-// forecaster's backtest cost must be before it is preferred: on the
-// shipped Bitbrains and Alibaba traces the value distribution is as good
-// or better for most series, and switching on small differences only
-// added slack.
-const conditionalAdvantage = 0.5
+// patternAdvantage is how much lower (as a factor) the pattern
+// prediction's error cost must be before it is preferred to the recent
+// level, so that a trend or daily pattern is used only where the history
+// clearly shows one.
+const patternAdvantage = 0.9
 
-const snapshotSlots = 4
-
-// snapshot is the model's state at one instant: what it would have
-// forecast from then.
-type snapshot struct {
-	at           time.Time
-	level, trend float64
-	reserve      [2]float64 // P95 of each forecaster at the time; NaN if it had none
+// anchor is what the series predicted at the start of a horizon; the
+// observations until end are scored against it, the way a reservation
+// made at at is held until end.
+type anchor struct {
+	end   time.Time
+	scale float64
+	point [predictors]float64
 }
 
 // modelParams are the tunables of every series, fixed by the Analyzer.
@@ -77,7 +80,7 @@ type modelParams struct {
 	horizon     time.Duration // the window forecasts are tuned for
 	halfLife    time.Duration // decay of histograms and backtest costs
 	minSamples  int           // below this, forecasts use the wide small-sample interval
-	overrunCost float64       // backtest penalty of one overrun, in means of over-reservation
+	overrunCost float64       // cost of one overrun, in mean usages over-reserved for one observation
 }
 
 // Seasonality needs this much history and this many visits of an hour.
@@ -90,8 +93,7 @@ const (
 func (s *series) observe(p *modelParams, t time.Time, x float64) {
 	if s.n == 0 {
 		s.first, s.last = t, t
-		s.level, s.longMean, s.max = x, x, x
-		s.ratios = newLogHistogram(ratioLowest, ratioGrowth, ratioBuckets)
+		s.level, s.recent, s.longMean, s.max = x, x, x, x
 	}
 	s.n++
 	d := x - s.mean
@@ -99,11 +101,15 @@ func (s *series) observe(p *modelParams, t time.Time, x float64) {
 	s.m2 += d * (x - s.mean)
 	s.max = math.Max(s.max, x)
 
-	// Score and record how this point compares with what the model said
-	// about one horizon ago, before the model learns from it.
-	if old, ok := s.oldest(t); ok {
-		s.ratios.add(p.halfLife, t, ratio(x, s.pointForecast(p, old.at, old.level, old.trend, t)))
-		s.backtest(p, t, x, old)
+	// Score this point against what each prediction said at the start of
+	// its horizon, before the model learns from it.
+	if s.n > 1 && !t.Before(s.anchor.end) {
+		s.reanchor(p, t)
+	}
+	if !s.anchor.end.IsZero() {
+		for k := range s.errs {
+			s.errs[k].add(p.halfLife, t, (x-s.anchor.point[k])/s.anchor.scale)
+		}
 	}
 	s.addValue(p, t, x)
 
@@ -123,6 +129,7 @@ func (s *series) observe(p *modelParams, t time.Time, x float64) {
 			s.trend += b * ((newLevel-s.level)/dt - s.trend)
 		}
 		s.level = newLevel
+		s.recent += a * (x - s.recent)
 		s.longMean += (1 - math.Exp2(-dt/p.halfLife.Seconds())) * (x - s.longMean)
 	}
 	if t.After(s.last) {
@@ -136,7 +143,22 @@ func (s *series) observe(p *modelParams, t time.Time, x float64) {
 		s.hourMean[h] += hourAlpha * (x - s.hourMean[h])
 	}
 	s.hourN[h]++
-	s.snapshot(p, t)
+}
+
+// reanchor starts a new horizon at t (aligned to the first observation)
+// with the predictions the model makes now.
+func (s *series) reanchor(p *modelParams, t time.Time) {
+	k := t.Sub(s.first) / p.horizon
+	s.anchor.end = s.first.Add((k + 1) * p.horizon)
+	s.anchor.scale = s.scale()
+	s.anchor.point[flat] = s.recent
+	s.anchor.point[pattern] = s.peak(p, t, p.horizon)
+}
+
+// scale is the unit of errors: the long-run mean, or the smallest
+// positive number while that is zero.
+func (s *series) scale() float64 {
+	return math.Max(s.longMean, math.SmallestNonzeroFloat64)
 }
 
 func (s *series) addValue(p *modelParams, t time.Time, x float64) {
@@ -151,24 +173,6 @@ func (s *series) addValue(p *modelParams, t time.Time, x float64) {
 		}
 	}
 	s.values.add(p.halfLife, t, x)
-}
-
-// backtest charges each forecaster for the reservation it made at old:
-// what it over-reserved, in units of the long-run mean, and overrunCost
-// for each overrun.
-func (s *series) backtest(p *modelParams, t time.Time, x float64, old snapshot) {
-	decay := math.Exp2(-t.Sub(s.last).Seconds() / p.halfLife.Seconds())
-	scale := math.Max(s.longMean, 1e-12)
-	for k, r := range old.reserve {
-		if math.IsNaN(r) {
-			continue
-		}
-		c := math.Max(r-x, 0) / scale
-		if x > r {
-			c += p.overrunCost
-		}
-		s.cost[k] = s.cost[k]*decay + c
-	}
 }
 
 // seasonalShift is how much higher the usual demand at to's hour of the
@@ -187,35 +191,6 @@ func (s *series) seasonalShift(from, to time.Time) float64 {
 
 func (s *series) seasonal() bool { return s.last.Sub(s.first) >= seasonalSpan }
 
-func (s *series) snapshot(p *modelParams, t time.Time) {
-	prev := s.snaps[(s.snapNext+snapshotSlots-1)%snapshotSlots]
-	if !prev.at.IsZero() && t.Sub(prev.at) < p.horizon/snapshotSlots {
-		return
-	}
-	snap := snapshot{at: t, level: s.level, trend: s.trend, reserve: [2]float64{math.NaN(), math.NaN()}}
-	if s.values.total > 0 {
-		snap.reserve[marginal] = s.values.quantile(0.95)
-	}
-	if s.ratios.total > 0 {
-		_, snap.reserve[conditional], _ = s.conditionalQuantiles(p, t, p.horizon)
-	}
-	s.snaps[s.snapNext] = snap
-	s.snapNext = (s.snapNext + 1) % snapshotSlots
-}
-
-// oldest returns the oldest snapshot still in the ring, taken about one
-// horizon before t.
-func (s *series) oldest(t time.Time) (snapshot, bool) {
-	old := s.snaps[s.snapNext]
-	if old.at.IsZero() {
-		old = s.snaps[0]
-	}
-	if old.at.IsZero() || !t.After(old.at) {
-		return snapshot{}, false
-	}
-	return old, true
-}
-
 // pointForecast is what the model expects at t from a level and trend
 // taken at from, with the daily pattern, never below refFloor of the
 // long-run mean.
@@ -226,9 +201,9 @@ func (s *series) pointForecast(p *modelParams, from time.Time, level, trend floa
 	return math.Max(v, refFloor*s.longMean)
 }
 
-// conditionalQuantiles scales the highest point forecast within
-// [at, at+window] by the quantiles of the observed ratios.
-func (s *series) conditionalQuantiles(p *modelParams, at time.Time, window time.Duration) (q50, q95, q99 float64) {
+// peak is the highest point forecast of the level, trend and daily
+// pattern within [at, at+window].
+func (s *series) peak(p *modelParams, at time.Time, window time.Duration) float64 {
 	from := s.last
 	if at.Before(from) {
 		from = at
@@ -239,10 +214,26 @@ func (s *series) conditionalQuantiles(p *modelParams, at time.Time, window time.
 		t := at.Add(time.Duration(float64(window) * float64(i) / float64(steps)))
 		peak = math.Max(peak, s.pointForecast(p, from, s.level, s.trend, t))
 	}
-	peak = math.Min(peak, math.MaxFloat64)
-	q50 = peak * s.ratios.quantile(0.50)
-	q95 = math.Max(peak*s.ratios.quantile(0.95), q50)
-	q99 = math.Max(peak*s.ratios.quantile(0.99), q95)
+	return math.Min(peak, math.MaxFloat64)
+}
+
+// minErrors is how many scored observations the error histograms need
+// before forecasts rest on them, in multiples of MinSamples.
+const minErrors = 2
+
+// conditional returns the forecast of prediction k: its point prediction
+// for [at, at+window] plus the margins learnt from its errors.
+func (s *series) conditional(p *modelParams, k int, at time.Time, window time.Duration) (q50, q95, q99 float64) {
+	point := s.recent
+	if k == pattern {
+		point = s.peak(p, at, window)
+	}
+	unit := s.scale()
+	e := &s.errs[k]
+	margin, _ := e.reservation(p.overrunCost)
+	q95 = math.Max(point+margin*unit, 0)
+	q50 = math.Min(math.Max(point+e.quantile(0.5)*unit, 0), q95)
+	q99 = math.Max(point+e.quantile(0.99)*unit, q95)
 	return q50, q95, q99
 }
 
@@ -271,14 +262,21 @@ func (s *series) forecastRaw(p *modelParams, at time.Time, window time.Duration)
 	case s.values.total == 0:
 		return 0, 0, 0, fmt.Sprintf("%d observations, all zero", s.n)
 	}
-	if s.ratios.total > 0 && s.cost[conditional] < conditionalAdvantage*s.cost[marginal] {
-		q50, q95, q99 = s.conditionalQuantiles(p, at, window)
-		what := "level and trend"
-		if s.seasonal() {
-			what = "level, trend and daily pattern"
+	if s.errs[flat].count >= minErrors*p.minSamples {
+		_, costFlat := s.errs[flat].reservation(p.overrunCost)
+		_, costPattern := s.errs[pattern].reservation(p.overrunCost)
+		if costPattern < patternAdvantage*costFlat {
+			q50, q95, q99 = s.conditional(p, pattern, at, window)
+			what := "level and trend"
+			if s.seasonal() {
+				what = "level, trend and daily pattern"
+			}
+			return q50, q95, q99, fmt.Sprintf("%s from %d observations, plus the margin that minimised over-reservation and overruns (error cost %.3g against %.3g for the recent level)",
+				what, s.n, costPattern, costFlat)
 		}
-		return q50, q95, q99, fmt.Sprintf("%s from %d observations (backtest cost %.3g against %.3g for the value distribution)",
-			what, s.n, s.cost[conditional], s.cost[marginal])
+		q50, q95, q99 = s.conditional(p, flat, at, window)
+		return q50, q95, q99, fmt.Sprintf("recent level from %d observations, plus the margin that minimised over-reservation and overruns (error cost %.3g)",
+			s.n, costFlat)
 	}
 	return s.values.quantile(0.5), s.values.quantile(0.95), s.values.quantile(0.99),
 		fmt.Sprintf("distribution of %d observations, decaying with a %v half-life", s.n, p.halfLife)
@@ -317,20 +315,9 @@ func (s *series) confidence(p *modelParams, window time.Duration) float64 {
 	return byCount * bySpan
 }
 
-func ratio(x, ref float64) float64 {
-	switch {
-	case ref <= 0 && x <= 0:
-		return 1
-	case ref <= 0:
-		return ratioHighest
-	default:
-		return x / ref
-	}
-}
-
-// refFloor keeps forecasts of a series that is idle now but busy on
-// average from collapsing to zero, which would make every ratio to them
-// unbounded: no forecast is below this share of the long-run mean.
+// refFloor keeps the trend and pattern forecast of a series that is idle
+// now but busy on average from collapsing to zero: it is never below this
+// share of the long-run mean.
 const refFloor = 0.05
 
 // project extrapolates a level by a damped trend: the trend's effect
