@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -43,7 +44,7 @@ func serveChildRegion(ip string) int {
 		st := &migrate.MapState{}
 		h.Register(fn, count(st), st)
 	}
-	ln, err := net.Listen("tcp", ip+":0")
+	ln, err := listenLoopback(ip)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -52,6 +53,16 @@ func serveChildRegion(ip string) int {
 	fmt.Printf("%s\n", ln.Addr())
 	_, _ = io.Copy(io.Discard, os.Stdin)
 	return 0
+}
+
+// listenLoopback listens on ip (a 127.0.0.x address, one per region), or
+// on 127.0.0.1 where only that is configured (not Linux).
+func listenLoopback(ip string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", ip+":0")
+	if err != nil && runtime.GOOS != "linux" {
+		return net.Listen("tcp", "127.0.0.1:0")
+	}
+	return ln, err
 }
 
 // count is the stateful test function: it adds one to the counter named
@@ -120,7 +131,7 @@ type region struct {
 
 func startRegion(t testing.TB, ip string, h http.Handler) *region {
 	t.Helper()
-	ln, err := net.Listen("tcp", ip+":0")
+	ln, err := listenLoopback(ip)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -62,11 +62,13 @@ func TestMutualTLS(t *testing.T) {
 	h := migrate.NewHandler(migrate.HandlerOptions{Insecure: true}) // mutual TLS authenticates
 	remote := &migrate.MapState{}
 	h.Register("count", count(remote), remote)
-	ln, err := tls.Listen("tcp", "127.0.0.2:0", &tls.Config{
-		Certificates: []tls.Certificate{ca.issue(t, 2, x509.ExtKeyUsageServerAuth, net.ParseIP("127.0.0.2"))},
+	plain, err := listenLoopback("127.0.0.2")
+	require.NoError(t, err)
+	ip := plain.Addr().(*net.TCPAddr).IP
+	ln := tls.NewListener(plain, &tls.Config{
+		Certificates: []tls.Certificate{ca.issue(t, 2, x509.ExtKeyUsageServerAuth, ip)},
 		ClientAuth:   tls.RequireAndVerifyClientCert, ClientCAs: ca.pool, MinVersion: tls.VersionTLS13,
 	})
-	require.NoError(t, err)
 	srv := &http.Server{Handler: h, ErrorLog: log.New(io.Discard, "", 0)} // the refused handshake is expected
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(func() { _ = srv.Close() })
