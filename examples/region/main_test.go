@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -19,6 +20,15 @@ import (
 const envRunMain = "REGION_TEST_RUN_MAIN"
 
 const testKey = "region-test-key-0123456789"
+
+// loopback returns ip:0, or 127.0.0.1:0 where only that is configured
+// (not Linux).
+func loopback(ip string) string {
+	if runtime.GOOS != "linux" {
+		ip = "127.0.0.1"
+	}
+	return ip + ":0"
+}
 
 func TestMain(m *testing.M) {
 	if os.Getenv(envRunMain) == "1" {
@@ -46,7 +56,7 @@ func TestRegionServesAndStops(t *testing.T) {
 	done := make(chan error, 1)
 	var stderr bytes.Buffer
 	go func() {
-		done <- run(ctx, []string{"-listen", "127.0.0.3:0", "-region", "test", "-key", testKey}, pw, &stderr)
+		done <- run(ctx, []string{"-listen", loopback("127.0.0.3"), "-region", "test", "-key", testKey}, pw, &stderr)
 		pw.Close()
 	}()
 	out := bufio.NewReader(pr)
@@ -91,7 +101,7 @@ func TestRegionDemoKey(t *testing.T) {
 	var stderr bytes.Buffer
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"-listen", "127.0.0.3:0", "-region", "demo"}, pw, &stderr)
+		done <- run(ctx, []string{"-listen", loopback("127.0.0.3"), "-region", "demo"}, pw, &stderr)
 		pw.Close()
 	}()
 	out := bufio.NewReader(pr)
@@ -111,7 +121,7 @@ func TestRegionDemoKey(t *testing.T) {
 func TestRegionExitsOnSIGTERM(t *testing.T) {
 	exe, err := os.Executable()
 	require.NoError(t, err)
-	cmd := exec.Command(exe, "-listen", "127.0.0.4:0", "-region", "sig", "-key", testKey)
+	cmd := exec.Command(exe, "-listen", loopback("127.0.0.4"), "-region", "sig", "-key", testKey)
 	cmd.Env = append(os.Environ(), envRunMain+"=1")
 	stdout, err := cmd.StdoutPipe()
 	require.NoError(t, err)
