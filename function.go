@@ -3,11 +3,11 @@ package updraft
 import (
 	"errors"
 	"fmt"
-	"slices"
 
 	"github.com/updraft-dev/updraft/degrade"
 	"github.com/updraft-dev/updraft/hal"
 	"github.com/updraft-dev/updraft/migrate"
+	"github.com/updraft-dev/updraft/profile"
 	"github.com/updraft-dev/updraft/snapshot"
 )
 
@@ -87,24 +87,19 @@ type Remote struct {
 // annotations; check with errors.Is.
 var ErrInvalidFunctions = errors.New("updraft: invalid functions")
 
-// checkFunctions returns an error naming the first bad annotation: an empty
-// or duplicate name, an unknown dependency, a dependency cycle, a remote
-// spec without a Func, or an invalid Demand or Min.
+// checkFunctions returns an error naming the first bad annotation: what
+// profile.ValidateFunctions refuses (an empty or duplicate name, an unknown
+// dependency, a dependency cycle), a Remote spec without a Func, or an
+// invalid Demand or Min.
 func checkFunctions(fns []Function) error {
 	if len(fns) == 0 {
 		return fmt.Errorf("%w: no functions", ErrInvalidFunctions)
 	}
-	byName := make(map[string]*Function, len(fns))
-	for i := range fns {
-		f := &fns[i]
-		switch {
-		case f.Name == "":
-			return fmt.Errorf("%w: function %d has no name", ErrInvalidFunctions, i)
-		case byName[f.Name] != nil:
-			return fmt.Errorf("%w: function %q is declared twice", ErrInvalidFunctions, f.Name)
-		case f.Criticality < Auto || f.Criticality > NonCritical:
-			return fmt.Errorf("%w: function %q: unknown criticality %d", ErrInvalidFunctions, f.Name, f.Criticality)
-		case f.Remote != nil && f.Func == nil:
+	if err := profile.ValidateFunctions(profileFunctions(fns)); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidFunctions, err)
+	}
+	for _, f := range fns {
+		if f.Remote != nil && f.Func == nil {
 			return fmt.Errorf("%w: function %q has a Remote spec but no Func to run there", ErrInvalidFunctions, f.Name)
 		}
 		if err := f.Demand.Validate(); err != nil {
@@ -113,55 +108,16 @@ func checkFunctions(fns []Function) error {
 		if err := f.Min.Validate(); err != nil {
 			return fmt.Errorf("%w: function %q Min: %w", ErrInvalidFunctions, f.Name, err)
 		}
-		byName[f.Name] = f
-	}
-	for _, f := range fns {
-		for _, d := range f.DependsOn {
-			if byName[d] == nil {
-				return fmt.Errorf("%w: function %q depends on unknown function %q", ErrInvalidFunctions, f.Name, d)
-			}
-		}
-	}
-	if cycle := findCycle(fns, byName); cycle != nil {
-		return fmt.Errorf("%w: dependency cycle %v", ErrInvalidFunctions, cycle)
 	}
 	return nil
 }
 
-// findCycle returns one dependency cycle as a path that starts and ends
-// with the same function, or nil.
-func findCycle(fns []Function, byName map[string]*Function) []string {
-	const (
-		unvisited = iota
-		onPath
-		done
-	)
-	state := make(map[string]int, len(fns))
-	var path []string
-	var visit func(name string) []string
-	visit = func(name string) []string {
-		switch state[name] {
-		case onPath:
-			start := slices.Index(path, name)
-			return append(slices.Clone(path[start:]), name)
-		case done:
-			return nil
-		}
-		state[name] = onPath
-		path = append(path, name)
-		for _, d := range byName[name].DependsOn {
-			if c := visit(d); c != nil {
-				return c
-			}
-		}
-		path = path[:len(path)-1]
-		state[name] = done
-		return nil
+// profileFunctions translates the host's annotations into the profile
+// package's input.
+func profileFunctions(fns []Function) []profile.Function {
+	out := make([]profile.Function, len(fns))
+	for i, f := range fns {
+		out[i] = profile.Function{Name: f.Name, Criticality: profile.Criticality(f.Criticality), DependsOn: f.DependsOn, EntryPoint: f.EntryPoint}
 	}
-	for _, f := range fns {
-		if c := visit(f.Name); c != nil {
-			return c
-		}
-	}
-	return nil
+	return out
 }

@@ -359,11 +359,11 @@ func TestPreflightNamesTheCulprit(t *testing.T) {
 		want string
 	}{
 		{"no functions", nil, updraft.Options{}, "no functions"},
-		{"empty name", []updraft.Function{{Name: ""}}, updraft.Options{}, "function 0 has no name"},
-		{"duplicate", []updraft.Function{{Name: "a"}, {Name: "a"}}, updraft.Options{}, `function "a" is declared twice`},
-		{"unknown dependency", []updraft.Function{{Name: "a", DependsOn: []string{"b"}}}, updraft.Options{}, `function "a" depends on unknown function "b"`},
+		{"empty name", []updraft.Function{{Name: ""}}, updraft.Options{}, "function #0 has an empty name"},
+		{"duplicate", []updraft.Function{{Name: "a"}, {Name: "a"}}, updraft.Options{}, `function "a" is listed twice`},
+		{"unknown dependency", []updraft.Function{{Name: "a", DependsOn: []string{"b"}}}, updraft.Options{}, `function "a" depends on "b", which is not among the functions given`},
 		{"cycle", []updraft.Function{{Name: "a", DependsOn: []string{"b"}}, {Name: "b", DependsOn: []string{"c"}}, {Name: "c", DependsOn: []string{"a"}}},
-			updraft.Options{}, "dependency cycle [a b c a]"},
+			updraft.Options{}, "a -> b -> c -> a"},
 		{"remote without func", []updraft.Function{{Name: "a", Remote: &updraft.Remote{}}}, updraft.Options{}, `function "a" has a Remote spec but no Func`},
 		{"bad demand", []updraft.Function{{Name: "a", Demand: hal.Vector{hal.CPU: -1}}}, updraft.Options{}, `function "a" Demand`},
 		{"state without store", []updraft.Function{{Name: "a", State: newTable(nil)}}, updraft.Options{}, `function "a" has State but Options.Store is nil`},

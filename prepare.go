@@ -248,11 +248,7 @@ func (r *run) restoreAfterUpdate() map[string]snapshot.Source {
 
 // profile forecasts every function and records the criticality verdicts.
 func (r *run) profile(ctx context.Context) (string, error) {
-	fns := make([]profile.Function, len(r.o.functions))
-	for i, f := range r.o.functions {
-		fns[i] = profile.Function{Name: f.Name, Criticality: profile.Criticality(f.Criticality), DependsOn: f.DependsOn, EntryPoint: f.EntryPoint}
-	}
-	fc, err := r.o.opts.Profiler.Forecast(ctx, r.o.opts.Window, fns)
+	fc, err := r.o.opts.Profiler.Forecast(ctx, r.o.opts.Window, profileFunctions(r.o.functions))
 	if err != nil {
 		return "", fmt.Errorf("updraft: profile: %w", err)
 	}

@@ -54,6 +54,16 @@ var (
 
 // validateFunctions checks names, criticalities and the dependency graph,
 // and returns the functions indexed by name.
+// ValidateFunctions returns an error naming the first bad function: an
+// empty or duplicate name, an unknown criticality, a dependency on a
+// function not in the list, or a dependency cycle. Forecast runs the same
+// checks; hosts (and the updraft Orchestrator) call it to refuse bad
+// annotations before anything changes.
+func ValidateFunctions(functions []Function) error {
+	_, err := validateFunctions(functions)
+	return err
+}
+
 func validateFunctions(functions []Function) (map[string]*Function, error) {
 	byName := make(map[string]*Function, len(functions))
 	for i := range functions {
