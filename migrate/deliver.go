@@ -217,10 +217,11 @@ func (r *route) checkpointNow(t Target, gen string) error {
 
 // recover handles a failed target t. If it was unreachable, the entries
 // not yet answered are retried on it one at a time, in order, with
-// backoff, for up to FailoverAfter; if that fails too (or t refused),
-// the function fails over, as often as it takes.
+// backoff, for up to FailoverAfter; if that fails too (or t refused, or
+// another function already found t dead), the function fails over, as
+// often as it takes.
 func (r *route) recover(t Target, gen string, cause error) {
-	if errors.Is(cause, ErrUnreachable) {
+	if errors.Is(cause, ErrUnreachable) && !r.l.m.condemned(t) {
 		r.mu.Lock()
 		from := r.covered + 1
 		r.mu.Unlock()

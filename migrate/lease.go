@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-multierror"
+
+	"github.com/updraft-dev/updraft/hal"
 )
 
 // Lease routes the invocations of moved functions to their targets until
@@ -222,6 +224,22 @@ func (l *Lease) move(ctx context.Context, spec Spec, t Target, why string) error
 	l.m.opts.Logger.Info("migrate: moved", "function", spec.Function, "target", info.Name, "region", info.Region, "reason", why)
 	go r.run()
 	return nil
+}
+
+// demandByTarget sums the demands of the lease's functions, other than
+// except, by the target each runs on now, for placing except elsewhere.
+func (l *Lease) demandByTarget(except *route) map[string]hal.Vector {
+	used := map[string]hal.Vector{}
+	for _, r := range l.routes {
+		if r == except {
+			continue
+		}
+		r.mu.Lock()
+		name := r.info.Name
+		r.mu.Unlock()
+		used[name] = used[name].Add(r.spec.Demand)
+	}
+	return used
 }
 
 // sleep waits d or until the lease's goroutines are stopped.

@@ -327,6 +327,15 @@ func (m *Mover) Unhealthy() map[string]error {
 	return maps.Clone(m.dead)
 }
 
+// condemned reports whether t is known dead (a failover left it, and no
+// probe has found it healthy since).
+func (m *Mover) condemned(t Target) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	_, dead := m.dead[t.Info().Name]
+	return dead
+}
+
 func (m *Mover) target(name string) Target {
 	for _, t := range m.targets {
 		if t.Info().Name == name {

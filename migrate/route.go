@@ -155,7 +155,7 @@ func (r *route) failover(failed Target, cause error) error {
 	m.opts.Logger.Warn("migrate: target failed", "function", r.spec.Function, "target", name, "err", cause)
 
 	health := m.probeAll(r.l.ctx)
-	cands, skipped := m.candidates(r.spec, health, nil, nil, nil, tried)
+	cands, skipped := m.candidates(r.spec, health, r.l.demandByTarget(r), nil, nil, tried)
 	why := fmt.Sprintf("failed over from %s (%v)", name, cause)
 	if len(cands) > 0 {
 		ranked, rwhy := m.opts.Policy.Rank(r.spec, cands)
