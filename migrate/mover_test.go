@@ -197,3 +197,24 @@ func TestPlacementString(t *testing.T) {
 	require.NoError(t, (&migrate.MapState{}).Export(context.Background(), &buf))
 	require.Equal(t, "{}\n", buf.String())
 }
+
+// A failover places the function where the lease's other functions leave
+// room for it.
+func TestFailoverRespectsCapacity(t *testing.T) {
+	a := migrate.NewLocalTarget("a", migrate.LocalOptions{Capacity: hal.Vector{hal.CPU: 1}})
+	b := migrate.NewLocalTarget("b", migrate.LocalOptions{Capacity: hal.Vector{hal.CPU: 1}, CostPerMillion: 1})
+	c := migrate.NewLocalTarget("c", migrate.LocalOptions{Capacity: hal.Vector{hal.CPU: 4}, CostPerMillion: 2})
+	m := newMover(t, []migrate.Target{a, b, c}, migrate.Options{FailoverAfter: 20 * time.Millisecond})
+	d := hal.Vector{hal.CPU: 0.75}
+	ctx := ctxT(t)
+	lease, err := m.Migrate(ctx, []migrate.Spec{{Function: "f", Local: noop, Demand: d}, {Function: "g", Local: noop, Demand: d}})
+	require.NoError(t, err)
+	require.Equal(t, []string{"a", "b"}, []string{lease.Placements()[0].Target, lease.Placements()[1].Target})
+	a.SetDown(true)
+	_, err = lease.Invoke(ctx, "f", nil)
+	require.NoError(t, err)
+	p := lease.Placements()[0]
+	require.Equal(t, "c", p.Target)
+	require.Contains(t, p.Reason, "b lacks room")
+	require.NoError(t, lease.Return(ctx))
+}
