@@ -169,7 +169,11 @@ func (r *route) failover(failed Target, cause error) error {
 				skipped = append(skipped, fmt.Sprintf("%s refused the state: %v", c.Info.Name, err))
 				continue
 			}
-			if err := r.switchTo(t, why+"; "+rwhy, wasRemote); err != nil {
+			reason := why + "; " + rwhy
+			if len(skipped) > 0 {
+				reason += "; passed over: " + strings.Join(skipped, "; ")
+			}
+			if err := r.switchTo(t, reason, wasRemote); err != nil {
 				return err
 			}
 			return nil
