@@ -78,7 +78,7 @@ type modelParams struct {
 	levelTau    time.Duration // smoothing time constant of the level
 	trendTau    time.Duration // smoothing time constant of the trend
 	horizon     time.Duration // the window forecasts are tuned for
-	halfLife    time.Duration // decay of histograms and backtest costs
+	halfLife    time.Duration // decay of the histograms and of the long-run mean
 	minSamples  int           // below this, forecasts use the wide small-sample interval
 	overrunCost float64       // cost of one overrun, in mean usages over-reserved for one observation
 }
