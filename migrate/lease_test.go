@@ -581,3 +581,53 @@ func TestSlowAnswerIsRetriedNotLost(t *testing.T) {
 	require.Positive(t, lease.Stats().Retries)
 	require.NoError(t, lease.Return(ctx))
 }
+
+// When a target turns bad mid-lease, the function regains its work at
+// home, with its state, and the placement says why.
+func TestBadTargetMidLeaseWorkComesHome(t *testing.T) {
+	wrongType := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Ce-Specversion", "1.0")
+		w.Header().Set("Ce-Id", r.Header.Get("Ce-Id"))
+		w.Header().Set("Ce-Source", "confused")
+		w.Header().Set("Ce-Type", "com.example.surprise")
+		w.WriteHeader(http.StatusOK)
+	})
+	garbage := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("<html>oops</html>")) })
+	skewedKey := migrate.NewHandler(migrate.HandlerOptions{Key: testKey, Clock: func() time.Time { return time.Now().Add(time.Hour) }})
+	forgetful := migrate.NewHandler(migrate.HandlerOptions{Key: testKey}) // hosts nothing
+	for _, tc := range []struct {
+		name string
+		bad  http.Handler
+		why  string
+	}{
+		{"wrong event type", wrongType, `type "com.example.surprise"`},
+		{"garbage", garbage, "not a CloudEvent"},
+		{"clock skew", skewedKey, "clocks skewed"},
+		{"unknown function", forgetful, "not registered"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sw := &swappable{h: countHandler()}
+			reg := startRegion(t, "127.0.0.2", sw)
+			m := newMover(t, []migrate.Target{newTarget(t, "r1", reg.url, migrate.CloudEventsOptions{})}, migrate.Options{CheckpointEvery: 2})
+			home := &migrate.MapState{}
+			ctx := ctxT(t)
+			lease, err := m.Migrate(ctx, []migrate.Spec{{Function: "count", Local: count(home), State: home}})
+			require.NoError(t, err)
+			for _, k := range []string{"a", "b", "c"} {
+				_, err := lease.Invoke(ctx, "count", []byte(k))
+				require.NoError(t, err)
+			}
+			sw.mu.Lock()
+			sw.h = tc.bad
+			sw.mu.Unlock()
+			out, err := lease.Invoke(ctx, "count", []byte("a"))
+			require.NoError(t, err)
+			require.Equal(t, "2", string(out), "served at home, on the state that came back")
+			p := lease.Placements()[0]
+			require.Equal(t, "home", p.Target)
+			require.Contains(t, p.Reason, tc.why)
+			require.NoError(t, lease.Return(ctx))
+			require.Equal(t, map[string]int64{"a": 2, "b": 1, "c": 1}, home.Snapshot())
+		})
+	}
+}
