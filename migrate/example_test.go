@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/updraft-dev/updraft/migrate"
 )
@@ -85,4 +86,35 @@ func ExampleHandler() {
 	// Output:
 	// remote answer: 11 home still has: 10
 	// after return: 11
+}
+
+// When a target fails, its functions move on, and the placement says why.
+func ExampleLease_Placements() {
+	ctx := context.Background()
+	primary := migrate.NewLocalTarget("primary", migrate.LocalOptions{})
+	standby := migrate.NewLocalTarget("standby", migrate.LocalOptions{CostPerMillion: 1})
+	dir, _ := os.MkdirTemp("", "example")
+	defer os.RemoveAll(dir)
+	m, err := migrate.New([]migrate.Target{primary, standby}, migrate.Options{BufferDir: dir, FailoverAfter: 10 * time.Millisecond})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	echo := func(_ context.Context, p []byte) ([]byte, error) { return p, nil }
+	lease, err := m.Migrate(ctx, []migrate.Spec{{Function: "echo", Local: echo}})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(lease.Placements()[0].Target)
+	primary.SetDown(true)
+	out, _ := lease.Invoke(ctx, "echo", []byte("still served"))
+	fmt.Println(string(out))
+	p := lease.Placements()[0]
+	fmt.Println(p.Target+":", p.Reason)
+	_ = lease.Return(ctx)
+	// Output:
+	// primary
+	// still served
+	// standby: failed over from primary (migrate: target unreachable: local target primary is down); cheapest fitting target (1 per million invocations, 0s round trip) of 1 candidates; passed over: primary already failed
 }
