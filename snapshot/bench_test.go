@@ -22,6 +22,7 @@ const benchValueBytes = 1024
 type benchState struct {
 	raw      int64 // bytes of keys and values
 	ours     *Map[uint64, []byte]
+	sharded  *ShardedMap[uint64, []byte]
 	baseline *mutexMap
 }
 
@@ -84,9 +85,13 @@ func stateOf(b *testing.B, size int64) *benchState {
 		b.Fatal(err)
 	}
 	s.ours = ours
+	if s.sharded, err = NewShardedMap(MapOptions[uint64, []byte]{}); err != nil {
+		b.Fatal(err)
+	}
 	for i := range n {
 		v := testValue(uint64(i), benchValueBytes)
 		ours.Store(uint64(i), v)
+		s.sharded.Store(uint64(i), v)
 		s.baseline.m[uint64(i)] = v
 	}
 	s.raw = int64(n) * (benchValueBytes + 8)
@@ -128,6 +133,22 @@ func BenchmarkCapture(b *testing.B) {
 			var total int64
 			for b.Loop() {
 				views, pause, err := e.cut(ctx)
+				if err != nil {
+					b.Fatal(err)
+				}
+				closeViews(views)
+				total += int64(pause)
+			}
+			b.ReportMetric(float64(total)/float64(b.N), "pause-ns/op")
+		})
+		b.Run("impl=sharded", func(b *testing.B) {
+			e, err := New(NewMemStore(), map[string]Source{"state": s.sharded}, Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			var total int64
+			for b.Loop() {
+				views, pause, err := e.cut(context.Background())
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -241,12 +262,14 @@ func BenchmarkRestore(b *testing.B) {
 func BenchmarkMap(b *testing.B) {
 	const n = 1 << 20
 	ours, _ := NewMap(MapOptions[uint64, uint64]{})
+	sharded, _ := NewShardedMap(MapOptions[uint64, uint64]{})
 	base := struct {
 		mu sync.RWMutex
 		m  map[uint64]uint64
 	}{m: make(map[uint64]uint64, n)}
 	for i := range uint64(n) {
 		ours.Store(i, i)
+		sharded.Store(i, i)
 		base.m[i] = i
 	}
 	b.Run("op=load/impl=updraft", func(b *testing.B) {
@@ -255,6 +278,17 @@ func BenchmarkMap(b *testing.B) {
 			for pb.Next() {
 				k = mix64(k) % n
 				if _, ok := ours.Load(k); !ok {
+					b.Error("missing")
+				}
+			}
+		})
+	})
+	b.Run("op=load/impl=sharded", func(b *testing.B) {
+		b.RunParallel(func(pb *testing.PB) {
+			var k uint64
+			for pb.Next() {
+				k = mix64(k) % n
+				if _, ok := sharded.Load(k); !ok {
 					b.Error("missing")
 				}
 			}
@@ -281,6 +315,23 @@ func BenchmarkMap(b *testing.B) {
 			ours.Store(k, k)
 		}
 	})
+	b.Run("op=store/impl=sharded", func(b *testing.B) {
+		var k uint64
+		for b.Loop() {
+			k = mix64(k) % n
+			sharded.Store(k, k)
+		}
+	})
+	// The first write to a shard after a capture copies that shard
+	// (n/1024 entries): the worst case a writer sees.
+	b.Run("op=store-after-capture/impl=sharded", func(b *testing.B) {
+		var k uint64
+		for b.Loop() {
+			_ = sharded.View()
+			k = mix64(k) % n
+			sharded.Store(k, k)
+		}
+	})
 	b.Run("op=store/impl=baseline", func(b *testing.B) {
 		var k uint64
 		for b.Loop() {
@@ -293,6 +344,11 @@ func BenchmarkMap(b *testing.B) {
 	b.Run("op=capture/impl=updraft", func(b *testing.B) {
 		for b.Loop() {
 			_ = ours.View()
+		}
+	})
+	b.Run("op=capture/impl=sharded", func(b *testing.B) {
+		for b.Loop() {
+			_ = sharded.View()
 		}
 	})
 	b.Run("op=capture/impl=baseline", func(b *testing.B) {

@@ -10,6 +10,10 @@
 //   - [Map] is a concurrent map to keep critical state in. Its capture is
 //     O(1) at any size (a persistent hash trie behind an atomic pointer);
 //     readers never block, not even during a cut.
+//   - [ShardedMap] is the same for state written on the hot path: writes
+//     cost about a mutex-guarded map's, capture is O(shards) (a few µs), and
+//     the first write to a shard after a capture copies that shard. Both
+//     maps write the same format.
 //   - The [Engine] (from [New]) is the [Snapshotter]: Snapshot takes the cut
 //     and writes it, Restore verifies a snapshot fully before any source
 //     sees a byte.

@@ -1,10 +1,7 @@
 package snapshot
 
 import (
-	"bufio"
 	"context"
-	"encoding/binary"
-	"errors"
 	"fmt"
 	"hash/maphash"
 	"io"
@@ -23,6 +20,9 @@ type MapOptions[K comparable, V any] struct {
 	// and [GobCodec] for other types.
 	Keys   Codec[K]
 	Values Codec[V]
+	// Shards is the number of shards of a [ShardedMap] (ignored by Map),
+	// a power of two. 0 = [DefaultShards].
+	Shards int
 }
 
 // Map is a concurrent map for critical state whose capture is O(1) whatever
@@ -43,12 +43,10 @@ type MapOptions[K comparable, V any] struct {
 // The zero value is not usable; call [NewMap]. All methods are safe for
 // concurrent use.
 type Map[K comparable, V any] struct {
-	root      atomic.Pointer[mapRoot[K, V]]
-	mu        sync.Mutex // serialises writers; held from Pause to Resume
-	hash      func(K) uint64
-	keys      Codec[K]
-	values    Codec[V]
-	rawValues bool // V is []byte with the default codec: views copy values once
+	root  atomic.Pointer[mapRoot[K, V]]
+	mu    sync.Mutex // serialises writers; held from Pause to Resume
+	hash  func(K) uint64
+	entry entryCodec[K, V]
 }
 
 type mapRoot[K comparable, V any] struct {
@@ -63,26 +61,19 @@ var (
 
 // NewMap returns an empty Map.
 func NewMap[K comparable, V any](opts MapOptions[K, V]) (*Map[K, V], error) {
-	if (opts.Keys.Append == nil) != (opts.Keys.Decode == nil) {
-		return nil, errors.New("snapshot: NewMap: Keys codec needs both Append and Decode")
+	codec, err := newEntryCodec("NewMap", opts)
+	if err != nil {
+		return nil, err
 	}
-	if (opts.Values.Append == nil) != (opts.Values.Decode == nil) {
-		return nil, errors.New("snapshot: NewMap: Values codec needs both Append and Decode")
-	}
-	m := &Map[K, V]{hash: opts.Hash, keys: opts.Keys, values: opts.Values}
+	m := &Map[K, V]{hash: opts.Hash, entry: codec}
 	if m.hash == nil {
 		m.hash = defaultHash[K]()
-	}
-	if !m.keys.valid() {
-		m.keys = defaultCodec[K]()
-	}
-	if !m.values.valid() {
-		m.values = defaultCodec[V]()
-		m.rawValues = reflect.TypeFor[V]() == reflect.TypeFor[[]byte]()
 	}
 	m.root.Store(&mapRoot[K, V]{node: &hamtNode[K, V]{}})
 	return m, nil
 }
+
+func (m *Map[K, V]) codec() entryCodec[K, V] { return m.entry }
 
 // defaultHash returns a seeded hash for K; integer keys get a fast mixer.
 func defaultHash[K comparable]() func(K) uint64 {
@@ -187,25 +178,10 @@ func (m *Map[K, V]) Range(fn func(K, V) bool) {
 // Pause implements [Pauser]: it blocks writers (readers carry on) until
 // Resume. It returns ctx's error if a writer does not finish in time.
 func (m *Map[K, V]) Pause(ctx context.Context) error {
-	if m.mu.TryLock() {
-		return nil
+	if err := lockContext(ctx, &m.mu); err != nil {
+		return fmt.Errorf("snapshot: map pause: %w", err)
 	}
-	locked := make(chan struct{})
-	go func() {
-		m.mu.Lock()
-		close(locked)
-	}()
-	select {
-	case <-locked:
-		return nil
-	case <-ctx.Done():
-		// The goroutine above still gets the lock; hand it straight back.
-		go func() {
-			<-locked
-			m.mu.Unlock()
-		}()
-		return fmt.Errorf("snapshot: map pause: %w", ctx.Err())
-	}
+	return nil
 }
 
 // Resume implements [Pauser]: it lets writers continue.
@@ -220,17 +196,15 @@ func (m *Map[K, V]) Capture(ctx context.Context) (View, error) {
 
 // View returns the map's current state as an immutable [MapView], in O(1).
 func (m *Map[K, V]) View() *MapView[K, V] {
-	return &MapView[K, V]{root: m.root.Load(), hash: m.hash, keys: m.keys, values: m.values, rawValues: m.rawValues}
+	return &MapView[K, V]{root: m.root.Load(), hash: m.hash, codec: m.entry}
 }
 
 // MapView is an immutable view of a [Map]: what it held when the view was
 // taken. It is safe for concurrent use.
 type MapView[K comparable, V any] struct {
-	root      *mapRoot[K, V]
-	hash      func(K) uint64
-	keys      Codec[K]
-	values    Codec[V]
-	rawValues bool // V is []byte with the default codec
+	root  *mapRoot[K, V]
+	hash  func(K) uint64
+	codec entryCodec[K, V]
 }
 
 // Len returns the number of entries in the view.
@@ -244,69 +218,28 @@ func (v *MapView[K, V]) Range(fn func(K, V) bool) {
 	v.root.node.each(func(e *hamtEntry[K, V]) bool { return fn(e.key, e.val) })
 }
 
-// mapMagic starts a map's serialised form:
-//
-//	"UMAP" | version 1 | count uvarint | count × (klen uvarint | key | vlen uvarint | value)
-const mapMagic = "UMAP\x01"
-
-// maxMapField bounds an encoded key or value.
-const maxMapField = 1 << 30
-
 // WriteTo implements [View]: it writes the view's entries with the map's
-// codecs, buffering at most a few entries.
+// codecs in the format described at [entryCodec], buffering at most a few
+// entries.
 func (v *MapView[K, V]) WriteTo(w io.Writer) (int64, error) {
-	const flushAt = 64 << 10
-	buf := make([]byte, 0, 2*flushAt)
-	buf = append(buf, mapMagic...)
-	buf = binary.AppendUvarint(buf, uint64(v.root.size))
-	var written int64
-	var err error
-	var scratch []byte
-	flush := func() bool {
-		var n int
-		n, err = w.Write(buf)
-		written += int64(n)
-		buf = buf[:0]
-		return err == nil
-	}
-	v.root.node.each(func(e *hamtEntry[K, V]) bool {
-		if scratch, err = v.keys.Append(scratch[:0], e.key); err != nil {
-			err = fmt.Errorf("snapshot: map: encode key: %w", err)
-			return false
-		}
-		buf = binary.AppendUvarint(buf, uint64(len(scratch)))
-		buf = append(buf, scratch...)
-		if v.rawValues {
-			// Default codec for []byte values: copy once, straight into buf.
-			raw := any(e.val).([]byte)
-			buf = binary.AppendUvarint(buf, uint64(len(raw)))
-			buf = append(buf, raw...)
-		} else {
-			if scratch, err = v.values.Append(scratch[:0], e.val); err != nil {
-				err = fmt.Errorf("snapshot: map: encode value of key %v: %w", e.key, err)
-				return false
-			}
-			buf = binary.AppendUvarint(buf, uint64(len(scratch)))
-			buf = append(buf, scratch...)
-		}
-		if len(buf) >= flushAt {
-			return flush()
-		}
-		return true
+	return v.codec.write(w, v.root.size, func(yield func(K, V) bool) {
+		v.root.node.each(func(e *hamtEntry[K, V]) bool { return yield(e.key, e.val) })
 	})
-	if err != nil {
-		return written, err
-	}
-	flush()
-	return written, err
 }
 
-// Restore implements [Source]: it decodes what a [MapView] wrote, builds
-// the new state aside, and swaps it in at once; a malformed stream leaves
-// the map as it was and returns an error naming the entry and field at
-// fault. Readers see either the old state or the new one.
+// Restore implements [Source]: it decodes what a [MapView] (or a
+// [ShardedMapView]) wrote, builds the new state aside, and swaps it in at
+// once; a malformed stream leaves the map as it was and returns an error
+// naming the entry and field at fault. Readers see either the old state or
+// the new one.
 func (m *Map[K, V]) Restore(ctx context.Context, r io.Reader) error {
-	root, err := m.decode(ctx, r)
+	root := &mapRoot[K, V]{node: &hamtNode[K, V]{}}
+	err := m.codec().read(ctx, r, func(key K, val V) bool {
+		var added bool
+		root.node, added = root.node.set(0, hamtEntry[K, V]{hash: m.hash(key), key: key, val: val}, true)
+		root.size++
+		return added
+	})
 	if err != nil {
 		return err
 	}
@@ -316,81 +249,4 @@ func (m *Map[K, V]) Restore(ctx context.Context, r io.Reader) error {
 	m.root.Store(root)
 	m.Resume()
 	return nil
-}
-
-func (m *Map[K, V]) decode(ctx context.Context, r io.Reader) (*mapRoot[K, V], error) {
-	br := bufio.NewReaderSize(r, 64<<10)
-	magic := make([]byte, len(mapMagic))
-	if _, err := io.ReadFull(br, magic); err != nil {
-		return nil, fmt.Errorf("snapshot: map restore: header: %w", eofIsUnexpected(err))
-	}
-	if string(magic) != mapMagic {
-		return nil, fmt.Errorf("snapshot: map restore: header %q is not %q", magic, mapMagic)
-	}
-	count, err := binary.ReadUvarint(br)
-	if err != nil {
-		return nil, fmt.Errorf("snapshot: map restore: entry count: %w", eofIsUnexpected(err))
-	}
-	root := &mapRoot[K, V]{node: &hamtNode[K, V]{}}
-	var buf []byte
-	field := func(i uint64, what string) ([]byte, error) {
-		n, err := binary.ReadUvarint(br)
-		if err != nil {
-			return nil, fmt.Errorf("snapshot: map restore: entry %d of %d: %s length: %w", i, count, what, eofIsUnexpected(err))
-		}
-		if n > maxMapField {
-			return nil, fmt.Errorf("snapshot: map restore: entry %d of %d: %s length %d exceeds %d", i, count, what, n, maxMapField)
-		}
-		if uint64(cap(buf)) < n {
-			buf = make([]byte, n)
-		}
-		buf = buf[:n]
-		if _, err := io.ReadFull(br, buf); err != nil {
-			return nil, fmt.Errorf("snapshot: map restore: entry %d of %d: %s: %w", i, count, what, eofIsUnexpected(err))
-		}
-		return buf, nil
-	}
-	for i := uint64(0); i < count; i++ {
-		if i%4096 == 0 {
-			if err := ctx.Err(); err != nil {
-				return nil, fmt.Errorf("snapshot: map restore: %w", err)
-			}
-		}
-		kb, err := field(i, "key")
-		if err != nil {
-			return nil, err
-		}
-		key, err := m.keys.Decode(kb)
-		if err != nil {
-			return nil, fmt.Errorf("snapshot: map restore: entry %d of %d: key: %w", i, count, err)
-		}
-		vb, err := field(i, "value")
-		if err != nil {
-			return nil, err
-		}
-		val, err := m.values.Decode(vb)
-		if err != nil {
-			return nil, fmt.Errorf("snapshot: map restore: entry %d of %d: value of key %v: %w", i, count, key, err)
-		}
-		var added bool
-		root.node, added = root.node.set(0, hamtEntry[K, V]{hash: m.hash(key), key: key, val: val}, true)
-		if !added {
-			return nil, fmt.Errorf("snapshot: map restore: entry %d of %d: duplicate key %v", i, count, key)
-		}
-		root.size++
-	}
-	switch _, err := br.ReadByte(); {
-	case err == nil:
-		return nil, fmt.Errorf("snapshot: map restore: data after the %d entries", count)
-	case err != io.EOF:
-		return nil, fmt.Errorf("snapshot: map restore: after the %d entries: %w", count, err)
-	}
-	return root, nil
-}
-
-func eofIsUnexpected(err error) error {
-	if err == io.EOF {
-		return io.ErrUnexpectedEOF
-	}
-	return err
 }

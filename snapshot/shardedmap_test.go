@@ -1,0 +1,248 @@
+package snapshot
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestShardedMapMatchesGoMap(t *testing.T) {
+	hashes := map[string]func(uint64) uint64{
+		"default": nil,
+		"collide": func(k uint64) uint64 { return k % 7 },
+	}
+	for hname, h := range hashes {
+		for _, shards := range []int{1, 4, 1024} {
+			t.Run(fmt.Sprintf("%s/shards=%d", hname, shards), func(t *testing.T) {
+				m, err := NewShardedMap(MapOptions[uint64, int]{Hash: h, Shards: shards})
+				require.NoError(t, err)
+				want := map[uint64]int{}
+				rng := rand.New(rand.NewPCG(3, 4))
+				var views []*ShardedMapView[uint64, int]
+				var wantViews []map[uint64]int
+				for i := range 20000 {
+					k := rng.Uint64N(600)
+					switch op := rng.IntN(10); {
+					case op < 5:
+						m.Store(k, i)
+						want[k] = i
+					case op < 8:
+						_, had := want[k]
+						require.Equal(t, had, m.Delete(k), "Delete(%d)", k)
+						delete(want, k)
+					case op < 9:
+						m.Update(k, func(old int, ok bool) (int, bool) {
+							if ok && old%2 == 0 {
+								delete(want, k)
+								return 0, false
+							}
+							want[k] = old + 1
+							return old + 1, true
+						})
+					default:
+						v, ok := m.Load(k)
+						wv, wok := want[k]
+						require.Equal(t, wok, ok, "Load(%d) presence", k)
+						require.Equal(t, wv, v, "Load(%d) value", k)
+					}
+					if i%1500 == 0 {
+						views = append(views, m.View())
+						wantViews = append(wantViews, cloneMap(want))
+					}
+				}
+				require.Equal(t, len(want), m.Len())
+				require.Equal(t, want, mapContents[uint64, int](m))
+				for i, v := range views {
+					require.Equal(t, len(wantViews[i]), v.Len(), "view %d size", i)
+					require.Equal(t, wantViews[i], mapContents[uint64, int](v), "view %d changed after later writes", i)
+					for k, val := range wantViews[i] {
+						got, ok := v.Load(k)
+						require.True(t, ok)
+						require.Equal(t, val, got)
+					}
+				}
+			})
+		}
+	}
+}
+
+func TestShardedMapConcurrentWritersAndViews(t *testing.T) {
+	m, err := NewShardedMap(MapOptions[uint64, uint64]{Shards: 16})
+	require.NoError(t, err)
+	const writers, perWriter = 4, 3000
+	var wg sync.WaitGroup
+	for w := range uint64(writers) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range uint64(perWriter) {
+				k := w*perWriter + i
+				m.Store(k, k*3)
+				if i%100 == 0 {
+					m.Delete(k)
+					m.Store(k, k*3)
+				}
+			}
+		}()
+	}
+	stop := make(chan struct{})
+	var viewErr error
+	var vg sync.WaitGroup
+	vg.Add(1)
+	go func() {
+		defer vg.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			v := m.View()
+			n := 0
+			v.Range(func(k, val uint64) bool {
+				n++
+				if val != k*3 {
+					viewErr = fmt.Errorf("key %d has value %d", k, val)
+					return false
+				}
+				return true
+			})
+			if n != v.Len() && viewErr == nil {
+				viewErr = fmt.Errorf("view ranges over %d entries but says %d", n, v.Len())
+			}
+			if viewErr != nil {
+				return
+			}
+		}
+	}()
+	wg.Wait()
+	close(stop)
+	vg.Wait()
+	require.NoError(t, viewErr)
+	require.Equal(t, writers*perWriter, m.Len())
+}
+
+func TestShardedMapPauseBlocksWritersNotReaders(t *testing.T) {
+	ctx := context.Background()
+	m, err := NewShardedMap(MapOptions[int, int]{})
+	require.NoError(t, err)
+	m.Store(1, 1)
+	require.NoError(t, m.Pause(ctx))
+	wrote := make(chan struct{})
+	go func() {
+		m.Store(1, 2)
+		close(wrote)
+	}()
+	v, ok := m.Load(1)
+	require.True(t, ok)
+	require.Equal(t, 1, v)
+	require.False(t, m.gate.TryRLock(), "writers can enter during a pause")
+	// A capture inside the pause does not wait for the lock it already has.
+	view := m.View()
+	require.Equal(t, 1, view.Len())
+	m.Resume()
+	<-wrote
+	v, _ = m.Load(1)
+	require.Equal(t, 2, v)
+	got, _ := view.Load(1)
+	require.Equal(t, 1, got, "the view changed")
+
+	cctx, cancel := context.WithCancel(ctx)
+	require.NoError(t, m.Pause(ctx))
+	cancel()
+	require.ErrorIs(t, m.Pause(cctx), context.Canceled)
+	m.Resume()
+	m.Store(3, 3) // the abandoned Pause handed the lock back
+	require.Equal(t, 2, m.Len())
+}
+
+// TestMapFormatsAreInterchangeable restores a Map's view into a ShardedMap
+// and back.
+func TestMapFormatsAreInterchangeable(t *testing.T) {
+	ctx := context.Background()
+	a := newTestMap(t, MapOptions[string, []byte]{})
+	for i := range 3000 {
+		a.Store(fmt.Sprint("k", i), bytes.Repeat([]byte{byte(i)}, i%50))
+	}
+	var buf bytes.Buffer
+	_, err := a.View().WriteTo(&buf)
+	require.NoError(t, err)
+	b, err := NewShardedMap(MapOptions[string, []byte]{Shards: 64})
+	require.NoError(t, err)
+	b.Store("stale", nil)
+	require.NoError(t, b.Restore(ctx, &buf))
+	require.Equal(t, mapContents[string, []byte](a), mapContents[string, []byte](b))
+
+	buf.Reset()
+	_, err = b.View().WriteTo(&buf)
+	require.NoError(t, err)
+	c := newTestMap(t, MapOptions[string, []byte]{})
+	require.NoError(t, c.Restore(ctx, &buf))
+	require.Equal(t, mapContents[string, []byte](a), mapContents[string, []byte](c))
+
+	// A bad stream leaves the sharded map as it was.
+	require.ErrorContains(t, b.Restore(ctx, bytes.NewReader([]byte(mapMagic+"\x02\x01a"))), "entry 0 of 2")
+	require.Equal(t, 3000, b.Len())
+	dup := append([]byte(mapMagic), 2, 1, 'x', 0, 1, 'x', 0)
+	require.ErrorContains(t, b.Restore(ctx, bytes.NewReader(dup)), "duplicate key x")
+}
+
+func TestNewShardedMapValidates(t *testing.T) {
+	for _, n := range []int{-1, 3, 1000, 1 << 21} {
+		_, err := NewShardedMap(MapOptions[int, int]{Shards: n})
+		require.ErrorContains(t, err, "must be a power of two", "Shards %d", n)
+	}
+	_, err := NewShardedMap(MapOptions[int, int]{Keys: Codec[int]{Append: IntCodec().Append}})
+	require.ErrorContains(t, err, "NewShardedMap: Keys codec needs both")
+}
+
+// TestShardedMapInACut takes consistent cuts of a Map and a ShardedMap
+// written in lockstep, as TestCutIsConsistent does for two Maps.
+func TestShardedMapInACut(t *testing.T) {
+	ctx := context.Background()
+	a := newTestMap(t, MapOptions[string, int64]{})
+	b, err := NewShardedMap(MapOptions[string, int64]{Shards: 8})
+	require.NoError(t, err)
+	store := NewMemStore()
+	e, err := New(store, map[string]Source{"a": a, "b": b}, Options{})
+	require.NoError(t, err)
+	host := make(chan struct{}, 1)
+	e.opts.Pause = func(context.Context) (func(), error) {
+		host <- struct{}{}
+		return func() { <-host }, nil
+	}
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := int64(1); ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			host <- struct{}{}
+			a.Store("step", i)
+			b.Store("step", i)
+			<-host
+		}
+	}()
+	for range 20 {
+		m, err := e.Snapshot(ctx)
+		require.NoError(t, err)
+		a2 := newTestMap(t, MapOptions[string, int64]{})
+		b2, _ := NewShardedMap(MapOptions[string, int64]{})
+		e2, err := New(store, map[string]Source{"a": a2, "b": b2}, Options{})
+		require.NoError(t, err)
+		require.NoError(t, e2.Restore(ctx, m))
+		va, _ := a2.Load("step")
+		vb, _ := b2.Load("step")
+		require.Equal(t, va, vb, "cut mixes two steps")
+	}
+	close(stop)
+	<-done
+}
