@@ -91,6 +91,7 @@ type Orchestrator struct {
 	validator validate.Validator
 	degrade   *degrade.Controller
 	logger    *slog.Logger
+	metrics   *metrics
 
 	running atomic.Bool
 
@@ -112,7 +113,7 @@ func New(functions []Function, device hal.Device, opts Options) (*Orchestrator, 
 	if device == nil {
 		return nil, errors.New("updraft: no device: pass a hal.Device (hal/sim for tests, hal/linux for cgroups)")
 	}
-	o := &Orchestrator{functions: fns, byName: map[string]*Function{}, device: device, opts: opts, logger: opts.Logger}
+	o := &Orchestrator{functions: fns, byName: map[string]*Function{}, device: device, opts: opts, logger: opts.Logger, metrics: newMetrics()}
 	for i := range fns {
 		o.byName[fns[i].Name] = &fns[i]
 		if fns[i].State != nil && opts.Store == nil {

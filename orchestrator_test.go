@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -241,6 +242,9 @@ func TestPrepareForUpdateCommits(t *testing.T) {
 	assert.Equal(t, "counted", string(out))
 	assert.Equal(t, "43", f.counters.get()["packets"], "stats runs locally again")
 
+	assert.Equal(t, 1.0, gather(t, o, "updraft_updates_total", "committed"))
+	assert.Equal(t, 1.0, gather(t, o, "updraft_phase_duration_seconds", "validate"), "one validate phase observed")
+
 	assert.Contains(t, report.String(), "committed")
 	assert.Contains(t, report.String(), "forward")
 }
@@ -406,6 +410,35 @@ func TestOneUpdateAtATime(t *testing.T) {
 	_, err := o.PrepareForUpdate(context.Background(), update)
 	require.NoError(t, err)
 	assert.ErrorIs(t, second, updraft.ErrUpdateInProgress)
+}
+
+// gather registers o's collector in a fresh registry and returns the value
+// (a counter's value, a histogram's sample count) of the series of family
+// name that has a label equal to label.
+func gather(t *testing.T, o *updraft.Orchestrator, name, label string) float64 {
+	t.Helper()
+	reg := prometheus.NewPedanticRegistry()
+	require.NoError(t, reg.Register(o.Collector()))
+	families, err := reg.Gather()
+	require.NoError(t, err)
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetValue() != label {
+					continue
+				}
+				if h := m.GetHistogram(); h != nil {
+					return float64(h.GetSampleCount())
+				}
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	t.Fatalf("no %s series labelled %q", name, label)
+	return 0
 }
 
 func concat(parts ...[]updraft.Phase) []updraft.Phase {

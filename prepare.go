@@ -60,6 +60,7 @@ func (o *Orchestrator) PrepareForUpdate(ctx context.Context, update Update) (*Re
 	err := r.execute(ctx, update)
 	r.report.Finished = o.opts.Clock()
 	r.report.Err = err
+	o.metrics.updates.WithLabelValues(string(r.report.Outcome)).Inc()
 	return r.report, err
 }
 
@@ -153,6 +154,7 @@ func (r *run) phase(ctx context.Context, p Phase, do func(context.Context) (stri
 		r.o.emit(Event{Time: r.o.opts.Clock(), Level: slog.LevelWarn, Phase: p, Message: "phase failed", Err: err})
 	}
 	r.report.Phases = append(r.report.Phases, rec)
+	r.o.metrics.phases.WithLabelValues(string(p), string(rec.Outcome)).Observe(rec.Duration.Seconds())
 	return err
 }
 
