@@ -215,18 +215,26 @@ func lockContext(ctx context.Context, l sync.Locker) error {
 }
 
 // Capture implements [Source]: it returns a [ShardedMapView] in
-// O(shards). Called outside a cut, it holds the writers off itself for
-// that long.
+// O(shards). Inside a cut (after Pause) it relies on the pause; outside one
+// it holds the writers off itself for that long.
 func (m *ShardedMap[K, V]) Capture(ctx context.Context) (View, error) {
+	if m.paused.Load() {
+		return m.capture(), nil
+	}
 	return m.View(), nil
 }
 
 // View returns the map's current state as an immutable [ShardedMapView].
+// It holds the writers off for O(shards); it must not be called by the
+// goroutine that holds Pause (Capture is the call to make there).
 func (m *ShardedMap[K, V]) View() *ShardedMapView[K, V] {
-	if !m.paused.Load() {
-		m.gate.Lock()
-		defer m.gate.Unlock()
-	}
+	m.gate.Lock()
+	defer m.gate.Unlock()
+	return m.capture()
+}
+
+// capture records every shard's map; the gate is held exclusively.
+func (m *ShardedMap[K, V]) capture() *ShardedMapView[K, V] {
 	m.epoch.Add(1) // every shard's next writer copies before writing
 	v := &ShardedMapView[K, V]{maps: make([]map[K]V, len(m.shards)), shift: m.shift, hash: m.hash, codec: m.entry}
 	// No shard lock is needed: live only changes under the gate, which is

@@ -143,7 +143,9 @@ func TestShardedMapPauseBlocksWritersNotReaders(t *testing.T) {
 	require.Equal(t, 1, v)
 	require.False(t, m.gate.TryRLock(), "writers can enter during a pause")
 	// A capture inside the pause does not wait for the lock it already has.
-	view := m.View()
+	captured, err := m.Capture(ctx)
+	require.NoError(t, err)
+	view := captured.(*ShardedMapView[int, int])
 	require.Equal(t, 1, view.Len())
 	m.Resume()
 	<-wrote
