@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/updraft-dev/updraft/hal"
+	"github.com/updraft-dev/updraft/internal/testchild"
 	"github.com/updraft-dev/updraft/profile"
 	"github.com/updraft-dev/updraft/profile/trace"
 )
@@ -41,10 +42,6 @@ func reportCPU(b *testing.B, start time.Duration, units int, unit string) {
 // shared stdin to close, and stops them when the benchmark ends.
 func startIdleChildren(b *testing.B, n int) []int {
 	b.Helper()
-	exe, err := os.Executable()
-	if err != nil {
-		b.Fatal(err)
-	}
 	r, w, err := os.Pipe()
 	if err != nil {
 		b.Fatal(err)
@@ -59,8 +56,7 @@ func startIdleChildren(b *testing.B, n int) []int {
 	})
 	pids := make([]int, 0, n)
 	for range n {
-		c := exec.Command(exe)
-		c.Env = append(os.Environ(), childEnv+"=hold:0")
+		c := testchild.Command(b, testchild.Hold(0))
 		c.Stdin = r
 		if err := c.Start(); err != nil {
 			b.Fatal(err)

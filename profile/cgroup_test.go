@@ -17,6 +17,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"github.com/updraft-dev/updraft/hal"
+	"github.com/updraft-dev/updraft/internal/testchild"
 	"github.com/updraft-dev/updraft/profile"
 )
 
@@ -211,26 +212,25 @@ func TestCgroupCollectorRealCgroup(t *testing.T) {
 	}
 
 	const held = 128 << 20
-	b := startChild(t, "burn")
-	h := startChild(t, fmt.Sprintf("holdlater:%d", held))
-	h.waitFor(t, "started")
+	b := testchild.Start(t, testchild.Burn(1))
+	h := testchild.Start(t, testchild.HoldLater(held)) // says "started", holds after Proceed
 	for _, d := range burnDirs {
-		moveInto(t, d, b.pid())
+		moveInto(t, d, b.PID())
 	}
 	for _, d := range holdDirs {
-		moveInto(t, d, h.pid())
+		moveInto(t, d, h.PID())
 	}
-	h.proceed(t)
-	h.waitReady(t)
+	h.Proceed(t)
+	h.WaitReady(t)
 
 	c, err := profile.NewCgroupCollector(profile.CgroupOptions{Targets: []profile.CgroupTarget{burner, holder}})
 	require.NoError(t, err)
 	ctx := context.Background()
 	_, err = c.Collect(ctx)
 	require.NoError(t, err)
-	cpu0, t0 := b.cpuTime(t), time.Now()
+	cpu0, t0 := b.CPUTime(t), time.Now()
 	<-time.After(measureWindow)
-	cpu1, t1 := b.cpuTime(t), time.Now()
+	cpu1, t1 := b.CPUTime(t), time.Now()
 	samples, err := c.Collect(ctx)
 	require.NoError(t, err)
 	require.Len(t, samples, 2)
@@ -272,8 +272,8 @@ func TestCgroupCollectorRealUnifiedHierarchy(t *testing.T) {
 	path := filepath.Join(selfCgroups(t)["unified"], fmt.Sprintf("updraft-profile-v2-test-%d", os.Getpid()))
 	dir := filepath.Join(root, path)
 	makeCgroup(t, dir)
-	b := startChild(t, "burn")
-	moveInto(t, dir, b.pid())
+	b := testchild.Start(t, testchild.Burn(1))
+	moveInto(t, dir, b.PID())
 
 	c, err := profile.NewCgroupCollector(profile.CgroupOptions{Root: root, Targets: []profile.CgroupTarget{{Function: "burner", Path: path}}})
 	require.NoError(t, err)
@@ -281,9 +281,9 @@ func TestCgroupCollectorRealUnifiedHierarchy(t *testing.T) {
 	ctx := context.Background()
 	_, err = c.Collect(ctx)
 	require.NoError(t, err)
-	cpu0, t0 := b.cpuTime(t), time.Now()
+	cpu0, t0 := b.CPUTime(t), time.Now()
 	<-time.After(measureWindow)
-	cpu1, t1 := b.cpuTime(t), time.Now()
+	cpu1, t1 := b.CPUTime(t), time.Now()
 	s, err := c.Collect(ctx)
 	require.NoError(t, err)
 	require.Len(t, s, 1)

@@ -4,7 +4,6 @@ package profile_test
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"github.com/updraft-dev/updraft/hal"
+	"github.com/updraft-dev/updraft/internal/testchild"
 	"github.com/updraft-dev/updraft/profile"
 )
 
@@ -35,26 +35,24 @@ func profileFor(t *testing.T, c profile.Collector, d time.Duration) []profile.Sa
 }
 
 func TestProcCollectorMeasuresRealProcesses(t *testing.T) {
-	burner := startChild(t, "burn")
+	burner := testchild.Start(t, testchild.Burn(1))
 	const held = 128 << 20
-	holder := startChild(t, fmt.Sprintf("hold:%d", held))
-	holder.waitReady(t)
-	idle := startChild(t, "hold:0") // the same binary holding nothing: the baseline RSS
-	idle.waitReady(t)
+	holder := testchild.Start(t, testchild.Hold(held))
+	idle := testchild.Start(t, testchild.Hold(0)) // the same binary holding nothing: the baseline RSS
 
 	c, err := profile.NewProcCollector(profile.ProcOptions{Targets: []profile.ProcTarget{
-		{Function: "burner", PID: burner.pid()},
-		{Function: "holder", PID: holder.pid()},
-		{Function: "idle", PID: idle.pid()},
+		{Function: "burner", PID: burner.PID()},
+		{Function: "holder", PID: holder.PID()},
+		{Function: "idle", PID: idle.PID()},
 	}})
 	require.NoError(t, err)
 
 	ctx := context.Background()
 	_, err = c.Collect(ctx)
 	require.NoError(t, err)
-	cpu0, t0 := burner.cpuTime(t), time.Now()
+	cpu0, t0 := burner.CPUTime(t), time.Now()
 	<-time.After(measureWindow)
-	cpu1, t1 := burner.cpuTime(t), time.Now()
+	cpu1, t1 := burner.CPUTime(t), time.Now()
 	samples, err := c.Collect(ctx)
 	require.NoError(t, err)
 	require.Len(t, samples, 3)
@@ -132,10 +130,9 @@ func threadCPU() time.Duration {
 }
 
 func TestProcCollectorProcessExits(t *testing.T) {
-	ch := startChild(t, "hold:4096")
-	ch.waitReady(t)
+	ch := testchild.Start(t, testchild.Hold(4096))
 	c, err := profile.NewProcCollector(profile.ProcOptions{Targets: []profile.ProcTarget{
-		{Function: "short", PID: ch.pid()},
+		{Function: "short", PID: ch.PID()},
 		{Function: "self", PID: os.Getpid()},
 	}})
 	require.NoError(t, err)
@@ -143,8 +140,8 @@ func TestProcCollectorProcessExits(t *testing.T) {
 	s, err := c.Collect(ctx)
 	require.NoError(t, err)
 	require.Len(t, s, 2)
-	ch.in.Close()
-	require.NoError(t, ch.cmd.Wait())
+	require.NoError(t, ch.CloseStdin())
+	require.NoError(t, ch.Wait())
 	s, err = c.Collect(ctx)
 	require.NoError(t, err, "a process that exited is skipped, not an error")
 	require.Len(t, s, 1)

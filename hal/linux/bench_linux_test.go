@@ -9,6 +9,7 @@ import (
 
 	"github.com/updraft-dev/updraft/hal"
 	"github.com/updraft-dev/updraft/hal/linux"
+	"github.com/updraft-dev/updraft/internal/testchild"
 )
 
 // BenchmarkApply measures applying and undoing one function's allocation
@@ -33,7 +34,7 @@ func BenchmarkApply(b *testing.B) {
 		}
 	}
 	b.Cleanup(func() { removeCgroupTree(b, false, existing); removeCgroupTree(b, false, parent) })
-	idle := startChild(b, "hold:1").pid() // waits on stdin: idle
+	idle := testchild.Start(b, testchild.Hold(0)).PID() // waits on stdin: idle
 
 	dev, err := linux.New(linux.Config{Parent: parent, Bindings: []linux.Binding{
 		{Function: "cg", Cgroup: existing},

@@ -1,12 +1,9 @@
 package linux_test
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
-	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -15,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/procfs"
+	"github.com/updraft-dev/updraft/internal/testchild"
 )
 
 const cgroupRoot = "/sys/fs/cgroup"
@@ -128,86 +125,19 @@ func moveInto(t *testing.T, v2 bool, rel string, pid int) {
 	}
 }
 
-// child is a re-executed test binary.
-type child struct {
-	cmd   *exec.Cmd
-	stdin io.WriteCloser
-	out   *bufio.Reader
-}
-
-// startChild runs this test binary in the given child mode, waits for it
-// to report "ready", and kills it when the test ends.
-func startChild(t testing.TB, mode string) *child {
-	t.Helper()
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(exe)
-	cmd.Env = append(os.Environ(), childEnv+"="+mode)
-	cmd.Stderr = os.Stderr
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	c := &child{cmd: cmd, stdin: stdin, out: bufio.NewReader(stdout)}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	})
-	c.expect(t, "ready")
-	return c
-}
-
-func (c *child) pid() int { return c.cmd.Process.Pid }
-
-// expect reads the child's next line and fails unless it starts with want.
-func (c *child) expect(t testing.TB, want string) string {
-	t.Helper()
-	line, err := c.out.ReadString('\n')
-	if err != nil {
-		t.Fatalf("child %d: waiting for %q: %v", c.pid(), want, err)
-	}
-	if !strings.HasPrefix(line, want) {
-		t.Fatalf("child %d said %q, want %q", c.pid(), line, want)
-	}
-	return line
-}
-
-// cpuSeconds returns a process's user+system CPU time from /proc.
-func cpuSeconds(t *testing.T, pid int) float64 {
-	t.Helper()
-	p, err := procfs.NewProc(pid)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := p.Stat()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return st.CPUTime()
-}
-
 // cpuCores measures the cores each process uses over window.
 func cpuCores(t *testing.T, window time.Duration, pids ...int) []float64 {
 	t.Helper()
-	before := make([]float64, len(pids))
+	before := make([]time.Duration, len(pids))
 	for i, pid := range pids {
-		before[i] = cpuSeconds(t, pid)
+		before[i] = testchild.ProcCPUTime(t, pid)
 	}
 	start := time.Now()
 	<-time.After(window) // a measurement window, not synchronisation
 	elapsed := time.Since(start).Seconds()
 	cores := make([]float64, len(pids))
 	for i, pid := range pids {
-		cores[i] = (cpuSeconds(t, pid) - before[i]) / elapsed
+		cores[i] = (testchild.ProcCPUTime(t, pid) - before[i]).Seconds() / elapsed
 	}
 	return cores
 }

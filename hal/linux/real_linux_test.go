@@ -19,6 +19,7 @@ import (
 
 	"github.com/updraft-dev/updraft/hal"
 	"github.com/updraft-dev/updraft/hal/linux"
+	"github.com/updraft-dev/updraft/internal/testchild"
 )
 
 // TestCPUPartition is issue 4's real check: two busy children compete for
@@ -37,12 +38,12 @@ func TestCPUPartition(t *testing.T) {
 	makeCgroup(t, v2, existing)
 	t.Cleanup(func() { removeCgroupTree(t, v2, parent) })
 
-	critical := startChild(t, "burn:2")
-	noncritical := startChild(t, "burn:2")
-	moveInto(t, v2, existing, noncritical.pid())
+	critical := testchild.Start(t, testchild.Burn(2))
+	noncritical := testchild.Start(t, testchild.Burn(2))
+	moveInto(t, v2, existing, noncritical.PID())
 
 	dev, err := linux.New(linux.Config{Parent: parent, Bindings: []linux.Binding{
-		{Function: "critical", PIDs: []int{critical.pid()}},
+		{Function: "critical", PIDs: []int{critical.PID()}},
 		{Function: "noncritical", Cgroup: existing},
 	}})
 	if err != nil {
@@ -59,7 +60,7 @@ func TestCPUPartition(t *testing.T) {
 	}
 	watched := append(hierarchies(v2, existing), hierarchies(v2, parent)...)
 	before := settingsOf(t, watched...)
-	cgroupsBefore := cgroupOf(t, critical.pid())
+	cgroupsBefore := cgroupOf(t, critical.PID())
 
 	// As a plan would: the critical function may burst into everything
 	// the non-critical one is not allocated.
@@ -71,11 +72,11 @@ func TestCPUPartition(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = undo(ctx) })
-	if cgroupOf(t, critical.pid()) == cgroupsBefore {
+	if cgroupOf(t, critical.PID()) == cgroupsBefore {
 		t.Fatalf("critical child still in its original cgroups after Apply:\n%s", cgroupsBefore)
 	}
 
-	cores := cpuCores(t, 3*time.Second, critical.pid(), noncritical.pid())
+	cores := cpuCores(t, 3*time.Second, critical.PID(), noncritical.PID())
 	t.Logf("critical used %.3f cores (guarantee %.2f); non-critical %.3f (allocation %.2f)", cores[0], guaranteed, cores[1], held)
 	if math.Abs(cores[1]-held) > 0.15*held {
 		t.Errorf("non-critical used %.3f cores, want within 15%% of its allocation %.2f", cores[1], held)
@@ -90,7 +91,7 @@ func TestCPUPartition(t *testing.T) {
 	if diff := cmp.Diff(before, settingsOf(t, watched...)); diff != "" {
 		t.Errorf("cgroup files after undo differ from before (-before +after):\n%s", diff)
 	}
-	if got := cgroupOf(t, critical.pid()); got != cgroupsBefore {
+	if got := cgroupOf(t, critical.PID()); got != cgroupsBefore {
 		t.Errorf("critical child not moved back: cgroups before\n%s\nafter undo\n%s", cgroupsBefore, got)
 	}
 	for _, dir := range hierarchies(v2, parent) {
@@ -111,9 +112,9 @@ func TestMemoryLimitEnforcedByKernel(t *testing.T) {
 	ctx := context.Background()
 	parent := uniqueName("parent")
 	t.Cleanup(func() { removeCgroupTree(t, v2, parent) })
-	hog := startChild(t, "hold:256")
+	hog := testchild.Start(t, testchild.HoldLater(256<<20))
 	dev, err := linux.New(linux.Config{Parent: parent, Bindings: []linux.Binding{
-		{Function: "noncritical", PIDs: []int{hog.pid()}},
+		{Function: "noncritical", PIDs: []int{hog.PID()}},
 	}})
 	if err != nil {
 		t.Fatal(err)
@@ -127,11 +128,9 @@ func TestMemoryLimitEnforcedByKernel(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = undo(ctx) })
 
-	if _, err := fmt.Fprintln(hog.stdin, "allocate"); err != nil {
-		t.Fatal(err)
-	}
-	line, _ := hog.out.ReadString('\n')
-	err = hog.cmd.Wait()
+	hog.Proceed(t)
+	line, _ := hog.ReadLine()
+	err = hog.Wait()
 	var exit *exec.ExitError
 	if !errors.As(err, &exit) {
 		t.Fatalf("child allocating 256MiB under a %dMiB limit said %q and exited with %v; want it killed by the kernel", limit>>20, line, err)
@@ -214,18 +213,17 @@ func TestFailureMidApplyUndoes(t *testing.T) {
 	existing := uniqueName("bound")
 	makeCgroup(t, v2, existing)
 	t.Cleanup(func() { removeCgroupTree(t, v2, parent) })
-	doomed := startChild(t, "burn:1")
+	doomed := testchild.Start(t, testchild.Burn(1))
 	dev, err := linux.New(linux.Config{Parent: parent, Bindings: []linux.Binding{
 		{Function: "a-first", Cgroup: existing},
-		{Function: "b-second", PIDs: []int{doomed.pid()}},
+		{Function: "b-second", PIDs: []int{doomed.PID()}},
 	}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	watched := append(hierarchies(v2, existing), hierarchies(v2, parent)...)
 	before := settingsOf(t, watched...)
-	_ = doomed.cmd.Process.Kill()
-	_ = doomed.cmd.Wait() // reaped: its pid no longer exists
+	doomed.Kill() // reaped: its pid no longer exists
 
 	undo, err := dev.Apply(ctx, []hal.Allocation{
 		{Function: "a-first", Guarantee: hal.Vector{hal.CPU: 0.5}, Limit: hal.Vector{hal.CPU: 1, hal.Memory: 128 << 20}},
@@ -234,7 +232,7 @@ func TestFailureMidApplyUndoes(t *testing.T) {
 	if undo != nil {
 		t.Error("Apply returned an undo with its error")
 	}
-	wantErr(t, err, linux.ErrNoProcess, `function "b-second"`, fmt.Sprint("pid ", doomed.pid()))
+	wantErr(t, err, linux.ErrNoProcess, `function "b-second"`, fmt.Sprint("pid ", doomed.PID()))
 	if diff := cmp.Diff(before, settingsOf(t, watched...)); diff != "" {
 		t.Errorf("failed Apply left changes behind (-before +after):\n%s", diff)
 	}
@@ -301,8 +299,8 @@ func TestUndoToleratesExitedProcess(t *testing.T) {
 	ctx := context.Background()
 	parent := uniqueName("parent")
 	t.Cleanup(func() { removeCgroupTree(t, v2, parent) })
-	c := startChild(t, "burn:1")
-	dev, err := linux.New(linux.Config{Parent: parent, Bindings: []linux.Binding{{Function: "f", PIDs: []int{c.pid()}}}})
+	c := testchild.Start(t, testchild.Burn(1))
+	dev, err := linux.New(linux.Config{Parent: parent, Bindings: []linux.Binding{{Function: "f", PIDs: []int{c.PID()}}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -310,8 +308,7 @@ func TestUndoToleratesExitedProcess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_ = c.cmd.Process.Kill()
-	_ = c.cmd.Wait()
+	c.Kill()
 	if err := undo(ctx); err != nil {
 		t.Fatalf("undo after the bound process exited: %v", err)
 	}
@@ -329,11 +326,11 @@ func TestCapacityAndUsageReal(t *testing.T) {
 	ctx := context.Background()
 	existing := uniqueName("bound")
 	makeCgroup(t, v2, existing)
-	busy := startChild(t, "burn:1")
-	moveInto(t, v2, existing, busy.pid())
+	busy := testchild.Start(t, testchild.Burn(1))
+	moveInto(t, v2, existing, busy.PID())
 	dev, err := linux.New(linux.Config{Bindings: []linux.Binding{
 		{Function: "by-cgroup", Cgroup: existing},
-		{Function: "by-pid", PIDs: []int{busy.pid()}},
+		{Function: "by-pid", PIDs: []int{busy.PID()}},
 	}})
 	if err != nil {
 		t.Fatal(err)
@@ -403,8 +400,7 @@ func TestOpenRegistered(t *testing.T) {
 // exitedPID returns the pid of a child that has exited and been reaped.
 func exitedPID(t *testing.T) int {
 	t.Helper()
-	cmd := exec.Command("/proc/self/exe", "-test.run=^$")
-	cmd.Env = append(os.Environ(), childEnv+"=")
+	cmd := testchild.Command(t, testchild.Exit)
 	if err := cmd.Run(); err != nil {
 		t.Fatal(err)
 	}
@@ -442,12 +438,10 @@ func TestKernelRefusalMidApply(t *testing.T) {
 	ctx := context.Background()
 	existing := uniqueName("bound")
 	makeCgroup(t, v2, existing)
-	hog := startChild(t, "hold:64")
-	moveInto(t, v2, existing, hog.pid())
-	if _, err := fmt.Fprintln(hog.stdin, "allocate"); err != nil {
-		t.Fatal(err)
-	}
-	hog.expect(t, "allocated")
+	hog := testchild.Start(t, testchild.HoldLater(64<<20))
+	moveInto(t, v2, existing, hog.PID())
+	hog.Proceed(t)
+	hog.WaitReady(t) // its 64 MiB are resident and charged to the cgroup
 	dev, err := linux.New(linux.Config{Bindings: []linux.Binding{{Function: "fwd", Cgroup: existing}}})
 	if err != nil {
 		t.Fatal(err)

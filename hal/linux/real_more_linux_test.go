@@ -17,6 +17,7 @@ import (
 
 	"github.com/updraft-dev/updraft/hal"
 	"github.com/updraft-dev/updraft/hal/linux"
+	"github.com/updraft-dev/updraft/internal/testchild"
 )
 
 // TestThreadBinding (cgroup v1): a bound thread moves alone; its process's
@@ -28,16 +29,16 @@ func TestThreadBinding(t *testing.T) {
 	ctx := context.Background()
 	parent := uniqueName("parent")
 	t.Cleanup(func() { removeCgroupTree(t, false, parent) })
-	c := startChild(t, "burn:2")
-	tid := otherThread(t, c.pid())
+	c := testchild.Start(t, testchild.Burn(2))
+	tid := otherThread(t, c.PID())
 	threadCgroup := func(id int) string {
-		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/cgroup", c.pid(), id))
+		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/cgroup", c.PID(), id))
 		if err != nil {
 			t.Fatal(err)
 		}
 		return string(data)
 	}
-	leaderBefore, threadBefore := threadCgroup(c.pid()), threadCgroup(tid)
+	leaderBefore, threadBefore := threadCgroup(c.PID()), threadCgroup(tid)
 	dev, err := linux.New(linux.Config{Parent: parent, Bindings: []linux.Binding{{Function: "worker", PIDs: []int{tid}}}})
 	if err != nil {
 		t.Fatal(err)
@@ -50,7 +51,7 @@ func TestThreadBinding(t *testing.T) {
 	if got := threadCgroup(tid); !strings.Contains(got, parent+"/worker") {
 		t.Errorf("thread %d after Apply is in\n%s\nwant %s/worker", tid, got, parent)
 	}
-	if got := threadCgroup(c.pid()); got != leaderBefore {
+	if got := threadCgroup(c.PID()); got != leaderBefore {
 		t.Errorf("leader thread moved too:\n%s", got)
 	}
 	if err := undo(ctx); err != nil {
@@ -94,9 +95,9 @@ func TestCPUSetPinning(t *testing.T) {
 	ctx := context.Background()
 	parent := uniqueName("parent")
 	t.Cleanup(func() { removeCgroupTree(t, v2, parent) })
-	c := startChild(t, "burn:1")
+	c := testchild.Start(t, testchild.Burn(1))
 	affinity := func() string {
-		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", c.pid()))
+		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", c.PID()))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -109,7 +110,7 @@ func TestCPUSetPinning(t *testing.T) {
 		return ""
 	}
 	before := affinity()
-	dev, err := linux.New(linux.Config{Parent: parent, Bindings: []linux.Binding{{Function: "pinned", PIDs: []int{c.pid()}, CPUs: "1"}}})
+	dev, err := linux.New(linux.Config{Parent: parent, Bindings: []linux.Binding{{Function: "pinned", PIDs: []int{c.PID()}, CPUs: "1"}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,10 +148,10 @@ func TestStackedApplies(t *testing.T) {
 	existing := uniqueName("bound")
 	makeCgroup(t, v2, existing)
 	t.Cleanup(func() { removeCgroupTree(t, v2, parent) })
-	c := startChild(t, "hold:1")
+	c := testchild.Start(t, testchild.Hold(0))
 	dev, err := linux.New(linux.Config{Parent: parent, Bindings: []linux.Binding{
 		{Function: "cg", Cgroup: existing},
-		{Function: "pid", PIDs: []int{c.pid()}},
+		{Function: "pid", PIDs: []int{c.PID()}},
 	}})
 	if err != nil {
 		t.Fatal(err)
@@ -357,9 +358,9 @@ func TestV2HierarchyWithoutControllers(t *testing.T) {
 		_ = syscall.Rmdir(filepath.Join(dir, "f"))
 		_ = syscall.Rmdir(dir)
 	})
-	c := startChild(t, "burn:1")
-	before := cgroupOf(t, c.pid())
-	dev, err := linux.New(linux.Config{Root: unified, Parent: parent, Bindings: []linux.Binding{{Function: "f", PIDs: []int{c.pid()}}}})
+	c := testchild.Start(t, testchild.Burn(1))
+	before := cgroupOf(t, c.PID())
+	dev, err := linux.New(linux.Config{Root: unified, Parent: parent, Bindings: []linux.Binding{{Function: "f", PIDs: []int{c.PID()}}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -378,13 +379,13 @@ func TestV2HierarchyWithoutControllers(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = undo(ctx) })
-	if got := cgroupOf(t, c.pid()); !strings.Contains(got, "0::/"+parent+"/f\n") {
+	if got := cgroupOf(t, c.PID()); !strings.Contains(got, "0::/"+parent+"/f\n") {
 		t.Errorf("after Apply the child is in\n%s\nwant 0::/%s/f", got, parent)
 	}
 	if err := undo(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if got := cgroupOf(t, c.pid()); got != before {
+	if got := cgroupOf(t, c.PID()); got != before {
 		t.Errorf("after undo the child is in\n%s\nwant\n%s", got, before)
 	}
 	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
