@@ -246,7 +246,7 @@ func TestSingleMember(t *testing.T) {
 	})
 }
 
-func requireNoKeys(t *testing.T, cli *clientv3.Client, prefix string) {
+func requireNoKeys(t testing.TB, cli *clientv3.Client, prefix string) {
 	t.Helper()
 	resp, err := cli.Get(context.Background(), prefix, clientv3.WithPrefix(), clientv3.WithCountOnly())
 	require.NoError(t, err)
@@ -347,12 +347,64 @@ func TestLeaderStoppedMidWrite(t *testing.T) {
 		require.Equal(t, []string{id}, ids, "a committed snapshot must be listed")
 		require.NoError(t, eng2.Restore(ctx, m), "a committed snapshot must restore")
 		require.Equal(t, contents(src), contents(dst))
-		return
+	} else {
+		require.Empty(t, ids, "a failed snapshot must not be listed")
+		_, err = after.Open(ctx, id)
+		require.True(t, errors.Is(err, snapshot.ErrNotFound), "a failed snapshot must not open: %v", err)
+		require.Zero(t, dst.Len())
 	}
-	require.Empty(t, ids, "a failed snapshot must not be listed")
-	_, err = after.Open(ctx, id)
-	require.True(t, errors.Is(err, snapshot.ErrNotFound), "a failed snapshot must not open: %v", err)
-	require.Zero(t, dst.Len())
+
+	// The failing branch, forced: on the surviving two members, a writer
+	// gives up half way (its context ends). Nothing becomes visible and its
+	// chunks are discarded.
+	wctx, stopWriter := context.WithCancel(ctx)
+	defer stopWriter()
+	quitting := &cancellingStore{Store: after, after: 1 << 20, cancel: stopWriter}
+	eng3, err := snapshot.New(quitting, map[string]snapshot.Source{"routes": src}, snapshot.Options{ChunkBytes: 256 << 10, AppVersion: "1"})
+	require.NoError(t, err)
+	_, err = eng3.Snapshot(wctx)
+	require.ErrorIs(t, err, context.Canceled)
+	require.NotEmpty(t, quitting.id)
+	ids2, err := after.List(ctx)
+	require.NoError(t, err)
+	require.Equal(t, ids, ids2, "the abandoned snapshot is listed")
+	_, err = after.Open(ctx, quitting.id)
+	require.ErrorIs(t, err, snapshot.ErrNotFound)
+	requireNoKeys(t, cli2, "ha/c/"+quitting.id+"/")
+	requireNoKeys(t, cli2, "ha/p/"+quitting.id)
+}
+
+// cancellingStore cancels the writer's context once a sink has taken some
+// bytes, as a caller giving up would.
+type cancellingStore struct {
+	*Store
+	after  int
+	cancel context.CancelFunc
+	id     string
+}
+
+func (s *cancellingStore) Create(ctx context.Context, id string) (snapshot.Sink, error) {
+	s.id = id
+	w, err := s.Store.Create(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return &cancellingSink{Sink: w, s: s}, nil
+}
+
+type cancellingSink struct {
+	snapshot.Sink
+	s *cancellingStore
+	n int
+}
+
+func (w *cancellingSink) Write(p []byte) (int, error) {
+	n, err := w.Sink.Write(p)
+	w.n += n
+	if w.n >= w.s.after {
+		w.s.cancel()
+	}
+	return n, err
 }
 
 func freeHost(t testing.TB) string {
