@@ -72,9 +72,9 @@ const NoCompression = -1
 
 // Engine is the [Snapshotter]: it captures the registered sources as one
 // consistent cut and writes them to a [Store] in the format described at
-// [FormatVersion]. Snapshot and Restore may be called concurrently with the
-// sources serving; an Engine runs one Snapshot or Restore at a time per call
-// and is safe for concurrent use.
+// [FormatVersion]. Snapshot and Restore run while the sources serve; the
+// Engine is safe for concurrent use (two cuts over the same [Pauser]s wait
+// for each other's pause).
 type Engine struct {
 	store   Store
 	names   []string // sorted source names
