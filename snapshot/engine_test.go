@@ -398,3 +398,30 @@ func TestClockNamesSnapshots(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, m2.ID, latest.ID)
 }
+
+func TestConcurrentSnapshots(t *testing.T) {
+	ctx := context.Background()
+	s := newTestState(t)
+	fillMap(t, s.routes, 400, 500)
+	store := NewMemStore()
+	e := newTestEngine(t, store, s, Options{Key: testKey, ChunkBytes: 32 << 10})
+	const n = 4
+	manifests := make([]Manifest, n)
+	errs := make([]error, n)
+	done := make(chan int)
+	for i := range n {
+		go func() {
+			manifests[i], errs[i] = e.Snapshot(ctx)
+			done <- i
+		}()
+	}
+	for range n {
+		<-done
+	}
+	for i := range n {
+		require.NoError(t, errs[i])
+		dst := newTestState(t)
+		require.NoError(t, newTestEngine(t, store, dst, Options{Key: testKey}).Restore(ctx, manifests[i]))
+		require.Equal(t, 400, dst.routes.Len())
+	}
+}
