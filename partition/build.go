@@ -1,99 +1,119 @@
 package partition
 
 import (
-	"cmp"
 	"math"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/updraft-dev/updraft/hal"
 )
 
-// build turns the dense result into a Plan with explanations.
+// build turns the dense result into a Plan.
 //
-// Explanations are written into one buffer and sliced out of one string,
-// so that a plan of 100 000 functions costs one allocation for its words
-// rather than one per function.
+// Every map of the plan is made at its final size and filled straight
+// from the dense rows. The explanations are not written here: the plan
+// keeps what it takes to write them (see [Plan.Explain]), which for
+// 100 000 functions saves a string each and a map of them. Only the
+// misfits' reasons, which are fields of the plan, are written now, into
+// one buffer sliced out of one string.
 func (pb *problem) build(margin float64, guarantee, reserve []float64, fr fillResult) Plan {
 	R := len(pb.res)
+	misfits := pb.rankMisfits(fr)
 	plan := Plan{
-		Reserve:      pb.vector(reserve, nil),
-		Explanations: make(map[string]string, len(pb.fns)),
+		Allocations: make([]hal.Allocation, 0, len(pb.fns)-len(misfits)),
+		Reserve:     pb.vector(reserve, nil),
+		DoesNotFit:  make([]Misfit, len(misfits)),
 	}
-	w := writer{pb: pb, buf: make([]byte, 0, 128*len(pb.fns))}
-	type span struct{ fn, start, mid, end int }
-	spans := make([]span, 0, len(pb.fns))
-	var misfits []int
-	plan.Allocations = make([]hal.Allocation, 0, len(pb.fns))
 	for i, f := range pb.fns {
-		named := pb.named[i*R : (i+1)*R]
 		if !f.critical && !fr.admitted[i] {
-			misfits = append(misfits, i)
 			continue
 		}
-		g := pb.row(guarantee, i)
+		g, named := pb.row(guarantee, i), pb.named[i*R:(i+1)*R]
 		a := hal.Allocation{Function: f.name, Guarantee: pb.vector(g, named)}
-		start := len(w.buf)
 		if f.critical {
 			a.Limit = make(hal.Vector, len(a.Guarantee))
-			for r, q := range a.Guarantee {
-				a.Limit[r] = q + plan.Reserve[r]
+			for j, q := range g {
+				if named[j] {
+					a.Limit[pb.res[j]] = q + reserve[j]
+				}
 			}
-			w.critical(margin, g, reserve, named)
 		} else {
-			a.Limit = a.Guarantee.Clone()
-			w.fair(f, fr)
+			a.Limit = a.Guarantee.Clone() // its own map: callers may change one and not the other
 		}
-		spans = append(spans, span{fn: i, start: start, end: len(w.buf)})
 		plan.Allocations = append(plan.Allocations, a)
 	}
 
-	// Rank misfits: the one that would join last (highest join level)
-	// first; it is the furthest from fitting locally. Ties keep name order.
-	type ranked struct {
-		join float64 // level at which the function would join
-		fn   int
+	why := &explainer{
+		res: pb.res, fns: pb.fns, named: pb.named, guarantee: guarantee, reserve: reserve,
+		margin: margin, fr: fr, rank: make([]int32, len(pb.fns)), misfits: len(misfits),
 	}
-	order := make([]ranked, len(misfits))
+	why.fr.admitted, why.fr.events = nil, nil // not needed to explain; let them go
+	// The reasons are written one after another into text, a builder
+	// whose String does not copy, then sliced out of it.
+	var text strings.Builder
+	text.Grow(128 * len(misfits))
+	w := writer{res: pb.res, buf: make([]byte, 0, 256)}
+	ends := make([]int, len(misfits))
 	for k, i := range misfits {
-		order[k] = ranked{pb.fns[i].tau / pb.fns[i].weight, i}
-	}
-	slices.SortFunc(order, func(a, b ranked) int {
-		return cmp.Or(cmp.Compare(b.join, a.join), a.fn-b.fn)
-	})
-	for k, r := range order {
-		misfits[k] = r.fn
-	}
-	plan.DoesNotFit = make([]Misfit, len(misfits))
-	for k, i := range misfits {
-		start := len(w.buf)
-		w.misfit(i, fr)
-		mid := len(w.buf)
-		w.str("; candidate ")
-		w.int(k + 1)
-		w.str(" of ")
-		w.int(len(misfits))
-		w.str(" to migrate or degrade")
-		spans = append(spans, span{fn: i, start: start, mid: mid, end: len(w.buf)})
+		why.rank[i] = int32(k + 1)
+		w.buf = w.buf[:0]
+		w.misfit(pb.fns[i], i, fr)
+		text.Write(w.buf)
+		ends[k] = text.Len()
 		plan.DoesNotFit[k] = Misfit{Function: pb.fns[i].name, Need: pb.need(i)}
 	}
+	all, start := text.String(), 0
+	for k, end := range ends {
+		plan.DoesNotFit[k].Reason = all[start:end]
+		start = end
+	}
+	plan.why = why
+	return plan
+}
 
-	text := string(w.buf)
-	k := 0
-	for _, s := range spans {
-		plan.Explanations[pb.fns[s.fn].name] = text[s.start:s.end]
-		if s.mid > 0 {
-			plan.DoesNotFit[k].Reason = text[s.start:s.mid]
-			k++
+// rankMisfits returns the non-critical functions the fill did not admit,
+// ranked: the one that would join last (highest join level) first, as it
+// is the furthest from fitting locally; ties keep name order.
+//
+// They are the admissions the fill did not carry out, which it holds
+// sorted by join level and, at one level, in name order: reversing that
+// order and then each run of equal levels gives the ranking without
+// another sort.
+func (pb *problem) rankMisfits(fr fillResult) []int {
+	rest := fr.events[fr.next:]
+	order := make([]event, 0, len(rest))
+	for _, e := range rest {
+		if e.admit() {
+			order = append(order, e)
 		}
 	}
-	return plan
+	slices.Reverse(order)
+	for lo := 0; lo < len(order); {
+		hi := lo + 1
+		for hi < len(order) && order[hi].at == order[lo].at {
+			hi++
+		}
+		slices.Reverse(order[lo:hi])
+		lo = hi
+	}
+	misfits := make([]int, len(order))
+	for k, e := range order {
+		misfits[k] = e.fn()
+	}
+	return misfits
 }
 
 // need is a misfit's minimum over the resources it needs some of.
 func (pb *problem) need(i int) hal.Vector {
-	v := hal.Vector{}
-	for j, q := range pb.row(pb.min, i) {
+	row, n := pb.row(pb.min, i), 0
+	for _, q := range row {
+		if q > 0 {
+			n++
+		}
+	}
+	v := make(hal.Vector, n)
+	for j, q := range row {
 		if q > 0 {
 			v[pb.res[j]] = q
 		}
@@ -101,9 +121,53 @@ func (pb *problem) need(i int) hal.Vector {
 	return v
 }
 
+// explainer holds what [Plan.Explain] needs to put a function's allocation
+// into words: the planner's dense rows (read only, never changed after
+// the plan is built, so plans may be copied and explained concurrently)
+// and where the fill stopped.
+type explainer struct {
+	res       []hal.Resource
+	fns       []fn // sorted by name
+	named     []bool
+	guarantee []float64
+	reserve   []float64
+	margin    float64
+	fr        fillResult // level, bottleneck and blocked only
+	// rank is, per function, its 1-based rank among the misfits, 0 for a
+	// function with an allocation.
+	rank    []int32
+	misfits int
+}
+
+func (e *explainer) explain(function string) string {
+	i, ok := slices.BinarySearchFunc(e.fns, function, func(f fn, name string) int {
+		return strings.Compare(f.name, name)
+	})
+	if !ok {
+		return ""
+	}
+	R := len(e.res)
+	f := e.fns[i]
+	w := writer{res: e.res, buf: make([]byte, 0, 160)}
+	switch {
+	case e.rank[i] > 0:
+		w.misfit(f, i, e.fr)
+		w.str("; candidate ")
+		w.int(int(e.rank[i]))
+		w.str(" of ")
+		w.int(e.misfits)
+		w.str(" to migrate or degrade")
+	case f.critical:
+		w.critical(e.margin, e.guarantee[i*R:(i+1)*R], e.reserve, e.named[i*R:(i+1)*R])
+	default:
+		w.fair(f, e.fr)
+	}
+	return string(w.buf)
+}
+
 // writer appends explanations to buf.
 type writer struct {
-	pb  *problem
+	res []hal.Resource
 	buf []byte
 }
 
@@ -144,7 +208,7 @@ func (w *writer) vector(row, add []float64, named []bool) {
 			w.buf = append(w.buf, ' ')
 		}
 		first = false
-		r := w.pb.res[j]
+		r := w.res[j]
 		w.buf = append(w.buf, r...)
 		w.buf = append(w.buf, '=')
 		w.buf = appendQuantity(w.buf, r, q)
@@ -156,7 +220,7 @@ func (w *writer) bottleneck(fr fillResult) {
 		w.str("nothing")
 		return
 	}
-	w.str(string(w.pb.res[fr.bottleneck]))
+	w.str(string(w.res[fr.bottleneck]))
 }
 
 func (w *writer) critical(margin float64, g, reserve []float64, named []bool) {
@@ -188,8 +252,7 @@ func (w *writer) fair(f fn, fr fillResult) {
 	w.bottleneck(fr)
 }
 
-func (w *writer) misfit(i int, fr fillResult) {
-	f := w.pb.fns[i]
+func (w *writer) misfit(f fn, i int, fr fillResult) {
 	w.str("non-critical, weight ")
 	w.num(f.weight)
 	w.str(": needs at least ")

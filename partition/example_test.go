@@ -37,7 +37,7 @@ func ExamplePlanner_Plan() {
 	for _, m := range plan.DoesNotFit {
 		fmt.Printf("%s does not fit: %s\n", m.Function, m.Reason)
 	}
-	fmt.Println("logs:", plan.Explanations["logs"])
+	fmt.Println("logs:", plan.Explain("logs"))
 	// Output:
 	// logs     guarantee cpu=2 cores memory=682.7MiB    limit cpu=2 cores memory=682.7MiB
 	// metrics  guarantee cpu=2 cores memory=1GiB        limit cpu=2 cores memory=1GiB

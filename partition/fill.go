@@ -22,6 +22,13 @@ type fillResult struct {
 	// the fill reached its admission level, -1 when the fill stopped
 	// between admissions (or did not stop).
 	blocked int
+	// events are the fill's events sorted by level, and next the index of
+	// the first one the fill did not carry out (len(events) when it did not
+	// stop). The admissions from next on are exactly the non-critical
+	// functions not admitted, in order of the level at which they would
+	// have joined.
+	events []event
+	next   int
 }
 
 // event is a point where the fill's consumption changes slope: a function
@@ -67,15 +74,16 @@ func fill(pb *problem, avail []float64) fillResult {
 	// so where it falls among admissions of the same level does not
 	// change what fits.
 	events = sortByLevel(events)
+	res.events = events
 
 	// Consumption at level L is base + L*slope, per resource.
 	base := make([]float64, R)
 	slope := make([]float64, R)
 	level := 0.0
-	for _, e := range events {
+	for k, e := range events {
 		if e.at > level {
 			if stop, r := reach(base, slope, avail, e.at); stop < e.at {
-				res.level, res.bottleneck = math.Max(level, stop), r
+				res.level, res.bottleneck, res.next = math.Max(level, stop), r, k
 				return res
 			}
 			level = e.at
@@ -110,7 +118,7 @@ func fill(pb *problem, avail []float64) fillResult {
 			}
 		}
 		if over >= 0 {
-			res.level, res.bottleneck, res.blocked = level, over, i
+			res.level, res.bottleneck, res.blocked, res.next = level, over, i, k
 			return res
 		}
 		for j, q := range d {
@@ -122,7 +130,7 @@ func fill(pb *problem, avail []float64) fillResult {
 		}
 		res.admitted[i] = true
 	}
-	res.level = math.Inf(1)
+	res.level, res.next = math.Inf(1), len(events)
 	return res
 }
 

@@ -88,26 +88,21 @@ func (p *Planner) prepare(capacity hal.Vector, demands []Demand) (*problem, erro
 		}
 		pb.fns[k] = fn{name: d.Function, critical: d.Critical, weight: w}
 		peak, min, named := pb.row(pb.peak, k), pb.row(pb.min, k), pb.named[k*R:(k+1)*R]
-		fields := [...]struct {
-			name string
-			v    hal.Vector
-		}{{"Expected", d.Expected}, {"Peak", d.Peak}, {"Min", d.Min}}
-		for _, f := range fields {
-			// A critical function is guaranteed max(Peak, Expected); its
-			// Min is checked but plays no part.
-			fold := !d.Critical || f.name != "Min"
-			if err := pb.load(d.Function, f.name, f.v, peak, named, fold); err != nil {
-				return nil, err
-			}
+		// The minimum is Min, or Expected when Min is nil. A critical
+		// function is guaranteed max(Peak, Expected); its Min is checked
+		// but plays no part.
+		minOfExpected, minOfMin := min, []float64(nil)
+		if d.Min != nil {
+			minOfExpected, minOfMin = nil, min
 		}
-		minSrc := d.Min
-		if minSrc == nil {
-			minSrc = d.Expected
+		if err := pb.load(d.Function, "Expected", d.Expected, peak, named, true, minOfExpected); err != nil {
+			return nil, err
 		}
-		if len(minSrc) > 0 {
-			for j, r := range pb.res {
-				min[j] = minSrc[r] // checked by load: known resources only
-			}
+		if err := pb.load(d.Function, "Peak", d.Peak, peak, named, true, nil); err != nil {
+			return nil, err
+		}
+		if err := pb.load(d.Function, "Min", d.Min, peak, named, !d.Critical, minOfMin); err != nil {
+			return nil, err
 		}
 		tau := 0.0
 		for j := range R {
@@ -127,11 +122,12 @@ func (p *Planner) prepare(capacity hal.Vector, demands []Demand) (*problem, erro
 }
 
 // load checks one vector of a demand and, if fold, folds it into the
-// function's direction row (element-wise maximum) and named set. It looks
+// function's direction row (element-wise maximum) and named set; if min
+// is not nil, it also copies the vector into min. It looks
 // each capacity resource up rather than ranging over v: cheaper for the
 // small maps demands are, and it checks in sorted order, so the error for
 // a vector with several faults is always the same one.
-func (pb *problem) load(function, field string, v hal.Vector, peak []float64, named []bool, fold bool) error {
+func (pb *problem) load(function, field string, v hal.Vector, peak []float64, named []bool, fold bool, min []float64) error {
 	if len(v) == 0 {
 		return nil
 	}
@@ -145,6 +141,9 @@ func (pb *problem) load(function, field string, v hal.Vector, peak []float64, na
 		if math.IsNaN(q) || math.IsInf(q, 0) || q < 0 {
 			return fmt.Errorf("%w: function %q %s: resource %q: quantity %v must be a finite number >= 0",
 				ErrInvalidInput, function, field, r, q)
+		}
+		if min != nil {
+			min[j] = q
 		}
 		if !fold {
 			continue

@@ -82,8 +82,28 @@ type Plan struct {
 	// be given, ranked: the first is the best candidate to migrate or
 	// degrade (the one furthest from fitting locally).
 	DoesNotFit []Misfit
-	// Explanations says, per function, in words, why it got what it got.
-	Explanations map[string]string
+
+	// why writes the explanations; nil in a Plan not made by a Planner.
+	why *explainer
+}
+
+// Explain says in words why function got what it got: a critical
+// function's guarantee (peak plus margin) and how far it may burst, a
+// non-critical function's fair share and what stopped the fill, or why a
+// function does not fit and its rank among the candidates to migrate or
+// degrade (its [Misfit.Reason] plus that rank). It returns "" for a
+// function the plan does not know and for a Plan not made by a [Planner].
+//
+// The words are written on each call from what the plan keeps, not stored
+// per function, so that planning 100 000 functions does not pay for
+// 100 000 strings nobody reads. A Plan and its copies may be explained
+// concurrently; the explanation does not change if a caller modifies the
+// plan's vectors.
+func (p Plan) Explain(function string) string {
+	if p.why == nil {
+		return ""
+	}
+	return p.why.explain(function)
 }
 
 // Allocation returns the allocation of function and whether it has one.

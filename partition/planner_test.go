@@ -52,8 +52,8 @@ func TestCriticalGetsPeakPlusMarginAndBorrowsReserve(t *testing.T) {
 	// Nothing else wants anything: the whole remainder is reserve, lent to router.
 	approx(t, hal.Vector{hal.CPU: 7.8, hal.Memory: 8.9 * gib}, plan.Reserve, "reserve")
 	approx(t, hal.Vector{hal.CPU: 10, hal.Memory: 10 * gib}, a.Limit, "limit = guarantee + reserve")
-	assert.Contains(t, plan.Explanations["router"], "critical")
-	assert.Contains(t, plan.Explanations["router"], "10% margin")
+	assert.Contains(t, plan.Explain("router"), "critical")
+	assert.Contains(t, plan.Explain("router"), "10% margin")
 	assert.Empty(t, plan.DoesNotFit)
 }
 
@@ -121,9 +121,9 @@ func TestFairFillByWeight(t *testing.T) {
 		a := allocation(t, plan, fn)
 		assert.Equal(t, a.Guarantee, a.Limit, "non-critical limit equals guarantee")
 	}
-	assert.Contains(t, plan.Explanations["heavy"], "fair share 66.7%")
-	assert.Contains(t, plan.Explanations["light"], "fair share 33.3%")
-	assert.Contains(t, plan.Explanations["light"], "stopped at cpu")
+	assert.Contains(t, plan.Explain("heavy"), "fair share 66.7%")
+	assert.Contains(t, plan.Explain("light"), "fair share 33.3%")
+	assert.Contains(t, plan.Explain("light"), "stopped at cpu")
 }
 
 func TestSaturatedFunctionsLeaveRoomToOthers(t *testing.T) {
@@ -137,8 +137,8 @@ func TestSaturatedFunctionsLeaveRoomToOthers(t *testing.T) {
 	// 20; big then grows alone: 1 + 20L = 16, L = 0.75.
 	approx(t, hal.Vector{hal.CPU: 1}, allocation(t, plan, "small").Guarantee, "small at its peak")
 	assert.InDelta(t, 15, allocation(t, plan, "big").Guarantee[hal.CPU], 1e-9)
-	assert.Contains(t, plan.Explanations["small"], "full forecast peak")
-	assert.Contains(t, plan.Explanations["big"], "fair share 75%")
+	assert.Contains(t, plan.Explain("small"), "full forecast peak")
+	assert.Contains(t, plan.Explain("big"), "fair share 75%")
 }
 
 func TestMisfitsGetNoAllocationAndAreRanked(t *testing.T) {
@@ -161,11 +161,11 @@ func TestMisfitsGetNoAllocationAndAreRanked(t *testing.T) {
 		_, has := plan.Allocation(m.Function)
 		assert.Falsef(t, has, "misfit %s must have no allocation", m.Function)
 		assert.NotEmpty(t, m.Reason)
-		assert.Contains(t, plan.Explanations[m.Function], m.Reason)
+		assert.Contains(t, plan.Explain(m.Function), m.Reason)
 	}
 	assert.Equal(t, []string{"d", "c"}, got, "d would join last (L=2), so it is the first candidate")
 	approx(t, hal.Vector{hal.CPU: 4}, plan.DoesNotFit[1].Need, "c needs its expected use")
-	assert.Contains(t, plan.Explanations["d"], "candidate 1 of 2")
+	assert.Contains(t, plan.Explain("d"), "candidate 1 of 2")
 	approx(t, hal.Vector{hal.CPU: 0}, plan.Reserve, "nothing left")
 }
 

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/updraft-dev/updraft/hal"
 	"github.com/updraft-dev/updraft/hal/sim"
@@ -152,7 +153,7 @@ func checkPlan(t *testing.T, p *partition.Planner, opts partition.Options, capac
 		if seen[d.Function] != 1 {
 			t.Errorf("function %q appears %d times among allocations and misfits", d.Function, seen[d.Function])
 		}
-		if plan.Explanations[d.Function] == "" {
+		if plan.Explain(d.Function) == "" {
 			t.Errorf("function %q has no explanation", d.Function)
 		}
 		a, ok := plan.Allocation(d.Function)
@@ -240,8 +241,13 @@ func TestPropertyDeterministic(t *testing.T) {
 			rng.Shuffle(len(shuffled), func(i, j int) { shuffled[i], shuffled[j] = shuffled[j], shuffled[i] })
 			for _, in := range [][]partition.Demand{demands, shuffled} {
 				got, gotErr := p.Plan(context.Background(), capacity, in)
-				if d := cmp.Diff(want, got); d != "" {
+				if d := cmp.Diff(want, got, cmpopts.IgnoreUnexported(partition.Plan{})); d != "" {
 					t.Fatalf("equal inputs, different plans (-first +again):\n%s", d)
+				}
+				for _, d := range demands {
+					if w, g := want.Explain(d.Function), got.Explain(d.Function); w != g {
+						t.Fatalf("equal inputs, different explanations of %q: %q / %q", d.Function, w, g)
+					}
 				}
 				if fmt.Sprint(wantErr) != fmt.Sprint(gotErr) {
 					t.Fatalf("equal inputs, different errors: %v / %v", wantErr, gotErr)

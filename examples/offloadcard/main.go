@@ -103,10 +103,10 @@ func printPlan(out io.Writer, plan partition.Plan) {
 	}
 	fmt.Fprintln(out, "why:")
 	for _, a := range plan.Allocations {
-		fmt.Fprintf(out, "  %s: %s\n", a.Function, plan.Explanations[a.Function])
+		fmt.Fprintf(out, "  %s: %s\n", a.Function, plan.Explain(a.Function))
 	}
 	for _, m := range plan.DoesNotFit {
-		fmt.Fprintf(out, "  %s: %s\n", m.Function, plan.Explanations[m.Function])
+		fmt.Fprintf(out, "  %s: %s\n", m.Function, plan.Explain(m.Function))
 	}
 }
 
