@@ -110,12 +110,12 @@ func forEachSize(b *testing.B, fn func(b *testing.B, s *benchState)) {
 	}
 }
 
-func benchEngine(b *testing.B, s *benchState, dir string, level int) *Engine {
+func benchEngine(b *testing.B, s *benchState, dir string, c Compression) *Engine {
 	store, err := NewFileStore(dir, FileStoreOptions{Retain: 1})
 	if err != nil {
 		b.Fatal(err)
 	}
-	e, err := New(store, map[string]Source{"state": s.ours}, Options{AppVersion: "bench", CompressionLevel: level})
+	e, err := New(store, map[string]Source{"state": s.ours}, Options{AppVersion: "bench", Compression: c})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -128,7 +128,7 @@ func benchEngine(b *testing.B, s *benchState, dir string, level int) *Engine {
 func BenchmarkCapture(b *testing.B) {
 	forEachSize(b, func(b *testing.B, s *benchState) {
 		b.Run("impl=updraft", func(b *testing.B) {
-			e := benchEngine(b, s, b.TempDir(), 0)
+			e := benchEngine(b, s, b.TempDir(), CompressionDefault)
 			ctx := context.Background()
 			var total int64
 			for b.Loop() {
@@ -175,7 +175,7 @@ func BenchmarkCapture(b *testing.B) {
 func BenchmarkSnapshot(b *testing.B) {
 	forEachSize(b, func(b *testing.B, s *benchState) {
 		b.Run("impl=updraft", func(b *testing.B) {
-			e := benchEngine(b, s, b.TempDir(), 0)
+			e := benchEngine(b, s, b.TempDir(), CompressionDefault)
 			b.SetBytes(s.raw)
 			var pause int64
 			for b.Loop() {
@@ -187,15 +187,17 @@ func BenchmarkSnapshot(b *testing.B) {
 			}
 			b.ReportMetric(float64(pause)/float64(b.N), "pause-ns/op")
 		})
-		b.Run("impl=updraft-nocompression", func(b *testing.B) {
-			e := benchEngine(b, s, b.TempDir(), NoCompression)
-			b.SetBytes(s.raw)
-			for b.Loop() {
-				if _, err := e.Snapshot(context.Background()); err != nil {
-					b.Fatal(err)
+		for _, c := range []Compression{CompressionZstd, CompressionNone} {
+			b.Run("impl=updraft-"+c.String(), func(b *testing.B) {
+				e := benchEngine(b, s, b.TempDir(), c)
+				b.SetBytes(s.raw)
+				for b.Loop() {
+					if _, err := e.Snapshot(context.Background()); err != nil {
+						b.Fatal(err)
+					}
 				}
-			}
-		})
+			})
+		}
 		b.Run("impl=baseline", func(b *testing.B) {
 			path := filepath.Join(b.TempDir(), "state.gob")
 			b.SetBytes(s.raw)
@@ -213,29 +215,37 @@ func BenchmarkSnapshot(b *testing.B) {
 // it with gob into a Go map.
 func BenchmarkRestore(b *testing.B) {
 	forEachSize(b, func(b *testing.B, s *benchState) {
-		b.Run("impl=updraft", func(b *testing.B) {
-			e := benchEngine(b, s, b.TempDir(), 0)
-			m, err := e.Snapshot(context.Background())
-			if err != nil {
-				b.Fatal(err)
+		// impl=updraft restores what the default codec (S2) wrote;
+		// impl=updraft-zstd what CompressionZstd wrote.
+		for _, c := range []Compression{CompressionDefault, CompressionZstd} {
+			name := "impl=updraft"
+			if c != CompressionDefault {
+				name += "-" + c.String()
 			}
-			dst, _ := NewMap(MapOptions[uint64, []byte]{})
-			e2, err := New(e.Store(), map[string]Source{"state": dst}, Options{AppVersion: "bench"})
-			if err != nil {
-				b.Fatal(err)
-			}
-			b.SetBytes(s.raw)
-			b.ResetTimer()
-			for b.Loop() {
-				if err := e2.Restore(context.Background(), m); err != nil {
+			b.Run(name, func(b *testing.B) {
+				e := benchEngine(b, s, b.TempDir(), c)
+				m, err := e.Snapshot(context.Background())
+				if err != nil {
 					b.Fatal(err)
 				}
-			}
-			b.StopTimer()
-			if dst.Len() != s.ours.Len() {
-				b.Fatalf("restored %d entries, want %d", dst.Len(), s.ours.Len())
-			}
-		})
+				dst, _ := NewMap(MapOptions[uint64, []byte]{})
+				e2, err := New(e.Store(), map[string]Source{"state": dst}, Options{AppVersion: "bench"})
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.SetBytes(s.raw)
+				b.ResetTimer()
+				for b.Loop() {
+					if err := e2.Restore(context.Background(), m); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.StopTimer()
+				if dst.Len() != s.ours.Len() {
+					b.Fatalf("restored %d entries, want %d", dst.Len(), s.ours.Len())
+				}
+			})
+		}
 		b.Run("impl=baseline", func(b *testing.B) {
 			path := filepath.Join(b.TempDir(), "state.gob")
 			if err := s.baseline.snapshot(path); err != nil {

@@ -15,12 +15,17 @@ import (
 	"io"
 	"runtime"
 	"slices"
+	"sync"
 
+	"github.com/klauspost/compress/s2"
 	"github.com/klauspost/compress/zstd"
 )
 
-// FormatVersion is the version of the byte format this package writes and
-// reads.
+// FormatVersion is the newest version of the byte format; this package
+// reads versions [MinFormatVersion] to FormatVersion and writes the lowest
+// version that describes a snapshot (1 unless a chunk is S2-compressed), so
+// a snapshot compressed with zstd or not at all still opens with a build
+// that only reads version 1.
 //
 // A snapshot is a header followed by frames:
 //
@@ -39,7 +44,11 @@ import (
 // bytes as additional data and seq as nonce, so frames cannot be altered,
 // reordered or moved between snapshots. The key check is the seal of
 // nothing under the all-ones nonce; it tells a wrong key from corruption.
-const FormatVersion = 1
+const FormatVersion = 2
+
+// MinFormatVersion is the oldest byte format version this package reads.
+// Version 1 is version 2 without S2 (frame flag 2).
+const MinFormatVersion = 1
 
 const (
 	formatMagic     = "UPDSNP"
@@ -49,6 +58,7 @@ const (
 
 	headerFlagEncrypted = 1
 	frameFlagZstd       = 1
+	frameFlagS2         = 2
 
 	kindData     = 1
 	kindManifest = 2
@@ -96,8 +106,8 @@ func parseHeader(b []byte) (header, error) {
 		return h, fmt.Errorf("snapshot: header: checksum %08x, stored %08x: %w", got, want, ErrCorrupt)
 	}
 	h.version = binary.LittleEndian.Uint16(b[6:])
-	if h.version != FormatVersion {
-		return h, fmt.Errorf("snapshot: header: format version %d, this package reads %d: %w", h.version, FormatVersion, ErrFormatVersion)
+	if h.version < MinFormatVersion || h.version > FormatVersion {
+		return h, fmt.Errorf("snapshot: header: format version %d, this package reads %d to %d: %w", h.version, MinFormatVersion, FormatVersion, ErrFormatVersion)
 	}
 	h.flags = binary.LittleEndian.Uint16(b[8:])
 	if h.flags&^headerFlagEncrypted != 0 {
@@ -138,9 +148,10 @@ func frameNonce(seq uint32) []byte {
 	return n
 }
 
-// newHeader makes a fresh header (and AEAD, when key is set).
-func newHeader(key []byte) (header, cipher.AEAD, error) {
-	h := header{version: FormatVersion}
+// newHeader makes a fresh header of the given format version (and AEAD,
+// when key is set).
+func newHeader(version uint16, key []byte) (header, cipher.AEAD, error) {
+	h := header{version: version}
 	if _, err := rand.Read(h.salt[:]); err != nil {
 		return h, nil, fmt.Errorf("snapshot: salt: %w", err)
 	}
@@ -189,16 +200,54 @@ type frame struct {
 	offset  int64 // where the frame starts in the stream
 }
 
+// compressor compresses chunks with one codec. A nil *compressor stores
+// them raw. It is safe for concurrent use.
+type compressor struct {
+	flag byte          // frameFlagZstd or frameFlagS2
+	zenc *zstd.Encoder // for frameFlagZstd
+}
+
+// name is the codec's name in [Manifest.Compression].
+func (c *compressor) name() string {
+	switch {
+	case c == nil:
+		return "none"
+	case c.flag == frameFlagS2:
+		return "s2"
+	default:
+		return "zstd"
+	}
+}
+
+// version is the lowest format version that can hold c's frames.
+func (c *compressor) version() uint16 {
+	if c != nil && c.flag == frameFlagS2 {
+		return 2
+	}
+	return 1
+}
+
+// appendCompressed appends src compressed to dst.
+func (c *compressor) appendCompressed(dst, src []byte) []byte {
+	if c.flag == frameFlagZstd {
+		return c.zenc.EncodeAll(src, dst)
+	}
+	n := s2.MaxEncodedLen(len(src))
+	dst = slices.Grow(dst, n)
+	out := s2.Encode(dst[len(dst):len(dst)+n], src) // in dst's spare room
+	return dst[:len(dst)+len(out)]
+}
+
 // sealFrame builds a frame from raw. buf is reused for the result.
-func sealFrame(buf []byte, kind byte, source uint16, seq uint32, raw []byte, zenc *zstd.Encoder, aead cipher.AEAD) ([]byte, ChunkInfo) {
+func sealFrame(buf []byte, kind byte, source uint16, seq uint32, raw []byte, comp *compressor, aead cipher.AEAD) ([]byte, ChunkInfo) {
 	info := ChunkInfo{RawBytes: len(raw), RawCRC32C: crc32.Checksum(raw, castagnoli)}
 	buf = append(buf[:0], make([]byte, frameHeaderSize)...)
 	var flags byte
 	payload := raw
-	if zenc != nil && len(raw) > 0 {
-		out := zenc.EncodeAll(raw, buf)
+	if comp != nil && len(raw) > 0 {
+		out := comp.appendCompressed(buf, raw)
 		if len(out)-frameHeaderSize < len(raw) {
-			flags |= frameFlagZstd
+			flags |= comp.flag
 			buf = out
 			payload = nil
 		} else {
@@ -240,10 +289,18 @@ type decoder struct {
 	name   string // for errors: the snapshot ID
 	hdr    header
 	aead   cipher.AEAD
-	zdec   *zstd.Decoder
 	seq    uint32
 	offset int64
 	ended  bool
+	// zdec is made by zstdDecoder on the first zstd frame.
+	zdecOnce sync.Once
+	zdec     *zstd.Decoder
+	zdecErr  error
+	// allowedFlags are the frame flags hdr.version knows.
+	allowedFlags byte
+	// skipRawCRC leaves ChunkInfo.RawCRC32C zero: set by a second pass
+	// over bytes already verified, which checks the stored CRC instead.
+	skipRawCRC bool
 }
 
 func newDecoder(r io.Reader, name string, key []byte) (*decoder, error) {
@@ -259,19 +316,33 @@ func newDecoder(r io.Reader, name string, key []byte) (*decoder, error) {
 	}
 	d.hdr = h
 	d.offset = headerSize
+	d.allowedFlags = frameFlagZstd
+	if h.version >= 2 {
+		d.allowedFlags |= frameFlagS2
+	}
 	if d.aead, err = openHeader(h, key); err != nil {
 		return nil, fmt.Errorf("snapshot %s: %w", name, err)
 	}
-	zdec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(runtime.GOMAXPROCS(0)), zstd.WithDecoderMaxMemory(maxChunkBytes+maxStoredOverhead))
-	if err != nil {
-		return nil, fmt.Errorf("snapshot %s: zstd: %w", name, err)
-	}
-	d.zdec = zdec
 	return d, nil
 }
 
-// close releases the zstd decoder.
-func (d *decoder) close() { d.zdec.Close() }
+// zstdDecoder returns the decoder's zstd decoder, made on first use (an S2
+// or uncompressed snapshot never needs one). Safe for concurrent use.
+func (d *decoder) zstdDecoder() (*zstd.Decoder, error) {
+	d.zdecOnce.Do(func() {
+		d.zdec, d.zdecErr = zstd.NewReader(nil, zstd.WithDecoderConcurrency(runtime.GOMAXPROCS(0)), zstd.WithDecoderMaxMemory(maxChunkBytes+maxStoredOverhead))
+	})
+	return d.zdec, d.zdecErr
+}
+
+// close releases the zstd decoder, if one was made. Call it once the
+// frame stream using d is closed.
+func (d *decoder) close() {
+	d.zdecOnce.Do(func() {}) // no decoder is made after close
+	if d.zdec != nil {
+		d.zdec.Close()
+	}
+}
 
 func (d *decoder) corrupt(at int64, format string, args ...any) error {
 	return fmt.Errorf("snapshot %s: frame %d at offset %d: %s: %w", d.name, d.seq, at, fmt.Sprintf(format, args...), ErrCorrupt)
@@ -307,7 +378,7 @@ func (d *decoder) readFrame(buf []byte) (f *frame, _ []byte, err error) {
 	switch {
 	case f.kind < kindData || f.kind > kindEnd:
 		return nil, buf, d.corrupt(at, "unknown frame kind %d", f.kind)
-	case f.flags&^frameFlagZstd != 0:
+	case f.flags&^d.allowedFlags != 0 || f.flags == frameFlagZstd|frameFlagS2:
 		return nil, buf, d.corrupt(at, "unknown frame flags %#x", f.flags)
 	case f.seq != d.seq:
 		return nil, buf, d.corrupt(at, "sequence number %d, want %d (frames missing or reordered)", f.seq, d.seq)
@@ -359,10 +430,31 @@ func (d *decoder) readFrame(buf []byte) (f *frame, _ []byte, err error) {
 // and checks its length. It sets f.raw and f.info.RawCRC32C.
 func (d *decoder) openFrame(f *frame, dst *[]byte) error {
 	raw := f.payload
-	if f.flags&frameFlagZstd != 0 {
-		out, err := d.zdec.DecodeAll(f.payload, (*dst)[:0])
+	switch {
+	case f.flags&frameFlagZstd != 0:
+		zdec, err := d.zstdDecoder()
+		if err != nil {
+			return fmt.Errorf("snapshot %s: zstd: %w", d.name, err)
+		}
+		out, err := zdec.DecodeAll(f.payload, (*dst)[:0])
 		if err != nil {
 			return f.corrupt(d.name, "zstd: %v", err)
+		}
+		*dst = out
+		raw = out
+	case f.flags&frameFlagS2 != 0:
+		// The block states its length first: check it against the frame
+		// header before s2 allocates anything.
+		n, err := s2.DecodedLen(f.payload)
+		if err != nil {
+			return f.corrupt(d.name, "s2: %v", err)
+		}
+		if n != f.info.RawBytes {
+			return f.corrupt(d.name, "s2 block holds %d bytes, header says %d", n, f.info.RawBytes)
+		}
+		out, err := s2.Decode((*dst)[:cap(*dst)], f.payload)
+		if err != nil {
+			return f.corrupt(d.name, "s2: %v", err)
 		}
 		*dst = out
 		raw = out
@@ -371,7 +463,9 @@ func (d *decoder) openFrame(f *frame, dst *[]byte) error {
 		return f.corrupt(d.name, "payload holds %d bytes, header says %d", len(raw), f.info.RawBytes)
 	}
 	f.raw = raw
-	f.info.RawCRC32C = crc32.Checksum(raw, castagnoli)
+	if !d.skipRawCRC {
+		f.info.RawCRC32C = crc32.Checksum(raw, castagnoli)
+	}
 	return nil
 }
 

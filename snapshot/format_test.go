@@ -5,20 +5,27 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"hash/crc32"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 )
 
-// smallSnapshot writes a snapshot of two sources in several chunks and
-// returns the store, its manifest and its bytes.
+// smallSnapshot writes a snapshot of two sources in several chunks with
+// the default codec (S2) and returns the store, its manifest and its bytes.
 func smallSnapshot(t testing.TB, key []byte) (*MemStore, Manifest, []byte) {
+	return smallSnapshotWith(t, key, CompressionDefault)
+}
+
+func smallSnapshotWith(t testing.TB, key []byte, c Compression) (*MemStore, Manifest, []byte) {
 	t.Helper()
 	store := NewMemStore()
 	a := &faultySource{data: bytes.Repeat([]byte("route table entry "), 400)}
 	b := &faultySource{data: testValue(7, 5000)}
-	e, err := New(store, map[string]Source{"a": a, "b": b}, Options{AppVersion: "1", Key: key, ChunkBytes: 2048})
+	e, err := New(store, map[string]Source{"a": a, "b": b}, Options{AppVersion: "1", Key: key, ChunkBytes: 2048, Compression: c})
 	require.NoError(t, err)
 	m, err := e.Snapshot(context.Background())
 	require.NoError(t, err)
@@ -56,11 +63,19 @@ func fixCRC(raw []byte, frameOff int) {
 
 func TestCorruptionIsRefused(t *testing.T) {
 	for _, tc := range []struct {
-		name string
-		key  []byte
-	}{{"plain", nil}, {"encrypted", testKey}} {
+		name  string
+		key   []byte
+		codec Compression
+	}{
+		{"plain/s2", nil, CompressionS2},
+		{"encrypted/s2", testKey, CompressionS2},
+		{"plain/zstd", nil, CompressionZstd},
+		{"encrypted/zstd", testKey, CompressionZstd},
+		{"plain/none", nil, CompressionNone},
+	} {
 		t.Run(tc.name, func(t *testing.T) {
-			store, m, raw := smallSnapshot(t, tc.key)
+			store, m, raw := smallSnapshotWith(t, tc.key, tc.codec)
+			require.Equal(t, tc.codec.String(), m.Compression)
 			offs := frameOffsets(t, raw)
 			nData := len(m.Sources[0].Chunks) + len(m.Sources[1].Chunks)
 			require.Len(t, offs, nData+2)
@@ -106,7 +121,12 @@ func TestCorruptionIsRefused(t *testing.T) {
 				store.Put(m.ID, bad)
 				err, touched := restoreInto(t, store, m.ID, tc.key)
 				require.ErrorIs(t, err, ErrCorrupt)
-				require.ErrorContains(t, err, "frame 1 at offset")
+				if tc.codec == CompressionNone && tc.key == nil {
+					// Nothing in the frame tells: the manifest's raw checksum does.
+					require.ErrorContains(t, err, `manifest: source "a" chunk 1`)
+				} else {
+					require.ErrorContains(t, err, "frame 1 at offset")
+				}
 				if tc.key != nil {
 					require.ErrorContains(t, err, "authentication failed")
 				}
@@ -188,15 +208,24 @@ func TestFormatVersionIsChecked(t *testing.T) {
 	store.Put(m.ID, bad)
 	err, touched := restoreInto(t, store, m.ID, nil)
 	require.ErrorIs(t, err, ErrFormatVersion)
-	require.ErrorContains(t, err, "format version 2, this package reads 1")
+	require.ErrorContains(t, err, "format version 3, this package reads 1 to 2")
 	require.False(t, touched)
 }
 
 func FuzzDecode(f *testing.F) {
 	_, _, plain := smallSnapshot(f, nil)
 	_, _, sealed := smallSnapshot(f, testKey)
+	_, _, plainZstd := smallSnapshotWith(f, nil, CompressionZstd)
+	_, _, raw := smallSnapshotWith(f, nil, CompressionNone)
+	v1, err := os.ReadFile(filepath.Join("testdata", "v1-zstd.snap"))
+	if err != nil {
+		f.Fatal(err)
+	}
 	f.Add(plain, false)
 	f.Add(sealed, true)
+	f.Add(plainZstd, false)
+	f.Add(raw, false)
+	f.Add(v1, false)
 	f.Add(plain[:headerSize+7], false)
 	f.Add([]byte("UPDSNP"), false)
 	f.Fuzz(func(t *testing.T, in []byte, useKey bool) {
@@ -212,8 +241,111 @@ func FuzzDecode(f *testing.F) {
 			}
 			return
 		}
-		if m.FormatVersion != FormatVersion || ValidID(m.ID) != nil {
+		if m.FormatVersion < MinFormatVersion || m.FormatVersion > FormatVersion || ValidID(m.ID) != nil {
 			t.Fatalf("verified a manifest that is not valid: %+v", m)
 		}
 	})
+}
+
+// The fixtures in testdata were written by the version-1 writer (zstd, the
+// only codec it had); they must keep restoring.
+func TestVersion1SnapshotsRestore(t *testing.T) {
+	for _, tc := range []struct {
+		file, id string
+		key      []byte
+	}{
+		{"v1-zstd.snap", "20261126T120000.000000000Z-96dd2ba2", nil},
+		{"v1-zstd-sealed.snap", "20261126T120000.000000000Z-59c45a8a", testKey},
+	} {
+		t.Run(tc.file, func(t *testing.T) {
+			raw, err := os.ReadFile(filepath.Join("testdata", tc.file))
+			require.NoError(t, err)
+			require.Equal(t, uint16(1), binary.LittleEndian.Uint16(raw[6:]), "fixture is not version 1")
+			store := NewMemStore()
+			store.Put(tc.id, raw)
+			a, b := &faultySource{}, &faultySource{}
+			e, err := New(store, map[string]Source{"a": a, "b": b}, Options{AppVersion: "1", Key: tc.key})
+			require.NoError(t, err)
+			m, err := e.Load(context.Background(), tc.id)
+			require.NoError(t, err)
+			require.Equal(t, 1, m.FormatVersion)
+			require.Equal(t, "zstd", m.Compression)
+			require.NoError(t, e.Restore(context.Background(), m))
+			require.Equal(t, bytes.Repeat([]byte("route table entry "), 400), a.restored)
+			require.Equal(t, testValue(7, 5000), b.restored)
+		})
+	}
+}
+
+// A version-1 snapshot cannot hold S2 frames: a frame claiming S2 in one
+// is refused (a version-1 reader would refuse it too).
+func TestVersion1RefusesS2Frames(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join("testdata", "v1-zstd.snap"))
+	require.NoError(t, err)
+	offs := frameOffsets(t, raw)
+	raw[offs[0]+1] = frameFlagS2
+	fixCRC(raw, offs[0])
+	id := "20261126T120000.000000000Z-96dd2ba2"
+	store := NewMemStore()
+	store.Put(id, raw)
+	err, touched := restoreInto(t, store, id, nil)
+	require.ErrorIs(t, err, ErrCorrupt)
+	require.ErrorContains(t, err, "frame 0 at offset 48: unknown frame flags 0x2")
+	require.False(t, touched)
+}
+
+// Each codec writes the lowest format version that holds it, records
+// itself in the manifest, and any engine restores any codec.
+func TestCodecsInterchange(t *testing.T) {
+	for _, c := range []struct {
+		codec   Compression
+		level   int
+		name    string
+		version int
+	}{
+		{CompressionDefault, 0, "s2", 2},
+		{CompressionS2, 0, "s2", 2},
+		{CompressionZstd, 0, "zstd", 1},
+		{CompressionDefault, 3, "zstd", 1},
+		{CompressionNone, 0, "none", 1},
+		{CompressionDefault, NoCompression, "none", 1},
+	} {
+		t.Run(fmt.Sprintf("%v/level=%d", c.codec, c.level), func(t *testing.T) {
+			store := NewMemStore()
+			src := &faultySource{data: testValue(3, 100_000)}
+			e, err := New(store, map[string]Source{"s": src}, Options{AppVersion: "1", Compression: c.codec, CompressionLevel: c.level, ChunkBytes: 16 << 10})
+			require.NoError(t, err)
+			m, err := e.Snapshot(context.Background())
+			require.NoError(t, err)
+			require.Equal(t, c.name, m.Compression)
+			require.Equal(t, c.version, m.FormatVersion)
+			raw, _ := store.Bytes(m.ID)
+			require.Equal(t, uint16(c.version), binary.LittleEndian.Uint16(raw[6:]))
+			if c.name != "none" {
+				require.Less(t, m.Sources[0].StoredBytes, m.Sources[0].RawBytes, "%s did not compress", c.name)
+			}
+			dst := &faultySource{}
+			other, err := New(store, map[string]Source{"s": dst}, Options{AppVersion: "1", Compression: CompressionZstd})
+			require.NoError(t, err)
+			require.NoError(t, other.Restore(context.Background(), m))
+			require.Equal(t, src.data, dst.restored)
+		})
+	}
+}
+
+func TestCompressionOptionsAreChecked(t *testing.T) {
+	for name, opts := range map[string]Options{
+		"unknown codec":      {Compression: 9},
+		"negative codec":     {Compression: -1},
+		"s2 with a level":    {Compression: CompressionS2, CompressionLevel: 2},
+		"none with a level":  {Compression: CompressionNone, CompressionLevel: 1},
+		"zstd with no level": {Compression: CompressionZstd, CompressionLevel: NoCompression},
+		"level out of range": {CompressionLevel: 5},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := New(NewMemStore(), map[string]Source{"s": &faultySource{}}, opts)
+			require.Error(t, err)
+			require.ErrorContains(t, err, "snapshot: New: Compression")
+		})
+	}
 }

@@ -7,7 +7,7 @@ import (
 	"io"
 	"sync"
 
-	"github.com/klauspost/compress/zstd"
+	"github.com/klauspost/compress/s2"
 )
 
 // pipeline compresses and seals chunks on several goroutines and writes the
@@ -19,7 +19,7 @@ import (
 type pipeline struct {
 	ctx  context.Context
 	sink io.Writer
-	zenc *zstd.Encoder
+	comp *compressor
 	aead cipher.AEAD
 	seq  uint32
 	// bufBytes is the capacity of every buffer, so any can be reused for
@@ -53,12 +53,12 @@ type chunkRecord struct {
 	info   ChunkInfo
 }
 
-func newPipeline(ctx context.Context, sink io.Writer, zenc *zstd.Encoder, aead cipher.AEAD, workers, chunkBytes int) *pipeline {
+func newPipeline(ctx context.Context, sink io.Writer, comp *compressor, aead cipher.AEAD, workers, chunkBytes int) *pipeline {
 	p := &pipeline{
-		ctx: ctx, sink: sink, zenc: zenc, aead: aead,
-		// Room for a chunk, or a frame holding one: zstd's worst-case
+		ctx: ctx, sink: sink, comp: comp, aead: aead,
+		// Room for a chunk, or a frame holding one: the codecs' worst-case
 		// growth, the frame header, the AEAD tag and the CRC.
-		bufBytes: chunkBytes + chunkBytes/128 + 1024,
+		bufBytes: frameHeaderSize + max(chunkBytes+chunkBytes/128+1024, s2.MaxEncodedLen(chunkBytes)) + 64,
 		jobs:     make(chan *chunkJob, workers),
 		order:    make(chan *chunkJob, 2*workers),
 		free:     make(chan []byte, 4*workers+2),
@@ -76,7 +76,7 @@ func newPipeline(ctx context.Context, sink io.Writer, zenc *zstd.Encoder, aead c
 func (p *pipeline) work() {
 	defer p.wg.Done()
 	for j := range p.jobs {
-		j.out, j.info = sealFrame(p.buffer(), kindData, j.source, j.seq, j.raw, p.zenc, p.aead)
+		j.out, j.info = sealFrame(p.buffer(), kindData, j.source, j.seq, j.raw, p.comp, p.aead)
 		close(j.ready)
 	}
 }

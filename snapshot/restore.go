@@ -97,7 +97,7 @@ func Verify(ctx context.Context, r io.Reader, name string, key []byte) (Manifest
 			if m, err = decodeManifest(f.raw); err != nil {
 				return Manifest{}, fmt.Errorf("snapshot %s: frame %d at offset %d: %w", name, f.seq, f.offset, err)
 			}
-			if err := checkManifest(m, name, seen, d.hdr.encrypted); err != nil {
+			if err := checkManifest(m, name, seen, d.hdr); err != nil {
 				return Manifest{}, err
 			}
 		case kindEnd:
@@ -110,18 +110,18 @@ func Verify(ctx context.Context, r io.Reader, name string, key []byte) (Manifest
 }
 
 // checkManifest compares a decoded manifest with what was read.
-func checkManifest(m Manifest, name string, seen []SourceInfo, encrypted bool) error {
+func checkManifest(m Manifest, name string, seen []SourceInfo, hdr header) error {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("snapshot %s: manifest: %s: %w", name, fmt.Sprintf(format, args...), ErrCorrupt)
 	}
-	if m.FormatVersion != FormatVersion {
-		return bad("format version %d, header says %d", m.FormatVersion, FormatVersion)
+	if m.FormatVersion != int(hdr.version) {
+		return bad("format version %d, header says %d", m.FormatVersion, hdr.version)
 	}
 	if err := ValidID(m.ID); err != nil {
 		return bad("%v", err)
 	}
-	if m.Encrypted != encrypted {
-		return bad("encrypted=%v, header says %v", m.Encrypted, encrypted)
+	if m.Encrypted != hdr.encrypted {
+		return bad("encrypted=%v, header says %v", m.Encrypted, hdr.encrypted)
 	}
 	if len(m.Sources) < len(seen) {
 		return bad("lists %d sources, data holds %d", len(m.Sources), len(seen))
@@ -183,10 +183,15 @@ func (e *Engine) Restore(ctx context.Context, m Manifest) (err error) {
 		return fmt.Errorf("snapshot: restore: %w", err)
 	}
 	defer d.close()
+	// Every byte was verified above, raw checksums included. This pass
+	// only has to tell that it reads the same bytes: each frame's stored
+	// checksum (and seal) must match the verified manifest's, so the raw
+	// checksum is not computed a second time.
+	d.skipRawCRC = true
 	frames := d.stream(e.workers)
 	defer frames.close()
 	for i, s := range stored.Sources {
-		sr := &sourceReader{frames: frames, source: uint16(i)}
+		sr := &sourceReader{frames: frames, source: uint16(i), name: s.Name, chunks: s.Chunks}
 		var r io.Reader = sr
 		if upgrade {
 			if r, err = e.opts.Upgrade(ctx, stored, s.Name, r); err != nil {
@@ -244,10 +249,13 @@ func restoreSource(ctx context.Context, name string, src Source, r io.Reader) (e
 	return nil
 }
 
-// sourceReader streams one source's raw bytes out of a decoder.
+// sourceReader streams one source's raw bytes out of a decoder, checking
+// each chunk against the verified manifest's list.
 type sourceReader struct {
 	frames *frameStream
 	source uint16
+	name   string
+	chunks []ChunkInfo // not yet read
 	rest   []byte
 	eof    bool
 	err    error
@@ -267,10 +275,18 @@ func (r *sourceReader) Read(p []byte) (int, error) {
 			return 0, err
 		}
 		if f.kind != kindData || f.source != r.source {
+			if len(r.chunks) != 0 {
+				r.err = f.corrupt(r.frames.d.name, "source %q ends %d chunks early (the snapshot changed while it was restored)", r.name, len(r.chunks))
+				return 0, r.err
+			}
 			r.eof = true
 			continue
 		}
 		if _, err := r.frames.next(); err != nil { // the peeked frame
+			r.err = err
+			return 0, err
+		}
+		if err := r.check(f); err != nil {
 			r.err = err
 			return 0, err
 		}
@@ -279,6 +295,20 @@ func (r *sourceReader) Read(p []byte) (int, error) {
 	n := copy(p, r.rest)
 	r.rest = r.rest[n:]
 	return n, nil
+}
+
+// check compares a frame of the second pass with the verified manifest:
+// a store whose bytes change between the passes is caught here.
+func (r *sourceReader) check(f *frame) error {
+	if len(r.chunks) == 0 {
+		return f.corrupt(r.frames.d.name, "source %q has more chunks than the verified manifest lists (the snapshot changed while it was restored)", r.name)
+	}
+	want := r.chunks[0]
+	r.chunks = r.chunks[1:]
+	if f.info.RawBytes != want.RawBytes || f.info.StoredBytes != want.StoredBytes || f.info.StoredCRC32C != want.StoredCRC32C {
+		return f.corrupt(r.frames.d.name, "source %q: chunk differs from the verified one (the snapshot changed while it was restored)", r.name)
+	}
+	return nil
 }
 
 // drain consumes what the source did not read, so the next source starts at
