@@ -62,6 +62,9 @@ type CloudEventsTarget struct {
 	u      *url.URL // parsed url; never modified
 	opts   CloudEventsOptions
 	signer *signer // nil until a key is known
+	// rt is the transport of the target's own client (opts.Client was
+	// nil), which send uses directly; nil with a caller's client.
+	rt http.RoundTripper
 }
 
 var _ Target = (*CloudEventsTarget)(nil)
@@ -90,11 +93,13 @@ func NewCloudEventsTarget(name, endpoint string, opts CloudEventsOptions) (*Clou
 	if opts.Source == "" {
 		opts.Source = "updraft/lease"
 	}
+	var rt http.RoundTripper
 	if opts.Client == nil {
 		tr := http.DefaultTransport.(*http.Transport).Clone()
 		tr.MaxIdleConnsPerHost = 64
 		tr.DisableCompression = true // answers are opaque payloads; gzip negotiation only costs
 		opts.Client = &http.Client{Transport: tr}
+		rt = tr
 	}
 	if opts.MaxAnswerBytes <= 0 {
 		opts.MaxAnswerBytes = DefaultMaxStateBytes
@@ -108,6 +113,7 @@ func NewCloudEventsTarget(name, endpoint string, opts CloudEventsOptions) (*Clou
 		url:  endpoint,
 		u:    u,
 		opts: opts,
+		rt:   rt,
 	}
 	if len(opts.Key) > 0 {
 		t.signer = newSigner(opts.Key)
@@ -223,20 +229,7 @@ func (t *CloudEventsTarget) newEvent(typ, function, id, gen string, data []byte)
 // post sends ev in binary mode and returns the status and the answer
 // event, if any.
 func (t *CloudEventsTarget) post(ctx context.Context, ev *wireEvent) (int, *wireEvent, error) {
-	hreq := (&http.Request{
-		Method: http.MethodPost, URL: t.u, Host: t.u.Host, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
-		Header: make(http.Header, 10), ContentLength: int64(len(ev.Data)),
-	}).WithContext(ctx)
-	if len(ev.Data) > 0 {
-		data := ev.Data
-		hreq.Body = io.NopCloser(bytes.NewReader(data))
-		hreq.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil }
-	} else {
-		hreq.Body = http.NoBody
-		hreq.GetBody = func() (io.ReadCloser, error) { return http.NoBody, nil }
-	}
-	ev.writeHeaders(hreq.Header)
-	resp, err := t.opts.Client.Do(hreq)
+	resp, err := t.send(ctx, ev)
 	if err != nil {
 		if ctx.Err() != nil {
 			return 0, nil, fmt.Errorf("migrate: target %s: %w", t.info.Name, ctx.Err())
@@ -265,23 +258,70 @@ func (t *CloudEventsTarget) post(ctx context.Context, ev *wireEvent) (int, *wire
 	return resp.StatusCode, ans, nil
 }
 
+// send posts ev. With the target's own client it hands the request
+// straight to the transport: that skips what http.Client does per
+// request for cookies, timeouts and redirects (a copy of every header
+// among it), none of which that client uses. Should the endpoint
+// redirect, the request is sent again through the client, which follows
+// the redirect as it always would.
+func (t *CloudEventsTarget) send(ctx context.Context, ev *wireEvent) (*http.Response, error) {
+	if t.rt == nil {
+		return t.opts.Client.Do(t.newRequest(ctx, ev, true))
+	}
+	resp, err := t.rt.RoundTrip(t.newRequest(ctx, ev, false))
+	if err != nil {
+		return nil, fmt.Errorf("POST %s: %w", t.url, err)
+	}
+	switch resp.StatusCode {
+	case http.StatusMovedPermanently, http.StatusFound, http.StatusSeeOther, http.StatusTemporaryRedirect, http.StatusPermanentRedirect:
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
+		resp.Body.Close()
+		return t.opts.Client.Do(t.newRequest(ctx, ev, true))
+	}
+	return resp, nil
+}
+
+// newRequest returns the HTTP request carrying ev in binary mode;
+// rewindable gives it a GetBody, which a client needs to follow a
+// redirect.
+func (t *CloudEventsTarget) newRequest(ctx context.Context, ev *wireEvent, rewindable bool) *http.Request {
+	hreq := (&http.Request{
+		Method: http.MethodPost, URL: t.u, Host: t.u.Host, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Header: make(http.Header, 10), ContentLength: int64(len(ev.Data)), Body: http.NoBody,
+	}).WithContext(ctx)
+	data := ev.Data
+	if len(data) > 0 {
+		hreq.Body = &bodyReader{bytes.NewReader(data)}
+	}
+	if rewindable {
+		hreq.GetBody = func() (io.ReadCloser, error) {
+			if len(data) == 0 {
+				return http.NoBody, nil
+			}
+			return &bodyReader{bytes.NewReader(data)}, nil
+		}
+	}
+	ev.writeHeaders(hreq.Header)
+	return hreq
+}
+
+// bodyReader is a request body read from memory.
+type bodyReader struct{ *bytes.Reader }
+
+func (bodyReader) Close() error { return nil }
+
 func readAnswer(resp *http.Response, limit int64) ([]byte, error) {
 	if resp.ContentLength > limit {
 		return nil, fmt.Errorf("%w: answer of %d bytes, limit %d", ErrPayloadTooLarge, resp.ContentLength, limit)
 	}
-	size := resp.ContentLength
-	if size < 0 {
-		size = 512
-	}
-	buf := bytes.NewBuffer(make([]byte, 0, size+1))
-	n, err := buf.ReadFrom(io.LimitReader(resp.Body, limit+1))
+	b, over, err := readAll(resp.Body, resp.ContentLength, limit)
 	if err != nil {
 		return nil, fmt.Errorf("%w: read answer: %v", ErrUnreachable, err)
 	}
-	if n > limit {
+	if over {
 		return nil, fmt.Errorf("%w: answer over %d bytes", ErrPayloadTooLarge, limit)
 	}
-	return buf.Bytes(), nil
+	return b, nil
 }
 
 func (t *CloudEventsTarget) checkSignature(ans *wireEvent) error {

@@ -86,9 +86,9 @@ var errNotCloudEvent = errors.New("not a CloudEvent (no ce-specversion header, n
 // readWireEvent reads a CloudEvent from an HTTP message's headers and
 // complete body: binary mode directly, structured mode through the SDK.
 func readWireEvent(ctx context.Context, h http.Header, body []byte) (*wireEvent, error) {
-	sv := h.Get(hdrSpecVersion)
+	sv := header(h, hdrSpecVersion)
 	if sv == "" {
-		if strings.HasPrefix(h.Get(hdrContentType), "application/cloudevents") {
+		if strings.HasPrefix(header(h, hdrContentType), "application/cloudevents") {
 			ev, err := binding.ToEvent(ctx, cehttp.NewMessage(h, io.NopCloser(bytes.NewReader(body))))
 			if err != nil {
 				return nil, fmt.Errorf("structured CloudEvent: %w", err)
@@ -104,15 +104,19 @@ func readWireEvent(ctx context.Context, h http.Header, body []byte) (*wireEvent,
 		return nil, fmt.Errorf("ce-specversion %q is not supported (want %s)", sv, event.CloudEventsVersionV1)
 	}
 	e := &wireEvent{
-		ID: h.Get(hdrID), Source: h.Get(hdrSource), Type: h.Get(hdrType), Subject: h.Get(hdrSubject),
-		Req: h.Get(hdrReq), FnErr: h.Get(hdrFnErr), Gen: h.Get(hdrGen), Sig: h.Get(hdrSig), ContentType: h.Get(hdrContentType), Data: body,
+		ID: header(h, hdrID), Source: header(h, hdrSource), Type: header(h, hdrType), Subject: header(h, hdrSubject),
+		Req: header(h, hdrReq), FnErr: header(h, hdrFnErr), Gen: header(h, hdrGen), Sig: header(h, hdrSig),
+		ContentType: header(h, hdrContentType), Data: body,
 	}
-	for name, v := range map[string]string{"ce-id": e.ID, "ce-source": e.Source, "ce-type": e.Type} {
-		if v == "" {
-			return nil, fmt.Errorf("required header %s is missing or empty", name)
-		}
+	switch {
+	case e.ID == "":
+		return nil, errors.New("required header ce-id is missing or empty")
+	case e.Source == "":
+		return nil, errors.New("required header ce-source is missing or empty")
+	case e.Type == "":
+		return nil, errors.New("required header ce-type is missing or empty")
 	}
-	if t := h.Get(hdrTime); t != "" {
+	if t := header(h, hdrTime); t != "" {
 		parsed, err := time.Parse(time.RFC3339Nano, t)
 		if err != nil {
 			return nil, fmt.Errorf("ce-time %q is not an RFC 3339 timestamp", t)
@@ -120,6 +124,17 @@ func readWireEvent(ctx context.Context, h http.Header, body []byte) (*wireEvent,
 		e.Time = parsed
 	}
 	return e, nil
+}
+
+// header returns the first value of the header named by the canonical
+// key k. It is h.Get without canonicalising k again: net/http stores
+// the headers it parses, and Set and Add store theirs, under canonical
+// keys, and every key this package looks up is a canonical constant.
+func header(h http.Header, k string) string {
+	if v := h[k]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
 }
 
 // fromSDK converts an SDK event.

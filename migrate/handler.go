@@ -140,7 +140,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// the body) may be larger than a payload; nothing is read beyond the
 	// limit, before the signature is checked.
 	limit := h.opts.MaxPayloadBytes
-	if t := r.Header.Get(hdrType); t == EventPutState || t == "" {
+	if t := header(r.Header, hdrType); t == EventPutState || t == "" {
 		limit = max(h.opts.MaxStateBytes, h.opts.MaxPayloadBytes)
 	}
 	if r.ContentLength > limit {
@@ -171,18 +171,48 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // readBody reads a whole body of at most limit bytes.
 func readBody(body io.Reader, length, limit int64) ([]byte, error) {
-	if length < 0 {
-		length = 512
-	}
-	buf := bytes.NewBuffer(make([]byte, 0, min(length, limit)+1))
-	n, err := buf.ReadFrom(io.LimitReader(body, limit+1))
+	b, over, err := readAll(body, length, limit)
 	if err != nil {
 		return nil, fmt.Errorf("migrate: handler: read request body: %w", err)
 	}
-	if n > limit {
+	if over {
 		return nil, fmt.Errorf("%w: request body over %d bytes", ErrPayloadTooLarge, limit)
 	}
-	return buf.Bytes(), nil
+	return b, nil
+}
+
+// readAll reads r to its end, expecting length bytes (-1 when unknown),
+// and reports over, instead of reading on, once r holds more than limit.
+// With a known length it reads into one buffer of exactly that size, then
+// reads once more to see the end (so net/http can reuse the connection at
+// once); a body longer than it said is read on, up to limit.
+func readAll(r io.Reader, length, limit int64) (b []byte, over bool, err error) {
+	if length >= 0 && length <= limit {
+		b = make([]byte, length)
+		if _, err := io.ReadFull(r, b); err != nil {
+			return nil, false, err
+		}
+		var one [1]byte
+		n, err := io.ReadFull(r, one[:])
+		if n == 0 && (err == io.EOF || err == io.ErrUnexpectedEOF) {
+			return b, false, nil
+		}
+		if err != nil {
+			return nil, false, err
+		}
+		b = append(b, one[0]) // longer than it said: read on below
+	}
+	if b == nil {
+		b = make([]byte, 0, min(max(length, 512), limit)+1)
+	}
+	buf := bytes.NewBuffer(b)
+	if _, err := buf.ReadFrom(io.LimitReader(r, limit+1-int64(len(b)))); err != nil {
+		return nil, false, err
+	}
+	if int64(buf.Len()) > limit {
+		return nil, true, nil
+	}
+	return buf.Bytes(), false, nil
 }
 
 // serve checks and runs one request. It returns the HTTP status, the

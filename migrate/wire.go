@@ -118,6 +118,7 @@ type signer struct {
 type macBuf struct {
 	mac hash.Hash
 	buf []byte
+	sum [sha256.Size]byte // Sum's destination, here so it does not escape per call
 }
 
 func newSigner(key []byte) *signer {
@@ -126,12 +127,22 @@ func newSigner(key []byte) *signer {
 	return s
 }
 
+// sigLen is the length of a signature: "v1=" and 43 base64url digits.
+const sigLen = 3 + 43
+
 // sign returns the signature of e: "v1=" + base64url(HMAC-SHA256(key,
 // canonical form)), the canonical form being the attributes below, each
 // followed by a newline, then the data's length and the data.
 func (s *signer) sign(e *wireEvent) string {
+	var sig [sigLen]byte
+	s.signInto(&sig, e)
+	return string(sig[:])
+}
+
+// signInto writes e's signature into sig, without allocating: the MAC and
+// its scratch buffer come from the pool.
+func (s *signer) signInto(sig *[sigLen]byte, e *wireEvent) {
 	mb := s.macs.Get().(*macBuf)
-	defer s.macs.Put(mb)
 	b := append(mb.buf[:0], "updraft-hmac-v1\n"...)
 	for _, f := range [...]string{e.Type, e.ID, e.Source, e.Subject} {
 		b = append(b, f...)
@@ -149,11 +160,9 @@ func (s *signer) sign(e *wireEvent) string {
 	mb.mac.Reset()
 	mb.mac.Write(b)
 	mb.mac.Write(e.Data)
-	var sum [sha256.Size]byte
-	out := make([]byte, 3+base64.RawURLEncoding.EncodedLen(sha256.Size))
-	copy(out, "v1=")
-	base64.RawURLEncoding.Encode(out[3:], mb.mac.Sum(sum[:0]))
-	return string(out)
+	copy(sig[:], "v1=")
+	base64.RawURLEncoding.Encode(sig[3:], mb.mac.Sum(mb.sum[:0]))
+	s.macs.Put(mb)
 }
 
 func (s *signer) verify(e *wireEvent, now time.Time, window time.Duration) error {
@@ -163,7 +172,9 @@ func (s *signer) verify(e *wireEvent, now time.Time, window time.Duration) error
 	if e.Time.IsZero() {
 		return fmt.Errorf("%w: event %q has no time", ErrUnauthorized, e.ID)
 	}
-	if !hmac.Equal([]byte(e.Sig), []byte(s.sign(e))) {
+	var want [sigLen]byte
+	s.signInto(&want, e)
+	if !equalSig(e.Sig, &want) {
 		return fmt.Errorf("%w: event %q (%s): signature does not match (tampered, or signed with another key)", ErrUnauthorized, e.ID, e.Type)
 	}
 	if skew := now.Sub(e.Time); skew > window || skew < -window {
@@ -171,4 +182,18 @@ func (s *signer) verify(e *wireEvent, now time.Time, window time.Duration) error
 			ErrUnauthorized, e.ID, e.Time.UTC().Format(time.RFC3339Nano), skew.Round(time.Millisecond), now.UTC().Format(time.RFC3339), window)
 	}
 	return nil
+}
+
+// equalSig compares a received signature with the expected one in
+// constant time (the length is not secret: every signature has sigLen
+// bytes). It is hmac.Equal without converting got to a []byte.
+func equalSig(got string, want *[sigLen]byte) bool {
+	if len(got) != sigLen {
+		return false
+	}
+	var v byte
+	for i := range want {
+		v |= got[i] ^ want[i]
+	}
+	return v == 0
 }
