@@ -385,15 +385,25 @@ func TestPreflightNamesTheCulprit(t *testing.T) {
 		})
 	}
 
-	o, err := updraft.New([]updraft.Function{{Name: "a"}}, dev, updraft.Options{Checks: []validate.Check{ok}})
+	// Opting out of validation evidence is explicit, and the report says so.
+	o, err := updraft.New([]updraft.Function{{Name: "a"}}, dev, updraft.Options{AllowNoChecks: true})
+	require.NoError(t, err)
+	report, err := o.PrepareForUpdate(context.Background(), &recordingUpdate{})
+	require.NoError(t, err)
+	assert.Equal(t, updraft.Committed, report.Outcome)
+	assert.Empty(t, report.Validation.Results)
+	assert.Contains(t, report.String(), "flag: no validation checks ran")
+
+	o, err = updraft.New([]updraft.Function{{Name: "a"}}, dev, updraft.Options{Checks: []validate.Check{ok}})
 	require.NoError(t, err)
 	_, err = o.PrepareForUpdate(context.Background(), nil)
 	require.ErrorContains(t, err, "nil update")
 
 	// A critical function nobody can size is refused before anything changes.
+	dev = sim.New(hal.Vector{hal.CPU: 1})
 	o, err = updraft.New([]updraft.Function{{Name: "a", Criticality: updraft.Critical}}, dev, updraft.Options{Checks: []validate.Check{ok}})
 	require.NoError(t, err)
-	report, err := o.PrepareForUpdate(context.Background(), &recordingUpdate{})
+	report, err = o.PrepareForUpdate(context.Background(), &recordingUpdate{})
 	require.ErrorContains(t, err, `critical function "a" has no samples and no static Demand`)
 	assert.Equal(t, []updraft.Phase{updraft.PhaseProfile}, report.PhaseNames())
 	assert.Empty(t, dev.History())

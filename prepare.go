@@ -95,6 +95,9 @@ func (r *run) execute(ctx context.Context, update Update) error {
 	if err := r.phase(ctx, PhaseValidate, r.validate); err != nil {
 		return r.rollback(ctx, update, err)
 	}
+	if v := r.report.Validation; len(v.Results) == 0 {
+		r.report.Flags = append(r.report.Flags, "no validation checks ran: committed without evidence because Options.AllowNoChecks is set")
+	}
 	if v := r.report.Validation; v.Verdict == validate.Marginal {
 		r.report.Flags = append(r.report.Flags, "validation was marginal; committed by policy ProceedOnMarginal: "+oneLine(fmt.Sprint(verdictErr(*v))))
 	}
