@@ -9,7 +9,8 @@ import (
 	"github.com/updraft-dev/updraft/hal"
 )
 
-// build turns the dense result into a Plan.
+// build turns the dense result into a Plan, using up to workers
+// goroutines (see split).
 //
 // Every map of the plan is made at its final size and filled straight
 // from the dense rows. The explanations are not written here: the plan
@@ -17,57 +18,73 @@ import (
 // 100 000 functions saves a string each and a map of them. Only the
 // misfits' reasons, which are fields of the plan, are written now, into
 // one buffer sliced out of one string.
-func (pb *problem) build(margin float64, guarantee, reserve []float64, fr fillResult) Plan {
+func (pb *problem) build(margin float64, guarantee, reserve []float64, fr fillResult, workers int) Plan {
 	R := len(pb.res)
 	misfits := pb.rankMisfits(fr)
 	plan := Plan{
-		Allocations: make([]hal.Allocation, 0, len(pb.fns)-len(misfits)),
+		Allocations: make([]hal.Allocation, len(pb.fns)-len(misfits)),
 		Reserve:     pb.vector(reserve, nil),
 		DoesNotFit:  make([]Misfit, len(misfits)),
 	}
+	// allocated[k] is the function of allocation k; allocations are in
+	// function (name) order.
+	allocated := make([]int32, 0, len(plan.Allocations))
 	for i, f := range pb.fns {
-		if !f.critical && !fr.admitted[i] {
-			continue
+		if f.critical || fr.admitted[i] {
+			allocated = append(allocated, int32(i))
 		}
-		g, named := pb.row(guarantee, i), pb.named[i*R:(i+1)*R]
-		a := hal.Allocation{Function: f.name, Guarantee: pb.vector(g, named)}
-		if f.critical {
-			a.Limit = make(hal.Vector, len(a.Guarantee))
-			for j, q := range g {
-				if named[j] {
-					a.Limit[pb.res[j]] = q + reserve[j]
-				}
-			}
-		} else {
-			a.Limit = a.Guarantee.Clone() // its own map: callers may change one and not the other
-		}
-		plan.Allocations = append(plan.Allocations, a)
 	}
+	// Every allocation and misfit owns its maps, so chunks of them are
+	// built at once.
+	split(len(allocated), workers, func(_, lo, hi int) {
+		for k := lo; k < hi; k++ {
+			i := int(allocated[k])
+			f := pb.fns[i]
+			g, named := pb.row(guarantee, i), pb.named[i*R:(i+1)*R]
+			a := hal.Allocation{Function: f.name, Guarantee: pb.vector(g, named)}
+			if f.critical {
+				a.Limit = make(hal.Vector, len(a.Guarantee))
+				for j, q := range g {
+					if named[j] {
+						a.Limit[pb.res[j]] = q + reserve[j]
+					}
+				}
+			} else {
+				a.Limit = a.Guarantee.Clone() // its own map: callers may change one and not the other
+			}
+			plan.Allocations[k] = a
+		}
+	})
 
 	why := &explainer{
 		res: pb.res, fns: pb.fns, named: pb.named, guarantee: guarantee, reserve: reserve,
 		margin: margin, fr: fr, rank: make([]int32, len(pb.fns)), misfits: len(misfits),
 	}
 	why.fr.admitted, why.fr.events = nil, nil // not needed to explain; let them go
-	// The reasons are written one after another into text, a builder
-	// whose String does not copy, then sliced out of it.
-	var text strings.Builder
-	text.Grow(128 * len(misfits))
-	w := writer{res: pb.res, buf: make([]byte, 0, 256)}
-	ends := make([]int, len(misfits))
 	for k, i := range misfits {
 		why.rank[i] = int32(k + 1)
-		w.buf = w.buf[:0]
-		w.misfit(pb.fns[i], i, fr)
-		text.Write(w.buf)
-		ends[k] = text.Len()
-		plan.DoesNotFit[k] = Misfit{Function: pb.fns[i].name, Need: pb.need(i)}
 	}
-	all, start := text.String(), 0
-	for k, end := range ends {
-		plan.DoesNotFit[k].Reason = all[start:end]
-		start = end
-	}
+	split(len(misfits), workers, func(_, lo, hi int) {
+		w := writer{res: pb.res, buf: make([]byte, 0, 256)}
+		// The reasons of a chunk are written one after another into
+		// text, a builder whose String does not copy, then sliced out.
+		var text strings.Builder
+		text.Grow((reasonLen + w.bottleneckLen(fr)) * (hi - lo))
+		ends := make([]int, hi-lo)
+		for k := lo; k < hi; k++ {
+			i := misfits[k]
+			w.buf = w.buf[:0]
+			w.misfit(pb.fns[i], i, fr)
+			text.Write(w.buf)
+			ends[k-lo] = text.Len()
+			plan.DoesNotFit[k] = Misfit{Function: pb.fns[i].name, Need: pb.need(i)}
+		}
+		all, start := text.String(), 0
+		for k, end := range ends {
+			plan.DoesNotFit[lo+k].Reason = all[start:end]
+			start = end
+		}
+	})
 	plan.why = why
 	return plan
 }
@@ -213,6 +230,18 @@ func (w *writer) vector(row, add []float64, named []bool) {
 		w.buf = append(w.buf, '=')
 		w.buf = appendQuantity(w.buf, r, q)
 	}
+}
+
+// reasonLen is about the length of a misfit's reason, less the name of
+// the bottleneck resource: a little above, so that the reasons of a plan
+// seldom outgrow the buffer sized for them.
+const reasonLen = 104
+
+func (w *writer) bottleneckLen(fr fillResult) int {
+	if fr.bottleneck < 0 {
+		return len("nothing")
+	}
+	return len(w.res[fr.bottleneck])
 }
 
 func (w *writer) bottleneck(fr fillResult) {

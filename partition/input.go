@@ -71,54 +71,76 @@ func (p *Planner) prepare(capacity hal.Vector, demands []Demand) (*problem, erro
 	pb.peak = make([]float64, n*R)
 	pb.min = make([]float64, n*R)
 	pb.named = make([]bool, n*R)
-	for k, i := range order {
-		d := &demands[i]
-		if d.Function == "" {
-			return nil, fmt.Errorf("%w: demand %d has no function name", ErrInvalidInput, i)
-		}
-		if k > 0 && demands[order[k-1]].Function == d.Function {
-			return nil, fmt.Errorf("%w: function %q is listed twice (demands %d and %d)", ErrInvalidInput, d.Function, order[k-1], i)
-		}
-		w := d.Weight
-		switch {
-		case math.IsNaN(w) || math.IsInf(w, 0) || w < 0:
-			return nil, fmt.Errorf("%w: function %q: weight %v must be a finite number >= 0", ErrInvalidInput, d.Function, w)
-		case w == 0:
-			w = 1
-		}
-		pb.fns[k] = fn{name: d.Function, critical: d.Critical, weight: w}
-		peak, min, named := pb.row(pb.peak, k), pb.row(pb.min, k), pb.named[k*R:(k+1)*R]
-		// The minimum is Min, or Expected when Min is nil. A critical
-		// function is guaranteed max(Peak, Expected); its Min is checked
-		// but plays no part.
-		minOfExpected, minOfMin := min, []float64(nil)
-		if d.Min != nil {
-			minOfExpected, minOfMin = nil, min
-		}
-		if err := pb.load(d.Function, "Expected", d.Expected, peak, named, true, minOfExpected); err != nil {
-			return nil, err
-		}
-		if err := pb.load(d.Function, "Peak", d.Peak, peak, named, true, nil); err != nil {
-			return nil, err
-		}
-		if err := pb.load(d.Function, "Min", d.Min, peak, named, !d.Critical, minOfMin); err != nil {
-			return nil, err
-		}
-		tau := 0.0
-		for j := range R {
-			if g := pb.gran[j]; g > 0 {
-				if !d.Critical { // critical guarantees round after the margin
-					peak[j] = roundUp(peak[j], g)
-				}
-				min[j] = roundUp(min[j], g)
-			}
-			if peak[j] > 0 {
-				tau = math.Max(tau, min[j]/peak[j])
+	// Each function's rows are its own, so chunks of functions load at
+	// once; the error reported is the first in name order, as it would
+	// be loading them one by one.
+	errs := make([]error, chunks(n, p.workers))
+	split(n, p.workers, func(chunk, lo, hi int) {
+		for k := lo; k < hi; k++ {
+			if err := pb.loadDemand(demands, order, k, R); err != nil {
+				errs[chunk] = err
+				return
 			}
 		}
-		pb.fns[k].tau = math.Min(tau, 1)
+	})
+	for _, err := range errs {
+		if err != nil {
+			return nil, err
+		}
 	}
 	return pb, nil
+}
+
+// loadDemand checks the demand at position k of the name order and fills
+// its rows.
+func (pb *problem) loadDemand(demands []Demand, order []int, k, R int) error {
+	i := order[k]
+	d := &demands[i]
+	if d.Function == "" {
+		return fmt.Errorf("%w: demand %d has no function name", ErrInvalidInput, i)
+	}
+	if k > 0 && demands[order[k-1]].Function == d.Function {
+		return fmt.Errorf("%w: function %q is listed twice (demands %d and %d)", ErrInvalidInput, d.Function, order[k-1], i)
+	}
+	w := d.Weight
+	switch {
+	case math.IsNaN(w) || math.IsInf(w, 0) || w < 0:
+		return fmt.Errorf("%w: function %q: weight %v must be a finite number >= 0", ErrInvalidInput, d.Function, w)
+	case w == 0:
+		w = 1
+	}
+	pb.fns[k] = fn{name: d.Function, critical: d.Critical, weight: w}
+	peak, min, named := pb.row(pb.peak, k), pb.row(pb.min, k), pb.named[k*R:(k+1)*R]
+	// The minimum is Min, or Expected when Min is nil. A critical
+	// function is guaranteed max(Peak, Expected); its Min is checked
+	// but plays no part.
+	minOfExpected, minOfMin := min, []float64(nil)
+	if d.Min != nil {
+		minOfExpected, minOfMin = nil, min
+	}
+	if err := pb.load(d.Function, "Expected", d.Expected, peak, named, true, minOfExpected); err != nil {
+		return err
+	}
+	if err := pb.load(d.Function, "Peak", d.Peak, peak, named, true, nil); err != nil {
+		return err
+	}
+	if err := pb.load(d.Function, "Min", d.Min, peak, named, !d.Critical, minOfMin); err != nil {
+		return err
+	}
+	tau := 0.0
+	for j := range R {
+		if g := pb.gran[j]; g > 0 {
+			if !d.Critical { // critical guarantees round after the margin
+				peak[j] = roundUp(peak[j], g)
+			}
+			min[j] = roundUp(min[j], g)
+		}
+		if peak[j] > 0 {
+			tau = math.Max(tau, min[j]/peak[j])
+		}
+	}
+	pb.fns[k].tau = math.Min(tau, 1)
+	return nil
 }
 
 // load checks one vector of a demand and, if fold, folds it into the

@@ -208,6 +208,12 @@ type Options struct {
 	Granularity hal.Vector
 	// Logger receives a debug line per plan. nil discards.
 	Logger *slog.Logger
+	// Workers bounds how many goroutines one Plan call uses to load
+	// demands and build allocations: 0 means GOMAXPROCS (at most 8), 1
+	// keeps all work on the calling goroutine. A plan splits its work
+	// only into chunks of at least 8192 functions, so small plans always
+	// run on the calling goroutine. The plan does not depend on it.
+	Workers int
 }
 
 // Planner is the priority planner: critical functions first, then a
@@ -219,6 +225,7 @@ type Planner struct {
 	reserve     float64
 	granularity hal.Vector
 	log         *slog.Logger
+	workers     int // Options.Workers
 }
 
 var (
@@ -229,7 +236,10 @@ var (
 // New returns a Planner configured by opts, or an error wrapping
 // [ErrInvalidInput] naming the bad field.
 func New(opts Options) (*Planner, error) {
-	p := &Planner{margin: opts.Margin, reserve: opts.Reserve, log: opts.Logger}
+	p := &Planner{margin: opts.Margin, reserve: opts.Reserve, log: opts.Logger, workers: opts.Workers}
+	if p.workers < 0 {
+		return nil, fmt.Errorf("%w: Options.Workers is %d, must be >= 0 (0 means GOMAXPROCS)", ErrInvalidInput, p.workers)
+	}
 	switch {
 	case math.IsNaN(p.margin) || math.IsInf(p.margin, 0):
 		return nil, fmt.Errorf("%w: Options.Margin is %v", ErrInvalidInput, p.margin)

@@ -81,7 +81,7 @@ func (p *Planner) Plan(ctx context.Context, capacity hal.Vector, demands []Deman
 		reserve[j] = math.Max(0, reserve[j])
 	}
 
-	plan := pb.build(p.margin, guarantee, reserve, fr)
+	plan := pb.build(p.margin, guarantee, reserve, fr, p.workers)
 	p.log.DebugContext(ctx, "partition: planned",
 		"functions", len(pb.fns), "allocations", len(plan.Allocations),
 		"does_not_fit", len(plan.DoesNotFit), "reserve", plan.Reserve.String())

@@ -255,6 +255,7 @@ func TestNewValidatesOptions(t *testing.T) {
 		{"infinite reserve", partition.Options{Reserve: math.Inf(1)}, "Options.Reserve"},
 		{"zero granularity", partition.Options{Granularity: hal.Vector{"nic.queue": 0}}, `Options.Granularity resource "nic.queue"`},
 		{"negative granularity", partition.Options{Granularity: hal.Vector{"nic.queue": -1}}, `"nic.queue"`},
+		{"negative workers", partition.Options{Workers: -1}, "Options.Workers"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
