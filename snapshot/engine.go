@@ -70,7 +70,17 @@ type Options struct {
 	// 0 = the codec's default (zstd: 1, the fastest level). S2 has one
 	// level: a level above 0 with [CompressionS2] is refused.
 	CompressionLevel int
+	// RestoreMemory is how many bytes of raw state Restore may keep in
+	// memory so that it reads a snapshot once: verification keeps the
+	// verified chunks, and the sources are fed from them. A larger
+	// snapshot is read twice (verified, then read again and fed to the
+	// sources), so memory stays bounded whatever the state's size.
+	// 0 = [DefaultRestoreMemory]; negative = always read twice.
+	RestoreMemory int64
 }
+
+// DefaultRestoreMemory is [Options.RestoreMemory] when it is zero.
+const DefaultRestoreMemory = 32 << 20
 
 // NoCompression, as [Options.CompressionLevel], stores chunks uncompressed.
 const NoCompression = -1
@@ -170,6 +180,8 @@ type Engine struct {
 	log     *slog.Logger
 	comp    *compressor // nil: chunks stored raw
 	workers int
+	// restoreMemory is Options.RestoreMemory resolved; 0 = read twice.
+	restoreMemory int64
 }
 
 var _ Snapshotter = (*Engine)(nil)
@@ -233,6 +245,12 @@ func New(store Store, sources map[string]Source, opts Options) (*Engine, error) 
 		srcs[k] = v
 	}
 	e := &Engine{store: store, names: names, sources: srcs, opts: opts, log: loggerOrDiscard(opts.Logger), comp: comp, workers: workers}
+	switch {
+	case opts.RestoreMemory == 0:
+		e.restoreMemory = DefaultRestoreMemory
+	case opts.RestoreMemory > 0:
+		e.restoreMemory = opts.RestoreMemory
+	}
 	return e, nil
 }
 

@@ -269,7 +269,14 @@ type fileSink struct {
 	crc   hash.Hash32
 	n     int64
 	done  bool
+	// kicked is how far writeback has been started (startWriteback).
+	kicked int64
 }
+
+// writebackEvery is how many bytes a sink writes between asking the kernel
+// to start writing them out, so the disk works while chunks are encoded
+// and the commit's fsync has little left to wait for.
+const writebackEvery = 4 << 20
 
 func (w *fileSink) Write(p []byte) (int, error) {
 	if w.done {
@@ -283,6 +290,10 @@ func (w *fileSink) Write(p []byte) (int, error) {
 	w.n += int64(n)
 	if err != nil {
 		return n, fmt.Errorf("snapshot: filestore write %q: %w", w.id, err)
+	}
+	if inFile := w.n - int64(w.buf.Buffered()); inFile-w.kicked >= writebackEvery {
+		startWriteback(w.f, w.kicked, inFile-w.kicked)
+		w.kicked = inFile
 	}
 	return n, nil
 }

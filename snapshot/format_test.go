@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"io"
 	"os"
 	"path/filepath"
 	"testing"
@@ -348,4 +349,81 @@ func TestCompressionOptionsAreChecked(t *testing.T) {
 			require.ErrorContains(t, err, "snapshot: New: Compression")
 		})
 	}
+}
+
+// Restore reads a snapshot once when it fits in RestoreMemory and twice
+// otherwise; both paths restore the same bytes.
+func TestRestoreReadsOnceOrTwice(t *testing.T) {
+	for name, c := range map[string]struct {
+		memory    int64
+		wantOpens int
+	}{
+		"default (fits)":      {0, 1},
+		"budget too small":    {10_000, 2},
+		"always twice":        {-1, 2},
+		"budget exactly fits": {100_000 + 7000 + 8000, 1},
+	} {
+		t.Run(name, func(t *testing.T) {
+			mem := NewMemStore()
+			store := &countingStore{MemStore: mem}
+			src := &faultySource{data: testValue(1, 100_000)}
+			other := &faultySource{data: testValue(2, 7000)}
+			e, err := New(store, map[string]Source{"a": src, "b": other}, Options{AppVersion: "1", ChunkBytes: 4096})
+			require.NoError(t, err)
+			m, err := e.Snapshot(context.Background())
+			require.NoError(t, err)
+			a, b := &faultySource{}, &faultySource{}
+			r, err := New(store, map[string]Source{"a": a, "b": b}, Options{AppVersion: "1", RestoreMemory: c.memory})
+			require.NoError(t, err)
+			store.opens = 0
+			require.NoError(t, r.Restore(context.Background(), m))
+			require.Equal(t, c.wantOpens, store.opens)
+			require.Equal(t, src.data, a.restored)
+			require.Equal(t, other.data, b.restored)
+		})
+	}
+}
+
+// A store whose bytes change between Restore's two reads is caught: the
+// second read's chunks are checked against the verified manifest.
+func TestRestoreCatchesASnapshotChangingBetweenReads(t *testing.T) {
+	for _, codec := range []Compression{CompressionS2, CompressionNone} {
+		t.Run(codec.String(), func(t *testing.T) {
+			mem, m, raw := smallSnapshotWith(t, nil, codec)
+			offs := frameOffsets(t, raw)
+			changed := bytes.Clone(raw)
+			changed[offs[1]+frameHeaderSize+3] ^= 0x01 // source "a", chunk 1
+			fixCRC(changed, offs[1])
+			store := &countingStore{MemStore: mem, second: map[string][]byte{m.ID: changed}}
+			a, b := &faultySource{}, &faultySource{}
+			e, err := New(store, map[string]Source{"a": a, "b": b}, Options{AppVersion: "1", RestoreMemory: -1})
+			require.NoError(t, err)
+			err = e.Restore(context.Background(), m)
+			require.ErrorIs(t, err, ErrCorrupt)
+			require.ErrorContains(t, err, "frame 1 at offset")
+			if codec == CompressionNone {
+				require.ErrorContains(t, err, `source "a": chunk differs from the verified one`)
+			}
+			// Source a read chunk 0 and then got the error in place of
+			// the changed chunk 1; source b got nothing.
+			require.Len(t, a.restored, m.Sources[0].Chunks[0].RawBytes)
+			require.Nil(t, b.restored)
+		})
+	}
+}
+
+// countingStore counts Opens and, when second holds an ID, serves those
+// bytes from the second Open on.
+type countingStore struct {
+	*MemStore
+	opens  int
+	second map[string][]byte
+}
+
+func (s *countingStore) Open(ctx context.Context, id string) (io.ReadCloser, error) {
+	s.opens++
+	if b, ok := s.second[id]; ok && s.opens > 1 {
+		return io.NopCloser(bytes.NewReader(b)), nil
+	}
+	return s.MemStore.Open(ctx, id)
 }

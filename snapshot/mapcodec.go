@@ -15,6 +15,10 @@ import (
 //	"UMAP" | version 1 | count uvarint | count × (klen uvarint | key | vlen uvarint | value)
 const mapMagic = "UMAP\x01"
 
+// readBufferBytes is the map reader's buffer; fields up to this size are
+// decoded in place.
+const readBufferBytes = 64 << 10
+
 // maxMapField bounds an encoded key or value.
 const maxMapField = 1 << 30
 
@@ -93,7 +97,7 @@ func (c entryCodec[K, V]) write(w io.Writer, count int, each func(yield func(K, 
 // read decodes a stream and hands each entry to add, which reports whether
 // the key was new; a duplicate key is an error.
 func (c entryCodec[K, V]) read(ctx context.Context, r io.Reader, add func(K, V) bool) error {
-	br := bufio.NewReaderSize(r, 64<<10)
+	br := bufio.NewReaderSize(r, readBufferBytes)
 	magic := make([]byte, len(mapMagic))
 	if _, err := io.ReadFull(br, magic); err != nil {
 		return fmt.Errorf("snapshot: map restore: header: %w", eofIsUnexpected(err))
@@ -106,13 +110,28 @@ func (c entryCodec[K, V]) read(ctx context.Context, r io.Reader, add func(K, V) 
 		return fmt.Errorf("snapshot: map restore: entry count: %w", eofIsUnexpected(err))
 	}
 	var buf []byte
+	discard := 0 // bytes of the last field still in br's buffer
 	field := func(i uint64, what string) ([]byte, error) {
+		if discard > 0 {
+			_, _ = br.Discard(discard) // Peek returned them: they are buffered
+			discard = 0
+		}
 		n, err := binary.ReadUvarint(br)
 		if err != nil {
 			return nil, fmt.Errorf("snapshot: map restore: entry %d of %d: %s length: %w", i, count, what, eofIsUnexpected(err))
 		}
 		if n > maxMapField {
 			return nil, fmt.Errorf("snapshot: map restore: entry %d of %d: %s length %d exceeds %d", i, count, what, n, maxMapField)
+		}
+		if n <= readBufferBytes {
+			// Decode from the reader's buffer: no copy (codecs must not
+			// keep b). discard drops it before the next field.
+			b, err := br.Peek(int(n))
+			if err != nil {
+				return nil, fmt.Errorf("snapshot: map restore: entry %d of %d: %s: %w", i, count, what, eofIsUnexpected(err))
+			}
+			discard = int(n)
+			return b, nil
 		}
 		if uint64(cap(buf)) < n {
 			buf = make([]byte, n)
@@ -148,6 +167,9 @@ func (c entryCodec[K, V]) read(ctx context.Context, r io.Reader, add func(K, V) 
 		if !add(key, val) {
 			return fmt.Errorf("snapshot: map restore: entry %d of %d: duplicate key %v", i, count, key)
 		}
+	}
+	if discard > 0 {
+		_, _ = br.Discard(discard)
 	}
 	switch _, err := br.ReadByte(); {
 	case err == nil:

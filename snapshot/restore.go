@@ -1,6 +1,7 @@
 package snapshot
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -13,6 +14,12 @@ import (
 // (structure, checksums, authentication, decompression, the manifest's
 // chunk list) and returns its manifest. It does not touch any source.
 func (e *Engine) Load(ctx context.Context, id string) (Manifest, error) {
+	return e.load(ctx, id, nil)
+}
+
+// load is Load; a non-nil spool also keeps the verified data frames (see
+// [rawSpool]).
+func (e *Engine) load(ctx context.Context, id string, spool *rawSpool) (Manifest, error) {
 	if err := ctx.Err(); err != nil {
 		return Manifest{}, fmt.Errorf("snapshot: load %s: %w", id, err)
 	}
@@ -24,7 +31,7 @@ func (e *Engine) Load(ctx context.Context, id string) (Manifest, error) {
 		return Manifest{}, fmt.Errorf("snapshot: load %s: %w", id, err)
 	}
 	defer rc.Close()
-	m, err := Verify(ctx, rc, id, e.opts.Key)
+	m, err := verify(ctx, rc, id, e.opts.Key, spool)
 	if err != nil {
 		return Manifest{}, err
 	}
@@ -61,6 +68,10 @@ func (e *Engine) Latest(ctx context.Context) (Manifest, error) {
 // the manifest lists exactly the chunks read, and that nothing follows the
 // end. name is used in errors. It returns the snapshot's manifest.
 func Verify(ctx context.Context, r io.Reader, name string, key []byte) (Manifest, error) {
+	return verify(ctx, r, name, key, nil)
+}
+
+func verify(ctx context.Context, r io.Reader, name string, key []byte, spool *rawSpool) (Manifest, error) {
 	d, err := newDecoder(r, name, key)
 	if err != nil {
 		return Manifest{}, err
@@ -88,6 +99,7 @@ func Verify(ctx context.Context, r io.Reader, name string, key []byte) (Manifest
 			}
 			s := &seen[f.source]
 			s.Chunks = append(s.Chunks, f.info)
+			spool.keep(f)
 			s.RawBytes += int64(f.info.RawBytes)
 			s.StoredBytes += int64(f.info.StoredBytes)
 		case kindManifest:
@@ -103,6 +115,9 @@ func Verify(ctx context.Context, r io.Reader, name string, key []byte) (Manifest
 		case kindEnd:
 			if m.FormatVersion == 0 {
 				return Manifest{}, d.corrupt(f.offset, "end frame before any manifest")
+			}
+			if spool != nil {
+				spool.complete = true
 			}
 			return m, nil
 		}
@@ -165,7 +180,11 @@ func (e *Engine) Restore(ctx context.Context, m Manifest) (err error) {
 	start := time.Now()
 	var restored int64
 	defer func() { e.opts.Metrics.observe("restore", start, restored, err) }()
-	stored, err := e.Load(ctx, m.ID)
+	var spool *rawSpool
+	if e.restoreMemory > 0 {
+		spool = &rawSpool{budget: e.restoreMemory}
+	}
+	stored, err := e.load(ctx, m.ID, spool)
 	if err != nil {
 		return fmt.Errorf("snapshot: restore: %w", err)
 	}
@@ -173,25 +192,33 @@ func (e *Engine) Restore(ctx context.Context, m Manifest) (err error) {
 	if err != nil {
 		return err
 	}
-	rc, err := e.store.Open(ctx, m.ID)
-	if err != nil {
-		return fmt.Errorf("snapshot: restore %s: %w", m.ID, err)
+	var frames frameSource
+	if spool != nil && spool.complete && !spool.over {
+		// Every data frame is in memory, verified: no second read.
+		frames = spool
+	} else {
+		spool = nil // let the GC have what was kept
+		rc, err := e.store.Open(ctx, m.ID)
+		if err != nil {
+			return fmt.Errorf("snapshot: restore %s: %w", m.ID, err)
+		}
+		defer rc.Close()
+		d, err := newDecoder(rc, m.ID, e.opts.Key)
+		if err != nil {
+			return fmt.Errorf("snapshot: restore: %w", err)
+		}
+		defer d.close()
+		// Every byte was verified above, raw checksums included. This
+		// pass only has to tell that it reads the same bytes: each frame's
+		// stored checksum (and seal) must match the verified manifest's,
+		// so the raw checksum is not computed a second time.
+		d.skipRawCRC = true
+		stream := d.stream(e.workers)
+		defer stream.close()
+		frames = stream
 	}
-	defer rc.Close()
-	d, err := newDecoder(rc, m.ID, e.opts.Key)
-	if err != nil {
-		return fmt.Errorf("snapshot: restore: %w", err)
-	}
-	defer d.close()
-	// Every byte was verified above, raw checksums included. This pass
-	// only has to tell that it reads the same bytes: each frame's stored
-	// checksum (and seal) must match the verified manifest's, so the raw
-	// checksum is not computed a second time.
-	d.skipRawCRC = true
-	frames := d.stream(e.workers)
-	defer frames.close()
 	for i, s := range stored.Sources {
-		sr := &sourceReader{frames: frames, source: uint16(i), name: s.Name, chunks: s.Chunks}
+		sr := &sourceReader{frames: frames, id: m.ID, source: uint16(i), name: s.Name, chunks: s.Chunks}
 		var r io.Reader = sr
 		if upgrade {
 			if r, err = e.opts.Upgrade(ctx, stored, s.Name, r); err != nil {
@@ -252,7 +279,8 @@ func restoreSource(ctx context.Context, name string, src Source, r io.Reader) (e
 // sourceReader streams one source's raw bytes out of a decoder, checking
 // each chunk against the verified manifest's list.
 type sourceReader struct {
-	frames *frameStream
+	frames frameSource
+	id     string // the snapshot's, for errors
 	source uint16
 	name   string
 	chunks []ChunkInfo // not yet read
@@ -276,7 +304,7 @@ func (r *sourceReader) Read(p []byte) (int, error) {
 		}
 		if f.kind != kindData || f.source != r.source {
 			if len(r.chunks) != 0 {
-				r.err = f.corrupt(r.frames.d.name, "source %q ends %d chunks early (the snapshot changed while it was restored)", r.name, len(r.chunks))
+				r.err = f.corrupt(r.id, "source %q ends %d chunks early (the snapshot changed while it was restored)", r.name, len(r.chunks))
 				return 0, r.err
 			}
 			r.eof = true
@@ -301,12 +329,12 @@ func (r *sourceReader) Read(p []byte) (int, error) {
 // a store whose bytes change between the passes is caught here.
 func (r *sourceReader) check(f *frame) error {
 	if len(r.chunks) == 0 {
-		return f.corrupt(r.frames.d.name, "source %q has more chunks than the verified manifest lists (the snapshot changed while it was restored)", r.name)
+		return f.corrupt(r.id, "source %q has more chunks than the verified manifest lists (the snapshot changed while it was restored)", r.name)
 	}
 	want := r.chunks[0]
 	r.chunks = r.chunks[1:]
 	if f.info.RawBytes != want.RawBytes || f.info.StoredBytes != want.StoredBytes || f.info.StoredCRC32C != want.StoredCRC32C {
-		return f.corrupt(r.frames.d.name, "source %q: chunk differs from the verified one (the snapshot changed while it was restored)", r.name)
+		return f.corrupt(r.id, "source %q: chunk differs from the verified one (the snapshot changed while it was restored)", r.name)
 	}
 	return nil
 }
@@ -319,4 +347,68 @@ func (r *sourceReader) drain() error {
 		return nil
 	}
 	return err
+}
+
+// frameSource hands out verified frames in stream order: a [frameStream]
+// reading the store again, or a [rawSpool] of what verification kept.
+type frameSource interface {
+	// next returns the next frame; its raw bytes are valid until the
+	// following call to next or peek.
+	next() (*frame, error)
+	// peek returns the next frame without consuming it.
+	peek() (*frame, error)
+}
+
+var (
+	_ frameSource = (*frameStream)(nil)
+	_ frameSource = (*rawSpool)(nil)
+)
+
+// rawSpool keeps the raw bytes of the data frames verification reads, up to
+// budget bytes, so Restore can feed the sources without reading the
+// snapshot a second time. Past the budget it drops everything (over) and
+// Restore reads the store again: memory stays bounded whatever the
+// snapshot's size. A nil *rawSpool keeps nothing.
+type rawSpool struct {
+	budget   int64
+	used     int64
+	frames   []*frame
+	over     bool
+	complete bool // verification reached the end frame
+	pos      int
+}
+
+// keep copies f's raw bytes (the stream recycles f's buffers).
+func (s *rawSpool) keep(f *frame) {
+	if s == nil || s.over {
+		return
+	}
+	if s.used+int64(len(f.raw)) > s.budget {
+		s.over, s.frames, s.used = true, nil, 0
+		return
+	}
+	c := *f
+	c.raw = bytes.Clone(f.raw)
+	c.payload = nil
+	s.used += int64(len(c.raw))
+	s.frames = append(s.frames, &c)
+}
+
+// end stands for whatever follows the data frames.
+var spoolEnd = &frame{kind: kindManifest}
+
+func (s *rawSpool) peek() (*frame, error) {
+	if s.pos >= len(s.frames) {
+		return spoolEnd, nil
+	}
+	return s.frames[s.pos], nil
+}
+
+func (s *rawSpool) next() (*frame, error) {
+	f, err := s.peek()
+	if s.pos < len(s.frames) {
+		s.frames[s.pos] = nil // the source has it: let the GC take it after
+		s.pos++
+	}
+	return f, err
 }
