@@ -22,9 +22,13 @@ import (
 type wireEvent struct {
 	ID, Source, Type, Subject string
 	Time                      time.Time
-	Req, FnErr, Gen, Sig      string // extensions ExtRequest, ExtFunctionError, ExtGeneration, ExtSignature
-	ContentType               string
-	Data                      []byte
+	// timeText is Time in its wire form (UTC, RFC 3339 with nanoseconds)
+	// on events made here (see stamp), formatted once for both the
+	// signature and the ce-time header; empty on events read.
+	timeText             string
+	Req, FnErr, Gen, Sig string // extensions ExtRequest, ExtFunctionError, ExtGeneration, ExtSignature
+	ContentType          string
+	Data                 []byte
 }
 
 // Binary-mode header names (canonical form).
@@ -63,7 +67,10 @@ func (e *wireEvent) writeHeaders(h http.Header) {
 	set(hdrSource, e.Source)
 	set(hdrType, e.Type)
 	set(hdrSubject, e.Subject)
-	if !e.Time.IsZero() {
+	switch {
+	case e.timeText != "":
+		set(hdrTime, e.timeText)
+	case !e.Time.IsZero():
 		set(hdrTime, e.Time.UTC().Format(time.RFC3339Nano))
 	}
 	set(hdrReq, e.Req)
@@ -77,6 +84,11 @@ func (e *wireEvent) writeHeaders(h http.Header) {
 	default:
 		set(hdrContentType, e.ContentType)
 	}
+}
+
+// stamp sets e's time to t, formatted once for the wire.
+func (e *wireEvent) stamp(t time.Time) {
+	e.Time, e.timeText = t, t.UTC().Format(time.RFC3339Nano)
 }
 
 // errNotCloudEvent is returned by readWireEvent when the message is in

@@ -292,7 +292,9 @@ func (h *Handler) newAnswer(reqID, typ string, data []byte) *wireEvent {
 	if id == "" {
 		id = "refusal"
 	}
-	return &wireEvent{ID: id, Source: h.opts.Source, Type: typ, Time: h.opts.Clock(), Data: data}
+	ev := &wireEvent{ID: id, Source: h.opts.Source, Type: typ, Data: data}
+	ev.stamp(h.opts.Clock())
+	return ev
 }
 
 func (h *Handler) write(w http.ResponseWriter, ev *wireEvent, status int) {

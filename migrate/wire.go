@@ -148,7 +148,11 @@ func (s *signer) signInto(sig *[sigLen]byte, e *wireEvent) {
 		b = append(b, f...)
 		b = append(b, '\n')
 	}
-	b = e.Time.UTC().AppendFormat(b, time.RFC3339Nano)
+	if e.timeText != "" {
+		b = append(b, e.timeText...)
+	} else {
+		b = e.Time.UTC().AppendFormat(b, time.RFC3339Nano)
+	}
 	b = append(b, '\n')
 	for _, f := range [...]string{e.Req, e.FnErr, e.Gen} {
 		b = append(b, f...)
