@@ -19,6 +19,13 @@
 // buffer. [Lease.Return] drains, imports the state that changed remotely,
 // and routes locally again.
 //
+// Durability: the buffer protects invocations against the target's
+// failure, not against this process's. Records are appended without
+// fsync, in batches of up to 64 KiB (and at once when a target stops
+// answering), and recent payloads are also held in memory; a lease does
+// not outlive its process, so nothing reads the files after a crash.
+// Appending costs no system call on the invocation path.
+//
 // Targets speak CloudEvents 1.0 over HTTP in binary mode
 // ([CloudEventsTarget]), so Knative, OpenFaaS, Cloud Run or Azure can host
 // a function; a [Handler] serves the same Go functions in the remote

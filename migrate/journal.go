@@ -21,8 +21,10 @@ import (
 // flushBytes (and at once by flush, which the route calls as soon as its
 // target stops answering); until then, and while they fit in memLimit,
 // payloads are also held in memory. A segment whose entries are all
-// trimmed is deleted (or, the active one, truncated). journal is safe for
-// concurrent use.
+// trimmed is deleted (or, the active one, truncated). Nothing is fsynced:
+// the journal guards against a target's death, not this process's (whose
+// leases die with it), so an append normally makes no system call.
+// journal is safe for concurrent use.
 type journal struct {
 	dir      string
 	limit    int64 // bound on the bytes of untrimmed records
