@@ -55,10 +55,10 @@ func (e event) admit() bool { return e.order&1 == 0 }
 // a non-decreasing function of avail, so more capacity never shrinks an
 // allocation (see the package documentation for why the fill stops at the
 // first misfit instead of skipping it).
-func fill(pb *problem, avail []float64) fillResult {
+func fill(pb *problem, avail []float64, s *scratch) fillResult {
 	R := len(pb.res)
 	res := fillResult{admitted: make([]bool, len(pb.fns)), bottleneck: -1, blocked: -1}
-	events := make([]event, 0, 2*len(pb.fns))
+	events := resize(s.events, 2*len(pb.fns))[:0]
 	for i, f := range pb.fns {
 		if f.critical {
 			continue
@@ -73,7 +73,9 @@ func fill(pb *problem, avail []float64) fillResult {
 	// stable sort by level finishes the job. A saturation is continuous,
 	// so where it falls among admissions of the same level does not
 	// change what fits.
-	events = sortByLevel(events)
+	s.events = events
+	s.buf = resize(s.buf, len(events))
+	events = sortByLevel(events, s.buf)
 	res.events = events
 
 	// Consumption at level L is base + L*slope, per resource.
@@ -164,33 +166,50 @@ func share(weight, level float64) float64 {
 // level: a least-significant-digit radix sort on the bits of the level,
 // which order like the levels themselves because levels are never
 // negative. It is linear, where a comparison sort of the 200 000 events
-// of 100 000 functions took most of the fill's time.
-func sortByLevel(events []event) []event {
+// of 100 000 functions took most of the fill's time. Digits are 11 bits
+// wide (six passes), all counted in one read of the events, and a digit
+// every level shares is skipped. buf, when as long as events, is used as
+// the second buffer the sort needs; the result is in events or in buf.
+func sortByLevel(events, buf []event) []event {
 	if len(events) < 256 {
 		slices.SortStableFunc(events, func(a, b event) int { return cmp.Compare(a.at, b.at) })
 		return events
 	}
-	buf := make([]event, len(events))
-	src, dst := events, buf
-	for shift := uint(0); shift < 64; shift += 8 {
-		var count [256]int
-		for _, e := range src {
-			count[byte(math.Float64bits(e.at)>>shift)]++
+	const (
+		bits   = 11
+		size   = 1 << bits
+		mask   = size - 1
+		passes = (64 + bits - 1) / bits
+	)
+	count := make([]int, passes*size)
+	for _, e := range events {
+		b := math.Float64bits(e.at)
+		for p := range passes {
+			count[p*size+int(b>>(p*bits)&mask)]++
 		}
-		if count[byte(math.Float64bits(src[0].at)>>shift)] == len(src) {
-			continue // every level has the same byte here
+	}
+	src := events
+	for p := range passes {
+		c := count[p*size : (p+1)*size]
+		shift := p * bits
+		if c[int(math.Float64bits(src[0].at)>>shift&mask)] == len(src) {
+			continue // every level has the same digit here
 		}
+		if len(buf) < len(events) {
+			buf = make([]event, len(events))
+		}
+		dst := buf[:len(events)]
 		pos := 0
-		for b, c := range count {
-			count[b] = pos
-			pos += c
+		for d, n := range c {
+			c[d] = pos
+			pos += n
 		}
 		for _, e := range src {
-			b := byte(math.Float64bits(e.at) >> shift)
-			dst[count[b]] = e
-			count[b]++
+			d := int(math.Float64bits(e.at) >> shift & mask)
+			dst[c[d]] = e
+			c[d]++
 		}
-		src, dst = dst, src
+		src, buf = dst, src
 	}
 	return src
 }

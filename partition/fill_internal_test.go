@@ -28,7 +28,7 @@ func TestSortByLevelIsAStableSort(t *testing.T) {
 		}
 		want := slices.Clone(events)
 		slices.SortStableFunc(want, func(a, b event) int { return cmp.Compare(a.at, b.at) })
-		if got := sortByLevel(events); !slices.Equal(want, got) {
+		if got := sortByLevel(events, nil); !slices.Equal(want, got) {
 			t.Errorf("n=%d: radix order differs from a stable sort", n)
 		}
 	}

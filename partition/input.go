@@ -42,9 +42,10 @@ func (pb *problem) row(v []float64, i int) []float64 {
 	return v[i*r : (i+1)*r : (i+1)*r]
 }
 
-// prepare validates capacity and demands and builds the dense problem.
-// Errors wrap ErrInvalidInput and name the function and resource at fault.
-func (p *Planner) prepare(capacity hal.Vector, demands []Demand) (*problem, error) {
+// prepare validates capacity and demands and builds the dense problem,
+// whose peak and min rows live in s. Errors wrap ErrInvalidInput and name
+// the function and resource at fault.
+func (p *Planner) prepare(capacity hal.Vector, demands []Demand, s *scratch) (*problem, error) {
 	if err := capacity.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: capacity: %w", ErrInvalidInput, err)
 	}
@@ -58,7 +59,8 @@ func (p *Planner) prepare(capacity hal.Vector, demands []Demand) (*problem, erro
 		pb.gran[i] = p.granularity[r]
 	}
 
-	order := make([]int, len(demands))
+	s.order = resize(s.order, len(demands))
+	order := s.order
 	for i := range order {
 		order[i] = i
 	}
@@ -68,8 +70,10 @@ func (p *Planner) prepare(capacity hal.Vector, demands []Demand) (*problem, erro
 
 	n := len(demands)
 	pb.fns = make([]fn, n)
-	pb.peak = make([]float64, n*R)
-	pb.min = make([]float64, n*R)
+	s.peak, s.min = resize(s.peak, n*R), resize(s.min, n*R)
+	pb.peak, pb.min = s.peak, s.min
+	clear(pb.peak) // load writes only the resources a demand names
+	clear(pb.min)
 	pb.named = make([]bool, n*R)
 	// Each function's rows are its own, so chunks of functions load at
 	// once; the error reported is the first in name order, as it would

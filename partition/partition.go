@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math"
 	"strings"
+	"sync"
 
 	"github.com/updraft-dev/updraft/hal"
 )
@@ -219,13 +220,16 @@ type Options struct {
 // Planner is the priority planner: critical functions first, then a
 // weighted fair fill of what remains among non-critical functions (see
 // the package documentation). Its zero value is not usable; call [New].
-// A Planner is immutable and safe for concurrent use.
+// A Planner is immutable (but for a pool of working buffers) and safe for
+// concurrent use.
 type Planner struct {
 	margin      float64
 	reserve     float64
 	granularity hal.Vector
 	log         *slog.Logger
 	workers     int // Options.Workers
+	// scratch pools *scratch buffers between Plan calls.
+	scratch sync.Pool
 }
 
 var (

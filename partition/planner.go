@@ -17,7 +17,9 @@ func (p *Planner) Plan(ctx context.Context, capacity hal.Vector, demands []Deman
 	if err := ctx.Err(); err != nil {
 		return Plan{}, fmt.Errorf("partition: plan: %w", err)
 	}
-	pb, err := p.prepare(capacity, demands)
+	s := p.getScratch()
+	defer p.scratch.Put(s)
+	pb, err := p.prepare(capacity, demands, s)
 	if err != nil {
 		return Plan{}, err
 	}
@@ -52,7 +54,7 @@ func (p *Planner) Plan(ctx context.Context, capacity hal.Vector, demands []Deman
 	for j, c := range pb.capacity {
 		avail[j] = math.Max(0, c*(1-p.reserve)-critical[j])
 	}
-	fr := fill(pb, avail)
+	fr := fill(pb, avail, s)
 	for i, f := range pb.fns {
 		if f.critical || !fr.admitted[i] {
 			continue
