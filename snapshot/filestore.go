@@ -30,11 +30,10 @@ const DefaultRetain = 3
 const RetainAll = -1
 
 const (
-	fileSuffix    = ".snap"
-	tempMarker    = ".tmp-"
-	footerMagic   = "UPDFOOT1"
-	footerSize    = 4 + 8 + len(footerMagic) // crc32c, length, magic
-	fileBufferLen = 1 << 20
+	fileSuffix  = ".snap"
+	tempMarker  = ".tmp-"
+	footerMagic = "UPDFOOT1"
+	footerSize  = 4 + 8 + len(footerMagic) // crc32c, length, magic
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -391,7 +390,9 @@ func newFooterReader(f *os.File, name string) (*footerReader, error) {
 	}
 	return &footerReader{
 		f: f, name: name,
-		r:    bufio.NewReaderSize(io.LimitReader(f, int64(length)), fileBufferLen),
+		// Unbuffered: the decoder buffers small reads, and a frame's
+		// payload is read straight from the file into its buffer.
+		r:    io.LimitReader(f, int64(length)),
 		crc:  crc32.New(castagnoli),
 		want: binary.LittleEndian.Uint32(footer[0:]),
 	}, nil

@@ -237,3 +237,81 @@ func (n *hamtNode[K, V]) each(fn func(*hamtEntry[K, V]) bool) bool {
 	}
 	return true
 }
+
+// buildHAMT builds the trie holding entries in one pass, in the canonical
+// form a sequence of set calls produces, with every slice allocated at its
+// final size: what [Map.Restore] uses instead of n inserts. It reorders
+// entries (an in-place radix partition by 5 hash bits per level) and keeps
+// none of its memory. dup is a key found twice, if any (the trie is then
+// nil).
+func buildHAMT[K comparable, V any](entries []hamtEntry[K, V]) (n *hamtNode[K, V], dup *hamtEntry[K, V]) {
+	if len(entries) == 0 {
+		return &hamtNode[K, V]{}, nil
+	}
+	return buildNode(entries, 0)
+}
+
+func buildNode[K comparable, V any](es []hamtEntry[K, V], shift uint) (*hamtNode[K, V], *hamtEntry[K, V]) {
+	if shift >= hashBits {
+		// Every entry has the same 64-bit hash: a collision list.
+		for i := range es {
+			for j := i + 1; j < len(es); j++ {
+				if es[i].key == es[j].key {
+					return nil, &es[j]
+				}
+			}
+		}
+		return &hamtNode[K, V]{entries: append([]hamtEntry[K, V](nil), es...)}, nil
+	}
+	slot := func(e *hamtEntry[K, V]) int { return int((e.hash >> shift) & hamtMask) }
+	var count, start, next [hamtWidth]int
+	for i := range es {
+		count[slot(&es[i])]++
+	}
+	n := &hamtNode[K, V]{}
+	singles, multis := 0, 0
+	for s, off := 0, 0; s < hamtWidth; s++ {
+		start[s], next[s] = off, off
+		off += count[s]
+		switch {
+		case count[s] == 1:
+			n.dataMap |= 1 << s
+			singles++
+		case count[s] > 1:
+			n.nodeMap |= 1 << s
+			multis++
+		}
+	}
+	// Move every entry into its slot's range (American flag sort).
+	for s := range hamtWidth {
+		for end := start[s] + count[s]; next[s] < end; {
+			i := next[s]
+			t := slot(&es[i])
+			if t == s {
+				next[s]++
+				continue
+			}
+			es[i], es[next[t]] = es[next[t]], es[i]
+			next[t]++
+		}
+	}
+	if singles > 0 {
+		n.entries = make([]hamtEntry[K, V], 0, singles)
+	}
+	if multis > 0 {
+		n.children = make([]*hamtNode[K, V], 0, multis)
+	}
+	for s := range hamtWidth {
+		switch {
+		case count[s] == 1:
+			n.entries = append(n.entries, es[start[s]])
+		case count[s] > 1:
+			child, dup := buildNode(es[start[s]:start[s]+count[s]], shift+hamtBits)
+			if dup != nil {
+				return nil, dup
+			}
+			n.children = append(n.children, child)
+		}
+	}
+	return n, nil
+}

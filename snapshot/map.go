@@ -233,16 +233,21 @@ func (v *MapView[K, V]) WriteTo(w io.Writer) (int64, error) {
 // naming the entry and field at fault. Readers see either the old state or
 // the new one.
 func (m *Map[K, V]) Restore(ctx context.Context, r io.Reader) error {
-	root := &mapRoot[K, V]{node: &hamtNode[K, V]{}}
+	// Gather the entries, then build the trie in one pass (buildHAMT):
+	// several times faster than inserting them one by one.
+	var entries []hamtEntry[K, V]
 	err := m.codec().read(ctx, r, func(key K, val V) bool {
-		var added bool
-		root.node, added = root.node.set(0, hamtEntry[K, V]{hash: m.hash(key), key: key, val: val}, true)
-		root.size++
-		return added
+		entries = append(entries, hamtEntry[K, V]{hash: m.hash(key), key: key, val: val})
+		return true
 	})
 	if err != nil {
 		return err
 	}
+	node, dup := buildHAMT(entries)
+	if dup != nil {
+		return fmt.Errorf("snapshot: map restore: duplicate key %v", dup.key)
+	}
+	root := &mapRoot[K, V]{node: node, size: len(entries)}
 	if err := m.Pause(ctx); err != nil {
 		return fmt.Errorf("snapshot: map restore: %w", err)
 	}

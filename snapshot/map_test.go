@@ -322,3 +322,57 @@ func FuzzMapRestore(f *testing.F) {
 		}
 	})
 }
+
+// buildHAMT builds the very trie a sequence of inserts builds, and refuses
+// a key given twice.
+func TestBuildHAMTMatchesInserts(t *testing.T) {
+	hash := defaultHash[uint64]()
+	for _, n := range []int{0, 1, 2, 31, 33, 1000, 20000} {
+		var entries []hamtEntry[uint64, int]
+		inserted := &hamtNode[uint64, int]{}
+		for i := range n {
+			k := mix64(uint64(i))
+			e := hamtEntry[uint64, int]{hash: hash(k), key: k, val: i}
+			entries = append(entries, e)
+			inserted, _ = inserted.set(0, e, true)
+		}
+		built, dup := buildHAMT(entries)
+		require.Nil(t, dup)
+		require.Equal(t, dumpHAMT(inserted), dumpHAMT(built), "n=%d", n)
+		if n > 0 {
+			again := entries[n/2] // (built reordered entries)
+			entries = append(entries, again)
+			_, dup = buildHAMT(entries)
+			require.NotNil(t, dup, "n=%d", n)
+			require.Equal(t, again.key, dup.key)
+		}
+	}
+}
+
+// Keys whose 64-bit hashes collide end in a collision list.
+func TestBuildHAMTCollisions(t *testing.T) {
+	entries := []hamtEntry[string, int]{{7, "a", 1}, {7, "b", 2}, {9, "c", 3}, {7, "d", 4}}
+	n, dup := buildHAMT(entries)
+	require.Nil(t, dup)
+	for _, e := range []hamtEntry[string, int]{{7, "a", 1}, {7, "b", 2}, {9, "c", 3}, {7, "d", 4}} {
+		v, ok := n.get(e.hash, e.key)
+		require.True(t, ok, e.key)
+		require.Equal(t, e.val, v)
+	}
+	_, dup = buildHAMT(append(entries, hamtEntry[string, int]{7, "b", 5}))
+	require.NotNil(t, dup)
+	require.Equal(t, "b", dup.key)
+}
+
+// dumpHAMT writes a trie's shape and contents (nil and empty slices alike).
+func dumpHAMT[K comparable, V any](n *hamtNode[K, V]) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "(%x %x", n.dataMap, n.nodeMap)
+	for _, e := range n.entries {
+		fmt.Fprintf(&b, " %x:%v=%v", e.hash, e.key, e.val)
+	}
+	for _, c := range n.children {
+		b.WriteString(" " + dumpHAMT(c))
+	}
+	return b.String() + ")"
+}

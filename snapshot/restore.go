@@ -1,7 +1,6 @@
 package snapshot
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -99,7 +98,7 @@ func verify(ctx context.Context, r io.Reader, name string, key []byte, spool *ra
 			}
 			s := &seen[f.source]
 			s.Chunks = append(s.Chunks, f.info)
-			spool.keep(f)
+			spool.keep(f, frames)
 			s.RawBytes += int64(f.info.RawBytes)
 			s.StoredBytes += int64(f.info.StoredBytes)
 		case kindManifest:
@@ -378,8 +377,9 @@ type rawSpool struct {
 	pos      int
 }
 
-// keep copies f's raw bytes (the stream recycles f's buffers).
-func (s *rawSpool) keep(f *frame) {
+// keep keeps f, the frame frames handed out last, taking its buffers from
+// the stream (which would otherwise recycle them).
+func (s *rawSpool) keep(f *frame, frames *frameStream) {
 	if s == nil || s.over {
 		return
 	}
@@ -387,8 +387,8 @@ func (s *rawSpool) keep(f *frame) {
 		s.over, s.frames, s.used = true, nil, 0
 		return
 	}
+	frames.take()
 	c := *f
-	c.raw = bytes.Clone(f.raw)
 	c.payload = nil
 	s.used += int64(len(c.raw))
 	s.frames = append(s.frames, &c)

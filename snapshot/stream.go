@@ -127,8 +127,16 @@ func (s *frameStream) fetch() (*frame, error) {
 	return job.f, nil
 }
 
+// take hands the buffers of the frame next returned last to the caller:
+// they stay valid after the following call to next or peek.
+func (s *frameStream) take() {
+	if s.cur != nil {
+		s.cur.stored, s.cur.raw = nil, nil
+	}
+}
+
 // next returns the next frame; its raw bytes are valid until the following
-// call to next or peek.
+// call to next or peek (or for good after take).
 func (s *frameStream) next() (*frame, error) {
 	if s.peeked != nil {
 		f := s.peeked.f
