@@ -356,3 +356,35 @@ func FuzzPlan(f *testing.F) {
 		checkPlan(t, p, opts, capacity, demands, plan, err)
 	})
 }
+
+// TestPropertyReusedPlannerPlansLikeANewOne plans a sequence of inputs of
+// different sizes and resources with one Planner, which reuses its
+// working buffers from call to call, and requires every plan (and error,
+// and explanation) to equal the one a fresh Planner makes: nothing of one
+// call may leak into the next.
+func TestPropertyReusedPlannerPlansLikeANewOne(t *testing.T) {
+	for seed := range uint64(50) {
+		rng := newRand(seed)
+		opts := randomOptions(rng)
+		reused := mustNew(t, opts)
+		for step := range 6 {
+			capacity, demands := randomInput(rng, 1+rng.IntN(60))
+			if step == 3 {
+				demands[rng.IntN(len(demands))].Peak = hal.Vector{pool[0]: -1} // a failed call in between
+			}
+			got, gotErr := reused.Plan(context.Background(), capacity, demands)
+			want, wantErr := mustNew(t, opts).Plan(context.Background(), capacity, demands)
+			if fmt.Sprint(wantErr) != fmt.Sprint(gotErr) {
+				t.Fatalf("seed %d step %d: errors differ: new planner %v, reused %v", seed, step, wantErr, gotErr)
+			}
+			if d := cmp.Diff(want, got, cmpopts.IgnoreUnexported(partition.Plan{})); d != "" {
+				t.Fatalf("seed %d step %d: plans differ (-new planner +reused):\n%s", seed, step, d)
+			}
+			for _, d := range demands {
+				if w, g := want.Explain(d.Function), got.Explain(d.Function); w != g {
+					t.Fatalf("seed %d step %d: %q explained %q by a new planner, %q by the reused one", seed, step, d.Function, w, g)
+				}
+			}
+		}
+	}
+}
