@@ -42,8 +42,10 @@
 // # Format
 //
 // A snapshot is a versioned header, then each source's bytes cut into
-// chunks (1 MiB by default) compressed with zstd, each in a frame with its
-// own CRC-32C, then a manifest (sources, sizes, app version, time, every
+// chunks (1 MiB by default) compressed with S2 (the default: several GB/s
+// per core, for snapshots taken just before an update) or zstd
+// ([Options.Compression]; smaller, several times the CPU), each in a frame
+// with its own CRC-32C and its codec, then a manifest (sources, sizes, app version, time, every
 // chunk's checksums) and an end frame; see [FormatVersion] for the layout.
 // With [Options.Key] set, every frame is sealed with AES-GCM, so the store
 // may live in another cloud. Writing and reading stream: memory stays
@@ -65,8 +67,13 @@
 //
 // Throughput, pause and failures are exported through [Metrics], which the
 // host creates with [NewMetrics], registers, and passes in [Options.Metrics].
-// Compression costs CPU: on a host short of it, [NoCompression] trades
-// bytes stored for speed.
+// Compression costs CPU: on a host short of it, [CompressionNone] trades
+// bytes stored for speed; for a remote or metered store, [CompressionZstd]
+// trades CPU for bytes. Restore reads any codec whatever the engine's
+// setting, and snapshots written before S2 existed (format version 1).
+// Restore reads a snapshot once when its state fits in
+// [Options.RestoreMemory] (32 MiB by default), twice otherwise; either way
+// every byte is verified before a source sees one.
 //
 // Errors callers branch on are sentinels checked with errors.Is:
 // [ErrNotFound], [ErrCorrupt], [ErrTruncated], [ErrKeyRequired],

@@ -376,8 +376,14 @@ func TestRestoreReadsOnceOrTwice(t *testing.T) {
 			r, err := New(store, map[string]Source{"a": a, "b": b}, Options{AppVersion: "1", RestoreMemory: c.memory})
 			require.NoError(t, err)
 			store.opens = 0
-			require.NoError(t, r.Restore(context.Background(), m))
+			require.NoError(t, r.Restore(context.Background(), Manifest{ID: m.ID}))
 			require.Equal(t, c.wantOpens, store.opens)
+			if c.memory > 0 && c.wantOpens == 2 {
+				// With m's sizes, Restore knows up front it will not fit.
+				store.opens = 0
+				require.NoError(t, r.Restore(context.Background(), m))
+				require.Equal(t, 2, store.opens)
+			}
 			require.Equal(t, src.data, a.restored)
 			require.Equal(t, other.data, b.restored)
 		})

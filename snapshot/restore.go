@@ -165,12 +165,16 @@ func checkManifest(m Manifest, name string, seen []SourceInfo, hdr header) error
 	return nil
 }
 
-// Restore implements [Snapshotter]. It reads the snapshot m.ID twice: first
-// it verifies everything ([Engine.Load]) and checks the snapshot's sources
-// and app version against the engine's; only then does it stream each
-// source's bytes to its Restore, in manifest order, re-checking each chunk
-// as it goes. Only m.ID is used from m; the manifest stored in the snapshot
-// is authoritative.
+// Restore implements [Snapshotter]. It first verifies the whole snapshot
+// m.ID ([Engine.Load]) and checks its sources and app version against the
+// engine's; only then does it hand each source its bytes, in manifest
+// order. When the snapshot's raw state fits in [Options.RestoreMemory],
+// verification keeps the verified chunks in memory and the sources are fed
+// from them; otherwise the snapshot is read a second time, and each chunk
+// of that read is checked against the verified manifest (a store whose
+// bytes change in between is caught, matching [ErrCorrupt]). From m, only
+// m.ID is used, and m's sizes as a hint of whether the snapshot fits; the
+// manifest stored in the snapshot is authoritative.
 //
 // Restore stops at the first source that fails; sources before it have
 // been restored. It does not pause the sources: each source's Restore
@@ -180,7 +184,9 @@ func (e *Engine) Restore(ctx context.Context, m Manifest) (err error) {
 	var restored int64
 	defer func() { e.opts.Metrics.observe("restore", start, restored, err) }()
 	var spool *rawSpool
-	if e.restoreMemory > 0 {
+	// m's sizes, when the caller has them, are only a hint: a snapshot
+	// they say is too large is not spooled only to be dropped half way.
+	if e.restoreMemory > 0 && m.RawBytes() <= e.restoreMemory {
 		spool = &rawSpool{budget: e.restoreMemory}
 	}
 	stored, err := e.load(ctx, m.ID, spool)

@@ -75,7 +75,7 @@ type Manifest struct {
 	FormatVersion int
 	// Encrypted reports whether the data is sealed with [Options.Key].
 	Encrypted bool
-	// Compression names the codec of the chunks: "zstd" or "none".
+	// Compression names the codec of the chunks: "s2", "zstd" or "none".
 	Compression string
 	// ChunkBytes is the largest uncompressed chunk size.
 	ChunkBytes int
