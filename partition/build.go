@@ -64,25 +64,41 @@ func (pb *problem) build(margin float64, guarantee, reserve []float64, fr fillRe
 	for k, i := range misfits {
 		why.rank[i] = int32(k + 1)
 	}
-	split(len(misfits), workers, func(_, lo, hi int) {
-		w := writer{res: pb.res, buf: make([]byte, 0, 256)}
+	// Misfits are visited in name order, not rank order, so that their
+	// rows are read in the order they lie in memory; each goes to its
+	// rank's place in DoesNotFit.
+	split(len(pb.fns), workers, func(_, lo, hi int) {
+		n := 0
+		for _, r := range why.rank[lo:hi] {
+			if r > 0 {
+				n++
+			}
+		}
+		if n == 0 {
+			return
+		}
+		type written struct{ fn, end int }
+		mine := make([]written, 0, n)
+		for i := lo; i < hi; i++ {
+			if why.rank[i] > 0 {
+				mine = append(mine, written{fn: i})
+			}
+		}
 		// The reasons of a chunk are written one after another into
 		// text, a builder whose String does not copy, then sliced out.
+		w := writer{res: pb.res, buf: make([]byte, 0, 256)}
 		var text strings.Builder
-		text.Grow((reasonLen + w.bottleneckLen(fr)) * (hi - lo))
-		ends := make([]int, hi-lo)
-		for k := lo; k < hi; k++ {
-			i := misfits[k]
+		text.Grow((reasonLen + w.bottleneckLen(fr)) * len(mine))
+		for k, m := range mine {
 			w.buf = w.buf[:0]
-			w.misfit(pb.fns[i], i, fr)
+			w.misfit(pb.fns[m.fn], m.fn, fr)
 			text.Write(w.buf)
-			ends[k-lo] = text.Len()
-			plan.DoesNotFit[k] = Misfit{Function: pb.fns[i].name, Need: pb.need(i)}
+			mine[k].end = text.Len()
 		}
 		all, start := text.String(), 0
-		for k, end := range ends {
-			plan.DoesNotFit[lo+k].Reason = all[start:end]
-			start = end
+		for _, m := range mine {
+			plan.DoesNotFit[why.rank[m.fn]-1] = Misfit{Function: pb.fns[m.fn].name, Need: pb.need(m.fn), Reason: all[start:m.end]}
+			start = m.end
 		}
 	})
 	plan.why = why
