@@ -150,3 +150,19 @@ func TestTargetReadsStructuredAnswers(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "from JSON", string(out))
 }
+
+// A target with its own client (which sends through the transport
+// directly) still follows an endpoint's redirect, body and signature
+// intact, as http.Client would.
+func TestTargetFollowsRedirect(t *testing.T) {
+	h := migrate.NewHandler(migrate.HandlerOptions{Key: testKey})
+	h.Register("echo", func(_ context.Context, p []byte) ([]byte, error) { return append([]byte("echo:"), p...), nil }, nil)
+	mux := http.NewServeMux()
+	mux.Handle("/fn", h)
+	mux.Handle("/old", http.RedirectHandler("/fn", http.StatusPermanentRedirect))
+	reg := startRegion(t, "127.0.0.3", mux)
+	ct := newTarget(t, "moved", reg.url+"old", migrate.CloudEventsOptions{Key: testKey})
+	out, err := ct.Call(ctxT(t), migrate.Request{Kind: migrate.KindInvoke, Function: "echo", ID: "redirected-1", Payload: []byte("hi")})
+	require.NoError(t, err)
+	require.Equal(t, "echo:hi", string(out))
+}
