@@ -16,8 +16,9 @@ import (
 // from the dense rows. The explanations are not written here: the plan
 // keeps what it takes to write them (see [Plan.Explain]), which for
 // 100 000 functions saves a string each and a map of them. Only the
-// misfits' reasons, which are fields of the plan, are written now, into
-// one buffer sliced out of one string.
+// misfits' reasons, which are fields of the plan, are written now, one
+// buffer per chunk of functions, each reason a slice of its chunk's
+// string.
 func (pb *problem) build(margin float64, guarantee, reserve []float64, fr fillResult, workers int) Plan {
 	R := len(pb.res)
 	misfits := pb.rankMisfits(fr)
