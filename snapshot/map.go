@@ -227,6 +227,10 @@ func (v *MapView[K, V]) WriteTo(w io.Writer) (int64, error) {
 	})
 }
 
+// maxRestoreHint caps how many entries Map.Restore allocates room for up
+// front from the stream's own count.
+const maxRestoreHint = 1 << 22
+
 // Restore implements [Source]: it decodes what a [MapView] (or a
 // [ShardedMapView]) wrote, builds the new state aside, and swaps it in at
 // once; a malformed stream leaves the map as it was and returns an error
@@ -236,7 +240,8 @@ func (m *Map[K, V]) Restore(ctx context.Context, r io.Reader) error {
 	// Gather the entries, then build the trie in one pass (buildHAMT):
 	// several times faster than inserting them one by one.
 	var entries []hamtEntry[K, V]
-	err := m.codec().read(ctx, r, func(key K, val V) bool {
+	sized := func(n uint64) { entries = make([]hamtEntry[K, V], 0, min(n, maxRestoreHint)) }
+	err := m.codec().read(ctx, r, sized, func(key K, val V) bool {
 		entries = append(entries, hamtEntry[K, V]{hash: m.hash(key), key: key, val: val})
 		return true
 	})

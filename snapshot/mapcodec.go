@@ -95,8 +95,10 @@ func (c entryCodec[K, V]) write(w io.Writer, count int, each func(yield func(K, 
 }
 
 // read decodes a stream and hands each entry to add, which reports whether
-// the key was new; a duplicate key is an error.
-func (c entryCodec[K, V]) read(ctx context.Context, r io.Reader, add func(K, V) bool) error {
+// the key was new; a duplicate key is an error. sized, when not nil, is
+// first told how many entries the stream says it holds (an unverified
+// claim: size hints from it must be capped).
+func (c entryCodec[K, V]) read(ctx context.Context, r io.Reader, sized func(uint64), add func(K, V) bool) error {
 	br := bufio.NewReaderSize(r, readBufferBytes)
 	magic := make([]byte, len(mapMagic))
 	if _, err := io.ReadFull(br, magic); err != nil {
@@ -108,6 +110,9 @@ func (c entryCodec[K, V]) read(ctx context.Context, r io.Reader, add func(K, V) 
 	count, err := binary.ReadUvarint(br)
 	if err != nil {
 		return fmt.Errorf("snapshot: map restore: entry count: %w", eofIsUnexpected(err))
+	}
+	if sized != nil {
+		sized(count)
 	}
 	var buf []byte
 	discard := 0 // bytes of the last field still in br's buffer

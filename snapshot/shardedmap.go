@@ -293,7 +293,7 @@ func (m *ShardedMap[K, V]) Restore(ctx context.Context, r io.Reader) error {
 	for i := range fresh {
 		fresh[i] = map[K]V{}
 	}
-	err := m.entry.read(ctx, r, func(key K, val V) bool {
+	err := m.entry.read(ctx, r, nil, func(key K, val V) bool {
 		i := uint64(0)
 		if m.shift < 64 {
 			i = m.hash(key) >> m.shift
