@@ -278,7 +278,7 @@ type fileSink struct {
 // writebackEvery is how many bytes a sink writes between asking the kernel
 // to start writing them out, so the disk works while chunks are encoded
 // and the commit's fsync has little left to wait for.
-const writebackEvery = 4 << 20
+const writebackEvery = 1 << 20
 
 func (w *fileSink) Write(p []byte) (int, error) {
 	if w.done {
