@@ -42,8 +42,8 @@
 // # Format
 //
 // A snapshot is a versioned header, then each source's bytes cut into
-// chunks (1 MiB by default) compressed with S2 (the default: several GB/s
-// per core, for snapshots taken just before an update) or zstd
+// chunks (1 MiB by default) compressed with S2 (the default: 3–4x zstd's
+// speed, for snapshots taken just before an update) or zstd
 // ([Options.Compression]; smaller, several times the CPU), each in a frame
 // with its own CRC-32C and its codec, then a manifest (sources, sizes, app version, time, every
 // chunk's checksums) and an end frame; see [FormatVersion] for the layout.

@@ -96,7 +96,9 @@ const (
 	// is [NoCompression].
 	CompressionDefault Compression = iota
 	// CompressionS2 compresses with S2 (github.com/klauspost/compress/s2):
-	// several GB/s per core each way, about half the size of zstd's savings.
+	// on the benchmark state (half random bytes) about 0.8 GB/s per core to
+	// compress and 2–4 GB/s to decompress, 3–4x zstd's speed, saving about
+	// 30% where zstd saves 50%.
 	// It suits snapshots taken just before an update, when the host wants
 	// the state out fast. It needs format version 2.
 	CompressionS2
