@@ -11,30 +11,18 @@ import (
 	"github.com/updraft-dev/updraft/snapshot"
 )
 
-// Criticality is the host's annotation of a function.
-type Criticality int
+// Criticality is the host's annotation of a function. It is the profile
+// package's type, so annotations pass to the profiler unchanged.
+type Criticality = profile.Criticality
 
 const (
 	// Auto lets updraft classify the function from evidence (see package profile).
-	Auto Criticality = iota
+	Auto = profile.Auto
 	// Critical functions are guaranteed their forecast peak during the update.
-	Critical
+	Critical = profile.Critical
 	// NonCritical functions share what is left, and may be moved or reduced.
-	NonCritical
+	NonCritical = profile.NonCritical
 )
-
-// String returns "auto", "critical" or "non-critical".
-func (c Criticality) String() string {
-	switch c {
-	case Auto:
-		return "auto"
-	case Critical:
-		return "critical"
-	case NonCritical:
-		return "non-critical"
-	}
-	return fmt.Sprintf("Criticality(%d)", int(c))
-}
 
 // Function is the host's description of one of its functions.
 type Function struct {
@@ -117,7 +105,7 @@ func checkFunctions(fns []Function) error {
 func profileFunctions(fns []Function) []profile.Function {
 	out := make([]profile.Function, len(fns))
 	for i, f := range fns {
-		out[i] = profile.Function{Name: f.Name, Criticality: profile.Criticality(f.Criticality), DependsOn: f.DependsOn, EntryPoint: f.EntryPoint}
+		out[i] = profile.Function{Name: f.Name, Criticality: f.Criticality, DependsOn: f.DependsOn, EntryPoint: f.EntryPoint}
 	}
 	return out
 }
