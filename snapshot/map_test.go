@@ -42,57 +42,87 @@ func TestMapMatchesGoMap(t *testing.T) {
 	for name, h := range hashes {
 		t.Run(name, func(t *testing.T) {
 			m := newTestMap(t, MapOptions[uint64, int]{Hash: h})
-			want := map[uint64]int{}
-			rng := rand.New(rand.NewPCG(1, 2))
-			views := []*MapView[uint64, int]{}
-			wantViews := []map[uint64]int{}
-			for i := range 20000 {
-				k := rng.Uint64N(600)
-				switch op := rng.IntN(10); {
-				case op < 5:
-					m.Store(k, i)
-					want[k] = i
-				case op < 8:
-					_, had := want[k]
-					require.Equal(t, had, m.Delete(k), "Delete(%d)", k)
-					delete(want, k)
-				case op < 9:
-					m.Update(k, func(old int, ok bool) (int, bool) {
-						if ok && old%2 == 0 {
-							delete(want, k)
-							return 0, false
-						}
-						want[k] = old + 1
-						return old + 1, true
-					})
-				default:
-					v, ok := m.Load(k)
-					wv, wok := want[k]
-					require.Equal(t, wok, ok, "Load(%d) presence", k)
-					require.Equal(t, wv, v, "Load(%d) value", k)
-				}
-				if i%2500 == 0 {
-					views = append(views, m.View())
-					wantViews = append(wantViews, cloneMap(want))
-				}
-			}
-			require.Equal(t, len(want), m.Len())
-			if diff := cmp.Diff(want, mapContents[uint64, int](m)); diff != "" {
-				t.Fatalf("map differs from Go map (-want +got):\n%s", diff)
-			}
-			for k, v := range want {
-				got, ok := m.Load(k)
-				require.True(t, ok, "key %d", k)
-				require.Equal(t, v, got, "key %d", k)
-			}
-			// Views taken earlier still show exactly what was there then.
-			for i, v := range views {
-				require.Equal(t, len(wantViews[i]), v.Len(), "view %d size", i)
-				if diff := cmp.Diff(wantViews[i], mapContents[uint64, int](v)); diff != "" {
-					t.Fatalf("view %d changed after later writes (-want +got):\n%s", i, diff)
-				}
-			}
+			checkAgainstGoMap(t, m, m.View, 1, 2500)
 		})
+	}
+}
+
+// testMap is what Map and ShardedMap share, for checkAgainstGoMap.
+type testMap interface {
+	Store(k uint64, v int)
+	Delete(k uint64) bool
+	Update(k uint64, fn func(old int, ok bool) (int, bool))
+	Load(k uint64) (int, bool)
+	Len() int
+	Range(fn func(uint64, int) bool)
+}
+
+// testView is what MapView and ShardedMapView share.
+type testView interface {
+	Len() int
+	Load(k uint64) (int, bool)
+	Range(fn func(uint64, int) bool)
+}
+
+// checkAgainstGoMap runs 20 000 random operations (seeded by seed) on m and
+// on a Go map side by side, takes a view every viewEvery operations, and
+// checks that m ends equal to the Go map and that every view still shows
+// exactly what was there when it was taken.
+func checkAgainstGoMap[V testView](t *testing.T, m testMap, view func() V, seed uint64, viewEvery int) {
+	t.Helper()
+	want := map[uint64]int{}
+	rng := rand.New(rand.NewPCG(seed, seed+1))
+	var views []V
+	var wantViews []map[uint64]int
+	for i := range 20000 {
+		k := rng.Uint64N(600)
+		switch op := rng.IntN(10); {
+		case op < 5:
+			m.Store(k, i)
+			want[k] = i
+		case op < 8:
+			_, had := want[k]
+			require.Equal(t, had, m.Delete(k), "Delete(%d)", k)
+			delete(want, k)
+		case op < 9:
+			m.Update(k, func(old int, ok bool) (int, bool) {
+				if ok && old%2 == 0 {
+					delete(want, k)
+					return 0, false
+				}
+				want[k] = old + 1
+				return old + 1, true
+			})
+		default:
+			v, ok := m.Load(k)
+			wv, wok := want[k]
+			require.Equal(t, wok, ok, "Load(%d) presence", k)
+			require.Equal(t, wv, v, "Load(%d) value", k)
+		}
+		if i%viewEvery == 0 {
+			views = append(views, view())
+			wantViews = append(wantViews, cloneMap(want))
+		}
+	}
+	require.Equal(t, len(want), m.Len())
+	if diff := cmp.Diff(want, mapContents[uint64, int](m)); diff != "" {
+		t.Fatalf("map differs from Go map (-want +got):\n%s", diff)
+	}
+	for k, v := range want {
+		got, ok := m.Load(k)
+		require.True(t, ok, "key %d", k)
+		require.Equal(t, v, got, "key %d", k)
+	}
+	for i, v := range views {
+		require.Equal(t, len(wantViews[i]), v.Len(), "view %d size", i)
+		if diff := cmp.Diff(wantViews[i], mapContents[uint64, int](v)); diff != "" {
+			t.Fatalf("view %d changed after later writes (-want +got):\n%s", i, diff)
+		}
+		for k, val := range wantViews[i] {
+			got, ok := v.Load(k)
+			require.True(t, ok, "view %d key %d", i, k)
+			require.Equal(t, val, got, "view %d key %d", i, k)
+		}
 	}
 }
 

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"sync"
 	"testing"
 
@@ -21,51 +20,7 @@ func TestShardedMapMatchesGoMap(t *testing.T) {
 			t.Run(fmt.Sprintf("%s/shards=%d", hname, shards), func(t *testing.T) {
 				m, err := NewShardedMap(MapOptions[uint64, int]{Hash: h, Shards: shards})
 				require.NoError(t, err)
-				want := map[uint64]int{}
-				rng := rand.New(rand.NewPCG(3, 4))
-				var views []*ShardedMapView[uint64, int]
-				var wantViews []map[uint64]int
-				for i := range 20000 {
-					k := rng.Uint64N(600)
-					switch op := rng.IntN(10); {
-					case op < 5:
-						m.Store(k, i)
-						want[k] = i
-					case op < 8:
-						_, had := want[k]
-						require.Equal(t, had, m.Delete(k), "Delete(%d)", k)
-						delete(want, k)
-					case op < 9:
-						m.Update(k, func(old int, ok bool) (int, bool) {
-							if ok && old%2 == 0 {
-								delete(want, k)
-								return 0, false
-							}
-							want[k] = old + 1
-							return old + 1, true
-						})
-					default:
-						v, ok := m.Load(k)
-						wv, wok := want[k]
-						require.Equal(t, wok, ok, "Load(%d) presence", k)
-						require.Equal(t, wv, v, "Load(%d) value", k)
-					}
-					if i%1500 == 0 {
-						views = append(views, m.View())
-						wantViews = append(wantViews, cloneMap(want))
-					}
-				}
-				require.Equal(t, len(want), m.Len())
-				require.Equal(t, want, mapContents[uint64, int](m))
-				for i, v := range views {
-					require.Equal(t, len(wantViews[i]), v.Len(), "view %d size", i)
-					require.Equal(t, wantViews[i], mapContents[uint64, int](v), "view %d changed after later writes", i)
-					for k, val := range wantViews[i] {
-						got, ok := v.Load(k)
-						require.True(t, ok)
-						require.Equal(t, val, got)
-					}
-				}
+				checkAgainstGoMap(t, m, m.View, 3, 1500)
 			})
 		}
 	}
