@@ -409,6 +409,28 @@ func TestPreflightNamesTheCulprit(t *testing.T) {
 	assert.Empty(t, dev.History())
 }
 
+// TestRestoreAfterUpdate: a function whose state the update wipes asks for
+// it back after a committed update; the other state sources keep what the
+// new version wrote.
+func TestRestoreAfterUpdate(t *testing.T) {
+	f := newFixture(t)
+	flows := newTable(map[string]string{"flow-1": "offloaded"})
+	f.fns[1].State = flows // conntrack: the card's flow table, wiped by the firmware reload
+	f.fns[1].RestoreAfterUpdate = true
+	update := &recordingUpdate{apply: func(context.Context) error {
+		flows.replace(map[string]string{})
+		f.routes.set("192.168.0.0/16", "eth1")
+		return nil
+	}}
+	report, err := f.orchestrator(t).PrepareForUpdate(context.Background(), update)
+	require.NoError(t, err, report.String())
+	outcome, ran := report.Ran(updraft.PhaseRestore)
+	require.True(t, ran)
+	assert.Equal(t, updraft.OK, outcome)
+	assert.Equal(t, map[string]string{"flow-1": "offloaded"}, flows.get(), "the wiped state came back")
+	assert.Equal(t, "eth1", f.routes.get()["192.168.0.0/16"], "state not asked for keeps the new version's writes")
+}
+
 func TestOneUpdateAtATime(t *testing.T) {
 	f := newFixture(t)
 	o := f.orchestrator(t)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"slices"
 	"strings"
@@ -223,13 +224,13 @@ func (r *run) rollback(ctx context.Context, update Update, cause error) error {
 func (r *run) commit(ctx context.Context) error {
 	ctx = context.WithoutCancel(ctx)
 	errs := multiError()
-	if restore := r.restoreAfterUpdate(); len(restore) > 0 && r.manifest != nil {
+	if restore, n := r.restoreAfterUpdate(); n > 0 && r.manifest != nil {
 		if err := r.phase(ctx, PhaseRestore, func(ctx context.Context) (string, error) {
 			eng, err := snapshot.New(r.o.opts.Store, restore, snapshot.Options{AppVersion: r.o.opts.AppVersion})
 			if err != nil {
 				return "", err
 			}
-			return fmt.Sprintf("%d source(s) from snapshot %s", len(restore), r.manifest.ID), eng.Restore(ctx, *r.manifest)
+			return fmt.Sprintf("%d source(s) from snapshot %s", n, r.manifest.ID), eng.Restore(ctx, *r.manifest)
 		}); err != nil {
 			errs = multierror.Append(errs, fmt.Errorf("updraft: restore state after update: %w", err))
 		}
@@ -241,14 +242,36 @@ func (r *run) commit(ctx context.Context) error {
 	return flatten(errs)
 }
 
-func (r *run) restoreAfterUpdate() map[string]snapshot.Source {
+// restoreAfterUpdate returns the sources to restore after a committed
+// update, and how many of them really restore: a snapshot is restored
+// whole, so functions that did not ask for it get a source that verifies
+// and discards their part.
+func (r *run) restoreAfterUpdate() (map[string]snapshot.Source, int) {
 	out := map[string]snapshot.Source{}
+	n := 0
 	for _, f := range r.o.functions {
-		if f.State != nil && f.RestoreAfterUpdate {
+		switch {
+		case f.State == nil:
+		case f.RestoreAfterUpdate:
 			out[f.Name] = f.State
+			n++
+		default:
+			out[f.Name] = discardSource{}
 		}
 	}
-	return out
+	return out, n
+}
+
+// discardSource reads its part of a snapshot and keeps nothing.
+type discardSource struct{}
+
+func (discardSource) Capture(context.Context) (snapshot.View, error) {
+	return nil, errors.New("updraft: discardSource is only for restoring")
+}
+
+func (discardSource) Restore(_ context.Context, r io.Reader) error {
+	_, err := io.Copy(io.Discard, r)
+	return err
 }
 
 // profile forecasts every function and records the criticality verdicts.
