@@ -36,6 +36,14 @@
 // # Optional interfaces
 //
 //   - [Pauser] on a [Source]: the source is paused with the cut (above).
+//   - [Stager] on a [Source]: Restore streams the source's bytes into
+//     Stage while it verifies the snapshot, so the snapshot is read once and
+//     decoded while it is checked; the new state is built aside. Only after
+//     the end frame, the manifest and every checksum verify (and every Stage
+//     succeeded) does Restore call each commit (a [Map] swaps its root, a
+//     [ShardedMap] its shards); on any failure the staged state is dropped
+//     and no source changed. Sources without Stager are restored as before,
+//     through [Source.Restore], after verification.
 //   - io.Closer on a [View]: Close is called once the view has been written,
 //     or when the cut is abandoned, to release what the view holds.
 //
@@ -71,9 +79,10 @@
 // bytes stored for speed; for a remote or metered store, [CompressionZstd]
 // trades CPU for bytes. Restore reads any codec whatever the engine's
 // setting, and snapshots written before S2 existed (format version 1).
-// Restore reads a snapshot once when its state fits in
-// [Options.RestoreMemory] (32 MiB by default), twice otherwise; either way
-// every byte is verified before a source sees one.
+// Restore reads a snapshot once when every source is a [Stager] or the
+// other sources' state fits in [Options.RestoreMemory] (32 MiB by
+// default), twice otherwise; either way every byte is verified before a
+// source's visible state changes.
 //
 // Errors callers branch on are sentinels checked with errors.Is:
 // [ErrNotFound], [ErrCorrupt], [ErrTruncated], [ErrKeyRequired],

@@ -72,7 +72,8 @@ type Options struct {
 	CompressionLevel int
 	// RestoreMemory is how many bytes of raw state Restore may keep in
 	// memory so that it reads a snapshot once: verification keeps the
-	// verified chunks, and the sources are fed from them. A larger
+	// verified chunks, and the sources are fed from them. [Stager]
+	// sources are fed while verification reads and do not count. A larger
 	// snapshot is read twice (verified, then read again and fed to the
 	// sources), so memory stays bounded whatever the state's size.
 	// 0 = [DefaultRestoreMemory]; negative = always read twice.
@@ -184,6 +185,8 @@ type Engine struct {
 	workers int
 	// restoreMemory is Options.RestoreMemory resolved; 0 = read twice.
 	restoreMemory int64
+	// buffers recycles frame buffers across reads.
+	buffers bufferPool
 }
 
 var _ Snapshotter = (*Engine)(nil)

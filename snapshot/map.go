@@ -57,6 +57,7 @@ type mapRoot[K comparable, V any] struct {
 var (
 	_ Source = (*Map[string, int])(nil)
 	_ Pauser = (*Map[string, int])(nil)
+	_ Stager = (*Map[string, int])(nil)
 )
 
 // NewMap returns an empty Map.
@@ -237,6 +238,35 @@ const maxRestoreHint = 1 << 22
 // naming the entry and field at fault. Readers see either the old state or
 // the new one.
 func (m *Map[K, V]) Restore(ctx context.Context, r io.Reader) error {
+	root, err := m.build(ctx, r)
+	if err != nil {
+		return err
+	}
+	if err := m.Pause(ctx); err != nil {
+		return fmt.Errorf("snapshot: map restore: %w", err)
+	}
+	m.root.Store(root)
+	m.Resume()
+	return nil
+}
+
+// Stage implements [Stager]: it decodes r into a new trie, as Restore does,
+// and returns the function that swaps it in (atomically: readers see the
+// old state or the new one). Until then the map is unchanged.
+func (m *Map[K, V]) Stage(ctx context.Context, r io.Reader) (commit func(), err error) {
+	root, err := m.build(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	return func() {
+		m.mu.Lock() // as Pause: writers finish first
+		m.root.Store(root)
+		m.mu.Unlock()
+	}, nil
+}
+
+// build decodes what a view wrote into a new root, without touching m.
+func (m *Map[K, V]) build(ctx context.Context, r io.Reader) (*mapRoot[K, V], error) {
 	// Gather the entries, then build the trie in one pass (buildHAMT):
 	// several times faster than inserting them one by one.
 	var entries []hamtEntry[K, V]
@@ -246,17 +276,11 @@ func (m *Map[K, V]) Restore(ctx context.Context, r io.Reader) error {
 		return true
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	node, dup := buildHAMT(entries)
 	if dup != nil {
-		return fmt.Errorf("snapshot: map restore: duplicate key %v", dup.key)
+		return nil, fmt.Errorf("snapshot: map restore: duplicate key %v", dup.key)
 	}
-	root := &mapRoot[K, V]{node: node, size: len(entries)}
-	if err := m.Pause(ctx); err != nil {
-		return fmt.Errorf("snapshot: map restore: %w", err)
-	}
-	m.root.Store(root)
-	m.Resume()
-	return nil
+	return &mapRoot[K, V]{node: node, size: len(entries)}, nil
 }

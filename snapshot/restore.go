@@ -13,12 +13,12 @@ import (
 // (structure, checksums, authentication, decompression, the manifest's
 // chunk list) and returns its manifest. It does not touch any source.
 func (e *Engine) Load(ctx context.Context, id string) (Manifest, error) {
-	return e.load(ctx, id, nil)
+	return e.load(ctx, id, nil, nil)
 }
 
 // load is Load; a non-nil spool also keeps the verified data frames (see
-// [rawSpool]).
-func (e *Engine) load(ctx context.Context, id string, spool *rawSpool) (Manifest, error) {
+// [rawSpool]), and a non-nil st is fed its sources' frames instead.
+func (e *Engine) load(ctx context.Context, id string, spool *rawSpool, st *staging) (Manifest, error) {
 	if err := ctx.Err(); err != nil {
 		return Manifest{}, fmt.Errorf("snapshot: load %s: %w", id, err)
 	}
@@ -30,7 +30,7 @@ func (e *Engine) load(ctx context.Context, id string, spool *rawSpool) (Manifest
 		return Manifest{}, fmt.Errorf("snapshot: load %s: %w", id, err)
 	}
 	defer rc.Close()
-	m, err := verify(ctx, rc, id, e.opts.Key, spool)
+	m, err := verify(ctx, rc, id, e.opts.Key, spool, st, &e.buffers)
 	if err != nil {
 		return Manifest{}, err
 	}
@@ -67,16 +67,16 @@ func (e *Engine) Latest(ctx context.Context) (Manifest, error) {
 // the manifest lists exactly the chunks read, and that nothing follows the
 // end. name is used in errors. It returns the snapshot's manifest.
 func Verify(ctx context.Context, r io.Reader, name string, key []byte) (Manifest, error) {
-	return verify(ctx, r, name, key, nil)
+	return verify(ctx, r, name, key, nil, nil, nil)
 }
 
-func verify(ctx context.Context, r io.Reader, name string, key []byte, spool *rawSpool) (Manifest, error) {
+func verify(ctx context.Context, r io.Reader, name string, key []byte, spool *rawSpool, st *staging, pool *bufferPool) (Manifest, error) {
 	d, err := newDecoder(r, name, key)
 	if err != nil {
 		return Manifest{}, err
 	}
 	defer d.close()
-	frames := d.stream(runtime.GOMAXPROCS(0))
+	frames := d.stream(runtime.GOMAXPROCS(0), pool)
 	defer frames.close()
 	var seen []SourceInfo // chunk lists as read
 	var m Manifest
@@ -98,7 +98,9 @@ func verify(ctx context.Context, r io.Reader, name string, key []byte, spool *ra
 			}
 			s := &seen[f.source]
 			s.Chunks = append(s.Chunks, f.info)
-			spool.keep(f, frames)
+			if !st.feed(f, frames) {
+				spool.keep(f, frames)
+			}
 			s.RawBytes += int64(f.info.RawBytes)
 			s.StoredBytes += int64(f.info.StoredBytes)
 		case kindManifest:
@@ -176,9 +178,16 @@ func checkManifest(m Manifest, name string, seen []SourceInfo, hdr header) error
 // m.ID is used, and m's sizes as a hint of whether the snapshot fits; the
 // manifest stored in the snapshot is authoritative.
 //
-// Restore stops at the first source that fails; sources before it have
-// been restored. It does not pause the sources: each source's Restore
-// should swap its state in atomically ([Map] does).
+// Sources implementing [Stager] ([Map], [ShardedMap]) are fed during
+// verification instead: each builds its new state aside, and Restore
+// commits them all, in name order, after the other sources were restored;
+// a verification failure, a failing Stage or a failing plain source drops
+// them unchanged. A snapshot of another app version is restored through
+// every source's Restore.
+//
+// Restore stops at the first plain source that fails; plain sources before
+// it have been restored. It does not pause the sources: each source's
+// Restore should swap its state in atomically ([Map] does).
 func (e *Engine) Restore(ctx context.Context, m Manifest) (err error) {
 	start := time.Now()
 	var restored int64
@@ -186,10 +195,12 @@ func (e *Engine) Restore(ctx context.Context, m Manifest) (err error) {
 	var spool *rawSpool
 	// m's sizes, when the caller has them, are only a hint: a snapshot
 	// they say is too large is not spooled only to be dropped half way.
-	if e.restoreMemory > 0 && m.RawBytes() <= e.restoreMemory {
+	if e.restoreMemory > 0 && e.plainRawBytes(m) <= e.restoreMemory {
 		spool = &rawSpool{budget: e.restoreMemory}
 	}
-	stored, err := e.load(ctx, m.ID, spool)
+	st := e.stage(ctx)
+	defer st.abandon() // drops whatever was not committed
+	stored, err := e.load(ctx, m.ID, spool, st)
 	if err != nil {
 		return fmt.Errorf("snapshot: restore: %w", err)
 	}
@@ -197,11 +208,26 @@ func (e *Engine) Restore(ctx context.Context, m Manifest) (err error) {
 	if err != nil {
 		return err
 	}
+	if st != nil && !st.matches(e.names, stored, upgrade) {
+		// The staging guessed the wrong sources (an older snapshot): drop
+		// it and feed every source from a second read.
+		st.abandon()
+		st, spool = nil, nil
+	}
+	if st != nil {
+		if err := st.finish(); err != nil {
+			return fmt.Errorf("snapshot: restore %s: %w", m.ID, err)
+		}
+	}
 	var frames frameSource
-	if spool != nil && spool.complete && !spool.over {
+	switch {
+	case st.stagesAll(len(stored.Sources)):
+		// Every source is staged: nothing to read again.
+		frames = &rawSpool{}
+	case spool != nil && spool.complete && !spool.over:
 		// Every data frame is in memory, verified: no second read.
 		frames = spool
-	} else {
+	default:
 		spool = nil // let the GC have what was kept
 		rc, err := e.store.Open(ctx, m.ID)
 		if err != nil {
@@ -218,12 +244,22 @@ func (e *Engine) Restore(ctx context.Context, m Manifest) (err error) {
 		// stored checksum (and seal) must match the verified manifest's,
 		// so the raw checksum is not computed a second time.
 		d.skipRawCRC = true
-		stream := d.stream(e.workers)
+		stream := d.stream(e.workers, &e.buffers)
 		defer stream.close()
 		frames = stream
 	}
 	for i, s := range stored.Sources {
 		sr := &sourceReader{frames: frames, id: m.ID, source: uint16(i), name: s.Name, chunks: s.Chunks}
+		if st.staged(i) {
+			// Already staged; a second read skips its chunks (and still
+			// checks them against the verified manifest).
+			if _, fromMemory := frames.(*rawSpool); !fromMemory {
+				if err := sr.drain(); err != nil {
+					return fmt.Errorf("snapshot: restore %s: source %q: %w", m.ID, s.Name, err)
+				}
+			}
+			continue
+		}
 		var r io.Reader = sr
 		if upgrade {
 			if r, err = e.opts.Upgrade(ctx, stored, s.Name, r); err != nil {
@@ -238,9 +274,27 @@ func (e *Engine) Restore(ctx context.Context, m Manifest) (err error) {
 		}
 		e.log.Debug("snapshot: source restored", "id", m.ID, "source", s.Name, "raw_bytes", s.RawBytes)
 	}
+	if st != nil {
+		if err := st.commitAll(); err != nil {
+			return fmt.Errorf("snapshot: restore %s: %w", m.ID, err)
+		}
+		e.log.Debug("snapshot: staged sources committed", "id", m.ID, "sources", len(st.order))
+	}
 	restored = stored.RawBytes()
 	e.log.Info("snapshot: restored", "id", m.ID, "raw_bytes", restored)
 	return nil
+}
+
+// plainRawBytes is how many of m's raw bytes go to sources that are not
+// [Stager]s: what Restore would keep in memory. m's sizes are a hint.
+func (e *Engine) plainRawBytes(m Manifest) int64 {
+	var n int64
+	for _, s := range m.Sources {
+		if _, staged := e.sources[s.Name].(Stager); !staged {
+			n += s.RawBytes
+		}
+	}
+	return n
 }
 
 // checkRestorable compares a verified manifest with the engine's sources

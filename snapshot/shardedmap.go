@@ -57,6 +57,7 @@ type cowShard[K comparable, V any] struct {
 var (
 	_ Source = (*ShardedMap[string, int])(nil)
 	_ Pauser = (*ShardedMap[string, int])(nil)
+	_ Stager = (*ShardedMap[string, int])(nil)
 )
 
 // NewShardedMap returns an empty ShardedMap.
@@ -289,6 +290,35 @@ func (v *ShardedMapView[K, V]) WriteTo(w io.Writer) (int64, error) {
 // maps and swaps them in at once; a malformed stream leaves the map as it
 // was. Readers see either the old state or the new one, shard by shard.
 func (m *ShardedMap[K, V]) Restore(ctx context.Context, r io.Reader) error {
+	fresh, err := m.build(ctx, r)
+	if err != nil {
+		return err
+	}
+	if err := m.Pause(ctx); err != nil {
+		return fmt.Errorf("snapshot: sharded map restore: %w", err)
+	}
+	defer m.Resume()
+	m.swap(fresh)
+	return nil
+}
+
+// Stage implements [Stager]: it decodes r into new shard maps, as Restore
+// does, and returns the function that swaps them in (with writers paused).
+// Until then the map is unchanged.
+func (m *ShardedMap[K, V]) Stage(ctx context.Context, r io.Reader) (commit func(), err error) {
+	fresh, err := m.build(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	return func() {
+		_ = m.Pause(context.Background()) // cannot fail without a deadline
+		defer m.Resume()
+		m.swap(fresh)
+	}, nil
+}
+
+// build decodes what a view wrote into new shard maps, without touching m.
+func (m *ShardedMap[K, V]) build(ctx context.Context, r io.Reader) ([]map[K]V, error) {
 	fresh := make([]map[K]V, len(m.shards))
 	for i := range fresh {
 		fresh[i] = map[K]V{}
@@ -305,12 +335,13 @@ func (m *ShardedMap[K, V]) Restore(ctx context.Context, r io.Reader) error {
 		return true
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if err := m.Pause(ctx); err != nil {
-		return fmt.Errorf("snapshot: sharded map restore: %w", err)
-	}
-	defer m.Resume()
+	return fresh, nil
+}
+
+// swap installs fresh; m is paused.
+func (m *ShardedMap[K, V]) swap(fresh []map[K]V) {
 	e := m.epoch.Load()
 	for i := range m.shards {
 		s := &m.shards[i]
@@ -318,5 +349,4 @@ func (m *ShardedMap[K, V]) Restore(ctx context.Context, r io.Reader) error {
 		s.live, s.owner = fresh[i], e
 		s.mu.Unlock()
 	}
-	return nil
 }

@@ -45,6 +45,27 @@ type Pauser interface {
 	Resume()
 }
 
+// Stager is an optional interface a [Source] implements so that
+// [Engine.Restore] reads a snapshot once and decodes it while verifying.
+// The engine calls Stage with the source's bytes as verification reads them
+// (Stage runs on its own goroutine, alongside verification); Stage builds
+// the new state aside and returns a commit function that makes it visible.
+// Only once the whole snapshot has verified (end frame, manifest, every
+// checksum) and every Stage has returned without error does the engine call
+// every commit, in source-name order. On any failure no commit is called
+// and the staged state is dropped: the source is unchanged.
+//
+// Stage must not change what the source's readers see, and must stop (with
+// an error) when r returns one or ctx ends: the bytes it reads are not yet
+// verified. Commit must be cheap and must not fail (swap a pointer). A
+// snapshot made by another app version (see [Options.Upgrade]) is restored
+// through [Source.Restore] instead. [Map] and [ShardedMap] implement Stager.
+type Stager interface {
+	// Stage decodes r into new state without making it visible, and
+	// returns the function that does.
+	Stage(ctx context.Context, r io.Reader) (commit func(), err error)
+}
+
 // Snapshotter takes consistent snapshots of critical state and restores
 // them. [*Engine] is the implementation; most callers want [New].
 type Snapshotter interface {
@@ -53,7 +74,9 @@ type Snapshotter interface {
 	// [Manifest.Pause].
 	Snapshot(ctx context.Context) (Manifest, error)
 	// Restore verifies the whole snapshot m.ID names, then hands each
-	// source its state. Nothing reaches a source if verification fails.
+	// source its state. Nothing reaches a source's visible state if
+	// verification fails ([Stager]s decode while it runs, but commit only
+	// after it succeeded).
 	Restore(ctx context.Context, m Manifest) error
 }
 

@@ -5,6 +5,38 @@ import (
 	"sync"
 )
 
+// bufferPool keeps frame buffers between the reads of one [Engine], so a
+// restore does not allocate (and zero) a fresh buffer for every chunk.
+// Stored and raw buffers are kept apart: their sizes differ.
+type bufferPool struct {
+	stored, raw sync.Pool // of *[]byte
+}
+
+func (p *bufferPool) get(raw bool) []byte {
+	if p == nil {
+		return nil
+	}
+	pool := &p.stored
+	if raw {
+		pool = &p.raw
+	}
+	if b, ok := pool.Get().(*[]byte); ok {
+		return (*b)[:0]
+	}
+	return nil
+}
+
+func (p *bufferPool) put(b []byte, raw bool) {
+	if p == nil || cap(b) == 0 {
+		return
+	}
+	pool := &p.stored
+	if raw {
+		pool = &p.raw
+	}
+	pool.Put(&b)
+}
+
 // frameStream delivers a decoder's frames in order while decompressing
 // several ahead on worker goroutines, so verification and restore use every
 // core. Memory is bounded: at most 2*workers frames are in flight, and
@@ -17,7 +49,8 @@ type frameStream struct {
 	out    chan *frameJob // in stream order, to the owner
 	work   chan *frameJob // to the workers
 	stop   chan struct{}  // closed by close
-	free   chan []byte    // recycled buffers
+	free   chan []byte    // recycled buffers, when pool is nil
+	pool   *bufferPool    // recycled buffers; may be nil
 	wg     sync.WaitGroup // the reader and the workers
 	cur    *frameJob      // last job handed out; its buffers are in use
 	peeked *frameJob
@@ -32,9 +65,10 @@ type frameJob struct {
 	raw    []byte
 }
 
-func (d *decoder) stream(workers int) *frameStream {
+func (d *decoder) stream(workers int, pool *bufferPool) *frameStream {
 	s := &frameStream{
 		d:    d,
+		pool: pool,
 		out:  make(chan *frameJob, 2*workers),
 		work: make(chan *frameJob, workers),
 		stop: make(chan struct{}),
@@ -54,7 +88,7 @@ func (s *frameStream) read() {
 	defer close(s.work)
 	defer close(s.out)
 	for {
-		f, stored, err := s.d.readFrame(s.buffer())
+		f, stored, err := s.d.readFrame(s.buffer(false))
 		job := &frameJob{f: f, err: err, stored: stored, ready: make(chan struct{})}
 		if err != nil {
 			close(job.ready)
@@ -81,13 +115,16 @@ func (s *frameStream) read() {
 func (s *frameStream) open() {
 	defer s.wg.Done()
 	for job := range s.work {
-		job.raw = s.buffer()
+		job.raw = s.buffer(true)
 		job.err = s.d.openFrame(job.f, &job.raw)
 		close(job.ready)
 	}
 }
 
-func (s *frameStream) buffer() []byte {
+func (s *frameStream) buffer(raw bool) []byte {
+	if s.pool != nil {
+		return s.pool.get(raw)
+	}
 	select {
 	case b := <-s.free:
 		return b[:0]
@@ -97,6 +134,11 @@ func (s *frameStream) buffer() []byte {
 }
 
 func (s *frameStream) recycle(job *frameJob) {
+	if s.pool != nil {
+		s.pool.put(job.stored, false)
+		s.pool.put(job.raw, true)
+		return
+	}
 	for _, b := range [][]byte{job.stored, job.raw} {
 		if cap(b) == 0 {
 			continue
@@ -133,6 +175,22 @@ func (s *frameStream) take() {
 	if s.cur != nil {
 		s.cur.stored, s.cur.raw = nil, nil
 	}
+}
+
+// lend is take, returning the buffers taken so that the caller hands them
+// back (giveBack) once it is done with the frame.
+func (s *frameStream) lend() (bufs [2][]byte) {
+	if s.cur != nil {
+		bufs = [2][]byte{s.cur.stored, s.cur.raw}
+		s.cur.stored, s.cur.raw = nil, nil
+	}
+	return bufs
+}
+
+// giveBack recycles buffers lend returned; any goroutine may call it, even
+// after close.
+func (s *frameStream) giveBack(bufs [2][]byte) {
+	s.recycle(&frameJob{stored: bufs[0], raw: bufs[1]})
 }
 
 // next returns the next frame; its raw bytes are valid until the following
