@@ -182,6 +182,19 @@ func (c *ProcCollector) Collect(ctx context.Context) ([]Sample, error) {
 }
 
 // read returns the counters of one target and its resident bytes.
+// procStat reads p's stat file. procfs v0.23.0 panics (slice bounds out of
+// range) on a stat line whose ')' comes before its '(' — found by
+// FuzzProcCollectorStat — so the panic is turned into an error: a malformed
+// /proc file must never bring down the host.
+func procStat(p procfs.Proc) (st procfs.ProcStat, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("malformed stat line: %v", r)
+		}
+	}()
+	return p.Stat()
+}
+
 func (c *ProcCollector) read(t ProcTarget, now time.Time) (procReading, int, error) {
 	var p procfs.Proc
 	var err error
@@ -195,7 +208,7 @@ func (c *ProcCollector) read(t ProcTarget, now time.Time) (procReading, int, err
 	if err != nil {
 		return procReading{}, 0, err
 	}
-	st, err := p.Stat()
+	st, err := procStat(p)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return procReading{}, 0, err
