@@ -190,3 +190,14 @@ func cgroupOf(t *testing.T, pid int) string {
 	}
 	return string(data)
 }
+
+// requireGone reports every directory in dirs that still exists: cgroups
+// the driver created must be removed by its undo.
+func requireGone(t testing.TB, dirs ...string) {
+	t.Helper()
+	for _, dir := range dirs {
+		if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("created cgroup %s still exists after undo (stat: %v)", dir, err)
+		}
+	}
+}

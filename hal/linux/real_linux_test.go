@@ -94,11 +94,7 @@ func TestCPUPartition(t *testing.T) {
 	if got := cgroupOf(t, critical.PID()); got != cgroupsBefore {
 		t.Errorf("critical child not moved back: cgroups before\n%s\nafter undo\n%s", cgroupsBefore, got)
 	}
-	for _, dir := range hierarchies(v2, parent) {
-		if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
-			t.Errorf("created cgroup %s still exists after undo (stat: %v)", dir, err)
-		}
-	}
+	requireGone(t, hierarchies(v2, parent)...)
 	if err := undo(ctx); err != nil {
 		t.Errorf("second undo: %v, want nil (idempotent)", err)
 	}
@@ -145,11 +141,7 @@ func TestMemoryLimitEnforcedByKernel(t *testing.T) {
 	if err := undo(ctx); err != nil {
 		t.Fatalf("undo after the bound process died: %v", err)
 	}
-	for _, dir := range hierarchies(v2, parent) {
-		if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
-			t.Errorf("created cgroup %s still exists after undo (stat: %v)", dir, err)
-		}
-	}
+	requireGone(t, hierarchies(v2, parent)...)
 }
 
 // TestBadInput: each mistake gives a clear error naming the function and
@@ -312,11 +304,7 @@ func TestUndoToleratesExitedProcess(t *testing.T) {
 	if err := undo(ctx); err != nil {
 		t.Fatalf("undo after the bound process exited: %v", err)
 	}
-	for _, dir := range hierarchies(v2, parent) {
-		if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
-			t.Errorf("created cgroup %s still exists after undo (stat: %v)", dir, err)
-		}
-	}
+	requireGone(t, hierarchies(v2, parent)...)
 }
 
 // TestCapacityAndUsageReal checks Capacity against /proc and Usage of a

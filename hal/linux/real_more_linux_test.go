@@ -132,11 +132,7 @@ func TestCPUSetPinning(t *testing.T) {
 	if !v2 {
 		created = append(created, filepath.Join(cgroupRoot, "cpuset", parent))
 	}
-	for _, dir := range created {
-		if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
-			t.Errorf("created cgroup %s still exists after undo (stat: %v)", dir, err)
-		}
-	}
+	requireGone(t, created...)
 }
 
 // TestStackedApplies: a second Apply on top of a first is undone to the
@@ -388,7 +384,5 @@ func TestV2HierarchyWithoutControllers(t *testing.T) {
 	if got := cgroupOf(t, c.PID()); got != before {
 		t.Errorf("after undo the child is in\n%s\nwant\n%s", got, before)
 	}
-	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("created cgroup %s still exists after undo (stat: %v)", dir, err)
-	}
+	requireGone(t, dir)
 }
