@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -185,8 +186,10 @@ type Engine struct {
 	workers int
 	// restoreMemory is Options.RestoreMemory resolved; 0 = read twice.
 	restoreMemory int64
-	// buffers recycles frame buffers across reads.
-	buffers bufferPool
+	// buffers recycles frame buffers across reads, chunkBufs chunk and
+	// frame buffers across snapshots.
+	buffers   bufferPool
+	chunkBufs sync.Pool
 }
 
 var _ Snapshotter = (*Engine)(nil)
@@ -432,7 +435,7 @@ func (e *Engine) write(ctx context.Context, sink io.Writer, m *Manifest, views [
 	if _, err := sink.Write(hdr.marshal()); err != nil {
 		return fmt.Errorf("snapshot %s: write header: %w", m.ID, err)
 	}
-	p := newPipeline(ctx, sink, e.comp, aead, e.workers, e.opts.ChunkBytes)
+	p := newPipeline(ctx, sink, e.comp, aead, e.workers, e.opts.ChunkBytes, &e.chunkBufs)
 	m.Sources = make([]SourceInfo, len(views))
 	for i, v := range views {
 		name := e.names[i]

@@ -62,6 +62,10 @@ type FileStore struct {
 	retain int
 	log    *slog.Logger
 	mu     sync.Mutex // serialises commits and retention
+	// spare is a snapshot file retention retired, kept to be overwritten
+	// by the next Create instead of deleted (see reap); "" when none.
+	// Guarded by mu.
+	spare string
 }
 
 var _ Store = (*FileStore)(nil)
@@ -149,11 +153,14 @@ func (s *FileStore) Create(ctx context.Context, id string) (Sink, error) {
 	var rnd [8]byte
 	_, _ = rand.Read(rnd[:])
 	tmp := filepath.Join(s.dir, "."+id+tempMarker+hex.EncodeToString(rnd[:]))
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("snapshot: filestore create %q: %w", id, err)
+	f, recycled := s.reuseSpare(tmp)
+	if f == nil {
+		var err error
+		if f, err = os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600); err != nil {
+			return nil, fmt.Errorf("snapshot: filestore create %q: %w", id, err)
+		}
 	}
-	w := &fileSink{ctx: ctx, store: s, id: id, f: f, crc: crc32.New(castagnoli)}
+	w := &fileSink{ctx: ctx, store: s, id: id, f: f, crc: crc32.New(castagnoli), recycled: recycled}
 	// Small buffer: frames larger than it go straight to the file.
 	w.buf = bufio.NewWriterSize(f, 64<<10)
 	return w, nil
@@ -224,7 +231,15 @@ func (s *FileStore) Delete(ctx context.Context, id string) error {
 	return syncDir(s.dir)
 }
 
-// reap deletes the oldest snapshots beyond the retention count. s.mu is held.
+// reap retires the oldest snapshots beyond the retention count. s.mu is
+// held. The first one retired becomes the spare, which the next Create
+// overwrites instead of allocating a new file; the others are deleted.
+//
+// Recycling the file, as databases recycle their log files, takes the
+// deletion off the commit path: on ext4 unlinking a snapshot of a few
+// megabytes, which frees its extents, costs about as much as fsyncing it
+// (2 ms for 7 MB here), and overwriting blocks that are already allocated
+// spares the next commit's fsync the allocation.
 func (s *FileStore) reap(ctx context.Context) error {
 	if s.retain == RetainAll {
 		return nil
@@ -236,15 +251,59 @@ func (s *FileStore) reap(ctx context.Context) error {
 	var errs *multierror.Error
 	for len(ids) > s.retain {
 		s.log.Info("snapshot: retention removes snapshot", "id", ids[0], "retain", s.retain)
-		// No directory fsync: a removal a crash undoes is redone by the
-		// next commit's retention, and the commit has just synced the
-		// directory for what matters (the new snapshot).
-		if err := os.Remove(s.path(ids[0])); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		// No directory fsync: a removal or rename a crash undoes is
+		// redone by the next commit's retention, and the commit has just
+		// synced the directory for what matters (the new snapshot).
+		if err := s.retire(s.path(ids[0])); err != nil {
 			errs = multierror.Append(errs, fmt.Errorf("snapshot: filestore retention: %w", err))
 		}
 		ids = ids[1:]
 	}
 	return errs.ErrorOrNil()
+}
+
+// retire takes the committed snapshot file at path out of the store: it
+// becomes the spare if there is none, else it is deleted. The spare's
+// name is a temporary one, so List ignores it and NewFileStore removes it
+// after a crash. s.mu is held.
+func (s *FileStore) retire(path string) error {
+	if s.spare == "" {
+		var rnd [8]byte
+		_, _ = rand.Read(rnd[:])
+		spare := filepath.Join(s.dir, ".spare"+tempMarker+hex.EncodeToString(rnd[:]))
+		if err := os.Rename(path, spare); err == nil {
+			s.spare = spare
+			return nil
+		}
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+// reuseSpare renames the spare, if there is one, to tmp and opens it for
+// writing from its start without truncating it (the sink truncates it to
+// what it wrote at commit). It returns nil if there is no spare or it
+// cannot be reused; a spare that cannot be reused is deleted.
+func (s *FileStore) reuseSpare(tmp string) (f *os.File, ok bool) {
+	s.mu.Lock()
+	spare := s.spare
+	s.spare = ""
+	s.mu.Unlock()
+	if spare == "" {
+		return nil, false
+	}
+	if err := os.Rename(spare, tmp); err != nil {
+		os.Remove(spare)
+		return nil, false
+	}
+	f, err := os.OpenFile(tmp, os.O_WRONLY, 0)
+	if err != nil {
+		os.Remove(tmp)
+		return nil, false
+	}
+	return f, true
 }
 
 func syncDir(dir string) error {
@@ -273,6 +332,9 @@ type fileSink struct {
 	done  bool
 	// kicked is how far writeback has been started (startWriteback).
 	kicked int64
+	// recycled is set when f is a retired snapshot being overwritten: it
+	// is truncated to the bytes written at commit.
+	recycled bool
 }
 
 // writebackEvery is how many bytes a sink writes between asking the kernel
@@ -335,6 +397,11 @@ func (w *fileSink) commit(tmp string) error {
 	}
 	if err := w.buf.Flush(); err != nil {
 		return err
+	}
+	if w.recycled {
+		if err := w.f.Truncate(w.n + int64(footerSize)); err != nil {
+			return err
+		}
 	}
 	if err := w.f.Sync(); err != nil {
 		return err

@@ -253,3 +253,66 @@ func TestNewFileStoreChecksUpFront(t *testing.T) {
 	_, err = NewFileStore("/proc", FileStoreOptions{})
 	require.ErrorContains(t, err, "is not writable")
 }
+
+// Retention keeps the file of a retired snapshot and overwrites it with the
+// next one: the new snapshot reads back exactly (the old, longer tail is
+// cut off), nothing else is left but that one spare, and reopening the store
+// removes the spare.
+func TestFileStoreRecyclesRetiredFiles(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s, err := NewFileStore(dir, FileStoreOptions{Retain: 1})
+	require.NoError(t, err)
+	write := func(id, content string) {
+		t.Helper()
+		w, err := s.Create(ctx, id)
+		require.NoError(t, err)
+		_, err = io.WriteString(w, content)
+		require.NoError(t, err)
+		require.NoError(t, w.Close())
+	}
+	read := func(id string) string {
+		t.Helper()
+		r, err := s.Open(ctx, id)
+		require.NoError(t, err)
+		defer r.Close()
+		b, err := io.ReadAll(r)
+		require.NoError(t, err)
+		return string(b)
+	}
+	spares := func() []string {
+		t.Helper()
+		names, err := filepath.Glob(filepath.Join(dir, ".spare"+tempMarker+"*"))
+		require.NoError(t, err)
+		return names
+	}
+	long := strings.Repeat("long snapshot ", 10_000)
+	write("a", long)
+	require.Empty(t, spares())
+	write("b", "short")
+	require.Len(t, spares(), 1, "retention kept a's file as the spare")
+	spare, err := os.Stat(spares()[0])
+	require.NoError(t, err)
+
+	write("c", "shorter")
+	c, err := os.Stat(s.path("c"))
+	require.NoError(t, err)
+	require.True(t, os.SameFile(spare, c), "c was not written over the spare")
+	require.Equal(t, "shorter", read("c"), "the spare's old tail survived")
+	ids, err := s.List(ctx)
+	require.NoError(t, err)
+	require.Equal(t, []string{"c"}, ids)
+	require.Len(t, spares(), 1, "b's file is the spare now")
+
+	write("d", long+"!")
+	require.Equal(t, long+"!", read("d"), "a snapshot longer than the spare")
+	entries, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	require.Len(t, entries, 2, "one snapshot and one spare")
+
+	_, err = NewFileStore(dir, FileStoreOptions{Retain: 1})
+	require.NoError(t, err)
+	require.Empty(t, spares(), "a new store removes the spare")
+	_, err = s.Open(ctx, "d")
+	require.NoError(t, err)
+}

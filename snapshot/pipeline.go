@@ -12,7 +12,8 @@ import (
 
 // pipeline compresses and seals chunks on several goroutines and writes the
 // frames to the sink in submission order. Memory is bounded: at most
-// 2*workers chunks are in flight, and buffers are recycled.
+// 2*workers chunks are in flight, and buffers are recycled, through the
+// Engine's pool, from one snapshot to the next.
 //
 // The goroutine that calls submit owns the pipeline; it must end with finish
 // or close, which stop the workers and the writer goroutine.
@@ -27,7 +28,7 @@ type pipeline struct {
 	bufBytes int
 	jobs     chan *chunkJob // to the workers
 	order    chan *chunkJob // to the writer, in submission order
-	free     chan []byte    // recycled buffers
+	pool     *sync.Pool     // recycled buffers (*[]byte of bufBytes capacity)
 	done     chan struct{}  // closed when the writer has returned
 	wg       sync.WaitGroup // the workers
 
@@ -53,15 +54,14 @@ type chunkRecord struct {
 	info   ChunkInfo
 }
 
-func newPipeline(ctx context.Context, sink io.Writer, comp *compressor, aead cipher.AEAD, workers, chunkBytes int) *pipeline {
+func newPipeline(ctx context.Context, sink io.Writer, comp *compressor, aead cipher.AEAD, workers, chunkBytes int, pool *sync.Pool) *pipeline {
 	p := &pipeline{
-		ctx: ctx, sink: sink, comp: comp, aead: aead,
+		ctx: ctx, sink: sink, comp: comp, aead: aead, pool: pool,
 		// Room for a chunk, or a frame holding one: the codecs' worst-case
 		// growth, the frame header, the AEAD tag and the CRC.
 		bufBytes: frameHeaderSize + max(chunkBytes+chunkBytes/128+1024, s2.MaxEncodedLen(chunkBytes)) + 64,
 		jobs:     make(chan *chunkJob, workers),
 		order:    make(chan *chunkJob, 2*workers),
-		free:     make(chan []byte, 4*workers+2),
 		done:     make(chan struct{}),
 		failed:   make(chan struct{}),
 	}
@@ -107,22 +107,17 @@ func (p *pipeline) fail(err error) {
 // buffer returns an empty buffer of p.bufBytes capacity, recycled when
 // one is free.
 func (p *pipeline) buffer() []byte {
-	select {
-	case b := <-p.free:
-		return b[:0]
-	default:
-		return make([]byte, 0, p.bufBytes)
+	if b, ok := p.pool.Get().(*[]byte); ok && cap(*b) >= p.bufBytes {
+		return (*b)[:0]
 	}
+	return make([]byte, 0, p.bufBytes)
 }
 
 func (p *pipeline) recycle(b []byte) {
 	if cap(b) < p.bufBytes {
 		return // grown elsewhere or too small: let the GC have it
 	}
-	select {
-	case p.free <- b:
-	default:
-	}
+	p.pool.Put(&b)
 }
 
 // submit queues raw as the next chunk of source; the pipeline owns raw.
