@@ -1,6 +1,10 @@
 package snapshot
 
-import "math/bits"
+import (
+	"math/bits"
+	"runtime"
+	"sync"
+)
 
 // The state behind [Map] is a persistent hash array mapped trie in CHAMP
 // layout: each node holds up to 32 slots, split by two bitmaps into inline
@@ -244,11 +248,62 @@ func (n *hamtNode[K, V]) each(fn func(*hamtEntry[K, V]) bool) bool {
 // entries (an in-place radix partition by 5 hash bits per level) and keeps
 // none of its memory. dup is a key found twice, if any (the trie is then
 // nil).
+//
+// From parallelBuildEntries on, the root's subtrees are built on up to
+// GOMAXPROCS goroutines.
 func buildHAMT[K comparable, V any](entries []hamtEntry[K, V]) (n *hamtNode[K, V], dup *hamtEntry[K, V]) {
 	if len(entries) == 0 {
 		return &hamtNode[K, V]{}, nil
 	}
+	if workers := runtime.GOMAXPROCS(0); workers > 1 && len(entries) >= parallelBuildEntries {
+		return buildRoot(entries, workers)
+	}
 	return buildNode(entries, 0)
+}
+
+// parallelBuildEntries is the size from which buildHAMT uses every core:
+// below it starting goroutines costs about what they save.
+const parallelBuildEntries = 4096
+
+// buildRoot is buildNode at the root, with the subtrees built on workers
+// goroutines, each taking every workers-th one (the hash spreads entries
+// evenly over the slots).
+func buildRoot[K comparable, V any](es []hamtEntry[K, V], workers int) (*hamtNode[K, V], *hamtEntry[K, V]) {
+	n, p := partition(es, 0)
+	subtrees := make([]int, 0, len(n.children)) // their slots, in order
+	for s := range hamtWidth {
+		if p.count[s] > 1 {
+			subtrees = append(subtrees, s)
+		}
+	}
+	dups := make([]*hamtEntry[K, V], len(subtrees))
+	workers = min(workers, len(subtrees))
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := w; i < len(subtrees); i += workers {
+				s := subtrees[i]
+				n.children[i], dups[i] = buildNode(es[p.start[s]:p.start[s]+p.count[s]], hamtBits)
+			}
+		})
+	}
+	wg.Wait()
+	for _, dup := range dups {
+		if dup != nil {
+			return nil, dup
+		}
+	}
+	for s := range hamtWidth {
+		if p.count[s] == 1 {
+			n.entries = append(n.entries, es[p.start[s]])
+		}
+	}
+	return n, nil
+}
+
+// slots is where partition put each slot's entries.
+type slots struct {
+	count, start [hamtWidth]int
 }
 
 func buildNode[K comparable, V any](es []hamtEntry[K, V], shift uint) (*hamtNode[K, V], *hamtEntry[K, V]) {
@@ -263,28 +318,51 @@ func buildNode[K comparable, V any](es []hamtEntry[K, V], shift uint) (*hamtNode
 		}
 		return &hamtNode[K, V]{entries: append([]hamtEntry[K, V](nil), es...)}, nil
 	}
+	n, p := partition(es, shift)
+	c := 0
+	for s := range hamtWidth {
+		switch {
+		case p.count[s] == 1:
+			n.entries = append(n.entries, es[p.start[s]])
+		case p.count[s] > 1:
+			child, dup := buildNode(es[p.start[s]:p.start[s]+p.count[s]], shift+hamtBits)
+			if dup != nil {
+				return nil, dup
+			}
+			n.children[c] = child
+			c++
+		}
+	}
+	return n, nil
+}
+
+// partition moves every entry of es into its slot's range at shift (an
+// American flag sort) and returns the node for es, with its bitmaps set
+// and its entries and children allocated (empty and nil) at their final
+// sizes, and where each slot's entries are.
+func partition[K comparable, V any](es []hamtEntry[K, V], shift uint) (*hamtNode[K, V], slots) {
 	slot := func(e *hamtEntry[K, V]) int { return int((e.hash >> shift) & hamtMask) }
-	var count, start, next [hamtWidth]int
+	var p slots
+	var next [hamtWidth]int
 	for i := range es {
-		count[slot(&es[i])]++
+		p.count[slot(&es[i])]++
 	}
 	n := &hamtNode[K, V]{}
 	singles, multis := 0, 0
 	for s, off := 0, 0; s < hamtWidth; s++ {
-		start[s], next[s] = off, off
-		off += count[s]
+		p.start[s], next[s] = off, off
+		off += p.count[s]
 		switch {
-		case count[s] == 1:
+		case p.count[s] == 1:
 			n.dataMap |= 1 << s
 			singles++
-		case count[s] > 1:
+		case p.count[s] > 1:
 			n.nodeMap |= 1 << s
 			multis++
 		}
 	}
-	// Move every entry into its slot's range (American flag sort).
 	for s := range hamtWidth {
-		for end := start[s] + count[s]; next[s] < end; {
+		for end := p.start[s] + p.count[s]; next[s] < end; {
 			i := next[s]
 			t := slot(&es[i])
 			if t == s {
@@ -299,19 +377,7 @@ func buildNode[K comparable, V any](es []hamtEntry[K, V], shift uint) (*hamtNode
 		n.entries = make([]hamtEntry[K, V], 0, singles)
 	}
 	if multis > 0 {
-		n.children = make([]*hamtNode[K, V], 0, multis)
+		n.children = make([]*hamtNode[K, V], multis)
 	}
-	for s := range hamtWidth {
-		switch {
-		case count[s] == 1:
-			n.entries = append(n.entries, es[start[s]])
-		case count[s] > 1:
-			child, dup := buildNode(es[start[s]:start[s]+count[s]], shift+hamtBits)
-			if dup != nil {
-				return nil, dup
-			}
-			n.children = append(n.children, child)
-		}
-	}
-	return n, nil
+	return n, p
 }

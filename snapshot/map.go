@@ -40,6 +40,11 @@ type MapOptions[K comparable, V any] struct {
 // [Source] over your own structure. Map implements [Source] and [Pauser]:
 // during a cut its writers block, its readers do not.
 //
+// Values are shared, not copied: with views and snapshots, and, for []byte
+// values, a restore hands out slices of the restored chunks (a chunk's
+// memory lives as long as one of its values does). Treat a value as
+// immutable once stored; Store a new one to change it.
+//
 // The zero value is not usable; call [NewMap]. All methods are safe for
 // concurrent use.
 type Map[K comparable, V any] struct {

@@ -98,54 +98,46 @@ func (c entryCodec[K, V]) write(w io.Writer, count int, each func(yield func(K, 
 // the key was new; a duplicate key is an error. sized, when not nil, is
 // first told how many entries the stream says it holds (an unverified
 // claim: size hints from it must be capped).
+//
+// When r is a restore's [stageReader], fields are read straight from the
+// verified chunks, which the map then owns: with the default []byte codec
+// a value is a slice of its chunk instead of a copy (values are immutable
+// in a Map, so sharing their memory is safe; a value's capacity ends with
+// it, so an append copies).
 func (c entryCodec[K, V]) read(ctx context.Context, r io.Reader, sized func(uint64), add func(K, V) bool) error {
-	br := bufio.NewReaderSize(r, readBufferBytes)
-	magic := make([]byte, len(mapMagic))
-	if _, err := io.ReadFull(br, magic); err != nil {
+	var src fieldSource
+	if sr, ok := r.(*stageReader); ok {
+		src = &chunkFields{next: sr.nextChunk}
+	} else {
+		src = &bufferedFields{br: bufio.NewReaderSize(r, readBufferBytes)}
+	}
+	magic, _, err := src.field(len(mapMagic))
+	if err != nil {
 		return fmt.Errorf("snapshot: map restore: header: %w", eofIsUnexpected(err))
 	}
 	if string(magic) != mapMagic {
 		return fmt.Errorf("snapshot: map restore: header %q is not %q", magic, mapMagic)
 	}
-	count, err := binary.ReadUvarint(br)
+	count, err := src.uvarint()
 	if err != nil {
 		return fmt.Errorf("snapshot: map restore: entry count: %w", eofIsUnexpected(err))
 	}
 	if sized != nil {
 		sized(count)
 	}
-	var buf []byte
-	discard := 0 // bytes of the last field still in br's buffer
-	field := func(i uint64, what string) ([]byte, error) {
-		if discard > 0 {
-			_, _ = br.Discard(discard) // Peek returned them: they are buffered
-			discard = 0
-		}
-		n, err := binary.ReadUvarint(br)
+	field := func(i uint64, what string) ([]byte, bool, error) {
+		n, err := src.uvarint()
 		if err != nil {
-			return nil, fmt.Errorf("snapshot: map restore: entry %d of %d: %s length: %w", i, count, what, eofIsUnexpected(err))
+			return nil, false, fmt.Errorf("snapshot: map restore: entry %d of %d: %s length: %w", i, count, what, eofIsUnexpected(err))
 		}
 		if n > maxMapField {
-			return nil, fmt.Errorf("snapshot: map restore: entry %d of %d: %s length %d exceeds %d", i, count, what, n, maxMapField)
+			return nil, false, fmt.Errorf("snapshot: map restore: entry %d of %d: %s length %d exceeds %d", i, count, what, n, maxMapField)
 		}
-		if n <= readBufferBytes {
-			// Decode from the reader's buffer: no copy (codecs must not
-			// keep b). discard drops it before the next field.
-			b, err := br.Peek(int(n))
-			if err != nil {
-				return nil, fmt.Errorf("snapshot: map restore: entry %d of %d: %s: %w", i, count, what, eofIsUnexpected(err))
-			}
-			discard = int(n)
-			return b, nil
+		b, kept, err := src.field(int(n))
+		if err != nil {
+			return nil, false, fmt.Errorf("snapshot: map restore: entry %d of %d: %s: %w", i, count, what, eofIsUnexpected(err))
 		}
-		if uint64(cap(buf)) < n {
-			buf = make([]byte, n)
-		}
-		buf = buf[:n]
-		if _, err := io.ReadFull(br, buf); err != nil {
-			return nil, fmt.Errorf("snapshot: map restore: entry %d of %d: %s: %w", i, count, what, eofIsUnexpected(err))
-		}
-		return buf, nil
+		return b, kept, nil
 	}
 	for i := uint64(0); i < count; i++ {
 		if i%4096 == 0 {
@@ -153,7 +145,7 @@ func (c entryCodec[K, V]) read(ctx context.Context, r io.Reader, sized func(uint
 				return fmt.Errorf("snapshot: map restore: %w", err)
 			}
 		}
-		kb, err := field(i, "key")
+		kb, _, err := field(i, "key")
 		if err != nil {
 			return err
 		}
@@ -161,22 +153,21 @@ func (c entryCodec[K, V]) read(ctx context.Context, r io.Reader, sized func(uint
 		if err != nil {
 			return fmt.Errorf("snapshot: map restore: entry %d of %d: key: %w", i, count, err)
 		}
-		vb, err := field(i, "value")
+		vb, kept, err := field(i, "value")
 		if err != nil {
 			return err
 		}
-		val, err := c.values.Decode(vb)
-		if err != nil {
+		var val V
+		if c.rawValues && kept {
+			val = any(vb).(V)
+		} else if val, err = c.values.Decode(vb); err != nil {
 			return fmt.Errorf("snapshot: map restore: entry %d of %d: value of key %v: %w", i, count, key, err)
 		}
 		if !add(key, val) {
 			return fmt.Errorf("snapshot: map restore: entry %d of %d: duplicate key %v", i, count, key)
 		}
 	}
-	if discard > 0 {
-		_, _ = br.Discard(discard)
-	}
-	switch _, err := br.ReadByte(); {
+	switch err := src.end(); {
 	case err == nil:
 		return fmt.Errorf("snapshot: map restore: data after the %d entries", count)
 	case err != io.EOF:
@@ -184,6 +175,121 @@ func (c entryCodec[K, V]) read(ctx context.Context, r io.Reader, sized func(uint
 	}
 	return nil
 }
+
+// fieldSource hands out the map format's fields one after the other.
+type fieldSource interface {
+	uvarint() (uint64, error)
+	// field returns the next n bytes. kept reports whether they stay
+	// valid, and unchanged, for good; otherwise only until the next call.
+	field(n int) (b []byte, kept bool, err error)
+	// end returns io.EOF if nothing is left, nil if a byte is.
+	end() error
+}
+
+// bufferedFields reads fields from any reader, decoding those that fit in
+// its buffer in place.
+type bufferedFields struct {
+	br      *bufio.Reader
+	buf     []byte // for fields larger than br's buffer
+	discard int    // bytes of the last field still in br's buffer
+}
+
+func (f *bufferedFields) skip() {
+	if f.discard > 0 {
+		_, _ = f.br.Discard(f.discard) // Peek returned them: they are buffered
+		f.discard = 0
+	}
+}
+
+func (f *bufferedFields) uvarint() (uint64, error) {
+	f.skip()
+	return binary.ReadUvarint(f.br)
+}
+
+func (f *bufferedFields) field(n int) ([]byte, bool, error) {
+	f.skip()
+	if n <= readBufferBytes {
+		b, err := f.br.Peek(n)
+		if err != nil {
+			return nil, false, err
+		}
+		f.discard = n
+		return b, false, nil
+	}
+	if cap(f.buf) < n {
+		f.buf = make([]byte, n)
+	}
+	f.buf = f.buf[:n]
+	if _, err := io.ReadFull(f.br, f.buf); err != nil {
+		return nil, false, err
+	}
+	return f.buf, false, nil
+}
+
+func (f *bufferedFields) end() error {
+	f.skip()
+	if _, err := f.br.ReadByte(); err != nil {
+		return err
+	}
+	return nil
+}
+
+// chunkFields reads fields from chunks it owns: a field within one chunk
+// is a slice of it, one that spans chunks a copy. Either is kept.
+type chunkFields struct {
+	next func() ([]byte, error) // the next chunk, now owned; io.EOF after the last
+	cur  []byte
+}
+
+func (f *chunkFields) fill() error {
+	for len(f.cur) == 0 {
+		b, err := f.next()
+		if err != nil {
+			return err
+		}
+		f.cur = b
+	}
+	return nil
+}
+
+func (f *chunkFields) ReadByte() (byte, error) {
+	if err := f.fill(); err != nil {
+		return 0, err
+	}
+	b := f.cur[0]
+	f.cur = f.cur[1:]
+	return b, nil
+}
+
+func (f *chunkFields) uvarint() (uint64, error) {
+	if v, n := binary.Uvarint(f.cur); n > 0 {
+		f.cur = f.cur[n:]
+		return v, nil
+	}
+	// At a chunk's end, or malformed: byte by byte, for ReadUvarint's
+	// errors.
+	return binary.ReadUvarint(f)
+}
+
+func (f *chunkFields) field(n int) ([]byte, bool, error) {
+	if n <= len(f.cur) {
+		b := f.cur[:n:n]
+		f.cur = f.cur[n:]
+		return b, true, nil
+	}
+	b := make([]byte, 0, min(n, 1<<20)) // n is a claim until the bytes are there
+	for len(b) < n {
+		if err := f.fill(); err != nil {
+			return nil, false, err
+		}
+		take := min(n-len(b), len(f.cur))
+		b = append(b, f.cur[:take]...)
+		f.cur = f.cur[take:]
+	}
+	return b, true, nil
+}
+
+func (f *chunkFields) end() error { return f.fill() }
 
 func eofIsUnexpected(err error) error {
 	if err == io.EOF {

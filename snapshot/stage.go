@@ -42,6 +42,9 @@ type stagedChunk struct {
 	raw    []byte
 	bufs   [2][]byte
 	frames *frameStream
+	// inStored is set when raw lies in bufs[0], the frame as stored (it
+	// was not compressed); otherwise it lies in bufs[1].
+	inStored bool
 }
 
 // stageChunks is how many chunks may wait for each staged source: memory
@@ -97,7 +100,7 @@ func (st *staging) feed(f *frame, frames *frameStream) bool {
 	if !ok {
 		return false
 	}
-	c := stagedChunk{raw: f.raw, bufs: frames.lend(), frames: frames}
+	c := stagedChunk{raw: f.raw, bufs: frames.lend(), frames: frames, inStored: f.flags&(frameFlagS2|frameFlagZstd) == 0}
 	select {
 	case s.chunks <- c:
 	case <-s.done: // Stage returned early: the rest is dropped
@@ -219,6 +222,26 @@ func (r *stageReader) Read(p []byte) (int, error) {
 	n := copy(p, r.rest)
 	r.rest = r.rest[n:]
 	return n, nil
+}
+
+// nextChunk returns the next chunk whole, and with it the buffer it lives
+// in: the caller owns it from then on (the other buffer goes back to the
+// stream). It returns io.EOF after the last chunk. Do not mix it with Read.
+func (r *stageReader) nextChunk() ([]byte, error) {
+	c, ok := <-r.chunks
+	if !ok {
+		if r.st.aborted.Load() {
+			return nil, errStageAbandoned
+		}
+		return nil, io.EOF
+	}
+	if c.inStored {
+		c.bufs[0] = nil
+	} else {
+		c.bufs[1] = nil
+	}
+	c.frames.giveBack(c.bufs)
+	return c.raw, nil
 }
 
 // stagesAll reports whether all n stream sources are staged.
