@@ -528,6 +528,25 @@ func (w *chunkWriter) Write(b []byte) (int, error) {
 	return n, nil
 }
 
+// lend, giveBack and flushAt make w a [bufferLender]: a Map's view encodes
+// its entries straight into the chunk being filled.
+func (w *chunkWriter) lend() []byte { return w.buf }
+func (w *chunkWriter) flushAt() int { return w.size }
+
+func (w *chunkWriter) giveBack(b []byte) ([]byte, error) {
+	w.buf = b
+	for len(w.buf) >= w.size {
+		// The bytes past the chunk go to a fresh buffer, the chunk to
+		// the pipeline.
+		chunk, rest := w.buf[:w.size], w.buf[w.size:]
+		w.buf = append(w.p.buffer(), rest...)
+		if err := w.p.submit(w.source, chunk); err != nil {
+			return w.buf, err
+		}
+	}
+	return w.buf, nil
+}
+
 // flush hands the buffered chunk to the pipeline, which owns it from then.
 func (w *chunkWriter) flush() error {
 	if len(w.buf) == 0 {
