@@ -54,6 +54,8 @@ type CloudEventsOptions struct {
 // the function and whose id is the idempotency key; the answer is an event
 // of type [EventResult] or [EventError]. Status codes are checked
 // explicitly: a 4xx or 5xx is an error even when it carries no event.
+// Signed requests carry their time in the signature extension (see
+// [ExtSignature]), not in ce-time, and requests send no User-Agent.
 //
 // A CloudEventsTarget is safe for concurrent use.
 type CloudEventsTarget struct {
@@ -138,7 +140,8 @@ func (t *CloudEventsTarget) URL() string { return t.url }
 func (t *CloudEventsTarget) Probe(ctx context.Context) (time.Duration, error) {
 	start := time.Now()
 	ev := t.newEvent(EventProbe, "", "probe-"+strconv.FormatInt(start.UnixNano(), 36), "", nil)
-	status, ans, err := t.post(ctx, ev)
+	var answer wireEvent
+	status, ans, err := t.post(ctx, &ev, &answer)
 	if err != nil {
 		return 0, err
 	}
@@ -154,7 +157,9 @@ func (t *CloudEventsTarget) Call(ctx context.Context, req Request) ([]byte, erro
 	if typ == "" {
 		return nil, fmt.Errorf("migrate: target %s: request kind %d is unknown", t.info.Name, req.Kind)
 	}
-	status, ans, err := t.post(ctx, t.newEvent(typ, req.Function, req.ID, req.Generation, req.Payload))
+	ev := t.newEvent(typ, req.Function, req.ID, req.Generation, req.Payload)
+	var answer wireEvent
+	status, ans, err := t.post(ctx, &ev, &answer)
 	if err != nil {
 		return nil, fmt.Errorf("%w (%s of %q, id %s)", err, req.Kind, req.Function, req.ID)
 	}
@@ -218,18 +223,18 @@ func (t *CloudEventsTarget) interpret(req Request, status int, ans *wireEvent) (
 	}
 }
 
-func (t *CloudEventsTarget) newEvent(typ, function, id, gen string, data []byte) *wireEvent {
-	ev := &wireEvent{ID: id, Source: t.opts.Source, Type: typ, Subject: function, Gen: gen, Data: data}
-	ev.stamp(t.now())
+func (t *CloudEventsTarget) newEvent(typ, function, id, gen string, data []byte) wireEvent {
+	ev := wireEvent{ID: id, Source: t.opts.Source, Type: typ, Subject: function, Time: t.now(), Gen: gen, Data: data}
 	if t.signer != nil {
-		ev.Sig = t.signer.sign(ev)
+		ev.Sig = t.signer.sign(&ev)
 	}
 	return ev
 }
 
 // post sends ev in binary mode and returns the status and the answer
-// event, if any.
-func (t *CloudEventsTarget) post(ctx context.Context, ev *wireEvent) (int, *wireEvent, error) {
+// event, if any, read into ans (which the caller provides, so that it
+// may live on its stack).
+func (t *CloudEventsTarget) post(ctx context.Context, ev, ans *wireEvent) (int, *wireEvent, error) {
 	resp, err := t.send(ctx, ev)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -242,7 +247,7 @@ func (t *CloudEventsTarget) post(ctx context.Context, ev *wireEvent) (int, *wire
 	if err != nil {
 		return 0, nil, fmt.Errorf("target %s: %w", t.info.Name, err)
 	}
-	ans, err := readWireEvent(ctx, resp.Header, body)
+	err = readWireEvent(ctx, resp.Header, body, ans)
 	if errors.Is(err, errNotCloudEvent) {
 		if resp.StatusCode/100 == 2 && len(body) > 0 {
 			return 0, nil, fmt.Errorf("%w: target %s: HTTP %d answer is not a CloudEvent (%d bytes of %q)",
@@ -306,8 +311,12 @@ func (t *CloudEventsTarget) newRequest(ctx context.Context, ev *wireEvent, rewin
 		}
 	}
 	ev.writeHeaders(hreq.Header)
+	hreq.Header["User-Agent"] = emptyValue // net/http then sends no User-Agent line: each header line costs both ends
 	return hreq
 }
+
+// emptyValue is a header value net/http never modifies.
+var emptyValue = []string{""}
 
 func readAnswer(resp *http.Response, limit int64) ([]byte, error) {
 	if resp.ContentLength > limit {

@@ -21,11 +21,10 @@ import (
 // through the cloudevents SDK.
 type wireEvent struct {
 	ID, Source, Type, Subject string
-	Time                      time.Time
-	// timeText is Time in its wire form (UTC, RFC 3339 with nanoseconds)
-	// on events made here (see stamp), formatted once for both the
-	// signature and the ce-time header; empty on events read.
-	timeText             string
+	// Time is the event's ce-time, or on a signed event made here the
+	// time its signature carries (then ce-time is not sent); verify sets
+	// it from the signature on events read.
+	Time                 time.Time
 	Req, FnErr, Gen, Sig string // extensions ExtRequest, ExtFunctionError, ExtGeneration, ExtSignature
 	ContentType          string
 	Data                 []byte
@@ -67,10 +66,7 @@ func (e *wireEvent) writeHeaders(h http.Header) {
 	set(hdrSource, e.Source)
 	set(hdrType, e.Type)
 	set(hdrSubject, e.Subject)
-	switch {
-	case e.timeText != "":
-		set(hdrTime, e.timeText)
-	case !e.Time.IsZero():
+	if !e.Time.IsZero() && !strings.HasPrefix(e.Sig, "t=") { // else the signature carries it
 		set(hdrTime, e.Time.UTC().Format(time.RFC3339Nano))
 	}
 	set(hdrReq, e.Req)
@@ -86,56 +82,54 @@ func (e *wireEvent) writeHeaders(h http.Header) {
 	}
 }
 
-// stamp sets e's time to t, formatted once for the wire.
-func (e *wireEvent) stamp(t time.Time) {
-	e.Time, e.timeText = t, t.UTC().Format(time.RFC3339Nano)
-}
-
 // errNotCloudEvent is returned by readWireEvent when the message is in
 // no CloudEvents encoding at all.
 var errNotCloudEvent = errors.New("not a CloudEvent (no ce-specversion header, no cloudevents content type)")
 
 // readWireEvent reads a CloudEvent from an HTTP message's headers and
-// complete body: binary mode directly, structured mode through the SDK.
-func readWireEvent(ctx context.Context, h http.Header, body []byte) (*wireEvent, error) {
+// complete body into e: binary mode directly, structured mode through the
+// SDK. (The caller's e may live on its stack: the hot path allocates no
+// event.)
+func readWireEvent(ctx context.Context, h http.Header, body []byte, e *wireEvent) error {
 	sv := header(h, hdrSpecVersion)
 	if sv == "" {
 		if strings.HasPrefix(header(h, hdrContentType), "application/cloudevents") {
 			ev, err := binding.ToEvent(ctx, cehttp.NewMessage(h, io.NopCloser(bytes.NewReader(body))))
 			if err != nil {
-				return nil, fmt.Errorf("structured CloudEvent: %w", err)
+				return fmt.Errorf("structured CloudEvent: %w", err)
 			}
 			if err := ev.Validate(); err != nil {
-				return nil, fmt.Errorf("structured CloudEvent: %w", err)
+				return fmt.Errorf("structured CloudEvent: %w", err)
 			}
-			return fromSDK(ev), nil
+			*e = *fromSDK(ev)
+			return nil
 		}
-		return nil, errNotCloudEvent
+		return errNotCloudEvent
 	}
 	if sv != event.CloudEventsVersionV1 {
-		return nil, fmt.Errorf("ce-specversion %q is not supported (want %s)", sv, event.CloudEventsVersionV1)
+		return fmt.Errorf("ce-specversion %q is not supported (want %s)", sv, event.CloudEventsVersionV1)
 	}
-	e := &wireEvent{
+	*e = wireEvent{
 		ID: header(h, hdrID), Source: header(h, hdrSource), Type: header(h, hdrType), Subject: header(h, hdrSubject),
 		Req: header(h, hdrReq), FnErr: header(h, hdrFnErr), Gen: header(h, hdrGen), Sig: header(h, hdrSig),
 		ContentType: header(h, hdrContentType), Data: body,
 	}
 	switch {
 	case e.ID == "":
-		return nil, errors.New("required header ce-id is missing or empty")
+		return errors.New("required header ce-id is missing or empty")
 	case e.Source == "":
-		return nil, errors.New("required header ce-source is missing or empty")
+		return errors.New("required header ce-source is missing or empty")
 	case e.Type == "":
-		return nil, errors.New("required header ce-type is missing or empty")
+		return errors.New("required header ce-type is missing or empty")
 	}
 	if t := header(h, hdrTime); t != "" {
 		parsed, err := time.Parse(time.RFC3339Nano, t)
 		if err != nil {
-			return nil, fmt.Errorf("ce-time %q is not an RFC 3339 timestamp", t)
+			return fmt.Errorf("ce-time %q is not an RFC 3339 timestamp", t)
 		}
 		e.Time = parsed
 	}
-	return e, nil
+	return nil
 }
 
 // header returns the first value of the header named by the canonical

@@ -32,7 +32,12 @@
 // region (see examples/region). Requests are signed with HMAC-SHA256
 // ([Sign], [Verify]) and refused when unsigned, tampered with or outside a
 // time window (keys of at least [MinKeyBytes]); mutual TLS is the
-// alternative. [LocalTarget] runs functions in-process on reserved slots.
+// alternative. A lease's requests and a Handler's answers carry their
+// time inside the signature extension ("t=<unix nanoseconds>,v1=<mac>",
+// see [ExtSignature]) instead of in the optional ce-time, one header line
+// fewer each way; Handlers and Verify also accept Sign's "v1=<mac>" with
+// ce-time, so SDK clients keep working. [LocalTarget] runs functions
+// in-process on reserved slots.
 //
 //	ce, _ := migrate.NewCloudEventsTarget("eu-1", "https://eu-1.example/fn",
 //		migrate.CloudEventsOptions{Region: "eu-west"})

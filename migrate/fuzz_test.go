@@ -44,6 +44,13 @@ func FuzzHandler(f *testing.F) {
 	f.Add("1.0", "id", "src", migrate.EventInvoke, "count", "2026-01-01T00:00:00Z", "", []byte("x"))
 	f.Add("1.0", "id", "src", migrate.EventGetState, "count", "", "v1=AAAA", []byte(nil))
 	f.Add("", "", "", "", "", "", "", []byte("garbage"))
+	// The signature with the time in it, as leases send it (no ce-time),
+	// with a ce-time beside it, and malformed.
+	f.Add("1.0", "id", "src", migrate.EventInvoke, "count", "", "t=1767225600000000000,v1=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", []byte("x"))
+	f.Add("1.0", "id", "src", migrate.EventInvoke, "count", "2026-01-01T00:00:00Z", "t=1767225600000000000,v1=AAAA", []byte("x"))
+	f.Add("1.0", "id", "src", migrate.EventPutState, "count", "", "t=-9223372036854775808,v1=", []byte(`{"a":1}`))
+	f.Add("1.0", "id", "src", migrate.EventInvoke, "count", "", "t=99999999999999999999,v1=x", []byte("x"))
+	f.Add("1.0", "id", "src", migrate.EventInvoke, "count", "", "t=,v1=,v1=", []byte(nil))
 	f.Fuzz(func(t *testing.T, sv, id, src, typ, subj, tm, sig string, body []byte) {
 		ran := false
 		h := migrate.NewHandler(migrate.HandlerOptions{Key: testKey, MaxPayloadBytes: 64, MaxStateBytes: 128})

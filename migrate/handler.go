@@ -57,8 +57,10 @@ type HandlerOptions struct {
 // Handler serves registered Funcs over CloudEvents 1.0 HTTP, binary mode,
 // so that the code a host runs locally can be deployed unchanged in a
 // remote region (see examples/region). It verifies each request's
-// signature and time window, runs each idempotency key (the event id) once
-// per function, and answers with a signed EventResult or EventError event.
+// signature (in either form, see [ExtSignature]) and time window, runs
+// each idempotency key (the event id) once per function, and answers with
+// an EventResult or EventError event signed with the time in the signature
+// (no ce-time).
 //
 // Register functions before serving; ServeHTTP is safe for concurrent use.
 type Handler struct {
@@ -156,12 +158,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.refuse(w, "", status, err)
 		return
 	}
-	ev, err := readWireEvent(r.Context(), r.Header, body)
-	if err != nil {
+	var ev wireEvent
+	if err := readWireEvent(r.Context(), r.Header, body, &ev); err != nil {
 		h.refuse(w, "", http.StatusBadRequest, fmt.Errorf("migrate: handler: request is not a valid CloudEvent: %w", err))
 		return
 	}
-	status, answer, why := h.serve(r.Context(), ev)
+	status, answer, why := h.serve(r.Context(), &ev)
 	if status != http.StatusOK {
 		h.refuse(w, ev.ID, status, why)
 		return
@@ -188,19 +190,18 @@ func readBody(body io.Reader, length, limit int64) ([]byte, error) {
 // once); a body longer than it said is read on, up to limit.
 func readAll(r io.Reader, length, limit int64) (b []byte, over bool, err error) {
 	if length >= 0 && length <= limit {
-		b = make([]byte, length)
+		b = make([]byte, length, length+1) // the spare byte sees the end
 		if _, err := io.ReadFull(r, b); err != nil {
 			return nil, false, err
 		}
-		var one [1]byte
-		n, err := io.ReadFull(r, one[:])
+		n, err := io.ReadFull(r, b[length:length+1])
 		if n == 0 && (err == io.EOF || err == io.ErrUnexpectedEOF) {
 			return b, false, nil
 		}
 		if err != nil {
 			return nil, false, err
 		}
-		b = append(b, one[0]) // longer than it said: read on below
+		b = b[:length+1] // longer than it said: read on below
 	}
 	if b == nil {
 		b = make([]byte, 0, min(max(length, 512), limit)+1)
@@ -276,26 +277,29 @@ func (h *Handler) answer(w http.ResponseWriter, reqID string, data []byte, fnErr
 	if fnErr != nil {
 		ev.Type, ev.FnErr, ev.Data = EventError, "true", []byte(fnErr.Error())
 	}
-	h.write(w, ev, http.StatusOK)
+	h.write(w, &ev, http.StatusOK)
 }
 
 // refuse writes a non-2xx status with an EventError explaining why.
 func (h *Handler) refuse(w http.ResponseWriter, reqID string, status int, why error) {
-	h.write(w, h.newAnswer(reqID, EventError, []byte(why.Error())), status)
+	ev := h.newAnswer(reqID, EventError, []byte(why.Error()))
+	h.write(w, &ev, status)
 }
 
 // newAnswer returns the answer to request reqID. It carries the request's
 // id (unique with its own source), so that its signature binds it to the
 // request it answers.
-func (h *Handler) newAnswer(reqID, typ string, data []byte) *wireEvent {
+func (h *Handler) newAnswer(reqID, typ string, data []byte) wireEvent {
 	id := reqID
 	if id == "" {
 		id = "refusal"
 	}
-	ev := &wireEvent{ID: id, Source: h.opts.Source, Type: typ, Data: data}
-	ev.stamp(h.opts.Clock())
-	return ev
+	return wireEvent{ID: id, Source: h.opts.Source, Type: typ, Time: h.opts.Clock(), Data: data}
 }
+
+// smallAnswerBytes is the size up to which net/http buffers a whole
+// answer before sending its header, and so sets its Content-Length itself.
+const smallAnswerBytes = 2048
 
 func (h *Handler) write(w http.ResponseWriter, ev *wireEvent, status int) {
 	if h.signer != nil {
@@ -303,7 +307,9 @@ func (h *Handler) write(w http.ResponseWriter, ev *wireEvent, status int) {
 	}
 	hdr := w.Header()
 	ev.writeHeaders(hdr)
-	hdr["Content-Length"] = []string{strconv.Itoa(len(ev.Data))}
+	if len(ev.Data) > smallAnswerBytes {
+		hdr["Content-Length"] = []string{strconv.Itoa(len(ev.Data))}
+	} // else net/http, which holds the whole answer until the handler returns, adds it
 	w.WriteHeader(status)
 	if _, err := w.Write(ev.Data); err != nil {
 		h.opts.Logger.Debug("migrate: write answer", "id", ev.ID, "err", err)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -80,6 +81,57 @@ func TestHandlerServesSDKClient(t *testing.T) {
 	require.NoError(t, migrate.Sign(testKey, &ev2))
 	ans, _ = sdkRequest(t, reg.url, ev2)
 	require.Equal(t, "2", string(ans.Data()))
+}
+
+// A Handler's answers carry their time in the signature ("t=...,v1=..."),
+// not in ce-time; Verify checks that form as well as Sign's "v1=" one, and
+// refuses a ce-time that contradicts the signed time, a signed time
+// tampered with or outside the window, and signatures of no known form.
+func TestSignatureForms(t *testing.T) {
+	reg, _ := handlerRegion(t, migrate.HandlerOptions{})
+	ev := invokeEvent(t, "sig-1", "count", []byte("plums"), time.Now())
+	require.NoError(t, migrate.Sign(testKey, &ev))
+	require.True(t, strings.HasPrefix(ev.Extensions()[migrate.ExtSignature].(string), "v1="), "Sign leaves the time to ce-time")
+	require.NoError(t, migrate.Verify(testKey, &ev, time.Now(), time.Minute))
+
+	ans, status := sdkRequest(t, reg.url, ev)
+	require.Equal(t, http.StatusOK, status)
+	require.True(t, ans.Time().IsZero(), "the answer sends no ce-time")
+	sig := ans.Extensions()[migrate.ExtSignature].(string)
+	ts, mac, ok := strings.Cut(strings.TrimPrefix(sig, "t="), ",v1=")
+	require.True(t, ok && strings.HasPrefix(sig, "t="), "signature %q", sig)
+	nanos, err := strconv.ParseInt(ts, 10, 64)
+	require.NoError(t, err)
+	signedAt := time.Unix(0, nanos)
+	require.NoError(t, migrate.Verify(testKey, ans, time.Now(), time.Minute))
+
+	withSig := func(sig string, at time.Time) *event.Event {
+		c := ans.Clone()
+		c.SetExtension(migrate.ExtSignature, sig)
+		c.SetTime(at)
+		return &c
+	}
+	require.NoError(t, migrate.Verify(testKey, withSig(sig, signedAt), time.Now(), time.Minute), "a ce-time equal to the signed time")
+	for _, tc := range []struct {
+		name string
+		ev   *event.Event
+		now  time.Time
+		want string
+	}{
+		{"ce-time differs", withSig(sig, signedAt.Add(time.Second)), time.Now(), "differs from the signed time"},
+		{"signed time changed", withSig("t="+strconv.FormatInt(nanos+1, 10)+",v1="+mac, time.Time{}), time.Now(), "signature does not match"},
+		{"outside the window", withSig(sig, time.Time{}), signedAt.Add(2 * time.Minute), "window"},
+		{"time not a number", withSig("t=soon,v1="+mac, time.Time{}), time.Now(), "malformed"},
+		{"no mac", withSig("t="+ts, time.Time{}), time.Now(), "malformed"},
+		{"unknown form", withSig("v2="+mac, time.Time{}), time.Now(), "no known form"},
+		{"v1 form without a time", withSig("v1="+mac, time.Time{}), time.Now(), "has no time"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := migrate.Verify(testKey, tc.ev, tc.now, time.Minute)
+			require.ErrorIs(t, err, migrate.ErrUnauthorized)
+			require.ErrorContains(t, err, tc.want)
+		})
+	}
 }
 
 func TestHandlerRefusesBadRequests(t *testing.T) {

@@ -46,10 +46,12 @@ func (h *hosted) checkGeneration(want string) error {
 
 // outcome is the answer to one request, kept for its duplicates.
 type outcome struct {
-	done   chan struct{} // closed when the fields below are set
-	result []byte
-	fnErr  error // the function's own error, if any
-	at     time.Time
+	at time.Time
+	// Guarded by the dedup's mu; see finish and await.
+	finished bool
+	result   []byte
+	fnErr    error         // the function's own error, if any
+	done     chan struct{} // made only for a duplicate that must wait; closed once finished
 }
 
 // invoke runs the function once per id: a duplicate waits for the first
@@ -58,7 +60,7 @@ func (h *hosted) invoke(ctx context.Context, id string, payload []byte, now time
 	o, first := h.dedup.claim(id, now)
 	if !first {
 		select {
-		case <-o.done:
+		case <-h.dedup.await(o):
 			return o.result, o.fnErr
 		case <-ctx.Done():
 			return nil, fmt.Errorf("migrate: function %q: waiting for the first run of %q: %w", h.name, id, ctx.Err())
@@ -67,10 +69,10 @@ func (h *hosted) invoke(ctx context.Context, id string, payload []byte, now time
 	// The first run completes even if its caller hangs up: its answer is
 	// what every retry of this id will get, so it must not be an abort.
 	h.run.RLock()
-	o.result, o.fnErr = h.f(context.WithoutCancel(ctx), payload)
+	res, err := h.f(context.WithoutCancel(ctx), payload)
 	h.run.RUnlock()
-	close(o.done)
-	return o.result, o.fnErr
+	h.dedup.finish(o, res, err)
+	return res, err
 }
 
 // putState replaces the state; the answers kept for earlier ids no longer
@@ -82,12 +84,12 @@ func (h *hosted) invoke(ctx context.Context, id string, payload []byte, now time
 func (h *hosted) putState(ctx context.Context, id, gen string, data []byte, now time.Time) error {
 	o, first := h.puts.claim(id, now)
 	if !first {
-		<-o.done
+		<-h.puts.await(o)
 		return o.fnErr
 	}
-	o.fnErr = h.importState(ctx, gen, data)
-	close(o.done)
-	return o.fnErr
+	err := h.importState(ctx, gen, data)
+	h.puts.finish(o, nil, err)
+	return err
 }
 
 func (h *hosted) importState(ctx context.Context, gen string, data []byte) error {
@@ -143,10 +145,36 @@ func (d *dedup) claim(id string, now time.Time) (*outcome, bool) {
 		return o, false
 	}
 	d.evict(now)
-	o := &outcome{done: make(chan struct{}), at: now}
+	o := &outcome{at: now}
 	d.byID[id] = o
 	d.order = append(d.order, id)
 	return o, true
+}
+
+// finish records the answer of o's first run and wakes the duplicates
+// waiting for it.
+func (d *dedup) finish(o *outcome, result []byte, fnErr error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	o.finished, o.result, o.fnErr = true, result, fnErr
+	if o.done != nil {
+		close(o.done)
+	}
+}
+
+// await returns a channel closed once o's first run has finished; after
+// it is closed, o's result and fnErr may be read. The channel is made
+// only here: most ids are never seen twice.
+func (d *dedup) await(o *outcome) <-chan struct{} {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if o.done == nil {
+		o.done = make(chan struct{})
+		if o.finished {
+			close(o.done)
+		}
+	}
+	return o.done
 }
 
 // evict drops answers older than retain, and the oldest beyond max.

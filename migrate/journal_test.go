@@ -122,6 +122,9 @@ func FuzzReadWireEvent(f *testing.F) {
 	f.Add("1.0", "", "src", EventInvoke, "fn", "", "", []byte(nil))
 	f.Add("0.3", "id", "src", "t", "", "yesterday", "", []byte("x"))
 	f.Add("", "id", "src", "t", "", "", "", []byte(`{"specversion":"1.0"}`))
+	f.Add("1.0", "id-2", "src", EventResult, "", "", "t=1795740453766965585,v1=m_bwmSODrpe9YKr-zkaaBRvTjIuBOpDeCrz5qFIcSpw", []byte("1"))
+	f.Add("1.0", "id-3", "src", EventInvoke, "fn", "2026-11-26T22:00:00Z", "t=1795740453766965585,v1=", []byte(nil))
+	f.Add("1.0", "id-4", "src", EventInvoke, "fn", "3000-01-01T00:00:00Z", "t=x,v1=y", []byte("z"))
 	f.Fuzz(func(t *testing.T, sv, id, src, typ, subj, tm, sig string, body []byte) {
 		h := http.Header{}
 		for k, v := range map[string]string{hdrSpecVersion: sv, hdrID: id, hdrSource: src, hdrType: typ, hdrSubject: subj, hdrTime: tm, hdrSig: sig} {
@@ -132,17 +135,25 @@ func FuzzReadWireEvent(f *testing.F) {
 		if sv == "" {
 			h.Set(hdrContentType, "application/cloudevents+json")
 		}
-		ev, err := readWireEvent(context.Background(), h, body)
-		if err != nil {
+		ev := &wireEvent{}
+		if err := readWireEvent(context.Background(), h, body, ev); err != nil {
 			return
 		}
 		if ev.ID == "" || ev.Source == "" || ev.Type == "" {
 			t.Fatalf("decoded an event without id, source or type: %+v", ev)
 		}
-		s := newSigner([]byte("k"))
-		ev.Sig = s.sign(ev)
-		if err := s.verify(ev, ev.Time, time.Second); ev.Time.IsZero() != (err != nil) {
-			t.Fatalf("verify of a freshly signed event: %v", err)
+		s := newSigner([]byte("some-fuzzing-key"))
+		at := ev.Time
+		if ev.Sig != "" && s.verify(ev, at, time.Second) == nil {
+			t.Fatalf("a signature nobody made with the key verifies: %q", ev.Sig)
+		}
+		// Signed here, in both forms: each verifies once the time is set.
+		var v1 [sigMaxLen]byte
+		for _, sig := range []string{s.sign(ev), string(s.signInto(&v1, ev, false))} {
+			ev.Sig, ev.Time = sig, at
+			if err := s.verify(ev, at, time.Second); at.IsZero() != (err != nil) {
+				t.Fatalf("verify of a freshly signed event (%q): %v", sig, err)
+			}
 		}
 	})
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -29,7 +30,12 @@ const (
 
 // Extension attributes.
 const (
-	// ExtSignature holds the HMAC-SHA256 signature, "v1=" + base64url.
+	// ExtSignature holds the HMAC-SHA256 signature, in one of two forms
+	// (see [Sign]): "t=" + the event's time in Unix nanoseconds + ",v1=" +
+	// base64url(MAC), which this package's leases and Handlers send, the
+	// time travelling in the signature instead of in ce-time; or "v1=" +
+	// base64url(MAC), made by Sign for events that carry their time in
+	// ce-time. [Verify] and Handlers accept both.
 	ExtSignature = "updraftsig"
 	// ExtRequest, on an answer, may hold the id of the request it answers.
 	// A Handler's answers carry the request's id as their own id instead
@@ -85,7 +91,8 @@ func checkKey(key []byte) error {
 }
 
 // Sign sets e's signature extension: an HMAC-SHA256 with key over the
-// event's type, id, source, subject, time, answer extensions and data. e
+// event's type, id, source, subject, time, answer extensions and data, in
+// the form "v1=" + base64url(MAC), which leaves the time to e's ce-time. e
 // must have its time set; a [Handler] refuses events whose time is outside
 // its window. Use Sign to call a Handler from a client of your own (the
 // cloudevents SDK's client, for instance).
@@ -97,12 +104,15 @@ func Sign(key []byte, e *event.Event) error {
 		return fmt.Errorf("migrate: sign event %q: event has no time", e.ID())
 	}
 	w := fromSDK(e)
-	e.SetExtension(ExtSignature, newSigner(key).sign(w))
+	var sig [sigMaxLen]byte
+	e.SetExtension(ExtSignature, string(newSigner(key).signInto(&sig, w, false)))
 	return nil
 }
 
-// Verify checks e's signature with key and that its time is within window
-// of now. Errors wrap [ErrUnauthorized] and say which check failed.
+// Verify checks e's signature with key, in either form (see
+// [ExtSignature]), and that its time is within window of now. With the
+// time in the signature, a ce-time the event carries as well must be the
+// same instant. Errors wrap [ErrUnauthorized] and say which check failed.
 func Verify(key []byte, e *event.Event, now time.Time, window time.Duration) error {
 	return newSigner(key).verify(fromSDK(e), now, window)
 }
@@ -127,32 +137,54 @@ func newSigner(key []byte) *signer {
 	return s
 }
 
-// sigLen is the length of a signature: "v1=" and 43 base64url digits.
-const sigLen = 3 + 43
+// Lengths in a signature: the base64url MAC, and the longest signature,
+// "t=" + an int64 in decimal + ",v1=" + MAC.
+const (
+	macTextLen = 43
+	sigMaxLen  = len("t=-9223372036854775808,v1=") + macTextLen
+)
 
-// sign returns the signature of e: "v1=" + base64url(HMAC-SHA256(key,
-// canonical form)), the canonical form being the attributes below, each
-// followed by a newline, then the data's length and the data.
+// sign returns the signature of e in the form with the time, "t=" + Unix
+// nanoseconds + ",v1=" + base64url(MAC); for a time Unix nanoseconds
+// cannot hold (zero, or beyond the years 1678 to 2262) it returns the
+// "v1=" form, and e's time then travels in ce-time.
 func (s *signer) sign(e *wireEvent) string {
-	var sig [sigLen]byte
-	s.signInto(&sig, e)
-	return string(sig[:])
+	var sig [sigMaxLen]byte
+	return string(s.signInto(&sig, e, time.Unix(0, e.Time.UnixNano()).Equal(e.Time)))
 }
 
-// signInto writes e's signature into sig, without allocating: the MAC and
-// its scratch buffer come from the pool.
-func (s *signer) signInto(sig *[sigLen]byte, e *wireEvent) {
+// signInto writes e's signature into sig and returns it, without
+// allocating: withTime chooses the form with the time ("t=...,v1=...")
+// over the one that leaves it to ce-time ("v1=...").
+func (s *signer) signInto(sig *[sigMaxLen]byte, e *wireEvent, withTime bool) []byte {
+	var tbuf [len(time.RFC3339Nano) + 8]byte
+	var timeLine []byte
+	out := sig[:0]
+	if withTime {
+		timeLine = strconv.AppendInt(tbuf[:0], e.Time.UnixNano(), 10)
+		out = append(append(append(out, "t="...), timeLine...), ',')
+	} else {
+		timeLine = e.Time.UTC().AppendFormat(tbuf[:0], time.RFC3339Nano)
+	}
+	out = append(out, "v1="...)
+	var mac [macTextLen]byte
+	s.macInto(&mac, e, timeLine)
+	return append(out, mac[:]...)
+}
+
+// macInto writes base64url(HMAC-SHA256(key, canonical form of e)) into
+// mac. The canonical form is the attributes below, each followed by a
+// newline, then the data's length and the data; timeLine is the time as
+// the signature's form carries it (decimal Unix nanoseconds, or ce-time's
+// RFC 3339 in UTC), so that neither form's MAC can pass for the other's.
+func (s *signer) macInto(mac *[macTextLen]byte, e *wireEvent, timeLine []byte) {
 	mb := s.macs.Get().(*macBuf)
 	b := append(mb.buf[:0], "updraft-hmac-v1\n"...)
 	for _, f := range [...]string{e.Type, e.ID, e.Source, e.Subject} {
 		b = append(b, f...)
 		b = append(b, '\n')
 	}
-	if e.timeText != "" {
-		b = append(b, e.timeText...)
-	} else {
-		b = e.Time.UTC().AppendFormat(b, time.RFC3339Nano)
-	}
+	b = append(b, timeLine...)
 	b = append(b, '\n')
 	for _, f := range [...]string{e.Req, e.FnErr, e.Gen} {
 		b = append(b, f...)
@@ -164,21 +196,45 @@ func (s *signer) signInto(sig *[sigLen]byte, e *wireEvent) {
 	mb.mac.Reset()
 	mb.mac.Write(b)
 	mb.mac.Write(e.Data)
-	copy(sig[:], "v1=")
-	base64.RawURLEncoding.Encode(sig[3:], mb.mac.Sum(mb.sum[:0]))
+	base64.RawURLEncoding.Encode(mac[:], mb.mac.Sum(mb.sum[:0]))
 	s.macs.Put(mb)
 }
 
+// verify checks e's signature, in either form, and its time against
+// now's window. With the time in the signature, it sets e.Time to it
+// (and refuses a ce-time that differs).
 func (s *signer) verify(e *wireEvent, now time.Time, window time.Duration) error {
 	if e.Sig == "" {
 		return fmt.Errorf("%w: event %q (%s) is unsigned", ErrUnauthorized, e.ID, e.Type)
 	}
-	if e.Time.IsZero() {
-		return fmt.Errorf("%w: event %q has no time", ErrUnauthorized, e.ID)
+	var tbuf [len(time.RFC3339Nano) + 8]byte
+	var timeLine []byte
+	var got string
+	if rest, ok := strings.CutPrefix(e.Sig, "t="); ok {
+		ts, m, ok := strings.Cut(rest, ",v1=")
+		n, err := strconv.ParseInt(ts, 10, 64)
+		if !ok || err != nil {
+			return fmt.Errorf("%w: event %q (%s): signature is malformed (want t=<unix nanoseconds>,v1=<mac>)", ErrUnauthorized, e.ID, e.Type)
+		}
+		at := time.Unix(0, n)
+		if !e.Time.IsZero() && !e.Time.Equal(at) {
+			return fmt.Errorf("%w: event %q (%s): ce-time %s differs from the signed time %s", ErrUnauthorized, e.ID, e.Type,
+				e.Time.UTC().Format(time.RFC3339Nano), at.UTC().Format(time.RFC3339Nano))
+		}
+		e.Time, got = at, m
+		timeLine = append(tbuf[:0], ts...)
+	} else if m, ok := strings.CutPrefix(e.Sig, "v1="); ok {
+		if e.Time.IsZero() {
+			return fmt.Errorf("%w: event %q has no time (neither ce-time nor a signed one)", ErrUnauthorized, e.ID)
+		}
+		got = m
+		timeLine = e.Time.UTC().AppendFormat(tbuf[:0], time.RFC3339Nano)
+	} else {
+		return fmt.Errorf("%w: event %q (%s): signature is in no known form (want t=<unix nanoseconds>,v1=<mac> or v1=<mac>)", ErrUnauthorized, e.ID, e.Type)
 	}
-	var want [sigLen]byte
-	s.signInto(&want, e)
-	if !equalSig(e.Sig, &want) {
+	var want [macTextLen]byte
+	s.macInto(&want, e, timeLine)
+	if !equalMAC(got, &want) {
 		return fmt.Errorf("%w: event %q (%s): signature does not match (tampered, or signed with another key)", ErrUnauthorized, e.ID, e.Type)
 	}
 	if skew := now.Sub(e.Time); skew > window || skew < -window {
@@ -188,11 +244,11 @@ func (s *signer) verify(e *wireEvent, now time.Time, window time.Duration) error
 	return nil
 }
 
-// equalSig compares a received signature with the expected one in
-// constant time (the length is not secret: every signature has sigLen
-// bytes). It is hmac.Equal without converting got to a []byte.
-func equalSig(got string, want *[sigLen]byte) bool {
-	if len(got) != sigLen {
+// equalMAC compares a received MAC with the expected one in constant
+// time (the length is not secret: every MAC has macTextLen digits). It is
+// hmac.Equal without converting got to a []byte.
+func equalMAC(got string, want *[macTextLen]byte) bool {
+	if len(got) != macTextLen {
 		return false
 	}
 	var v byte
