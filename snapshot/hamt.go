@@ -244,10 +244,12 @@ func (n *hamtNode[K, V]) each(fn func(*hamtEntry[K, V]) bool) bool {
 
 // buildHAMT builds the trie holding entries in one pass, in the canonical
 // form a sequence of set calls produces, with every slice allocated at its
-// final size: what [Map.Restore] uses instead of n inserts. It reorders
-// entries (an in-place radix partition by 5 hash bits per level) and keeps
-// none of its memory. dup is a key found twice, if any (the trie is then
-// nil).
+// final size: what [Map.Restore] uses instead of n inserts. It sorts an
+// index of the entries (hash and position: 16 bytes without pointers, so
+// the moves are cheap and need no write barriers) by an in-place radix
+// partition, 5 hash bits per level, and copies each entry once, into its
+// node. It keeps none of its memory and leaves entries as they are. dup is
+// a key found twice, if any (the trie is then nil).
 //
 // From parallelBuildEntries on, the root's subtrees are built on up to
 // GOMAXPROCS goroutines.
@@ -255,21 +257,36 @@ func buildHAMT[K comparable, V any](entries []hamtEntry[K, V]) (n *hamtNode[K, V
 	if len(entries) == 0 {
 		return &hamtNode[K, V]{}, nil
 	}
-	if workers := runtime.GOMAXPROCS(0); workers > 1 && len(entries) >= parallelBuildEntries {
-		return buildRoot(entries, workers)
+	index := make([]hashRef, len(entries))
+	for i := range entries {
+		index[i] = hashRef{hash: entries[i].hash, at: i}
 	}
-	return buildNode(entries, 0)
+	b := builder[K, V]{entries: entries}
+	if workers := runtime.GOMAXPROCS(0); workers > 1 && len(entries) >= parallelBuildEntries {
+		return b.root(index, workers)
+	}
+	return b.node(index, 0)
 }
 
 // parallelBuildEntries is the size from which buildHAMT uses every core:
 // below it starting goroutines costs about what they save.
 const parallelBuildEntries = 4096
 
-// buildRoot is buildNode at the root, with the subtrees built on workers
-// goroutines, each taking every workers-th one (the hash spreads entries
-// evenly over the slots).
-func buildRoot[K comparable, V any](es []hamtEntry[K, V], workers int) (*hamtNode[K, V], *hamtEntry[K, V]) {
-	n, p := partition(es, 0)
+// hashRef is an entry's hash and its position in the builder's entries.
+type hashRef struct {
+	hash uint64
+	at   int
+}
+
+type builder[K comparable, V any] struct {
+	entries []hamtEntry[K, V]
+}
+
+// root is node at the root, with the subtrees built on workers goroutines,
+// each taking every workers-th one (the hash spreads entries evenly over
+// the slots).
+func (b builder[K, V]) root(index []hashRef, workers int) (*hamtNode[K, V], *hamtEntry[K, V]) {
+	n, p := b.partition(index, 0)
 	subtrees := make([]int, 0, len(n.children)) // their slots, in order
 	for s := range hamtWidth {
 		if p.count[s] > 1 {
@@ -283,7 +300,7 @@ func buildRoot[K comparable, V any](es []hamtEntry[K, V], workers int) (*hamtNod
 		wg.Go(func() {
 			for i := w; i < len(subtrees); i += workers {
 				s := subtrees[i]
-				n.children[i], dups[i] = buildNode(es[p.start[s]:p.start[s]+p.count[s]], hamtBits)
+				n.children[i], dups[i] = b.node(index[p.start[s]:p.start[s]+p.count[s]], hamtBits)
 			}
 		})
 	}
@@ -295,37 +312,36 @@ func buildRoot[K comparable, V any](es []hamtEntry[K, V], workers int) (*hamtNod
 	}
 	for s := range hamtWidth {
 		if p.count[s] == 1 {
-			n.entries = append(n.entries, es[p.start[s]])
+			n.entries = append(n.entries, b.entries[index[p.start[s]].at])
 		}
 	}
 	return n, nil
 }
 
-// slots is where partition put each slot's entries.
-type slots struct {
-	count, start [hamtWidth]int
-}
-
-func buildNode[K comparable, V any](es []hamtEntry[K, V], shift uint) (*hamtNode[K, V], *hamtEntry[K, V]) {
+// node builds the node holding the entries index refers to, at shift.
+func (b builder[K, V]) node(index []hashRef, shift uint) (*hamtNode[K, V], *hamtEntry[K, V]) {
 	if shift >= hashBits {
 		// Every entry has the same 64-bit hash: a collision list.
-		for i := range es {
-			for j := i + 1; j < len(es); j++ {
-				if es[i].key == es[j].key {
-					return nil, &es[j]
+		n := &hamtNode[K, V]{entries: make([]hamtEntry[K, V], 0, len(index))}
+		for i, r := range index {
+			e := &b.entries[r.at]
+			for _, prev := range index[:i] {
+				if b.entries[prev.at].key == e.key {
+					return nil, e
 				}
 			}
+			n.entries = append(n.entries, *e)
 		}
-		return &hamtNode[K, V]{entries: append([]hamtEntry[K, V](nil), es...)}, nil
+		return n, nil
 	}
-	n, p := partition(es, shift)
+	n, p := b.partition(index, shift)
 	c := 0
 	for s := range hamtWidth {
 		switch {
 		case p.count[s] == 1:
-			n.entries = append(n.entries, es[p.start[s]])
+			n.entries = append(n.entries, b.entries[index[p.start[s]].at])
 		case p.count[s] > 1:
-			child, dup := buildNode(es[p.start[s]:p.start[s]+p.count[s]], shift+hamtBits)
+			child, dup := b.node(index[p.start[s]:p.start[s]+p.count[s]], shift+hamtBits)
 			if dup != nil {
 				return nil, dup
 			}
@@ -336,16 +352,21 @@ func buildNode[K comparable, V any](es []hamtEntry[K, V], shift uint) (*hamtNode
 	return n, nil
 }
 
-// partition moves every entry of es into its slot's range at shift (an
-// American flag sort) and returns the node for es, with its bitmaps set
-// and its entries and children allocated (empty and nil) at their final
-// sizes, and where each slot's entries are.
-func partition[K comparable, V any](es []hamtEntry[K, V], shift uint) (*hamtNode[K, V], slots) {
-	slot := func(e *hamtEntry[K, V]) int { return int((e.hash >> shift) & hamtMask) }
+// slots is where partition put each slot's entries.
+type slots struct {
+	count, start [hamtWidth]int
+}
+
+// partition moves every reference of index into its slot's range at shift
+// (an American flag sort) and returns the node for them, with its bitmaps
+// set and its entries and children allocated (empty and nil) at their
+// final sizes, and where each slot's references are.
+func (b builder[K, V]) partition(index []hashRef, shift uint) (*hamtNode[K, V], slots) {
+	slot := func(r hashRef) int { return int((r.hash >> shift) & hamtMask) }
 	var p slots
 	var next [hamtWidth]int
-	for i := range es {
-		p.count[slot(&es[i])]++
+	for _, r := range index {
+		p.count[slot(r)]++
 	}
 	n := &hamtNode[K, V]{}
 	singles, multis := 0, 0
@@ -364,12 +385,12 @@ func partition[K comparable, V any](es []hamtEntry[K, V], shift uint) (*hamtNode
 	for s := range hamtWidth {
 		for end := p.start[s] + p.count[s]; next[s] < end; {
 			i := next[s]
-			t := slot(&es[i])
+			t := slot(index[i])
 			if t == s {
 				next[s]++
 				continue
 			}
-			es[i], es[next[t]] = es[next[t]], es[i]
+			index[i], index[next[t]] = index[next[t]], index[i]
 			next[t]++
 		}
 	}
