@@ -145,24 +145,12 @@ func TestFileStoreBasics(t *testing.T) {
 	require.NoError(t, err)
 	write := func(id, content string) {
 		t.Helper()
-		w, err := s.Create(ctx, id)
-		require.NoError(t, err)
-		_, err = io.WriteString(w, content)
-		require.NoError(t, err)
-		require.NoError(t, w.Close())
+		w := storeWrite(t, s, id, content)
 		require.NoError(t, w.Close(), "a second Close is harmless")
 		_, err = w.Write([]byte("x"))
 		require.ErrorIs(t, err, ErrSealed)
 	}
-	read := func(id string) (string, error) {
-		r, err := s.Open(ctx, id)
-		if err != nil {
-			return "", err
-		}
-		defer r.Close()
-		b, err := io.ReadAll(r)
-		return string(b), err
-	}
+	read := func(id string) (string, error) { return storeRead(s, id) }
 	write("a", "first")
 	write("b", "second")
 	_, err = s.Create(ctx, "b")
@@ -263,22 +251,12 @@ func TestFileStoreRecyclesRetiredFiles(t *testing.T) {
 	dir := t.TempDir()
 	s, err := NewFileStore(dir, FileStoreOptions{Retain: 1})
 	require.NoError(t, err)
-	write := func(id, content string) {
-		t.Helper()
-		w, err := s.Create(ctx, id)
-		require.NoError(t, err)
-		_, err = io.WriteString(w, content)
-		require.NoError(t, err)
-		require.NoError(t, w.Close())
-	}
+	write := func(id, content string) { t.Helper(); storeWrite(t, s, id, content) }
 	read := func(id string) string {
 		t.Helper()
-		r, err := s.Open(ctx, id)
+		got, err := storeRead(s, id)
 		require.NoError(t, err)
-		defer r.Close()
-		b, err := io.ReadAll(r)
-		require.NoError(t, err)
-		return string(b)
+		return got
 	}
 	spares := func() []string {
 		t.Helper()
@@ -315,4 +293,27 @@ func TestFileStoreRecyclesRetiredFiles(t *testing.T) {
 	require.Empty(t, spares(), "a new store removes the spare")
 	_, err = s.Open(ctx, "d")
 	require.NoError(t, err)
+}
+
+// storeWrite commits content as snapshot id in s and returns the closed
+// sink.
+func storeWrite(t *testing.T, s Store, id, content string) Sink {
+	t.Helper()
+	w, err := s.Create(context.Background(), id)
+	require.NoError(t, err)
+	_, err = io.WriteString(w, content)
+	require.NoError(t, err)
+	require.NoError(t, w.Close())
+	return w
+}
+
+// storeRead reads snapshot id back from s.
+func storeRead(s Store, id string) (string, error) {
+	r, err := s.Open(context.Background(), id)
+	if err != nil {
+		return "", err
+	}
+	defer r.Close()
+	b, err := io.ReadAll(r)
+	return string(b), err
 }
