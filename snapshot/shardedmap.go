@@ -27,7 +27,9 @@ const DefaultShards = 1024
 // writer of the same shard, and capture is a few microseconds instead of a
 // few nanoseconds. Pick Map when reads dominate, ShardedMap when writes are
 // frequent. Both write the same view format, so either restores the other's
-// snapshots.
+// snapshots. As with Map, values are shared (with views, and for []byte
+// values with the chunks a restore read them from): treat a value as
+// immutable once stored.
 //
 // ShardedMap implements [Source] and [Pauser]: during a cut its writers
 // block, its readers do not. The zero value is not usable; call
