@@ -50,14 +50,16 @@
 // # Format
 //
 // A snapshot is a versioned header, then each source's bytes cut into
-// chunks (1 MiB by default) compressed with S2 (the default: 3–4x zstd's
+// chunks (256 KiB by default) compressed with S2 (the default: 3–4x zstd's
 // speed, for snapshots taken just before an update) or zstd
 // ([Options.Compression]; smaller, several times the CPU), each in a frame
 // with its own CRC-32C and its codec, then a manifest (sources, sizes, app version, time, every
 // chunk's checksums) and an end frame; see [FormatVersion] for the layout.
 // With [Options.Key] set, every frame is sealed with AES-GCM, so the store
 // may live in another cloud. Writing and reading stream: memory stays
-// bounded by a few chunks whatever the state's size. A snapshot written by
+// bounded by a few chunks whatever the state's size (a [Map] or
+// [ShardedMap] restored keeps its chunks: they are its values' memory). A
+// snapshot written by
 // another app version is handed to [Options.Upgrade] or refused with
 // [ErrAppVersion].
 //
