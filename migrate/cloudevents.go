@@ -103,12 +103,8 @@ func NewCloudEventsTarget(name, endpoint string, opts CloudEventsOptions) (*Clou
 		opts.Client = &http.Client{Transport: tr}
 		rt = tr
 	}
-	if opts.MaxAnswerBytes <= 0 {
-		opts.MaxAnswerBytes = DefaultMaxStateBytes
-	}
-	if opts.Window <= 0 {
-		opts.Window = DefaultWindow
-	}
+	positiveOr(&opts.MaxAnswerBytes, DefaultMaxStateBytes)
+	positiveOr(&opts.Window, DefaultWindow)
 	t := &CloudEventsTarget{
 		info: TargetInfo{Name: name, Region: opts.Region, Provider: opts.Provider,
 			Capacity: opts.Capacity.Clone(), CostPerMillion: opts.CostPerMillion},

@@ -87,18 +87,10 @@ func NewHandler(opts HandlerOptions) *Handler {
 	if opts.Source == "" {
 		opts.Source = "updraft/handler"
 	}
-	if opts.Window <= 0 {
-		opts.Window = DefaultWindow
-	}
-	if opts.MaxPayloadBytes <= 0 {
-		opts.MaxPayloadBytes = DefaultMaxPayloadBytes
-	}
-	if opts.MaxStateBytes <= 0 {
-		opts.MaxStateBytes = DefaultMaxStateBytes
-	}
-	if opts.DedupEntries <= 0 {
-		opts.DedupEntries = DefaultDedupEntries
-	}
+	positiveOr(&opts.Window, DefaultWindow)
+	positiveOr(&opts.MaxPayloadBytes, DefaultMaxPayloadBytes)
+	positiveOr(&opts.MaxStateBytes, DefaultMaxStateBytes)
+	positiveOr(&opts.DedupEntries, DefaultDedupEntries)
 	if opts.Clock == nil {
 		opts.Clock = time.Now
 	}

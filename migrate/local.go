@@ -47,9 +47,7 @@ func NewLocalTarget(name string, opts LocalOptions) *LocalTarget {
 	if opts.Region == "" {
 		opts.Region = "local"
 	}
-	if opts.Slots <= 0 {
-		opts.Slots = runtime.GOMAXPROCS(0)
-	}
+	positiveOr(&opts.Slots, runtime.GOMAXPROCS(0))
 	return &LocalTarget{
 		info: TargetInfo{Name: name, Region: opts.Region, Provider: "local", Capacity: opts.Capacity.Clone(),
 			CostPerMillion: opts.CostPerMillion, InProcess: true},

@@ -154,3 +154,11 @@ func (e *FunctionError) Unwrap() error { return e.Err }
 
 // Clock returns the current time; tests inject a fixed or skewed one.
 type Clock func() time.Time
+
+// positiveOr sets *v to def unless it is positive: how options take their
+// defaults.
+func positiveOr[T int | int64 | time.Duration](v *T, def T) {
+	if *v <= 0 {
+		*v = def
+	}
+}

@@ -148,39 +148,21 @@ func fillDefaults(o *Options) error {
 	}
 	probe.Close()
 	os.Remove(probe.Name())
-	if o.BufferBytes <= 0 {
-		o.BufferBytes = DefaultBufferBytes
-	}
+	positiveOr(&o.BufferBytes, DefaultBufferBytes)
 	if o.Clock == nil {
 		o.Clock = time.Now
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	if o.CheckpointEvery <= 0 {
-		o.CheckpointEvery = DefaultCheckpointEvery
-	}
-	if o.FailoverAfter <= 0 {
-		o.FailoverAfter = DefaultFailoverAfter
-	}
-	if o.RetryInitial <= 0 {
-		o.RetryInitial = DefaultRetryInitial
-	}
-	if o.RetryMax <= 0 {
-		o.RetryMax = DefaultRetryMax
-	}
-	if o.ProbeTimeout <= 0 {
-		o.ProbeTimeout = DefaultProbeTimeout
-	}
-	if o.CallTimeout <= 0 {
-		o.CallTimeout = DefaultCallTimeout
-	}
-	if o.MaxPayloadBytes <= 0 {
-		o.MaxPayloadBytes = DefaultMaxPayloadBytes
-	}
-	if o.MaxInFlight <= 0 {
-		o.MaxInFlight = DefaultMaxInFlight
-	}
+	positiveOr(&o.CheckpointEvery, DefaultCheckpointEvery)
+	positiveOr(&o.FailoverAfter, DefaultFailoverAfter)
+	positiveOr(&o.RetryInitial, DefaultRetryInitial)
+	positiveOr(&o.RetryMax, DefaultRetryMax)
+	positiveOr(&o.ProbeTimeout, DefaultProbeTimeout)
+	positiveOr(&o.CallTimeout, DefaultCallTimeout)
+	positiveOr(&o.MaxPayloadBytes, DefaultMaxPayloadBytes)
+	positiveOr(&o.MaxInFlight, DefaultMaxInFlight)
 	return nil
 }
 
