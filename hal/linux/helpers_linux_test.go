@@ -201,3 +201,20 @@ func requireGone(t testing.TB, dirs ...string) {
 		}
 	}
 }
+
+// newCgroup creates a cgroup named after what in every hierarchy (see
+// makeCgroup) and returns its path.
+func newCgroup(t *testing.T, v2 bool, what string) string {
+	t.Helper()
+	rel := uniqueName(what)
+	makeCgroup(t, v2, rel)
+	return rel
+}
+
+// newParent names a parent cgroup for a test's driver and removes its
+// tree, whatever the driver left, when the test ends.
+func newParent(t *testing.T, v2 bool) string {
+	parent := uniqueName("parent")
+	t.Cleanup(func() { removeCgroupTree(t, v2, parent) })
+	return parent
+}

@@ -33,10 +33,8 @@ func TestCPUPartition(t *testing.T) {
 		t.Skip("hal/linux: the CPU partition test needs at least 2 CPUs")
 	}
 	ctx := context.Background()
-	parent := uniqueName("parent")
-	existing := uniqueName("noncritical")
-	makeCgroup(t, v2, existing)
-	t.Cleanup(func() { removeCgroupTree(t, v2, parent) })
+	existing := newCgroup(t, v2, "noncritical")
+	parent := newParent(t, v2)
 
 	critical := testchild.Start(t, testchild.Burn(2))
 	noncritical := testchild.Start(t, testchild.Burn(2))
@@ -106,8 +104,7 @@ func TestCPUPartition(t *testing.T) {
 func TestMemoryLimitEnforcedByKernel(t *testing.T) {
 	v2 := requireRealCgroups(t)
 	ctx := context.Background()
-	parent := uniqueName("parent")
-	t.Cleanup(func() { removeCgroupTree(t, v2, parent) })
+	parent := newParent(t, v2)
 	hog := testchild.Start(t, testchild.HoldLater(256<<20))
 	dev, err := linux.New(linux.Config{Parent: parent, Bindings: []linux.Binding{
 		{Function: "noncritical", PIDs: []int{hog.PID()}},
@@ -149,10 +146,8 @@ func TestMemoryLimitEnforcedByKernel(t *testing.T) {
 func TestBadInput(t *testing.T) {
 	v2 := requireRealCgroups(t)
 	ctx := context.Background()
-	parent := uniqueName("parent")
-	existing := uniqueName("bound")
-	makeCgroup(t, v2, existing)
-	t.Cleanup(func() { removeCgroupTree(t, v2, parent) })
+	existing := newCgroup(t, v2, "bound")
+	parent := newParent(t, v2)
 	gone := exitedPID(t)
 
 	t.Run("missing cgroup", func(t *testing.T) {
@@ -201,10 +196,8 @@ func TestBadInput(t *testing.T) {
 func TestFailureMidApplyUndoes(t *testing.T) {
 	v2 := requireRealCgroups(t)
 	ctx := context.Background()
-	parent := uniqueName("parent")
-	existing := uniqueName("bound")
-	makeCgroup(t, v2, existing)
-	t.Cleanup(func() { removeCgroupTree(t, v2, parent) })
+	existing := newCgroup(t, v2, "bound")
+	parent := newParent(t, v2)
 	doomed := testchild.Start(t, testchild.Burn(1))
 	dev, err := linux.New(linux.Config{Parent: parent, Bindings: []linux.Binding{
 		{Function: "a-first", Cgroup: existing},
@@ -235,8 +228,7 @@ func TestFailureMidApplyUndoes(t *testing.T) {
 // as the unprivileged user nobody.
 func TestNoPermission(t *testing.T) {
 	v2 := requireRealCgroups(t)
-	existing := uniqueName("bound")
-	makeCgroup(t, v2, existing)
+	existing := newCgroup(t, v2, "bound")
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
@@ -289,8 +281,7 @@ func TestNewAsChild(t *testing.T) {
 func TestUndoToleratesExitedProcess(t *testing.T) {
 	v2 := requireRealCgroups(t)
 	ctx := context.Background()
-	parent := uniqueName("parent")
-	t.Cleanup(func() { removeCgroupTree(t, v2, parent) })
+	parent := newParent(t, v2)
 	c := testchild.Start(t, testchild.Burn(1))
 	dev, err := linux.New(linux.Config{Parent: parent, Bindings: []linux.Binding{{Function: "f", PIDs: []int{c.PID()}}}})
 	if err != nil {
@@ -312,8 +303,7 @@ func TestUndoToleratesExitedProcess(t *testing.T) {
 func TestCapacityAndUsageReal(t *testing.T) {
 	v2 := requireRealCgroups(t)
 	ctx := context.Background()
-	existing := uniqueName("bound")
-	makeCgroup(t, v2, existing)
+	existing := newCgroup(t, v2, "bound")
 	busy := testchild.Start(t, testchild.Burn(1))
 	moveInto(t, v2, existing, busy.PID())
 	dev, err := linux.New(linux.Config{Bindings: []linux.Binding{
@@ -369,8 +359,7 @@ func TestCapacityAndUsageReal(t *testing.T) {
 // TestOpenRegistered opens the driver through the hal registry.
 func TestOpenRegistered(t *testing.T) {
 	v2 := requireRealCgroups(t)
-	existing := uniqueName("bound")
-	makeCgroup(t, v2, existing)
+	existing := newCgroup(t, v2, "bound")
 	if !contains(hal.Drivers(), "linux") {
 		t.Fatalf("hal.Drivers() = %v, want it to list linux", hal.Drivers())
 	}
@@ -424,8 +413,7 @@ func TestKernelRefusalMidApply(t *testing.T) {
 		t.Skip("hal/linux: with swap the kernel may swap out instead of refusing the limit")
 	}
 	ctx := context.Background()
-	existing := uniqueName("bound")
-	makeCgroup(t, v2, existing)
+	existing := newCgroup(t, v2, "bound")
 	hog := testchild.Start(t, testchild.HoldLater(64<<20))
 	moveInto(t, v2, existing, hog.PID())
 	hog.Proceed(t)

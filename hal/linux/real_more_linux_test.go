@@ -93,8 +93,7 @@ func TestCPUSetPinning(t *testing.T) {
 		t.Skip("hal/linux: cgroup v1 cpuset controller not mounted")
 	}
 	ctx := context.Background()
-	parent := uniqueName("parent")
-	t.Cleanup(func() { removeCgroupTree(t, v2, parent) })
+	parent := newParent(t, v2)
 	c := testchild.Start(t, testchild.Burn(1))
 	affinity := func() string {
 		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", c.PID()))
@@ -140,10 +139,8 @@ func TestCPUSetPinning(t *testing.T) {
 func TestStackedApplies(t *testing.T) {
 	v2 := requireRealCgroups(t)
 	ctx := context.Background()
-	parent := uniqueName("parent")
-	existing := uniqueName("bound")
-	makeCgroup(t, v2, existing)
-	t.Cleanup(func() { removeCgroupTree(t, v2, parent) })
+	existing := newCgroup(t, v2, "bound")
+	parent := newParent(t, v2)
 	c := testchild.Start(t, testchild.Hold(0))
 	dev, err := linux.New(linux.Config{Parent: parent, Bindings: []linux.Binding{
 		{Function: "cg", Cgroup: existing},
@@ -248,8 +245,7 @@ func TestConcurrentApplies(t *testing.T) {
 // changes.
 func TestApplyCanceled(t *testing.T) {
 	v2 := requireRealCgroups(t)
-	existing := uniqueName("bound")
-	makeCgroup(t, v2, existing)
+	existing := newCgroup(t, v2, "bound")
 	dev, err := linux.New(linux.Config{Bindings: []linux.Binding{{Function: "f", Cgroup: existing}}})
 	if err != nil {
 		t.Fatal(err)
@@ -285,8 +281,7 @@ func TestIOLimit(t *testing.T) {
 		}
 	}
 	ctx := context.Background()
-	existing := uniqueName("bound")
-	makeCgroup(t, v2, existing)
+	existing := newCgroup(t, v2, "bound")
 	dev, err := linux.New(linux.Config{
 		Bindings: []linux.Binding{{Function: "f", Cgroup: existing}},
 		IO:       &linux.IOConfig{Devices: []string{device}, Bandwidth: 100 << 20},
