@@ -312,8 +312,12 @@ func FuzzStagedRestore(f *testing.F) {
 // and a second restore through the same engine, which reuses the stream's
 // buffers, does not change the values the first one gave out.
 func TestStagedRestoreValuesOwnTheirMemory(t *testing.T) {
-	for _, c := range []Compression{CompressionS2, CompressionNone, CompressionZstd} {
-		t.Run(c.String(), func(t *testing.T) {
+	for _, tc := range []struct {
+		c   Compression
+		key []byte
+	}{{CompressionS2, nil}, {CompressionNone, nil}, {CompressionZstd, nil}, {CompressionS2, testKey}, {CompressionNone, testKey}} {
+		c := tc.c
+		t.Run(fmt.Sprintf("%s/encrypted=%v", c, tc.key != nil), func(t *testing.T) {
 			ctx := context.Background()
 			src, err := NewMap(MapOptions[uint64, []byte]{})
 			require.NoError(t, err)
@@ -322,7 +326,7 @@ func TestStagedRestoreValuesOwnTheirMemory(t *testing.T) {
 			}
 			want := dumpMap(src.Range)
 			store := NewMemStore()
-			e, err := New(store, map[string]Source{"m": src}, Options{AppVersion: "1", ChunkBytes: 1024, Compression: c})
+			e, err := New(store, map[string]Source{"m": src}, Options{AppVersion: "1", ChunkBytes: 1024, Compression: c, Key: tc.key})
 			require.NoError(t, err)
 			first, err := e.Snapshot(ctx)
 			require.NoError(t, err)
@@ -334,7 +338,7 @@ func TestStagedRestoreValuesOwnTheirMemory(t *testing.T) {
 
 			dst, err := NewMap(MapOptions[uint64, []byte]{})
 			require.NoError(t, err)
-			re, err := New(store, map[string]Source{"m": dst}, Options{AppVersion: "1", ChunkBytes: 1024, Compression: c})
+			re, err := New(store, map[string]Source{"m": dst}, Options{AppVersion: "1", ChunkBytes: 1024, Compression: c, Key: tc.key})
 			require.NoError(t, err)
 			require.NoError(t, re.Restore(ctx, first))
 			got := dumpMap(dst.Range)
