@@ -286,11 +286,12 @@ type builder[K comparable, V any] struct {
 // each taking every workers-th one (the hash spreads entries evenly over
 // the slots).
 func (b builder[K, V]) root(index []hashRef, workers int) (*hamtNode[K, V], *hamtEntry[K, V]) {
-	n, p := b.partition(index, 0)
-	subtrees := make([]int, 0, len(n.children)) // their slots, in order
-	for s := range hamtWidth {
-		if p.count[s] > 1 {
-			subtrees = append(subtrees, s)
+	var runs [hamtWidth]slotRun
+	n, k := b.partition(index, 0, &runs)
+	subtrees := make([]slotRun, 0, len(n.children))
+	for _, r := range runs[:k] {
+		if r.count > 1 {
+			subtrees = append(subtrees, r)
 		}
 	}
 	dups := make([]*hamtEntry[K, V], len(subtrees))
@@ -299,8 +300,8 @@ func (b builder[K, V]) root(index []hashRef, workers int) (*hamtNode[K, V], *ham
 	for w := range workers {
 		wg.Go(func() {
 			for i := w; i < len(subtrees); i += workers {
-				s := subtrees[i]
-				n.children[i], dups[i] = b.node(index[p.start[s]:p.start[s]+p.count[s]], hamtBits)
+				r := subtrees[i]
+				n.children[i], dups[i] = b.node(index[r.start:r.start+r.count], hamtBits)
 			}
 		})
 	}
@@ -310,9 +311,9 @@ func (b builder[K, V]) root(index []hashRef, workers int) (*hamtNode[K, V], *ham
 			return nil, dup
 		}
 	}
-	for s := range hamtWidth {
-		if p.count[s] == 1 {
-			n.entries = append(n.entries, b.entries[index[p.start[s]].at])
+	for _, r := range runs[:k] {
+		if r.count == 1 {
+			n.entries = append(n.entries, b.entries[index[r.start].at])
 		}
 	}
 	return n, nil
@@ -334,64 +335,95 @@ func (b builder[K, V]) node(index []hashRef, shift uint) (*hamtNode[K, V], *hamt
 		}
 		return n, nil
 	}
-	n, p := b.partition(index, shift)
+	var runs [hamtWidth]slotRun
+	n, k := b.partition(index, shift, &runs)
 	c := 0
-	for s := range hamtWidth {
-		switch {
-		case p.count[s] == 1:
-			n.entries = append(n.entries, b.entries[index[p.start[s]].at])
-		case p.count[s] > 1:
-			child, dup := b.node(index[p.start[s]:p.start[s]+p.count[s]], shift+hamtBits)
-			if dup != nil {
-				return nil, dup
-			}
-			n.children[c] = child
-			c++
+	for _, r := range runs[:k] {
+		if r.count == 1 {
+			n.entries = append(n.entries, b.entries[index[r.start].at])
+			continue
 		}
+		child, dup := b.node(index[r.start:r.start+r.count], shift+hamtBits)
+		if dup != nil {
+			return nil, dup
+		}
+		n.children[c] = child
+		c++
 	}
 	return n, nil
 }
 
-// slots is where partition put each slot's entries.
-type slots struct {
-	count, start [hamtWidth]int
+// slotRun is where partition put one occupied slot's references.
+type slotRun struct {
+	slot, start, count int
 }
 
+// smallNode is the size up to which partition sorts by insertion: at the
+// trie's lower levels most nodes hold a handful of entries, and a pass
+// over all 32 slots would cost more than they do.
+const smallNode = 16
+
 // partition moves every reference of index into its slot's range at shift
-// (an American flag sort) and returns the node for them, with its bitmaps
-// set and its entries and children allocated (empty and nil) at their
-// final sizes, and where each slot's references are.
-func (b builder[K, V]) partition(index []hashRef, shift uint) (*hamtNode[K, V], slots) {
+// and returns the node for them, with its bitmaps set and its entries and
+// children allocated (empty and nil) at their final sizes, and in runs
+// the occupied slots in order (k of them).
+func (b builder[K, V]) partition(index []hashRef, shift uint, runs *[hamtWidth]slotRun) (n *hamtNode[K, V], k int) {
 	slot := func(r hashRef) int { return int((r.hash >> shift) & hamtMask) }
-	var p slots
-	var next [hamtWidth]int
-	for _, r := range index {
-		p.count[slot(r)]++
-	}
-	n := &hamtNode[K, V]{}
-	singles, multis := 0, 0
-	for s, off := 0, 0; s < hamtWidth; s++ {
-		p.start[s], next[s] = off, off
-		off += p.count[s]
-		switch {
-		case p.count[s] == 1:
-			n.dataMap |= 1 << s
-			singles++
-		case p.count[s] > 1:
-			n.nodeMap |= 1 << s
-			multis++
+	if len(index) <= smallNode {
+		for i := 1; i < len(index); i++ {
+			x, sx := index[i], slot(index[i])
+			j := i
+			for ; j > 0 && slot(index[j-1]) > sx; j-- {
+				index[j] = index[j-1]
+			}
+			index[j] = x
+		}
+		for i := 0; i < len(index); {
+			s, j := slot(index[i]), i+1
+			for j < len(index) && slot(index[j]) == s {
+				j++
+			}
+			runs[k] = slotRun{slot: s, start: i, count: j - i}
+			k++
+			i = j
+		}
+	} else {
+		// An American flag sort: count, then swap each reference into
+		// its slot's range.
+		var count, next [hamtWidth]int
+		for _, r := range index {
+			count[slot(r)]++
+		}
+		for s, off := 0, 0; s < hamtWidth; s++ {
+			next[s] = off
+			if count[s] > 0 {
+				runs[k] = slotRun{slot: s, start: off, count: count[s]}
+				k++
+			}
+			off += count[s]
+		}
+		for _, r := range runs[:k] {
+			for end := r.start + r.count; next[r.slot] < end; {
+				i := next[r.slot]
+				t := slot(index[i])
+				if t == r.slot {
+					next[r.slot]++
+					continue
+				}
+				index[i], index[next[t]] = index[next[t]], index[i]
+				next[t]++
+			}
 		}
 	}
-	for s := range hamtWidth {
-		for end := p.start[s] + p.count[s]; next[s] < end; {
-			i := next[s]
-			t := slot(index[i])
-			if t == s {
-				next[s]++
-				continue
-			}
-			index[i], index[next[t]] = index[next[t]], index[i]
-			next[t]++
+	n = &hamtNode[K, V]{}
+	singles, multis := 0, 0
+	for _, r := range runs[:k] {
+		if r.count == 1 {
+			n.dataMap |= 1 << r.slot
+			singles++
+		} else {
+			n.nodeMap |= 1 << r.slot
+			multis++
 		}
 	}
 	if singles > 0 {
@@ -400,5 +432,5 @@ func (b builder[K, V]) partition(index []hashRef, shift uint) (*hamtNode[K, V], 
 	if multis > 0 {
 		n.children = make([]*hamtNode[K, V], multis)
 	}
-	return n, p
+	return n, k
 }
