@@ -66,6 +66,9 @@ type FileStore struct {
 	// by the next Create instead of deleted (see reap); "" when none.
 	// Guarded by mu.
 	spare string
+	// readers counts the open readers of each snapshot file: one being
+	// read is deleted when retired, never recycled. Guarded by mu.
+	readers map[string]int
 }
 
 var _ Store = (*FileStore)(nil)
@@ -176,19 +179,45 @@ func (s *FileStore) Open(ctx context.Context, id string) (io.ReadCloser, error) 
 	if err := ValidID(id); err != nil {
 		return nil, err
 	}
-	f, err := os.Open(s.path(id))
+	path := s.path(id)
+	// Counted before the file is opened, so that retention, which may
+	// run in between, deletes it rather than hand it to a writer.
+	release := s.countReader(path)
+	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
+		release()
 		return nil, fmt.Errorf("snapshot: filestore open %q: %w", id, ErrNotFound)
 	}
 	if err != nil {
+		release()
 		return nil, fmt.Errorf("snapshot: filestore open %q: %w", id, err)
 	}
-	r, err := newFooterReader(f, s.path(id))
+	r, err := newFooterReader(f, path)
 	if err != nil {
 		f.Close()
+		release()
 		return nil, err
 	}
+	r.release = release
 	return r, nil
+}
+
+// countReader counts one more reader of the file at path and returns the
+// function that counts it out.
+func (s *FileStore) countReader(path string) (release func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.readers == nil {
+		s.readers = map[string]int{}
+	}
+	s.readers[path]++
+	return func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.readers[path]--; s.readers[path] == 0 {
+			delete(s.readers, path)
+		}
+	}
 }
 
 // List implements [Store]. Temporary files are ignored.
@@ -263,11 +292,12 @@ func (s *FileStore) reap(ctx context.Context) error {
 }
 
 // retire takes the committed snapshot file at path out of the store: it
-// becomes the spare if there is none, else it is deleted. The spare's
+// becomes the spare if there is none and nobody is reading it, else it is
+// deleted (an open reader keeps reading the deleted file). The spare's
 // name is a temporary one, so List ignores it and NewFileStore removes it
 // after a crash. s.mu is held.
 func (s *FileStore) retire(path string) error {
-	if s.spare == "" {
+	if s.spare == "" && s.readers[path] == 0 {
 		var rnd [8]byte
 		_, _ = rand.Read(rnd[:])
 		spare := filepath.Join(s.dir, ".spare"+tempMarker+hex.EncodeToString(rnd[:]))
@@ -431,12 +461,13 @@ func (w *fileSink) Cancel() error {
 // footerReader returns a file's content without its footer and checks the
 // footer's checksum when the content has been read.
 type footerReader struct {
-	f    *os.File
-	name string
-	r    io.Reader // the content, limited to its length
-	crc  hash.Hash32
-	want uint32
-	err  error
+	f       *os.File
+	release func() // counts the reader out of its store; nil once called
+	name    string
+	r       io.Reader // the content, limited to its length
+	crc     hash.Hash32
+	want    uint32
+	err     error
 }
 
 func newFooterReader(f *os.File, name string) (*footerReader, error) {
@@ -485,4 +516,10 @@ func (r *footerReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-func (r *footerReader) Close() error { return r.f.Close() }
+func (r *footerReader) Close() error {
+	if r.release != nil {
+		r.release()
+		r.release = nil
+	}
+	return r.f.Close()
+}
