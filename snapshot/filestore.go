@@ -57,6 +57,12 @@ type FileStoreOptions struct {
 // (matching [ErrCorrupt]) instead of io.EOF. Temporary files left by a crash
 // are ignored by List and removed by [NewFileStore]. It is safe for
 // concurrent use.
+//
+// Retention keeps the file of one retired snapshot and writes the next
+// snapshot over it (cheaper than deleting it and allocating another), unless
+// a reader of this store has it open. Another process reading a snapshot's
+// file directly, as it is retired, may therefore see it overwritten:
+// copy snapshots out through Open, or with RetainAll.
 type FileStore struct {
 	dir    string
 	retain int
