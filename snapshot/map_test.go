@@ -248,44 +248,63 @@ func TestMapPauseHonoursContext(t *testing.T) {
 func TestMapConcurrentReadersAndWriters(t *testing.T) {
 	m := newTestMap(t, MapOptions[uint64, uint64]{})
 	const writers, perWriter = 4, 2000
+	hammerViews(t, writers, perWriter, m.Store, func(k uint64) { m.Delete(k) }, m.View)
+	require.Equal(t, writers*perWriter, m.Len())
+}
+
+// viewOf is what hammerViews reads: a Map's or a ShardedMap's view.
+type viewOf interface {
+	Range(func(k, v uint64) bool)
+	Len() int
+}
+
+// hammerViews runs writers that store k → 3k (every 100th key deleted and
+// stored again) while a reader keeps taking views, and fails if a view
+// ever holds a wrong value or ranges over other than its Len entries.
+func hammerViews[V viewOf](t *testing.T, writers, perWriter uint64, store func(k, v uint64), del func(k uint64), view func() V) {
+	t.Helper()
 	var wg sync.WaitGroup
-	for w := range uint64(writers) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range uint64(perWriter) {
+	for w := range writers {
+		wg.Go(func() {
+			for i := range perWriter {
 				k := w*perWriter + i
-				m.Store(k, k*3)
+				store(k, k*3)
+				if i%100 == 0 {
+					del(k)
+					store(k, k*3)
+				}
 			}
-		}()
+		})
 	}
 	stop := make(chan struct{})
-	var readErr error
-	var rg sync.WaitGroup
-	rg.Add(1)
-	go func() {
-		defer rg.Done()
-		for {
+	var viewErr error
+	var vg sync.WaitGroup
+	vg.Go(func() {
+		for viewErr == nil {
 			select {
 			case <-stop:
 				return
 			default:
 			}
-			v := m.View()
+			v := view()
+			n := 0
 			v.Range(func(k, val uint64) bool {
+				n++
 				if val != k*3 {
-					readErr = fmt.Errorf("key %d has value %d", k, val)
+					viewErr = fmt.Errorf("key %d has value %d", k, val)
 					return false
 				}
 				return true
 			})
+			if n != v.Len() && viewErr == nil {
+				viewErr = fmt.Errorf("view ranges over %d entries but says %d", n, v.Len())
+			}
 		}
-	}()
+	})
 	wg.Wait()
 	close(stop)
-	rg.Wait()
-	require.NoError(t, readErr)
-	require.Equal(t, writers*perWriter, m.Len())
+	vg.Wait()
+	require.NoError(t, viewErr)
 }
 
 func TestNewMapValidatesCodecs(t *testing.T) {

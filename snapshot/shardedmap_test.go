@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -30,55 +29,7 @@ func TestShardedMapConcurrentWritersAndViews(t *testing.T) {
 	m, err := NewShardedMap(MapOptions[uint64, uint64]{Shards: 16})
 	require.NoError(t, err)
 	const writers, perWriter = 4, 3000
-	var wg sync.WaitGroup
-	for w := range uint64(writers) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range uint64(perWriter) {
-				k := w*perWriter + i
-				m.Store(k, k*3)
-				if i%100 == 0 {
-					m.Delete(k)
-					m.Store(k, k*3)
-				}
-			}
-		}()
-	}
-	stop := make(chan struct{})
-	var viewErr error
-	var vg sync.WaitGroup
-	vg.Add(1)
-	go func() {
-		defer vg.Done()
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			v := m.View()
-			n := 0
-			v.Range(func(k, val uint64) bool {
-				n++
-				if val != k*3 {
-					viewErr = fmt.Errorf("key %d has value %d", k, val)
-					return false
-				}
-				return true
-			})
-			if n != v.Len() && viewErr == nil {
-				viewErr = fmt.Errorf("view ranges over %d entries but says %d", n, v.Len())
-			}
-			if viewErr != nil {
-				return
-			}
-		}
-	}()
-	wg.Wait()
-	close(stop)
-	vg.Wait()
-	require.NoError(t, viewErr)
+	hammerViews(t, writers, perWriter, m.Store, func(k uint64) { m.Delete(k) }, m.View)
 	require.Equal(t, writers*perWriter, m.Len())
 }
 
