@@ -288,15 +288,20 @@ func BenchmarkCutover(b *testing.B) {
 			b.Fatal(err)
 		}
 	})
+	// out migrates the function and serves its first invocation remotely.
+	out := func(b *testing.B) *migrate.Lease {
+		lease, err := m.Migrate(ctx, specs)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := lease.Invoke(ctx, "count", payload); err != nil {
+			b.Fatal(err)
+		}
+		return lease
+	}
 	b.Run("out=migrate+first-remote-invoke", func(b *testing.B) {
 		for b.Loop() {
-			lease, err := m.Migrate(ctx, specs)
-			if err != nil {
-				b.Fatal(err)
-			}
-			if _, err := lease.Invoke(ctx, "count", payload); err != nil {
-				b.Fatal(err)
-			}
+			lease := out(b)
 			b.StopTimer()
 			if err := lease.Return(ctx); err != nil {
 				b.Fatal(err)
@@ -307,13 +312,7 @@ func BenchmarkCutover(b *testing.B) {
 	b.Run("back=return+first-local-invoke", func(b *testing.B) {
 		for b.Loop() {
 			b.StopTimer()
-			lease, err := m.Migrate(ctx, specs)
-			if err != nil {
-				b.Fatal(err)
-			}
-			if _, err := lease.Invoke(ctx, "count", payload); err != nil {
-				b.Fatal(err)
-			}
+			lease := out(b)
 			b.StartTimer()
 			if err := lease.Return(ctx); err != nil {
 				b.Fatal(err)
