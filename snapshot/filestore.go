@@ -54,7 +54,9 @@ type FileStoreOptions struct {
 // length and CRC-32C checksum, fsynced, renamed to "<id>.snap" and the
 // directory fsynced, so a crash leaves either the whole snapshot or none.
 // Open verifies the checksum as the bytes are read and reports a mismatch
-// (matching [ErrCorrupt]) instead of io.EOF. Temporary files left by a crash
+// (matching [ErrCorrupt]) instead of io.EOF; an [Engine], which checks every
+// byte of a snapshot itself, turns that checksum off (the footer's length
+// is still checked) rather than run it over the same bytes again. Temporary files left by a crash
 // are ignored by List and removed by [NewFileStore]. It is safe for
 // concurrent use.
 //
@@ -470,8 +472,8 @@ type footerReader struct {
 	f       *os.File
 	release func() // counts the reader out of its store; nil once called
 	name    string
-	r       io.Reader // the content, limited to its length
-	crc     hash.Hash32
+	r       io.Reader   // the content, limited to its length
+	crc     hash.Hash32 // nil once skipContentChecksum was called
 	want    uint32
 	err     error
 }
@@ -505,13 +507,19 @@ func newFooterReader(f *os.File, name string) (*footerReader, error) {
 	}, nil
 }
 
+// skipContentChecksum implements [selfChecking]: the footer's length and
+// magic are still checked, its checksum is not.
+func (r *footerReader) skipContentChecksum() { r.crc = nil }
+
 func (r *footerReader) Read(p []byte) (int, error) {
 	if r.err != nil {
 		return 0, r.err
 	}
 	n, err := r.r.Read(p)
-	r.crc.Write(p[:n])
-	if err == io.EOF {
+	if r.crc != nil {
+		r.crc.Write(p[:n])
+	}
+	if err == io.EOF && r.crc != nil {
 		if got := r.crc.Sum32(); got != r.want {
 			err = fmt.Errorf("snapshot: filestore %s: file checksum %08x, footer says %08x: %w", r.name, got, r.want, ErrCorrupt)
 		}

@@ -2,6 +2,7 @@ package snapshot
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -390,4 +391,38 @@ func TestFileStoreDoesNotRecycleASnapshotBeingRead(t *testing.T) {
 	require.NoError(t, r.Close())
 	_, err = s.Open(ctx, "a")
 	require.ErrorIs(t, err, ErrNotFound)
+}
+
+// An Engine turns the FileStore's own checksum off (it checks every byte of
+// a snapshot itself): a flipped bit in a frame is still refused, by the
+// frame's checksum, and a damaged footer checksum over intact content no
+// longer is, while a plain reader of the store still reports it.
+func TestEngineChecksFileStoreContentItself(t *testing.T) {
+	_, m, raw := smallSnapshot(t, nil)
+	dir := t.TempDir()
+	s, err := NewFileStore(dir, FileStoreOptions{})
+	require.NoError(t, err)
+	storeWrite(t, s, m.ID, string(raw))
+	path := filepath.Join(dir, m.ID+fileSuffix)
+	orig, err := os.ReadFile(path)
+	require.NoError(t, err)
+	damage := func(at int) {
+		t.Helper()
+		bad := bytes.Clone(orig)
+		bad[at] ^= 0x10
+		require.NoError(t, os.WriteFile(path, bad, 0o600))
+	}
+
+	damage(headerSize + frameHeaderSize + 5) // the first frame's payload
+	err, touched := restoreInto(t, s, m.ID, nil)
+	require.ErrorIs(t, err, ErrCorrupt)
+	require.ErrorContains(t, err, "frame 0 at offset 48: checksum")
+	require.False(t, touched)
+
+	damage(len(orig) - footerSize) // the footer's checksum
+	_, err = storeRead(s, m.ID)
+	require.ErrorContains(t, err, "file checksum")
+	err, touched = restoreInto(t, s, m.ID, nil)
+	require.NoError(t, err)
+	require.True(t, touched)
 }

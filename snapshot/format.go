@@ -71,6 +71,9 @@ const (
 	maxStoredOverhead = 1 << 16
 	// maxManifestBytes bounds the manifest frame.
 	maxManifestBytes = 64 << 20
+
+	// decoderBufferBytes is the decoder's read buffer.
+	decoderBufferBytes = 8 << 10
 )
 
 type header struct {
@@ -304,7 +307,10 @@ type decoder struct {
 }
 
 func newDecoder(r io.Reader, name string, key []byte) (*decoder, error) {
-	d := &decoder{r: bufio.NewReaderSize(r, 64<<10), name: name}
+	// The buffer serves the frame headers: a payload of more than its
+	// size is mostly read straight into the frame's buffer, and a larger
+	// buffer would only copy more of it twice.
+	d := &decoder{r: bufio.NewReaderSize(r, decoderBufferBytes), name: name}
 	b := make([]byte, headerSize)
 	n, err := io.ReadFull(d.r, b)
 	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && err != io.EOF {
@@ -360,7 +366,9 @@ func (d *decoder) readFrame(buf []byte) (f *frame, _ []byte, err error) {
 	if d.ended {
 		return nil, buf, d.corrupt(at, "read past the end frame")
 	}
-	buf = append(buf[:0], make([]byte, frameHeaderSize)...)
+	// The buffer is read into whole: growing it without zeroing (a pooled
+	// buffer's old bytes are overwritten) saves a pass over every frame.
+	buf = slices.Grow(buf[:0], frameHeaderSize)[:frameHeaderSize]
 	if _, err := io.ReadFull(d.r, buf); err != nil {
 		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 			return nil, buf, d.truncated(at, "frame header (no end frame)")
@@ -390,7 +398,7 @@ func (d *decoder) readFrame(buf []byte) (f *frame, _ []byte, err error) {
 		return nil, buf, d.corrupt(at, "end frame carries %d bytes", rawLen)
 	}
 	total := frameHeaderSize + int(storedLen) + frameCRCSize
-	buf = append(buf, make([]byte, total-frameHeaderSize)...)
+	buf = slices.Grow(buf, total-frameHeaderSize)[:total]
 	if _, err := io.ReadFull(d.r, buf[frameHeaderSize:]); err != nil {
 		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 			return nil, buf, d.truncated(at, "frame payload")

@@ -30,6 +30,7 @@ func (e *Engine) load(ctx context.Context, id string, spool *rawSpool, st *stagi
 		return Manifest{}, fmt.Errorf("snapshot: load %s: %w", id, err)
 	}
 	defer rc.Close()
+	skipStoreChecksum(rc) // verify checks every byte
 	m, err := verify(ctx, rc, id, e.opts.Key, spool, st, &e.buffers)
 	if err != nil {
 		return Manifest{}, err
@@ -234,6 +235,7 @@ func (e *Engine) Restore(ctx context.Context, m Manifest) (err error) {
 			return fmt.Errorf("snapshot: restore %s: %w", m.ID, err)
 		}
 		defer rc.Close()
+		skipStoreChecksum(rc) // every frame's checksum is checked again
 		d, err := newDecoder(rc, m.ID, e.opts.Key)
 		if err != nil {
 			return fmt.Errorf("snapshot: restore: %w", err)
