@@ -201,6 +201,9 @@ type frame struct {
 	raw     []byte
 	info    ChunkInfo
 	offset  int64 // where the frame starts in the stream
+	// rawCRCKnown is set when readFrame derived info.RawCRC32C from the
+	// frame's checksum (the payload is the raw chunk).
+	rawCRCKnown bool
 }
 
 // compressor compresses chunks with one codec. A nil *compressor stores
@@ -243,7 +246,7 @@ func (c *compressor) appendCompressed(dst, src []byte) []byte {
 
 // sealFrame builds a frame from raw. buf is reused for the result.
 func sealFrame(buf []byte, kind byte, source uint16, seq uint32, raw []byte, comp *compressor, aead cipher.AEAD) ([]byte, ChunkInfo) {
-	info := ChunkInfo{RawBytes: len(raw), RawCRC32C: crc32.Checksum(raw, castagnoli)}
+	info := ChunkInfo{RawBytes: len(raw)}
 	buf = append(buf[:0], make([]byte, frameHeaderSize)...)
 	var flags byte
 	payload := raw
@@ -280,6 +283,12 @@ func sealFrame(buf []byte, kind byte, source uint16, seq uint32, raw []byte, com
 	}
 	info.StoredBytes = stored
 	info.StoredCRC32C = crc32.Checksum(buf, castagnoli)
+	if payload != nil && aead == nil {
+		// The payload is raw: its checksum follows from the frame's.
+		info.RawCRC32C = crcOfSuffix(info.StoredCRC32C, crc32.Checksum(buf[:frameHeaderSize], castagnoli), len(raw))
+	} else {
+		info.RawCRC32C = crc32.Checksum(raw, castagnoli)
+	}
 	buf = binary.LittleEndian.AppendUint32(buf, info.StoredCRC32C)
 	return buf, info
 }
@@ -412,6 +421,12 @@ func (d *decoder) readFrame(buf []byte) (f *frame, _ []byte, err error) {
 	}
 	f.info = ChunkInfo{RawBytes: int(rawLen), StoredBytes: int(storedLen), StoredCRC32C: want}
 	f.payload = body[frameHeaderSize:]
+	if f.flags&(frameFlagZstd|frameFlagS2) == 0 && d.aead == nil {
+		// The payload is the chunk itself: its checksum follows from the
+		// frame's, just verified, without a second pass over it.
+		f.info.RawCRC32C = crcOfSuffix(want, crc32.Checksum(body[:frameHeaderSize], castagnoli), int(storedLen))
+		f.rawCRCKnown = true
+	}
 	if d.aead != nil {
 		if int(storedLen) < d.aead.Overhead() {
 			return nil, buf, d.corrupt(at, "sealed payload of %d bytes is shorter than its tag", storedLen)
@@ -471,7 +486,7 @@ func (d *decoder) openFrame(f *frame, dst *[]byte) error {
 		return f.corrupt(d.name, "payload holds %d bytes, header says %d", len(raw), f.info.RawBytes)
 	}
 	f.raw = raw
-	if !d.skipRawCRC {
+	if !d.skipRawCRC && !f.rawCRCKnown {
 		f.info.RawCRC32C = crc32.Checksum(raw, castagnoli)
 	}
 	return nil
