@@ -439,8 +439,8 @@ type rawSpool struct {
 	pos      int
 }
 
-// keep keeps f, the frame frames handed out last, taking its buffers from
-// the stream (which would otherwise recycle them).
+// keep keeps f, the frame frames handed out last, taking the buffer its
+// raw bytes lie in from the stream (which would otherwise recycle it).
 func (s *rawSpool) keep(f *frame, frames *frameStream) {
 	if s == nil || s.over {
 		return
@@ -449,7 +449,7 @@ func (s *rawSpool) keep(f *frame, frames *frameStream) {
 		s.over, s.frames, s.used = true, nil, 0
 		return
 	}
-	frames.take()
+	frames.keepRaw(f)
 	c := *f
 	c.payload = nil
 	s.used += int64(len(c.raw))

@@ -100,7 +100,7 @@ func (st *staging) feed(f *frame, frames *frameStream) bool {
 	if !ok {
 		return false
 	}
-	c := stagedChunk{raw: f.raw, bufs: frames.lend(), frames: frames, inStored: f.flags&(frameFlagS2|frameFlagZstd) == 0}
+	c := stagedChunk{raw: f.raw, bufs: frames.lend(), frames: frames, inStored: rawInStored(f)}
 	select {
 	case s.chunks <- c:
 	case <-s.done: // Stage returned early: the rest is dropped
@@ -235,12 +235,7 @@ func (r *stageReader) nextChunk() ([]byte, error) {
 		}
 		return nil, io.EOF
 	}
-	if c.inStored {
-		c.bufs[0] = nil
-	} else {
-		c.bufs[1] = nil
-	}
-	c.frames.giveBack(c.bufs)
+	c.frames.giveBack(othersThanRaw(c.bufs, c.inStored))
 	return c.raw, nil
 }
 

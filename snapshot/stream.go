@@ -169,16 +169,31 @@ func (s *frameStream) fetch() (*frame, error) {
 	return job.f, nil
 }
 
-// take hands the buffers of the frame next returned last to the caller:
-// they stay valid after the following call to next or peek.
-func (s *frameStream) take() {
-	if s.cur != nil {
-		s.cur.stored, s.cur.raw = nil, nil
-	}
+// keepRaw hands the caller the buffer that the raw bytes of f, the frame
+// next returned last, lie in: they stay valid after the following call to
+// next or peek. The frame's other buffer is recycled.
+func (s *frameStream) keepRaw(f *frame) {
+	s.giveBack(othersThanRaw(s.lend(), rawInStored(f)))
 }
 
-// lend is take, returning the buffers taken so that the caller hands them
-// back (giveBack) once it is done with the frame.
+// rawInStored reports whether f's raw bytes lie in the buffer it was read
+// into (it was not compressed; opening a seal works in place) rather than
+// in a buffer of their own.
+func rawInStored(f *frame) bool { return f.flags&(frameFlagS2|frameFlagZstd) == 0 }
+
+// othersThanRaw returns a frame's buffers (as lend returns them) without
+// the one its raw bytes lie in.
+func othersThanRaw(bufs [2][]byte, inStored bool) [2][]byte {
+	if inStored {
+		bufs[0] = nil
+	} else {
+		bufs[1] = nil
+	}
+	return bufs
+}
+
+// lend hands the buffers of the frame next returned last to the caller,
+// who hands them back (giveBack) once it is done with the frame.
 func (s *frameStream) lend() (bufs [2][]byte) {
 	if s.cur != nil {
 		bufs = [2][]byte{s.cur.stored, s.cur.raw}
@@ -194,7 +209,7 @@ func (s *frameStream) giveBack(bufs [2][]byte) {
 }
 
 // next returns the next frame; its raw bytes are valid until the following
-// call to next or peek (or for good after take).
+// call to next or peek (or for good after keepRaw).
 func (s *frameStream) next() (*frame, error) {
 	if s.peeked != nil {
 		f := s.peeked.f
