@@ -56,9 +56,9 @@ type FileStoreOptions struct {
 // Open verifies the checksum as the bytes are read and reports a mismatch
 // (matching [ErrCorrupt]) instead of io.EOF; an [Engine], which checks every
 // byte of a snapshot itself, turns that checksum off (the footer's length
-// is still checked) rather than run it over the same bytes again. Temporary files left by a crash
-// are ignored by List and removed by [NewFileStore]. It is safe for
-// concurrent use.
+// is still checked) rather than run it over the same bytes again. Temporary
+// files left by a crash are ignored by List and removed by [NewFileStore].
+// It is safe for concurrent use.
 //
 // Retention keeps the file of one retired snapshot and writes the next
 // snapshot over it (cheaper than deleting it and allocating another), unless

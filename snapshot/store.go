@@ -63,9 +63,8 @@ func ValidID(id string) error {
 // every frame's checksum, and that nothing follows the end frame), turns
 // the store's checksum off: it would be a second pass over the same bytes
 // (3% of a restore's CPU time with S2 chunks, 8% with uncompressed ones,
-// by CPU profile). A damaged
-// footer checksum over intact content is then not an error: the content is
-// what the engine verifies.
+// by CPU profile). A damaged footer checksum over intact content is then
+// not an error: the content is what the engine verifies.
 type selfChecking interface {
 	skipContentChecksum()
 }
