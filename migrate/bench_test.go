@@ -353,19 +353,26 @@ func BenchmarkInvokeParallel(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		b.SetParallelism(8)
-		b.RunParallel(func(pb *testing.PB) {
-			for pb.Next() {
-				if _, err := lease.Invoke(ctx, "count", payload); err != nil {
-					b.Error(err)
-					return
-				}
+		invokeInParallel(b, lease, "count", payload)
+	})
+}
+
+// invokeInParallel calls fn through lease from 8×GOMAXPROCS goroutines
+// for b.N calls in all, then returns the lease.
+func invokeInParallel(b *testing.B, lease *migrate.Lease, fn string, payload []byte) {
+	ctx := context.Background()
+	b.SetParallelism(8)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := lease.Invoke(ctx, fn, payload); err != nil {
+				b.Error(err)
+				return
 			}
-		})
-		if err := lease.Return(ctx); err != nil {
-			b.Error(err)
 		}
 	})
+	if err := lease.Return(ctx); err != nil {
+		b.Error(err)
+	}
 }
 
 // BenchmarkInvokeSlowTarget stands in for a distant region: the remote
@@ -393,18 +400,7 @@ func BenchmarkInvokeSlowTarget(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			b.SetParallelism(8) // 16 callers on 2 cores
-			b.RunParallel(func(pb *testing.PB) {
-				for pb.Next() {
-					if _, err := lease.Invoke(ctx, "slow", payload); err != nil {
-						b.Error(err)
-						return
-					}
-				}
-			})
-			if err := lease.Return(ctx); err != nil {
-				b.Error(err)
-			}
+			invokeInParallel(b, lease, "slow", payload) // 16 callers on 2 cores
 		})
 	}
 }
