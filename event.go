@@ -20,14 +20,20 @@ type Event struct {
 	Err     error
 }
 
-func (o *Orchestrator) emit(e Event) {
+// emit logs e and hands it to the host's hook. A panic in the hook comes
+// back as a *PanicError, which the caller treats as a failure of the step.
+func (o *Orchestrator) emit(e Event) error {
 	attrs := []any{"phase", string(e.Phase)}
 	if e.Err != nil {
 		attrs = append(attrs, "err", e.Err)
 	}
 	// The update's context may be done by now; the log must still go out.
 	o.logger.Log(context.Background(), e.Level, e.Message, attrs...)
-	if o.opts.OnEvent != nil {
-		o.opts.OnEvent(e)
+	if o.opts.OnEvent == nil {
+		return nil
 	}
+	return guard("Options.OnEvent", func() error {
+		o.opts.OnEvent(e)
+		return nil
+	})
 }

@@ -1,7 +1,6 @@
 package updraft
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/updraft-dev/updraft/degrade"
@@ -58,8 +57,11 @@ type Function struct {
 	// Remote, when set, allows the function to run in another region while
 	// it does not fit locally.
 	Remote *Remote
-	// Degrade is how the function is reduced when it neither fits nor
-	// moves; nil means it is disabled for the window.
+	// Degrade is how the function is reduced during the window if the plan
+	// leaves it out (it neither fits in what the critical functions leave
+	// nor moves to another region); nil means it is then disabled. A
+	// function the plan allocates runs normally, within its allocation,
+	// and this policy is not applied. New checks the policy.
 	Degrade *degrade.Policy
 }
 
@@ -70,10 +72,6 @@ type Remote struct {
 	// Regions is a data-residency allow-list; empty means any region.
 	Regions []string
 }
-
-// ErrInvalidFunctions is wrapped by every error [New] returns for bad
-// annotations; check with errors.Is.
-var ErrInvalidFunctions = errors.New("updraft: invalid functions")
 
 // checkFunctions returns an error naming the first bad annotation: what
 // profile.ValidateFunctions refuses (an empty or duplicate name, an unknown
@@ -95,6 +93,11 @@ func checkFunctions(fns []Function) error {
 		}
 		if err := f.Min.Validate(); err != nil {
 			return fmt.Errorf("%w: function %q Min: %w", ErrInvalidFunctions, f.Name, err)
+		}
+		if f.Degrade != nil {
+			if err := f.Degrade.Validate(); err != nil {
+				return fmt.Errorf("%w: function %q Degrade: %w", ErrInvalidFunctions, f.Name, err)
+			}
 		}
 	}
 	return nil

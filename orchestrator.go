@@ -2,24 +2,33 @@ package updraft
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/updraft-dev/updraft/degrade"
 	"github.com/updraft-dev/updraft/hal"
-	"github.com/updraft-dev/updraft/migrate"
 	"github.com/updraft-dev/updraft/partition"
 	"github.com/updraft-dev/updraft/profile"
 	"github.com/updraft-dev/updraft/snapshot"
 	"github.com/updraft-dev/updraft/validate"
 )
 
-// DefaultWindow is the update window forecast for when Options.Window is zero.
-const DefaultWindow = 5 * time.Minute
+// Window bounds. An update window is what forecasts cover and how long
+// degraded modes last at most; one outside these bounds is a mistake in
+// the caller's units rather than a plan.
+const (
+	// DefaultWindow is the update window used when Options.Window is zero.
+	DefaultWindow = 5 * time.Minute
+	// MinWindow is the shortest window New accepts.
+	MinWindow = time.Second
+	// MaxWindow is the longest window New accepts (the degrade package's
+	// default ceiling on a degraded mode).
+	MaxWindow = degrade.DefaultMaxWindow
+)
 
 // MarginalPolicy says what a marginal validation verdict leads to.
 type MarginalPolicy int
@@ -32,136 +41,230 @@ const (
 )
 
 // Options configures an [Orchestrator]. Zero fields take the documented
-// defaults.
+// defaults; settings that contradict each other are refused by [New].
 type Options struct {
-	// Profiler forecasts demand and judges criticality. Nil means an
-	// analyzer with no collectors, so every critical function must then
-	// carry a static Demand.
-	Profiler profile.Profiler
+	// Profiler forecasts demand and judges criticality. Nil means that no
+	// function is measured: New then requires a static Demand on every
+	// function, and criticality follows the annotations and dependencies.
+	Profiler Profiler
 	// Partitioner plans allocations. Nil means partition.New with its
 	// defaults (margin and reserve as documented there).
-	Partitioner partition.Partitioner
-	// Migrator moves functions that do not fit and have a Remote spec. Nil
-	// means nothing moves: functions that do not fit are degraded.
-	Migrator migrate.Migrator
-	// Store keeps snapshots; it must not live on the resource being
-	// updated. Required when any function has State.
+	Partitioner Partitioner
+	// Migrator moves functions that do not fit and have a Remote spec
+	// ([Mover] adapts a *migrate.Mover). Nil means nothing moves:
+	// functions that do not fit are degraded.
+	Migrator Migrator
+	// Store keeps snapshots, and the update journal when it implements
+	// [JournalStore] (every store of package snapshot does). It must not
+	// live on the resource being updated.
 	Store snapshot.Store
+	// Journal keeps the update journal; nil means Store. New refuses an
+	// Orchestrator with neither: an update that cannot be resumed after a
+	// crash could leave the machine half-changed.
+	Journal JournalStore
+	// Snapshotter takes the snapshots. Nil means a snapshot engine over
+	// Store and the functions' State (sources named after the functions).
+	// A host's Snapshotter must name its sources after the functions too:
+	// RestoreAfterUpdate restores by function name.
+	Snapshotter Snapshotter
 	// AppVersion is recorded in each snapshot's manifest.
 	AppVersion string
 	// Validator judges the updated data plane. Nil means validate.New over
-	// Checks.
-	Validator validate.Validator
-	// Checks are the validation checks used when Validator is nil.
+	// Checks. Setting both Validator and Checks (or AllowNoChecks) is
+	// refused.
+	Validator Validator
+	// Checks are the validation checks of the default validator.
 	Checks []validate.Check
 	// AllowNoChecks lets an update be committed with no validation evidence
 	// at all. Without it, New refuses an empty Checks list.
 	AllowNoChecks bool
 	// Marginal says what a marginal verdict leads to; the zero value rolls back.
 	Marginal MarginalPolicy
-	// Degrade is the controller that reduces functions during the window.
-	// Nil means a new controller; either way [Orchestrator.Degrade] returns
-	// it, so the host can mount its middleware and status handler.
-	Degrade *degrade.Controller
+	// Degrader reduces functions during the window and admits their calls.
+	// Nil means a new degrade.Controller, reachable through
+	// [Orchestrator.Degrader]; a host that mounts the controller's HTTP
+	// middleware usually builds it and passes it here.
+	Degrader Degrader
 	// Window is how long the update is expected to take; forecasts cover
 	// it and degraded modes end by themselves when it is over. Zero means
-	// DefaultWindow.
+	// DefaultWindow; otherwise it must be within [MinWindow, MaxWindow].
 	Window time.Duration
 	// OnEvent, when set, is called (synchronously, from the goroutine
-	// running the update) for every phase change and alert.
+	// running the update) when each phase starts and ends, for alerts, and
+	// for the update's outcome. A panic in it fails the update like any
+	// other host fault.
 	OnEvent func(Event)
+	// Holder names this process in the cross-process update lock, so that
+	// another process refused the lock learns who holds it. Empty means
+	// "pid N on HOSTNAME".
+	Holder string
 	// Clock returns the current time; nil means time.Now.
 	Clock func() time.Time
 	// Logger receives structured logs; nil discards them.
 	Logger *slog.Logger
 }
 
-// ErrUpdateInProgress is returned by PrepareForUpdate while another update
-// runs on the same Orchestrator.
-var ErrUpdateInProgress = errors.New("updraft: an update is already in progress")
-
 // Orchestrator runs updates of one host application. Create it with [New].
-// PrepareForUpdate runs one update at a time; Invoke, Degrade and Functions
-// are safe to call concurrently with it and with each other.
+// PrepareForUpdate and Resume run one at a time (in this process, and
+// across processes sharing the journal); Invoke, Degrader and Functions
+// are safe to call concurrently with them and with each other.
 type Orchestrator struct {
 	functions []Function
 	byName    map[string]*Function
 	device    hal.Device
 	opts      Options
-	validator validate.Validator
-	degrade   *degrade.Controller
+	journal   JournalStore
+	snap      Snapshotter // nil when nothing has state
+	validator Validator
+	degrader  Degrader
 	logger    *slog.Logger
 	metrics   *metrics
 
 	running atomic.Bool
 
 	mu    sync.RWMutex // guards lease and moved
-	lease *migrate.Lease
+	lease Lease
 	moved map[string]bool
+
+	// hook, when set (by tests in this package), is called at named points
+	// of an update; a crash test kills the process there.
+	hook func(point string)
 }
 
 // New checks the annotations and the options and returns an Orchestrator
 // for functions on device (combine several devices with [hal.Combine]).
-// Bad annotations — an empty or duplicate name, an unknown dependency, a
-// dependency cycle, a Remote spec without a Func — and missing required
-// options give an error naming the culprit; nothing is changed.
+// Everything that can be checked before an update changes anything is
+// checked here: bad annotations wrap [ErrInvalidFunctions], a missing
+// required option [ErrMissingOption], a value out of range
+// [ErrInvalidOption], settings that contradict each other
+// [ErrConflictingOptions]; each error names the function or field at fault.
 func New(functions []Function, device hal.Device, opts Options) (*Orchestrator, error) {
 	fns := cloneFunctions(functions)
 	if err := checkFunctions(fns); err != nil {
 		return nil, err
 	}
-	if device == nil {
-		return nil, errors.New("updraft: no device: pass a hal.Device (hal/sim for tests, hal/linux for cgroups)")
+	if err := checkDevice(device); err != nil {
+		return nil, err
+	}
+	if err := checkOptions(&opts, fns); err != nil {
+		return nil, err
 	}
 	o := &Orchestrator{functions: fns, byName: map[string]*Function{}, device: device, opts: opts, logger: opts.Logger, metrics: newMetrics()}
 	for i := range fns {
 		o.byName[fns[i].Name] = &fns[i]
-		if fns[i].State != nil && opts.Store == nil {
-			return nil, fmt.Errorf("updraft: function %q has State but Options.Store is nil: snapshots need a store that is not on the resource being updated", fns[i].Name)
+	}
+	if err := o.buildCollaborators(); err != nil {
+		return nil, err
+	}
+	return o, nil
+}
+
+// checkOptions fills the defaults of opts and refuses what cannot work.
+func checkOptions(opts *Options, fns []Function) error {
+	switch {
+	case opts.Window == 0:
+		opts.Window = DefaultWindow
+	case opts.Window < MinWindow || opts.Window > MaxWindow:
+		return fmt.Errorf("%w: Options.Window %v is outside [%v, %v]", ErrInvalidOption, opts.Window, MinWindow, MaxWindow)
+	}
+	if opts.Marginal != RollbackOnMarginal && opts.Marginal != ProceedOnMarginal {
+		return fmt.Errorf("%w: Options.Marginal %d is neither RollbackOnMarginal nor ProceedOnMarginal", ErrInvalidOption, opts.Marginal)
+	}
+	if opts.Validator != nil && (len(opts.Checks) > 0 || opts.AllowNoChecks) {
+		return fmt.Errorf("%w: Options.Validator is set, so Options.Checks and AllowNoChecks would be ignored: set one or the other", ErrConflictingOptions)
+	}
+	if opts.Validator == nil && len(opts.Checks) == 0 && !opts.AllowNoChecks {
+		return fmt.Errorf("%w: no validation checks: an update is never called validated without evidence (set Options.Checks, or AllowNoChecks to opt out)", ErrMissingOption)
+	}
+	for _, f := range fns {
+		if f.State != nil && opts.Store == nil && opts.Snapshotter == nil {
+			return fmt.Errorf("%w: function %q has State but Options.Store is nil: snapshots need a store that is not on the resource being updated", ErrMissingOption, f.Name)
+		}
+		if opts.Profiler == nil && len(f.Demand) == 0 {
+			return fmt.Errorf("%w: no Options.Profiler measures the functions and function %q has no static Demand: updraft cannot size what it cannot measure", ErrMissingOption, f.Name)
 		}
 	}
-	if o.logger == nil {
-		o.logger = slog.New(slog.DiscardHandler)
+	if opts.Journal == nil {
+		if j, ok := opts.Store.(JournalStore); ok {
+			opts.Journal = j
+		}
 	}
-	if o.opts.Window == 0 {
-		o.opts.Window = DefaultWindow
+	if opts.Journal == nil {
+		return fmt.Errorf("%w: no journal: set Options.Store to a snapshot store (snapshot.NewFileStore, snapshot/etcdstore; snapshot.NewMemStore in tests) or Options.Journal; without one a crash during an update could leave the machine half-changed", ErrMissingOption)
 	}
-	if o.opts.Window < 0 {
-		return nil, fmt.Errorf("updraft: Options.Window %v is negative", o.opts.Window)
+	if opts.Clock == nil {
+		opts.Clock = time.Now
 	}
-	if o.opts.Clock == nil {
-		o.opts.Clock = time.Now
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	if o.opts.Profiler == nil {
-		a, err := profile.New(profile.Options{Clock: o.opts.Clock, Logger: opts.Logger})
+	if opts.Holder == "" {
+		host, _ := os.Hostname()
+		opts.Holder = fmt.Sprintf("pid %d on %s", os.Getpid(), host)
+	}
+	return nil
+}
+
+// buildCollaborators makes the default of every collaborator the options
+// leave out, each once and with the Orchestrator's clock and logger.
+func (o *Orchestrator) buildCollaborators() error {
+	opts := &o.opts
+	o.logger = opts.Logger
+	o.journal = opts.Journal
+	if opts.Profiler == nil {
+		a, err := profile.New(profile.Options{Clock: opts.Clock, Logger: opts.Logger})
 		if err != nil {
-			return nil, fmt.Errorf("updraft: default profiler: %w", err)
+			return fmt.Errorf("updraft: default profiler: %w", err)
 		}
-		o.opts.Profiler = a
+		opts.Profiler = a
 	}
-	if o.opts.Partitioner == nil {
+	if opts.Partitioner == nil {
 		p, err := partition.New(partition.Options{})
 		if err != nil {
-			return nil, fmt.Errorf("updraft: default partitioner: %w", err)
+			return fmt.Errorf("updraft: default partitioner: %w", err)
 		}
-		o.opts.Partitioner = p
+		opts.Partitioner = p
 	}
 	o.validator = opts.Validator
-	if o.validator == nil && len(opts.Checks) == 0 && !opts.AllowNoChecks {
-		return nil, errors.New("updraft: no validation checks: an update is never called validated without evidence (set Options.Checks, or AllowNoChecks to opt out)")
-	}
 	if o.validator == nil {
 		v, err := validate.New(opts.Checks, validate.Options{AllowNoChecks: opts.AllowNoChecks, Logger: opts.Logger})
 		if err != nil {
-			return nil, fmt.Errorf("updraft: validation: %w", err)
+			return fmt.Errorf("updraft: validation: %w", err)
 		}
 		o.validator = v
 	}
-	o.degrade = opts.Degrade
-	if o.degrade == nil {
-		o.degrade = degrade.New(degrade.Options{Clock: o.opts.Clock, Logger: opts.Logger})
+	o.degrader = opts.Degrader
+	if o.degrader == nil {
+		c, err := degrade.NewController(degrade.Options{Clock: opts.Clock, Logger: opts.Logger})
+		if err != nil {
+			return fmt.Errorf("updraft: default degrader: %w", err)
+		}
+		o.degrader = c
+		o.metrics.parts = append(o.metrics.parts, c.Collector())
 	}
-	return o, nil
+	o.snap = opts.Snapshotter
+	if o.snap == nil {
+		sources := o.stateSources()
+		if len(sources) > 0 {
+			eng, err := snapshot.New(opts.Store, sources, snapshot.Options{AppVersion: opts.AppVersion, Clock: opts.Clock, Logger: opts.Logger})
+			if err != nil {
+				return fmt.Errorf("updraft: snapshot engine: %w", err)
+			}
+			o.snap = engineSnapshotter{eng}
+		}
+	}
+	return nil
+}
+
+// stateSources returns every function's State by function name.
+func (o *Orchestrator) stateSources() map[string]snapshot.Source {
+	sources := map[string]snapshot.Source{}
+	for _, f := range o.functions {
+		if f.State != nil {
+			sources[f.Name] = f.State
+		}
+	}
+	return sources
 }
 
 func cloneFunctions(fns []Function) []Function {
@@ -176,13 +279,22 @@ func cloneFunctions(fns []Function) []Function {
 		if len(fns[i].Demand) == 0 {
 			out[i].Demand = nil
 		}
+		if fns[i].Degrade != nil {
+			p := *fns[i].Degrade
+			out[i].Degrade = &p
+		}
+		if fns[i].Remote != nil {
+			r := *fns[i].Remote
+			r.Regions = append([]string(nil), r.Regions...)
+			out[i].Remote = &r
+		}
 	}
 	return out
 }
 
-// Degrade returns the degradation controller, for the host's HTTP
-// middleware, status handler and subscriptions.
-func (o *Orchestrator) Degrade() *degrade.Controller { return o.degrade }
+// Degrader returns the degrader the Orchestrator uses: Options.Degrader,
+// or the *degrade.Controller it made when that was nil.
+func (o *Orchestrator) Degrader() Degrader { return o.degrader }
 
 // Functions returns the names of the functions, in declaration order.
 func (o *Orchestrator) Functions() []string {
@@ -202,7 +314,7 @@ func (o *Orchestrator) Invoke(ctx context.Context, function string, payload []by
 	if f == nil {
 		return nil, fmt.Errorf("updraft: invoke: unknown function %q", function)
 	}
-	release, err := o.degrade.Acquire(function)
+	release, err := o.degrader.Acquire(function)
 	if err != nil {
 		return nil, err
 	}
@@ -219,7 +331,7 @@ func (o *Orchestrator) Invoke(ctx context.Context, function string, payload []by
 	return f.Func(ctx, payload)
 }
 
-func (o *Orchestrator) setLease(l *migrate.Lease) {
+func (o *Orchestrator) setLease(l Lease) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.lease = l
@@ -229,4 +341,34 @@ func (o *Orchestrator) setLease(l *migrate.Lease) {
 			o.moved[p.Function] = true
 		}
 	}
+}
+
+// at calls the test hook, if any, at a named point of an update.
+func (o *Orchestrator) at(point string) {
+	if o.hook != nil {
+		o.hook(point)
+	}
+}
+
+// engineSnapshotter adapts a *snapshot.Engine to Snapshotter.
+//
+// TODO(lead): drop once Engine.Restore takes source names.
+type engineSnapshotter struct{ e *snapshot.Engine }
+
+func (s engineSnapshotter) Snapshot(ctx context.Context) (snapshot.Manifest, error) {
+	return s.e.Snapshot(ctx)
+}
+
+func (s engineSnapshotter) Restore(ctx context.Context, m snapshot.Manifest, sources ...string) error {
+	return s.e.Restore(ctx, m)
+}
+
+// capacity asks the device what it can give.
+func (o *Orchestrator) capacity(ctx context.Context) (hal.Vector, error) {
+	var v hal.Vector
+	err := guard("device Capacity", func() (err error) {
+		v, err = o.device.Capacity(ctx)
+		return err
+	})
+	return v, err
 }

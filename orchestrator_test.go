@@ -133,8 +133,9 @@ func newFixture(t *testing.T) *fixture {
 			"stats":     {hal.CPU: 2, hal.Memory: gib},
 			"reports":   {hal.CPU: 2, hal.Memory: gib},
 		}},
-		Migrator: mover,
+		Migrator: updraft.Mover(mover),
 		Store:    snapshot.NewMemStore(),
+		Journal:  newMemJournal(),
 		Checks: []validate.Check{validate.Func("routes intact", func(ctx context.Context) error {
 			if f.routes.get()["10.0.0.0/8"] != "eth0" {
 				return errors.New("route 10.0.0.0/8 is gone")
@@ -234,7 +235,7 @@ func TestPrepareForUpdateCommits(t *testing.T) {
 
 	// Full service is back: nothing partitioned, nothing degraded.
 	assert.Empty(t, f.dev.Allocations())
-	for _, s := range o.Degrade().Status() {
+	for _, s := range o.Degrader().(*degrade.Controller).Status() {
 		assert.Equal(t, degrade.Normal, s.Mode, s.Function)
 	}
 	out, err := o.Invoke(ctx, "stats", []byte("43"))
@@ -274,9 +275,8 @@ func TestFailureAtEveryPhase(t *testing.T) {
 			append(before[:5:5], updraft.PhaseReturn), updraft.Aborted},
 		{"partition", func(f *fixture, _ *recordingUpdate) { f.dev.FailApply(boom) },
 			append(before[:6:6], updraft.PhaseReturn), updraft.Aborted},
-		{"degrade", func(f *fixture, _ *recordingUpdate) {
-			f.fns[3].Degrade = &degrade.Policy{Mode: degrade.Throttle, RatePerSecond: -1}
-		}, append(before[:7:7], updraft.PhaseUnpartition, updraft.PhaseReturn), updraft.Aborted},
+		{"degrade", func(f *fixture, _ *recordingUpdate) { f.opts.Degrader = failingDegrader{boom} },
+			append(before[:7:7], updraft.PhaseUnpartition, updraft.PhaseReturn), updraft.Aborted},
 		{"update", func(_ *fixture, u *recordingUpdate) { u.applyErr = boom },
 			concat(before[:8], rollbackSteps, cleanup), updraft.RolledBack},
 		{"validate", func(f *fixture, u *recordingUpdate) {
@@ -329,14 +329,16 @@ func TestRollbackFailureIsReportedAndAlerted(t *testing.T) {
 	assert.Equal(t, "eth0", f.routes.get()["10.0.0.0/8"], "critical functions serve on the restored state")
 	assert.Empty(t, f.dev.Allocations())
 
-	alerts := 0
+	// Two alerts: the rollback failed, and so the update is not finished:
+	// its journal stays for Resume, which calls Rollback again.
+	var alerts []updraft.Phase
 	for _, e := range f.events {
 		if e.Level == updraft.LevelAlert {
-			alerts++
-			assert.Equal(t, updraft.PhaseRollback, e.Phase)
+			alerts = append(alerts, e.Phase)
 		}
 	}
-	assert.Equal(t, 1, alerts)
+	assert.Equal(t, []updraft.Phase{updraft.PhaseRollback, updraft.PhaseCleanup}, alerts)
+	assert.Contains(t, report.String(), "Orchestrator.Resume finishes what is owed")
 }
 
 func TestMarginalPolicy(t *testing.T) {
@@ -356,57 +358,79 @@ func TestMarginalPolicy(t *testing.T) {
 func TestPreflightNamesTheCulprit(t *testing.T) {
 	dev := sim.New(hal.Vector{hal.CPU: 1})
 	ok := validate.Func("ok", func(context.Context) error { return nil })
+	a := []updraft.Function{{Name: "a", Demand: hal.Vector{hal.CPU: 0.5}}}
+	var nilDevice *sim.Device
 	tests := []struct {
-		name string
-		fns  []updraft.Function
-		opts updraft.Options
-		want string
+		name   string
+		fns    []updraft.Function
+		device hal.Device
+		opts   func(*updraft.Options)
+		kind   error
+		want   string
 	}{
-		{"no functions", nil, updraft.Options{}, "no functions"},
-		{"empty name", []updraft.Function{{Name: ""}}, updraft.Options{}, "function #0 has an empty name"},
-		{"duplicate", []updraft.Function{{Name: "a"}, {Name: "a"}}, updraft.Options{}, `function "a" is listed twice`},
-		{"unknown dependency", []updraft.Function{{Name: "a", DependsOn: []string{"b"}}}, updraft.Options{}, `function "a" depends on "b", which is not among the functions given`},
+		{"no functions", nil, dev, nil, updraft.ErrInvalidFunctions, "no functions"},
+		{"empty name", []updraft.Function{{Name: ""}}, dev, nil, updraft.ErrInvalidFunctions, "function #0 has an empty name"},
+		{"duplicate", []updraft.Function{{Name: "a"}, {Name: "a"}}, dev, nil, updraft.ErrInvalidFunctions, `function "a" is listed twice`},
+		{"unknown dependency", []updraft.Function{{Name: "a", DependsOn: []string{"b"}}}, dev, nil, updraft.ErrInvalidFunctions, `function "a" depends on "b", which is not among the functions given`},
 		{"cycle", []updraft.Function{{Name: "a", DependsOn: []string{"b"}}, {Name: "b", DependsOn: []string{"c"}}, {Name: "c", DependsOn: []string{"a"}}},
-			updraft.Options{}, "a -> b -> c -> a"},
-		{"remote without func", []updraft.Function{{Name: "a", Remote: &updraft.Remote{}}}, updraft.Options{}, `function "a" has a Remote spec but no Func`},
-		{"bad demand", []updraft.Function{{Name: "a", Demand: hal.Vector{hal.CPU: -1}}}, updraft.Options{}, `function "a" Demand`},
-		{"state without store", []updraft.Function{{Name: "a", State: newTable(nil)}}, updraft.Options{}, `function "a" has State but Options.Store is nil`},
-		{"no checks", []updraft.Function{{Name: "a"}}, updraft.Options{}, "no validation checks"},
+			dev, nil, updraft.ErrInvalidFunctions, "a -> b -> c -> a"},
+		{"remote without func", []updraft.Function{{Name: "a", Remote: &updraft.Remote{}}}, dev, nil, updraft.ErrInvalidFunctions, `function "a" has a Remote spec but no Func`},
+		{"bad demand", []updraft.Function{{Name: "a", Demand: hal.Vector{hal.CPU: -1}}}, dev, nil, updraft.ErrInvalidFunctions, `function "a" Demand`},
+		{"bad degrade policy", []updraft.Function{{Name: "a", Demand: hal.Vector{hal.CPU: 1}, Degrade: &degrade.Policy{Mode: degrade.Throttle, RatePerSecond: -1}}},
+			dev, nil, updraft.ErrInvalidFunctions, `function "a" Degrade`},
+		{"no device", a, nil, nil, updraft.ErrMissingOption, "no device"},
+		{"typed nil device", a, nilDevice, nil, updraft.ErrInvalidOption, "device is a nil *sim.Device"},
+		{"state without store", []updraft.Function{{Name: "a", Demand: hal.Vector{hal.CPU: 1}, State: newTable(nil)}}, dev,
+			func(o *updraft.Options) { o.Store = nil }, updraft.ErrMissingOption, `function "a" has State but Options.Store is nil`},
+		{"no journal", a, dev, func(o *updraft.Options) { o.Store, o.Journal = nil, nil }, updraft.ErrMissingOption, "no journal"},
+		{"no checks", a, dev, func(o *updraft.Options) { o.Checks = nil }, updraft.ErrMissingOption, "no validation checks"},
+		{"checks and validator", a, dev, func(o *updraft.Options) { o.Validator = fakeValidator{validate.Pass} },
+			updraft.ErrConflictingOptions, "Options.Validator is set, so Options.Checks and AllowNoChecks would be ignored"},
+		{"nothing measures", []updraft.Function{{Name: "a", Criticality: updraft.Critical}}, dev, nil, updraft.ErrMissingOption,
+			`no Options.Profiler measures the functions and function "a" has no static Demand`},
+		{"window of a nanosecond", a, dev, func(o *updraft.Options) { o.Window = time.Nanosecond }, updraft.ErrInvalidOption, "Options.Window 1ns is outside"},
+		{"window of a century", a, dev, func(o *updraft.Options) { o.Window = 100 * 365 * 24 * time.Hour }, updraft.ErrInvalidOption, "Options.Window 876000h0m0s is outside"},
+		{"unknown marginal policy", a, dev, func(o *updraft.Options) { o.Marginal = 7 }, updraft.ErrInvalidOption, "Options.Marginal 7"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			opts := tt.opts
-			if tt.name != "no checks" {
-				opts.Checks = []validate.Check{ok}
+			opts := updraft.Options{Checks: []validate.Check{ok}, Store: snapshot.NewMemStore(), Journal: newMemJournal()}
+			if tt.opts != nil {
+				tt.opts(&opts)
 			}
-			_, err := updraft.New(tt.fns, dev, opts)
-			require.Error(t, err)
+			_, err := updraft.New(tt.fns, tt.device, opts)
+			require.ErrorIs(t, err, tt.kind)
 			assert.Contains(t, err.Error(), tt.want)
 		})
 	}
 
 	// Opting out of validation evidence is explicit, and the report says so.
-	o, err := updraft.New([]updraft.Function{{Name: "a"}}, dev, updraft.Options{AllowNoChecks: true})
+	o, err := updraft.New(a, dev, updraft.Options{AllowNoChecks: true, Journal: newMemJournal()})
 	require.NoError(t, err)
 	report, err := o.PrepareForUpdate(context.Background(), &recordingUpdate{})
 	require.NoError(t, err)
 	assert.Equal(t, updraft.Committed, report.Outcome)
 	assert.Empty(t, report.Validation.Results)
 	assert.Contains(t, report.String(), "flag: no validation checks ran")
+}
 
-	o, err = updraft.New([]updraft.Function{{Name: "a"}}, dev, updraft.Options{Checks: []validate.Check{ok}})
-	require.NoError(t, err)
-	_, err = o.PrepareForUpdate(context.Background(), nil)
-	require.ErrorContains(t, err, "nil update")
+// TestUpdatePreflight: an update that cannot run is refused before
+// anything changes; one that cannot be rolled back is flagged first.
+func TestUpdatePreflight(t *testing.T) {
+	f := newFixture(t)
+	o := f.orchestrator(t)
+	ctx := context.Background()
+	for _, u := range []updraft.Update{nil, updraft.UpdateFuncs{}, (*updraft.UpdateFuncs)(nil)} {
+		report, err := o.PrepareForUpdate(ctx, u)
+		require.ErrorIs(t, err, updraft.ErrInvalidUpdate)
+		assert.Empty(t, report.Phases, "nothing ran")
+	}
+	assert.Empty(t, f.dev.History(), "the device was never touched")
 
-	// A critical function nobody can size is refused before anything changes.
-	dev = sim.New(hal.Vector{hal.CPU: 1})
-	o, err = updraft.New([]updraft.Function{{Name: "a", Criticality: updraft.Critical}}, dev, updraft.Options{Checks: []validate.Check{ok}})
+	report, err := o.PrepareForUpdate(ctx, updraft.UpdateFuncs{ApplyFunc: func(context.Context) error { return nil }})
 	require.NoError(t, err)
-	report, err = o.PrepareForUpdate(context.Background(), &recordingUpdate{})
-	require.ErrorContains(t, err, `critical function "a" has no samples and no static Demand`)
-	assert.Equal(t, []updraft.Phase{updraft.PhaseProfile}, report.PhaseNames())
-	assert.Empty(t, dev.History())
+	require.NotEmpty(t, report.Flags)
+	assert.Contains(t, report.Flags[0], "the update has no RollbackFunc")
 }
 
 // TestRestoreAfterUpdate: a function whose state the update wipes asks for
@@ -489,9 +513,19 @@ func (p failingProfiler) Forecast(context.Context, time.Duration, []profile.Func
 
 type failingMigrator struct{ err error }
 
-func (m failingMigrator) Migrate(context.Context, []migrate.Spec) (*migrate.Lease, error) {
+func (m failingMigrator) Migrate(context.Context, string, []migrate.Spec) (updraft.Lease, error) {
 	return nil, m.err
 }
+
+func (m failingMigrator) Reattach(context.Context, string, []migrate.Spec) (updraft.Lease, error) {
+	return nil, m.err
+}
+
+type failingDegrader struct{ err error }
+
+func (d failingDegrader) Set(string, degrade.Policy, string, time.Time) error { return d.err }
+func (d failingDegrader) Clear(string) error                                  { return nil }
+func (d failingDegrader) Acquire(string) (func(), error)                      { return func() {}, nil }
 
 type failingBaseline struct{ err error }
 

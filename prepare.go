@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/go-multierror"
 
@@ -25,17 +25,21 @@ type compensation struct {
 	run   func(ctx context.Context) error
 }
 
-// run is the state of one update while PrepareForUpdate executes it. It is
-// owned by that call's goroutine.
+// run is the state of one update while PrepareForUpdate or Resume executes
+// it. It is owned by that call's goroutine.
 type run struct {
 	o        *Orchestrator
 	report   *Report
+	journal  *journal
 	undo     []compensation // in the order the steps ran
 	forecast profile.Forecast
 	plan     partition.Plan
-	snap     snapshot.Snapshotter
 	// manifest is set once the snapshot is taken.
 	manifest *snapshot.Manifest
+}
+
+func (o *Orchestrator) newRun() *run {
+	return &run{o: o, report: &Report{Started: o.opts.Clock(), Outcome: Aborted}}
 }
 
 // PrepareForUpdate runs one whole update (see the package documentation for
@@ -44,25 +48,121 @@ type run struct {
 // back, and, when clean-up or rollback failed too, wraps every failure.
 // The report is never nil and tells the same story phase by phase.
 //
-// Bad input (a nil update) is refused before anything changes. Only one
-// update runs at a time; a second concurrent call gets ErrUpdateInProgress.
+// Every change is written ahead to the journal, so a process that crashes
+// during the update leaves what [Orchestrator.Resume] needs to finish it;
+// until then, PrepareForUpdate refuses with [ErrUnfinishedUpdate]. A panic
+// in host code or a driver is recovered, compensated like a failure at
+// that point, and returned as a [*PanicError].
+//
+// Bad input (a nil update, an UpdateFuncs without ApplyFunc) is refused
+// before anything changes, with [ErrInvalidUpdate]; an update without a
+// rollback is flagged in the report before anything changes. Only one
+// update runs at a time, across processes that share the journal; the
+// others get [ErrUpdateInProgress] naming the holder.
 func (o *Orchestrator) PrepareForUpdate(ctx context.Context, update Update) (*Report, error) {
-	r := &run{o: o, report: &Report{Started: o.opts.Clock(), Outcome: Aborted}}
+	r := o.newRun()
+	if err := r.checkUpdate(update); err != nil {
+		return r.end(err)
+	}
+	release, err := o.acquire(ctx)
+	if err != nil {
+		return r.end(err)
+	}
+	defer release()
+	unfinished, err := readJournal(ctx, o.journal)
+	if err != nil {
+		return r.end(fmt.Errorf("%w (%w)", ErrUnfinishedUpdate, err))
+	}
+	if unfinished != nil {
+		return r.end(fmt.Errorf("%w: update %s (started %s by %s, phase %s, heading %s) was not finished: call Orchestrator.Resume to finish it before a new update",
+			ErrUnfinishedUpdate, unfinished.Update, unfinished.Started.Format("2006-01-02T15:04:05Z07:00"), unfinished.Holder, unfinished.Phase, unfinished.Heading))
+	}
+	now := o.opts.Clock()
+	r.report.Update = newUpdateID(now)
+	r.journal = &journal{store: o.journal, entry: journalEntry{
+		Version: journalVersion, Update: r.report.Update, Holder: o.opts.Holder,
+		Started: now, Until: now.Add(o.opts.Window), Phase: PhaseProfile, Heading: HeadingForward,
+	}}
+	if err := r.journal.write(ctx, func(*journalEntry) {}); err != nil {
+		return r.end(err)
+	}
+	o.at("journal:started")
+	return r.end(r.execute(ctx, update))
+}
+
+// checkUpdate refuses an update that cannot run, and flags one that cannot
+// be rolled back, before anything changes.
+func (r *run) checkUpdate(update Update) error {
 	if update == nil {
-		err := errors.New("updraft: nil update: pass an Update whose Apply and Rollback the host implements")
-		r.report.Err = err
-		return r.report, err
+		return fmt.Errorf("%w: nil update: pass an Update whose Apply and Rollback the host implements", ErrInvalidUpdate)
 	}
-	if !o.running.CompareAndSwap(false, true) {
-		r.report.Err = ErrUpdateInProgress
-		return r.report, ErrUpdateInProgress
+	var funcs *UpdateFuncs
+	switch u := update.(type) {
+	case UpdateFuncs:
+		funcs = &u
+	case *UpdateFuncs:
+		if u == nil {
+			return fmt.Errorf("%w: nil *UpdateFuncs", ErrInvalidUpdate)
+		}
+		funcs = u
 	}
-	defer o.running.Store(false)
-	err := r.execute(ctx, update)
-	r.report.Finished = o.opts.Clock()
+	if funcs != nil && funcs.ApplyFunc == nil {
+		return fmt.Errorf("%w: UpdateFuncs has no ApplyFunc: there is nothing to apply", ErrInvalidUpdate)
+	}
+	if funcs != nil && funcs.RollbackFunc == nil {
+		r.report.Flags = append(r.report.Flags, "the update has no RollbackFunc: if it fails, the host's update cannot be rolled back (state is still restored from the snapshot)")
+	}
+	return nil
+}
+
+// end finishes the report, counts the outcome and tells the host.
+func (r *run) end(err error) (*Report, error) {
+	r.report.Finished = r.o.opts.Clock()
 	r.report.Err = err
-	o.metrics.updates.WithLabelValues(string(r.report.Outcome)).Inc()
+	if r.report.Resumed {
+		label := string(r.report.Outcome)
+		if err != nil && len(r.report.Phases) == 0 && r.report.Outcome != NothingToResume {
+			label = "refused"
+		}
+		r.o.metrics.resumes.WithLabelValues(label).Inc()
+	} else {
+		r.o.metrics.updates.WithLabelValues(string(r.report.Outcome)).Inc()
+	}
+	level := slog.LevelInfo
+	if err != nil {
+		level = slog.LevelWarn
+	}
+	if e := r.o.emit(Event{Time: r.report.Finished, Level: level, Phase: PhaseOutcome, Message: "update " + string(r.report.Outcome), Err: err}); e != nil {
+		r.report.Flags = append(r.report.Flags, "the outcome event could not be delivered: "+oneLine(e.Error()))
+	}
 	return r.report, err
+}
+
+// acquire takes the in-process flag and the journal's cross-process lock.
+func (o *Orchestrator) acquire(ctx context.Context) (release func(), err error) {
+	if !o.running.CompareAndSwap(false, true) {
+		return nil, fmt.Errorf("%w: in this process", ErrUpdateInProgress)
+	}
+	unlock := func(context.Context) error { return nil }
+	if l, ok := o.journal.(Locker); ok {
+		err := guard("Locker.Lock", func() (err error) {
+			unlock, err = l.Lock(ctx, UpdateLock, o.opts.Holder)
+			return err
+		})
+		if err != nil {
+			o.running.Store(false)
+			if errors.Is(err, errLocked) {
+				return nil, fmt.Errorf("%w: %w", ErrUpdateInProgress, err)
+			}
+			return nil, fmt.Errorf("updraft: update lock: %w", err)
+		}
+	}
+	return func() {
+		if err := guard("unlock", func() error { return unlock(context.WithoutCancel(ctx)) }); err != nil {
+			o.logger.Warn("updraft: releasing the update lock failed", "err", err)
+		}
+		o.running.Store(false)
+	}, nil
 }
 
 // execute runs the phases in order; a failure before the update runs the
@@ -88,12 +188,15 @@ func (r *run) execute(ctx context.Context, update Update) error {
 	}
 
 	if err := r.phase(ctx, PhaseUpdate, func(ctx context.Context) (string, error) {
-		return "", update.Apply(ctx)
+		return "", r.apply(ctx, update)
 	}); err != nil {
 		return r.rollback(ctx, update, fmt.Errorf("updraft: update failed: %w", err))
 	}
 
 	if err := r.phase(ctx, PhaseValidate, r.validate); err != nil {
+		if jerr := r.journal.write(ctx, func(e *journalEntry) { e.Heading = HeadingRollback }); jerr != nil {
+			err = flatten(multiError(err, jerr))
+		}
 		return r.rollback(ctx, update, err)
 	}
 	if v := r.report.Validation; len(v.Results) == 0 {
@@ -105,10 +208,29 @@ func (r *run) execute(ctx context.Context, update Update) error {
 	return r.commit(ctx)
 }
 
+// apply journals that Apply starts, calls it, and journals that it ended.
+func (r *run) apply(ctx context.Context, update Update) error {
+	if err := r.journal.write(ctx, func(e *journalEntry) { e.Phase, e.ApplyStarted = PhaseUpdate, true }); err != nil {
+		return err
+	}
+	r.o.at("update:apply")
+	err := guard("Update.Apply", func() error { return update.Apply(ctx) })
+	r.o.at("update:applied")
+	if jerr := r.journal.write(ctx, func(e *journalEntry) { e.ApplyFinished = true }); jerr != nil {
+		return flatten(multiError(err, jerr))
+	}
+	return err
+}
+
 // validate runs the validator; a fail verdict, or a marginal one under
-// RollbackOnMarginal, is the phase's error.
+// RollbackOnMarginal, is the phase's error. A passing verdict is journaled:
+// from then on the update is heading for commit, even across a crash.
 func (r *run) validate(ctx context.Context) (string, error) {
-	v, err := r.o.validator.Validate(ctx)
+	var v validate.Report
+	err := guard("Validator.Validate", func() (err error) {
+		v, err = r.o.validator.Validate(ctx)
+		return err
+	})
 	if err != nil {
 		return "", fmt.Errorf("updraft: validation could not run: %w", err)
 	}
@@ -119,6 +241,10 @@ func (r *run) validate(ctx context.Context) (string, error) {
 		return detail, fmt.Errorf("updraft: validation failed: %w", verdictErr(v))
 	case v.Verdict == validate.Marginal && r.o.opts.Marginal == RollbackOnMarginal:
 		return detail, fmt.Errorf("updraft: validation marginal (policy RollbackOnMarginal): %w", verdictErr(v))
+	}
+	r.o.at("validate:passed")
+	if err := r.journal.write(ctx, func(e *journalEntry) { e.Phase, e.Validated, e.Heading = PhaseValidate, true, HeadingCommit }); err != nil {
+		return detail, err
 	}
 	return detail, nil
 }
@@ -141,25 +267,50 @@ func verdictErr(v validate.Report) error {
 	return flatten(errs)
 }
 
-// phase runs one step, timing it and recording it in the report.
+// phase runs one step, timing it, recording it in the report and telling
+// the host when it starts and ends. A panic in the step, or in the host's
+// event hook, is the step's error.
 func (r *run) phase(ctx context.Context, p Phase, do func(context.Context) (string, error)) error {
 	start := r.o.opts.Clock()
-	r.o.emit(Event{Time: start, Level: slog.LevelInfo, Phase: p, Message: "phase started"})
-	var (
-		detail string
-		err    = ctx.Err()
-	)
+	r.o.at(string(p) + ":start")
+	err := r.o.emit(Event{Time: start, Level: slog.LevelInfo, Phase: p, Message: "phase started"})
 	if err == nil {
-		detail, err = do(ctx)
+		err = ctx.Err()
+	}
+	var detail string
+	if err == nil {
+		err = guard(string(p)+" phase", func() (err error) {
+			detail, err = do(ctx)
+			return err
+		})
 	}
 	rec := PhaseRecord{Phase: p, Start: start, Duration: r.o.opts.Clock().Sub(start), Outcome: OK, Detail: detail, Err: err}
+	if err == nil {
+		if eerr := r.o.emit(Event{Time: r.o.opts.Clock(), Level: slog.LevelInfo, Phase: p, Message: "phase ended: " + detail}); eerr != nil {
+			err, rec.Err = eerr, eerr
+		}
+	}
 	if err != nil {
 		rec.Outcome = Failed
-		r.o.emit(Event{Time: r.o.opts.Clock(), Level: slog.LevelWarn, Phase: p, Message: "phase failed", Err: err})
+		if eerr := r.o.emit(Event{Time: r.o.opts.Clock(), Level: slog.LevelWarn, Phase: p, Message: "phase failed", Err: err}); eerr != nil {
+			r.o.logger.Warn("updraft: the event hook panicked while reporting a failure", "phase", string(p), "err", eerr)
+		}
 	}
 	r.report.Phases = append(r.report.Phases, rec)
 	r.o.metrics.phases.WithLabelValues(string(p), string(rec.Outcome)).Observe(rec.Duration.Seconds())
 	return err
+}
+
+// compensate runs one compensation as a phase and journals it done.
+func (r *run) compensate(ctx context.Context, p Phase, do func(context.Context) (string, error)) error {
+	if err := r.phase(ctx, p, do); err != nil {
+		return fmt.Errorf("updraft: %s: %w", p, err)
+	}
+	if err := r.journal.markDone(ctx, p); err != nil {
+		return err
+	}
+	r.o.at(string(p) + ":done")
+	return nil
 }
 
 // unwind runs every compensation in reverse order, recording each, and
@@ -170,23 +321,49 @@ func (r *run) unwind(ctx context.Context) error {
 	errs := multiError()
 	for i := len(r.undo) - 1; i >= 0; i-- {
 		c := r.undo[i]
-		if err := r.phase(ctx, c.phase, func(ctx context.Context) (string, error) { return "", c.run(ctx) }); err != nil {
-			errs = multierror.Append(errs, fmt.Errorf("updraft: %s: %w", c.phase, err))
-		}
+		errs = multierror.Append(errs, r.compensate(ctx, c.phase, func(ctx context.Context) (string, error) { return "", c.run(ctx) }))
 	}
 	r.undo = nil
-	err := flatten(errs)
-	if err != nil {
-		r.o.emit(Event{Time: r.o.opts.Clock(), Level: LevelAlert, Phase: PhaseCleanup,
-			Message: "clean-up failed: some resources may still be partitioned, migrated or degraded", Err: err})
+	return flatten(errs)
+}
+
+// settle ends an update whose steps have all run: when no compensation
+// failed, the journal is deleted and nothing is owed; otherwise the journal
+// stays for Resume and an alert says so.
+func (r *run) settle(ctx context.Context, errs *multierror.Error) error {
+	ctx = context.WithoutCancel(ctx)
+	if !r.owesCompensation() {
+		if err := r.journal.finish(ctx); err != nil {
+			errs = multierror.Append(errs, err)
+		}
+		return flatten(errs)
 	}
-	return err
+	r.report.Flags = append(r.report.Flags, fmt.Sprintf("update %s is not finished: its journal stays, and Orchestrator.Resume finishes what is owed", r.report.Update))
+	if eerr := r.o.emit(Event{Time: r.o.opts.Clock(), Level: LevelAlert, Phase: PhaseCleanup,
+		Message: "clean-up did not finish: some resources may still be partitioned, migrated or degraded; Resume finishes it", Err: flatten(errs)}); eerr != nil {
+		errs = multierror.Append(errs, eerr)
+	}
+	return flatten(errs)
+}
+
+// owesCompensation reports whether a compensation or roll-back step failed.
+func (r *run) owesCompensation() bool {
+	for _, p := range r.report.Phases {
+		if p.Outcome == Failed && p.Phase.compensates() {
+			return true
+		}
+	}
+	return false
 }
 
 // abandon gives up before the update ran: nothing but the compensations.
 func (r *run) abandon(cause error) error {
 	r.report.Outcome = Aborted
-	return flatten(multiError(cause, r.unwind(context.Background())))
+	errs := multiError(cause)
+	if err := r.unwind(context.Background()); err != nil {
+		errs = multierror.Append(errs, err)
+	}
+	return r.settle(context.Background(), errs)
 }
 
 // rollback asks the host to roll back, restores the snapshot (even when the
@@ -196,26 +373,30 @@ func (r *run) rollback(ctx context.Context, update Update, cause error) error {
 	ctx = context.WithoutCancel(ctx)
 	errs := multiError(cause)
 	r.report.Outcome = RolledBack
-	if err := r.phase(ctx, PhaseRollback, func(ctx context.Context) (string, error) { return "", update.Rollback(ctx) }); err != nil {
+	if err := r.compensate(ctx, PhaseRollback, func(ctx context.Context) (string, error) {
+		return "", guard("Update.Rollback", func() error { return update.Rollback(ctx) })
+	}); err != nil {
 		r.report.Outcome = RollbackFailed
-		errs = multierror.Append(errs, fmt.Errorf("updraft: rollback failed: %w", err))
+		errs = multierror.Append(errs, err)
 	}
 	if r.manifest != nil {
-		if err := r.phase(ctx, PhaseRestore, func(ctx context.Context) (string, error) {
-			return "snapshot " + r.manifest.ID, r.snap.Restore(ctx, *r.manifest)
+		if err := r.compensate(ctx, PhaseRestore, func(ctx context.Context) (string, error) {
+			return "snapshot " + r.manifest.ID, r.o.snap.Restore(ctx, *r.manifest)
 		}); err != nil {
 			r.report.Outcome = RollbackFailed
-			errs = multierror.Append(errs, fmt.Errorf("updraft: restore snapshot: %w", err))
+			errs = multierror.Append(errs, err)
 		}
 	}
 	if err := r.unwind(ctx); err != nil {
 		errs = multierror.Append(errs, err)
 	}
 	if r.report.Outcome == RollbackFailed {
-		r.o.emit(Event{Time: r.o.opts.Clock(), Level: LevelAlert, Phase: PhaseRollback,
-			Message: "rollback failed: critical functions serve on the restored state; the data plane needs attention", Err: errs})
+		if eerr := r.o.emit(Event{Time: r.o.opts.Clock(), Level: LevelAlert, Phase: PhaseRollback,
+			Message: "rollback failed: critical functions serve on the restored state; the data plane needs attention", Err: flatten(errs)}); eerr != nil {
+			errs = multierror.Append(errs, eerr)
+		}
 	}
-	return flatten(errs)
+	return r.settle(ctx, errs)
 }
 
 // commit restores the state of functions that asked for it, then runs the
@@ -224,13 +405,9 @@ func (r *run) rollback(ctx context.Context, update Update, cause error) error {
 func (r *run) commit(ctx context.Context) error {
 	ctx = context.WithoutCancel(ctx)
 	errs := multiError()
-	if restore, n := r.restoreAfterUpdate(); n > 0 && r.manifest != nil {
-		if err := r.phase(ctx, PhaseRestore, func(ctx context.Context) (string, error) {
-			eng, err := snapshot.New(r.o.opts.Store, restore, snapshot.Options{AppVersion: r.o.opts.AppVersion})
-			if err != nil {
-				return "", err
-			}
-			return fmt.Sprintf("%d source(s) from snapshot %s", n, r.manifest.ID), eng.Restore(ctx, *r.manifest)
+	if names := r.o.restoreAfterUpdate(); len(names) > 0 && r.manifest != nil {
+		if err := r.compensate(ctx, PhaseRestore, func(ctx context.Context) (string, error) {
+			return fmt.Sprintf("%s from snapshot %s", strings.Join(names, ", "), r.manifest.ID), r.o.snap.Restore(ctx, *r.manifest, names...)
 		}); err != nil {
 			errs = multierror.Append(errs, fmt.Errorf("updraft: restore state after update: %w", err))
 		}
@@ -239,44 +416,28 @@ func (r *run) commit(ctx context.Context) error {
 		errs = multierror.Append(errs, err)
 	}
 	r.report.Outcome = Committed
-	return flatten(errs)
+	return r.settle(ctx, errs)
 }
 
-// restoreAfterUpdate returns the sources to restore after a committed
-// update, and how many of them really restore: a snapshot is restored
-// whole, so functions that did not ask for it get a source that verifies
-// and discards their part.
-func (r *run) restoreAfterUpdate() (map[string]snapshot.Source, int) {
-	out := map[string]snapshot.Source{}
-	n := 0
-	for _, f := range r.o.functions {
-		switch {
-		case f.State == nil:
-		case f.RestoreAfterUpdate:
-			out[f.Name] = f.State
-			n++
-		default:
-			out[f.Name] = discardSource{}
+// restoreAfterUpdate names the functions whose state is restored after a
+// committed update.
+func (o *Orchestrator) restoreAfterUpdate() []string {
+	var names []string
+	for _, f := range o.functions {
+		if f.State != nil && f.RestoreAfterUpdate {
+			names = append(names, f.Name)
 		}
 	}
-	return out, n
-}
-
-// discardSource reads its part of a snapshot and keeps nothing.
-type discardSource struct{}
-
-func (discardSource) Capture(context.Context) (snapshot.View, error) {
-	return nil, errors.New("updraft: discardSource is only for restoring")
-}
-
-func (discardSource) Restore(_ context.Context, r io.Reader) error {
-	_, err := io.Copy(io.Discard, r)
-	return err
+	return names
 }
 
 // profile forecasts every function and records the criticality verdicts.
 func (r *run) profile(ctx context.Context) (string, error) {
-	fc, err := r.o.opts.Profiler.Forecast(ctx, r.o.opts.Window, profileFunctions(r.o.functions))
+	var fc profile.Forecast
+	err := guard("Profiler.Forecast", func() (err error) {
+		fc, err = r.o.opts.Profiler.Forecast(ctx, r.o.opts.Window, profileFunctions(r.o.functions))
+		return err
+	})
 	if err != nil {
 		return "", fmt.Errorf("updraft: profile: %w", err)
 	}
@@ -315,7 +476,7 @@ func (r *run) profile(ctx context.Context) (string, error) {
 
 // planResources asks the partitioner for a plan over the device capacity.
 func (r *run) planResources(ctx context.Context) (string, error) {
-	capacity, err := r.o.device.Capacity(ctx)
+	capVec, err := r.o.capacity(ctx)
 	if err != nil {
 		return "", fmt.Errorf("updraft: plan: device capacity: %w", err)
 	}
@@ -324,55 +485,78 @@ func (r *run) planResources(ctx context.Context) (string, error) {
 		f := r.o.byName[ff.Function]
 		if ff.Critical {
 			for _, res := range ff.P99.Resources() {
-				if _, ok := capacity[res]; !ok && ff.P99[res] > 0 {
-					return "", fmt.Errorf("updraft: plan: critical function %q needs resource %q, which no device provides (capacity: %v)", f.Name, res, capacity)
+				if _, ok := capVec[res]; !ok && ff.P99[res] > 0 {
+					return "", fmt.Errorf("updraft: plan: critical function %q needs resource %q, which no device provides (capacity: %v)", f.Name, res, capVec)
 				}
 			}
 		}
 		demands = append(demands, partition.Demand{Function: f.Name, Critical: ff.Critical, Expected: ff.P50, Peak: ff.P99, Min: f.Min, Weight: 1})
 	}
-	plan, err := r.o.opts.Partitioner.Plan(ctx, capacity, demands)
+	var plan partition.Plan
+	err = guard("Partitioner.Plan", func() (err error) {
+		plan, err = r.o.opts.Partitioner.Plan(ctx, capVec, demands)
+		return err
+	})
 	if err != nil {
 		return "", fmt.Errorf("updraft: plan: %w", err)
 	}
 	r.plan = plan
 	r.report.Plan = &plan
-	r.report.Capacity = capacity
+	r.report.Capacity = capVec
 	return fmt.Sprintf("%d allocated, %d do not fit, reserve %v", len(plan.Allocations), len(plan.DoesNotFit), plan.Reserve), nil
 }
 
 // recordBaseline lets baseline checks measure the data plane before anything changes.
 func (r *run) recordBaseline(ctx context.Context) (string, error) {
-	b, ok := r.o.validator.(validate.BaselineRecorder)
+	b, ok := r.o.validator.(BaselineRecorder)
 	if !ok {
 		return "validator records no baseline", nil
 	}
-	if err := b.RecordBaseline(ctx); err != nil {
+	if err := guard("BaselineRecorder.RecordBaseline", func() error { return b.RecordBaseline(ctx) }); err != nil {
 		return "", fmt.Errorf("updraft: baseline: %w", err)
 	}
 	return "recorded", nil
 }
 
-// migrate moves the functions that do not fit and may run remotely.
+// migrate moves the functions that do not fit and may run remotely. The
+// lease's id and functions are journaled before anything moves.
 func (r *run) migrate(ctx context.Context) (string, error) {
-	var specs []migrate.Spec
+	var names []string
 	for _, m := range r.plan.DoesNotFit {
-		f := r.o.byName[m.Function]
-		if f == nil || f.Remote == nil || r.o.opts.Migrator == nil {
-			continue
+		if f := r.o.byName[m.Function]; f != nil && f.Remote != nil && r.o.opts.Migrator != nil {
+			names = append(names, f.Name)
 		}
-		specs = append(specs, migrate.Spec{Function: f.Name, Local: f.Func, State: f.Remote.State, Regions: f.Remote.Regions, Demand: m.Need})
 	}
-	if len(specs) == 0 {
+	if len(names) == 0 {
 		return "nothing to move", nil
 	}
-	lease, err := r.o.opts.Migrator.Migrate(ctx, specs)
+	specs := r.o.migrationSpecs(names, r.plan)
+	id := "lease-" + r.report.Update
+	if err := r.journal.write(ctx, func(e *journalEntry) {
+		e.Phase, e.Lease = PhaseMigrate, &leaseEntry{ID: id, Functions: names}
+	}); err != nil {
+		return "", err
+	}
+	r.o.at("migrate:journaled")
+	var lease Lease
+	err := guard("Migrator.Migrate", func() (err error) {
+		lease, err = r.o.opts.Migrator.Migrate(ctx, id, specs)
+		return err
+	})
 	if err != nil {
+		// A migrator undoes a migration that failed; one that panicked
+		// may not have, so what remains of the lease is found and returned.
+		var pe *PanicError
+		if errors.As(err, &pe) {
+			r.undo = append(r.undo, compensation{PhaseReturn, func(ctx context.Context) error {
+				return r.o.reattachAndReturn(ctx, id, names)
+			}})
+		}
 		return "", fmt.Errorf("updraft: migrate: %w", err)
 	}
 	r.o.setLease(lease)
 	r.undo = append(r.undo, compensation{PhaseReturn, func(ctx context.Context) error {
-		if err := lease.Return(ctx); err != nil {
+		if err := guard("Lease.Return", func() error { return lease.Return(ctx) }); err != nil {
 			return err
 		}
 		r.o.setLease(nil)
@@ -382,55 +566,131 @@ func (r *run) migrate(ctx context.Context) (string, error) {
 	return fmt.Sprintf("%d function(s) moved", len(r.report.Placements)), nil
 }
 
-// snapshot takes one consistent cut of every function's State.
-func (r *run) snapshot(ctx context.Context) (string, error) {
-	sources := map[string]snapshot.Source{}
-	for _, f := range r.o.functions {
-		if f.State != nil {
-			sources[f.Name] = f.State
+// migrationSpecs builds the specs of the named functions; the plan, when
+// it has them, gives their demand.
+func (o *Orchestrator) migrationSpecs(names []string, plan partition.Plan) []migrate.Spec {
+	specs := make([]migrate.Spec, 0, len(names))
+	for _, name := range names {
+		f := o.byName[name]
+		spec := migrate.Spec{Function: f.Name, Local: f.Func, State: f.Remote.State, Regions: f.Remote.Regions}
+		for _, m := range plan.DoesNotFit {
+			if m.Function == name {
+				spec.Demand = m.Need
+			}
 		}
+		specs = append(specs, spec)
 	}
-	if len(sources) == 0 {
-		return "no state sources", nil
-	}
-	eng, err := snapshot.New(r.o.opts.Store, sources, snapshot.Options{AppVersion: r.o.opts.AppVersion, Clock: r.o.opts.Clock, Logger: r.o.opts.Logger})
-	if err != nil {
-		return "", fmt.Errorf("updraft: snapshot: %w", err)
-	}
-	m, err := eng.Snapshot(ctx)
-	if err != nil {
-		return "", fmt.Errorf("updraft: snapshot: %w", err)
-	}
-	r.snap, r.manifest = eng, &m
-	r.report.SnapshotID = m.ID
-	r.report.SnapshotPause = m.Pause
-	return fmt.Sprintf("snapshot %s of %d source(s), pause %v", m.ID, len(sources), m.Pause), nil
+	return specs
 }
 
-// partition enforces the plan's allocations on the device.
+// reattachAndReturn finds a lease again and brings it home; a lease of
+// which nothing remains is already home.
+func (o *Orchestrator) reattachAndReturn(ctx context.Context, id string, names []string) error {
+	if o.opts.Migrator == nil {
+		return fmt.Errorf("updraft: lease %s is owed a return but Options.Migrator is nil", id)
+	}
+	var lease Lease
+	err := guard("Migrator.Reattach", func() (err error) {
+		lease, err = o.opts.Migrator.Reattach(ctx, id, o.migrationSpecs(names, partition.Plan{}))
+		return err
+	})
+	if errors.Is(err, errLeaseNotFound) {
+		o.setLease(nil)
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("updraft: reattach lease %s: %w", id, err)
+	}
+	if err := guard("Lease.Return", func() error { return lease.Return(ctx) }); err != nil {
+		return err
+	}
+	o.setLease(nil)
+	return nil
+}
+
+// snapshot takes one consistent cut of every function's State and journals
+// its id.
+func (r *run) snapshot(ctx context.Context) (string, error) {
+	if r.o.snap == nil {
+		return "no state sources", nil
+	}
+	var m snapshot.Manifest
+	if err := guard("Snapshotter.Snapshot", func() (err error) {
+		m, err = r.o.snap.Snapshot(ctx)
+		return err
+	}); err != nil {
+		return "", fmt.Errorf("updraft: snapshot: %w", err)
+	}
+	r.manifest = &m
+	r.report.SnapshotID = m.ID
+	r.report.SnapshotPause = m.Pause
+	if err := r.journal.write(ctx, func(e *journalEntry) { e.Phase, e.Snapshot = PhaseSnapshot, m.ID }); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("snapshot %s of %d source(s), pause %v", m.ID, len(m.Sources), m.Pause), nil
+}
+
+// partition enforces the plan's allocations on the device. A device that
+// can be undone from a record journals that record before it changes
+// anything; the Apply of one that cannot is journaled as owed.
 func (r *run) partition(ctx context.Context) (string, error) {
 	if len(r.plan.Allocations) == 0 {
 		return "nothing to allocate", nil
 	}
-	undo, err := r.o.device.Apply(ctx, r.plan.Allocations)
+	dev := r.o.device
+	jd, journaled := dev.(journaledDevice)
+	entry := &deviceEntry{Journaled: journaled, Type: fmt.Sprintf("%T", dev)}
+	if err := r.journal.write(ctx, func(e *journalEntry) { e.Phase, e.Device = PhasePartition, entry }); err != nil {
+		return "", err
+	}
+	r.o.at("partition:journaled")
+	var undo func(context.Context) error
+	err := guard("device Apply", func() error {
+		if !journaled {
+			u, err := dev.Apply(ctx, r.plan.Allocations)
+			undo = u
+			return err
+		}
+		u, err := jd.ApplyJournaled(ctx, r.plan.Allocations, func(record []byte) error {
+			rec := &deviceEntry{Journaled: true, Type: entry.Type, Record: append([]byte(nil), record...)}
+			if err := r.journal.write(ctx, func(e *journalEntry) { e.Device = rec }); err != nil {
+				return err
+			}
+			r.o.at("partition:record")
+			return nil
+		})
+		undo = u
+		return err
+	})
 	if err != nil {
+		// A driver that fails midway undoes what it did; one that panicked
+		// may not have: undo from the journaled record.
+		var pe *PanicError
+		if errors.As(err, &pe) && journaled && r.journal.entry.Device.Record != nil {
+			rec := r.journal.entry.Device.Record
+			r.undo = append(r.undo, compensation{PhaseUnpartition, func(ctx context.Context) error {
+				return guard("device UndoRecord", func() error { return jd.UndoRecord(ctx, rec) })
+			}})
+		}
 		return "", fmt.Errorf("updraft: partition: %w", err)
 	}
-	r.undo = append(r.undo, compensation{PhaseUnpartition, undo})
+	r.undo = append(r.undo, compensation{PhaseUnpartition, func(ctx context.Context) error {
+		return guard("device Undo", func() error { return undo(ctx) })
+	}})
+	r.o.at("partition:applied")
 	return fmt.Sprintf("%d allocation(s) applied", len(r.plan.Allocations)), nil
 }
 
-// degrade reduces every function that does not fit and did not move.
+// degrade reduces every function that does not fit and did not move. The
+// modes are journaled with their window before they are set.
 func (r *run) degrade(ctx context.Context) (string, error) {
 	until := r.o.opts.Clock().Add(r.o.opts.Window)
-	var set []string
-	clear := func(ctx context.Context) error {
-		errs := multiError()
-		for _, fn := range set {
-			errs = multierror.Append(errs, r.o.degrade.Clear(fn))
-		}
-		return flatten(errs)
+	type decision struct {
+		fn     string
+		policy degrade.Policy
+		reason string
 	}
+	var todo []decision
 	for _, m := range r.plan.DoesNotFit {
 		if r.moved(m.Function) {
 			continue
@@ -439,18 +699,45 @@ func (r *run) degrade(ctx context.Context) (string, error) {
 		if f := r.o.byName[m.Function]; f != nil && f.Degrade != nil {
 			policy = *f.Degrade
 		}
-		reason := "reduced while the data plane is updated: " + m.Reason
-		if err := r.o.degrade.Set(m.Function, policy, reason, until); err != nil {
-			return "", flatten(multiError(fmt.Errorf("updraft: degrade %q: %w", m.Function, err), clear(ctx)))
-		}
-		set = append(set, m.Function)
-		r.report.Degraded = append(r.report.Degraded, DegradeDecision{Function: m.Function, Mode: policy.Mode, Reason: reason, Until: until})
+		todo = append(todo, decision{m.Function, policy, "reduced while the data plane is updated: " + m.Reason})
 	}
-	if len(set) == 0 {
+	if len(todo) == 0 {
 		return "nothing to reduce", nil
+	}
+	entries := make([]degradedEntry, len(todo))
+	for i, d := range todo {
+		entries[i] = degradedEntry{Function: d.fn, Mode: d.policy.Mode, Until: until}
+	}
+	if err := r.journal.write(ctx, func(e *journalEntry) { e.Phase, e.Degraded = PhaseDegrade, entries }); err != nil {
+		return "", err
+	}
+	var set []string
+	clear := func(ctx context.Context) error { return r.o.clearDegraded(set, false) }
+	for _, d := range todo {
+		if err := guard("Degrader.Set", func() error { return r.o.degrader.Set(d.fn, d.policy, d.reason, until) }); err != nil {
+			return "", flatten(multiError(fmt.Errorf("updraft: degrade %q: %w", d.fn, err), clear(ctx)))
+		}
+		set = append(set, d.fn)
+		r.report.Degraded = append(r.report.Degraded, DegradeDecision{Function: d.fn, Mode: d.policy.Mode, Reason: d.reason, Until: until})
 	}
 	r.undo = append(r.undo, compensation{PhaseRestoreService, clear})
 	return fmt.Sprintf("%d function(s) reduced until %s", len(set), until.Format("15:04:05")), nil
+}
+
+// clearDegraded returns the named functions to normal service. After a
+// crash (resumed), this process's degrader may never have reduced them:
+// they are set to Normal, which is no error for a function never reduced.
+func (o *Orchestrator) clearDegraded(functions []string, resumed bool) error {
+	errs := multiError()
+	for _, fn := range functions {
+		errs = multierror.Append(errs, guard("Degrader", func() error {
+			if resumed {
+				return o.degrader.Set(fn, degrade.Policy{Mode: degrade.Normal}, "", time.Time{})
+			}
+			return o.degrader.Clear(fn)
+		}))
+	}
+	return flatten(errs)
 }
 
 func (r *run) moved(function string) bool {
@@ -460,29 +747,4 @@ func (r *run) moved(function string) bool {
 		}
 	}
 	return false
-}
-
-// multiError starts a collection of errors (nil ones are skipped) that
-// prints on one line, "first; second".
-func multiError(errs ...error) *multierror.Error {
-	m := &multierror.Error{ErrorFormat: func(es []error) string {
-		parts := make([]string, len(es))
-		for i, e := range es {
-			parts[i] = e.Error()
-		}
-		return strings.Join(parts, "; ")
-	}}
-	return multierror.Append(m, errs...)
-}
-
-// flatten returns nil for no errors, the error itself for one, and the
-// collection for several.
-func flatten(m *multierror.Error) error {
-	switch len(m.Errors) {
-	case 0:
-		return nil
-	case 1:
-		return m.Errors[0]
-	}
-	return m
 }

@@ -36,7 +36,18 @@ const (
 	PhaseUnpartition    Phase = "undo-partition"  // the device's Undo
 	PhaseReturn         Phase = "return-migrated" // migrated functions brought back
 	PhaseCleanup        Phase = "cleanup"         // alerts about the compensations as a whole
+	PhaseOutcome        Phase = "outcome"         // the event that tells how an update ended
 )
+
+// compensates reports whether p undoes a step (or rolls the update back):
+// the phases that Resume owes when they failed or never ran.
+func (p Phase) compensates() bool {
+	switch p {
+	case PhaseRollback, PhaseRestore, PhaseRestoreService, PhaseUnpartition, PhaseReturn:
+		return true
+	}
+	return false
+}
 
 // Outcome is how a phase, or a whole update, ended.
 type Outcome string
@@ -60,6 +71,8 @@ const (
 	// RollbackFailed: the rollback or the restore failed too; critical
 	// functions serve on what could be restored and an alert was emitted.
 	RollbackFailed Outcome = "rollback failed"
+	// NothingToResume: Resume found no unfinished update and changed nothing.
+	NothingToResume Outcome = "nothing to resume"
 )
 
 // PhaseRecord is one line of the report's timeline.
@@ -92,10 +105,15 @@ type DegradeDecision struct {
 // Report is what one update did: the timeline and every decision, with its
 // reasons. String prints it as tables for a terminal or a ticket.
 type Report struct {
+	// Update is the update's id, as in the journal.
+	Update            string
 	Started, Finished time.Time
 	Outcome           Outcome
 	Err               error
 	Phases            []PhaseRecord
+	// Resumed is set on the report of [Orchestrator.Resume]: the phases are
+	// the compensations it ran for an update a crashed process left.
+	Resumed bool
 
 	Functions     []FunctionDecision // in declaration order
 	Capacity      hal.Vector
@@ -130,7 +148,11 @@ func (r *Report) PhaseNames() []Phase {
 // String renders the report as readable tables.
 func (r *Report) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "update %s in %v\n", r.Outcome, r.Finished.Sub(r.Started).Round(time.Microsecond))
+	verb := "update"
+	if r.Resumed {
+		verb = "resumed update"
+	}
+	fmt.Fprintf(&b, "%s %s %s in %v\n", verb, r.Update, r.Outcome, r.Finished.Sub(r.Started).Round(time.Microsecond))
 	if r.Err != nil {
 		fmt.Fprintf(&b, "error: %s\n", oneLine(r.Err.Error()))
 	}
