@@ -2,6 +2,7 @@ package updraft
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -122,9 +123,15 @@ type Orchestrator struct {
 
 	running atomic.Bool
 
-	mu    sync.RWMutex // guards lease and moved
-	lease Lease
-	moved map[string]bool
+	mu      sync.RWMutex // guards lease, leaseID and moved
+	lease   Lease
+	leaseID string
+	moved   map[string]bool
+
+	// current is the update PrepareForUpdate or Resume runs now; it is
+	// read only by the goroutine running it (a SelfUpdate's Apply and
+	// Rollback are called from there).
+	current *run
 
 	// hook, when set (by tests in this package), is called at named points
 	// of an update; a crash test kills the process there.
@@ -331,16 +338,75 @@ func (o *Orchestrator) Invoke(ctx context.Context, function string, payload []by
 	return f.Func(ctx, payload)
 }
 
-func (o *Orchestrator) setLease(l Lease) {
+func (o *Orchestrator) setLease(l Lease, id string) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	o.lease = l
+	o.lease, o.leaseID = l, id
 	o.moved = map[string]bool{}
 	if l != nil {
 		for _, p := range l.Placements() {
 			o.moved[p.Function] = true
 		}
 	}
+}
+
+// holdsLease reports whether this process routes through lease id now.
+func (o *Orchestrator) holdsLease(id string) bool {
+	o.mu.RLock()
+	defer o.mu.RUnlock()
+	return o.lease != nil && o.leaseID == id
+}
+
+// journaledLease returns the lease the running update journaled, if any.
+func (o *Orchestrator) journaledLease() *leaseEntry {
+	if o.current == nil || o.current.journal == nil {
+		return nil
+	}
+	return o.current.journal.entry.Lease
+}
+
+// detachLease stops this process using its lease, leaving the functions
+// where they are for another process to reattach (a self-update's switch).
+func (o *Orchestrator) detachLease(ctx context.Context) (*leaseEntry, error) {
+	o.mu.RLock()
+	l, id := o.lease, o.leaseID
+	o.mu.RUnlock()
+	if l == nil {
+		return nil, nil
+	}
+	d, ok := l.(interface{ Detach(context.Context) error })
+	if !ok {
+		return nil, fmt.Errorf("updraft: lease %s (%T) cannot be detached, so its functions cannot follow the data plane to a new process", id, l)
+	}
+	if err := guard("Lease.Detach", func() error { return d.Detach(ctx) }); err != nil {
+		return nil, fmt.Errorf("updraft: detach lease %s: %w", id, err)
+	}
+	var names []string
+	for _, p := range l.Placements() {
+		names = append(names, p.Function)
+	}
+	o.setLease(nil, "")
+	return &leaseEntry{ID: id, Functions: names}, nil
+}
+
+// reattachLease routes the functions of lease e through it in this process.
+func (o *Orchestrator) reattachLease(ctx context.Context, e *leaseEntry) error {
+	if o.opts.Migrator == nil {
+		return fmt.Errorf("updraft: lease %s must be reattached but Options.Migrator is nil", e.ID)
+	}
+	var l Lease
+	err := guard("Migrator.Reattach", func() (err error) {
+		l, err = o.opts.Migrator.Reattach(ctx, e.ID, o.migrationSpecs(e.Functions, partition.Plan{}))
+		return err
+	})
+	if errors.Is(err, errLeaseNotFound) {
+		return nil // nothing of it remains: the functions are home
+	}
+	if err != nil {
+		return fmt.Errorf("updraft: reattach lease %s: %w", e.ID, err)
+	}
+	o.setLease(l, e.ID)
+	return nil
 }
 
 // at calls the test hook, if any, at a named point of an update.

@@ -28,18 +28,47 @@ type compensation struct {
 // run is the state of one update while PrepareForUpdate or Resume executes
 // it. It is owned by that call's goroutine.
 type run struct {
-	o        *Orchestrator
-	report   *Report
-	journal  *journal
-	undo     []compensation // in the order the steps ran
-	forecast profile.Forecast
-	plan     partition.Plan
+	o       *Orchestrator
+	report  *Report
+	journal *journal
+	// release gives up the update lock; releaseLock calls it at most once
+	// (early, when a self-update hands the update to another process).
+	release    func()
+	handedOver bool           // another process finishes this update
+	undo       []compensation // in the order the steps ran
+	forecast   profile.Forecast
+	plan       partition.Plan
 	// manifest is set once the snapshot is taken.
 	manifest *snapshot.Manifest
 }
 
 func (o *Orchestrator) newRun() *run {
 	return &run{o: o, report: &Report{Started: o.opts.Clock(), Outcome: Aborted}}
+}
+
+// releaseLock gives up the update lock now, once.
+func (r *run) releaseLock() {
+	if r.release != nil {
+		r.release()
+		r.release = nil
+	}
+}
+
+// keepsState is an optional interface of an Update whose rollback returns
+// the critical state itself (a SelfUpdate takes it back from the new
+// process): the Orchestrator then restores no snapshot.
+type keepsState interface{ keptState() bool }
+
+func updateKeepsState(u Update) bool {
+	k, ok := u.(keepsState)
+	return ok && k.keptState()
+}
+
+// handsOver is an optional interface of an Update after which another
+// process carries the data plane (a SelfUpdate): a validated update is
+// handed to it to finish.
+type handsOver interface {
+	handOver(ctx context.Context, r *run) (bool, error)
 }
 
 // PrepareForUpdate runs one whole update (see the package documentation for
@@ -68,7 +97,10 @@ func (o *Orchestrator) PrepareForUpdate(ctx context.Context, update Update) (*Re
 	if err != nil {
 		return r.end(err)
 	}
-	defer release()
+	r.release = release
+	defer r.releaseLock()
+	o.current = r
+	defer func() { o.current = nil }()
 	unfinished, err := readJournal(ctx, o.journal)
 	if err != nil {
 		return r.end(fmt.Errorf("%w (%w)", ErrUnfinishedUpdate, err))
@@ -205,6 +237,16 @@ func (r *run) execute(ctx context.Context, update Update) error {
 	if v := r.report.Validation; v.Verdict == validate.Marginal {
 		r.report.Flags = append(r.report.Flags, "validation was marginal; committed by policy ProceedOnMarginal: "+oneLine(fmt.Sprint(verdictErr(*v))))
 	}
+	if h, ok := update.(handsOver); ok {
+		handed, err := h.handOver(ctx, r)
+		if handed {
+			r.report.Outcome = Committed
+			return nil
+		}
+		if err != nil {
+			r.report.Flags = append(r.report.Flags, "the new process did not take the update over; this process finishes it: "+oneLine(err.Error()))
+		}
+	}
 	return r.commit(ctx)
 }
 
@@ -285,6 +327,12 @@ func (r *run) phase(ctx context.Context, p Phase, do func(context.Context) (stri
 		})
 	}
 	rec := PhaseRecord{Phase: p, Start: start, Duration: r.o.opts.Clock().Sub(start), Outcome: OK, Detail: detail, Err: err}
+	if errors.Is(err, ErrHandedOver) {
+		// Not a failure: another process carries on from here.
+		rec.Err, rec.Detail = nil, "handed over: "+err.Error()
+		r.report.Phases = append(r.report.Phases, rec)
+		return err
+	}
 	if err == nil {
 		if eerr := r.o.emit(Event{Time: r.o.opts.Clock(), Level: slog.LevelInfo, Phase: p, Message: "phase ended: " + detail}); eerr != nil {
 			err, rec.Err = eerr, eerr
@@ -379,7 +427,7 @@ func (r *run) rollback(ctx context.Context, update Update, cause error) error {
 		r.report.Outcome = RollbackFailed
 		errs = multierror.Append(errs, err)
 	}
-	if r.manifest != nil {
+	if r.manifest != nil && !updateKeepsState(update) {
 		if err := r.compensate(ctx, PhaseRestore, func(ctx context.Context) (string, error) {
 			return "snapshot " + r.manifest.ID, r.o.snap.Restore(ctx, *r.manifest)
 		}); err != nil {
@@ -554,13 +602,9 @@ func (r *run) migrate(ctx context.Context) (string, error) {
 		}
 		return "", fmt.Errorf("updraft: migrate: %w", err)
 	}
-	r.o.setLease(lease)
+	r.o.setLease(lease, id)
 	r.undo = append(r.undo, compensation{PhaseReturn, func(ctx context.Context) error {
-		if err := guard("Lease.Return", func() error { return lease.Return(ctx) }); err != nil {
-			return err
-		}
-		r.o.setLease(nil)
-		return nil
+		return r.o.reattachAndReturn(ctx, id, names)
 	}})
 	r.report.Placements = lease.Placements()
 	return fmt.Sprintf("%d function(s) moved", len(r.report.Placements)), nil
@@ -583,28 +627,25 @@ func (o *Orchestrator) migrationSpecs(names []string, plan partition.Plan) []mig
 	return specs
 }
 
-// reattachAndReturn finds a lease again and brings it home; a lease of
-// which nothing remains is already home.
+// reattachAndReturn brings lease id home: the one this process routes
+// through, or the one it finds again (after a crash, or a hand-over); a
+// lease of which nothing remains is already home.
 func (o *Orchestrator) reattachAndReturn(ctx context.Context, id string, names []string) error {
-	if o.opts.Migrator == nil {
-		return fmt.Errorf("updraft: lease %s is owed a return but Options.Migrator is nil", id)
+	if !o.holdsLease(id) {
+		if err := o.reattachLease(ctx, &leaseEntry{ID: id, Functions: names}); err != nil {
+			return err
+		}
+		if !o.holdsLease(id) {
+			return nil // nothing of it remained
+		}
 	}
-	var lease Lease
-	err := guard("Migrator.Reattach", func() (err error) {
-		lease, err = o.opts.Migrator.Reattach(ctx, id, o.migrationSpecs(names, partition.Plan{}))
-		return err
-	})
-	if errors.Is(err, errLeaseNotFound) {
-		o.setLease(nil)
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("updraft: reattach lease %s: %w", id, err)
-	}
+	o.mu.RLock()
+	lease := o.lease
+	o.mu.RUnlock()
 	if err := guard("Lease.Return", func() error { return lease.Return(ctx) }); err != nil {
 		return err
 	}
-	o.setLease(nil)
+	o.setLease(nil, "")
 	return nil
 }
 

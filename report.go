@@ -73,6 +73,10 @@ const (
 	RollbackFailed Outcome = "rollback failed"
 	// NothingToResume: Resume found no unfinished update and changed nothing.
 	NothingToResume Outcome = "nothing to resume"
+	// HandedOver: this process handed the data plane and the unfinished
+	// update to another process (a self-update rolling back to the
+	// previous executable), which finishes it.
+	HandedOver Outcome = "handed over"
 )
 
 // PhaseRecord is one line of the report's timeline.

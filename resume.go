@@ -46,7 +46,10 @@ func (r *run) resume(ctx context.Context, update Update) (*Report, error) {
 	if err != nil {
 		return r.end(err)
 	}
-	defer release()
+	r.release = release
+	defer r.releaseLock()
+	o.current = r
+	defer func() { o.current = nil }()
 	e, err := readJournal(ctx, o.journal)
 	if err != nil {
 		return r.end(err)
@@ -74,6 +77,12 @@ func (r *run) resume(ctx context.Context, update Update) (*Report, error) {
 		if err := r.resumeRollback(ctx, update); err != nil {
 			r.report.Outcome = RollbackFailed
 			errs = multierror.Append(errs, err)
+		}
+		if r.handedOver {
+			// The previous version's process took the data plane and the
+			// journal over; it finishes the update.
+			r.report.Outcome = HandedOver
+			return r.end(nil)
 		}
 	}
 	errs = multierror.Append(errs, r.resumeCompensations(ctx))
@@ -156,11 +165,18 @@ func (r *run) resumeRollback(ctx context.Context, update Update) error {
 	}
 	errs := multiError()
 	if !e.done(PhaseRollback) {
-		errs = multierror.Append(errs, r.compensate(ctx, PhaseRollback, func(ctx context.Context) (string, error) {
+		err := r.compensate(ctx, PhaseRollback, func(ctx context.Context) (string, error) {
 			return "the host's Update.Rollback", guard("Update.Rollback", func() error { return update.Rollback(ctx) })
-		}))
+		})
+		if r.handedOver {
+			return nil
+		}
+		errs = multierror.Append(errs, err)
 	}
-	if e.Snapshot != "" && !e.done(PhaseRestore) && r.o.snap != nil {
+	if r.handedOver {
+		return flatten(errs)
+	}
+	if e.Snapshot != "" && !e.done(PhaseRestore) && r.o.snap != nil && !updateKeepsState(update) {
 		m := snapshot.Manifest{ID: e.Snapshot}
 		errs = multierror.Append(errs, r.compensate(ctx, PhaseRestore, func(ctx context.Context) (string, error) {
 			return "snapshot " + m.ID, guard("Snapshotter.Restore", func() error { return r.o.snap.Restore(ctx, m) })
