@@ -96,6 +96,7 @@ func (t *table) Import(ctx context.Context, r io.Reader) error { return t.Restor
 // fixture is one orchestrated host: four functions on a sim device.
 type fixture struct {
 	dev      *sim.Device
+	device   hal.Device // what the Orchestrator gets; nil means dev
 	routes   *table // forward's state (critical)
 	counters *table // stats' state (migrates with it)
 	opts     updraft.Options
@@ -153,7 +154,11 @@ func newFixture(t *testing.T) *fixture {
 
 func (f *fixture) orchestrator(t *testing.T) *updraft.Orchestrator {
 	t.Helper()
-	o, err := updraft.New(f.fns, f.dev, f.opts)
+	var dev hal.Device = f.dev
+	if f.device != nil {
+		dev = f.device
+	}
+	o, err := updraft.New(f.fns, dev, f.opts)
 	require.NoError(t, err)
 	return o
 }

@@ -662,6 +662,7 @@ func (r *run) snapshot(ctx context.Context) (string, error) {
 	}); err != nil {
 		return "", fmt.Errorf("updraft: snapshot: %w", err)
 	}
+	r.o.at("snapshot:taken")
 	r.manifest = &m
 	r.report.SnapshotID = m.ID
 	r.report.SnapshotPause = m.Pause
@@ -752,6 +753,7 @@ func (r *run) degrade(ctx context.Context) (string, error) {
 	if err := r.journal.write(ctx, func(e *journalEntry) { e.Phase, e.Degraded = PhaseDegrade, entries }); err != nil {
 		return "", err
 	}
+	r.o.at("degrade:journaled")
 	var set []string
 	clear := func(ctx context.Context) error { return r.o.clearDegraded(set, false) }
 	for _, d := range todo {
@@ -762,6 +764,7 @@ func (r *run) degrade(ctx context.Context) (string, error) {
 		r.report.Degraded = append(r.report.Degraded, DegradeDecision{Function: d.fn, Mode: d.policy.Mode, Reason: d.reason, Until: until})
 	}
 	r.undo = append(r.undo, compensation{PhaseRestoreService, clear})
+	r.o.at("degrade:set")
 	return fmt.Sprintf("%d function(s) reduced until %s", len(set), until.Format("15:04:05")), nil
 }
 
