@@ -247,7 +247,7 @@ func (r *run) execute(ctx context.Context, update Update) error {
 			r.report.Flags = append(r.report.Flags, "the new process did not take the update over; this process finishes it: "+oneLine(err.Error()))
 		}
 	}
-	return r.commit(ctx)
+	return r.commit(ctx, updateKeepsState(update))
 }
 
 // apply journals that Apply starts, calls it, and journals that it ended.
@@ -447,13 +447,13 @@ func (r *run) rollback(ctx context.Context, update Update, cause error) error {
 	return r.settle(ctx, errs)
 }
 
-// commit restores the state of functions that asked for it, then runs the
-// compensations: migrated functions come back, the partition is undone,
+// commit restores the state of functions that asked for it (unless the
+// update carried the state itself), then runs the compensations: migrated functions come back, the partition is undone,
 // degraded modes end.
-func (r *run) commit(ctx context.Context) error {
+func (r *run) commit(ctx context.Context, keptState bool) error {
 	ctx = context.WithoutCancel(ctx)
 	errs := multiError()
-	if names := r.o.restoreAfterUpdate(); len(names) > 0 && r.manifest != nil {
+	if names := r.o.restoreAfterUpdate(); len(names) > 0 && r.manifest != nil && !keptState {
 		if err := r.compensate(ctx, PhaseRestore, func(ctx context.Context) (string, error) {
 			return fmt.Sprintf("%s from snapshot %s", strings.Join(names, ", "), r.manifest.ID), r.o.snap.Restore(ctx, *r.manifest, names...)
 		}); err != nil {

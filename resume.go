@@ -68,7 +68,9 @@ func (r *run) resume(ctx context.Context, update Update) (*Report, error) {
 	errs := multiError()
 	if e.Heading == HeadingCommit {
 		r.report.Outcome = Committed
-		errs = multierror.Append(errs, r.resumeRestoreAfterUpdate(ctx))
+		if !updateKeepsState(update) {
+			errs = multierror.Append(errs, r.resumeRestoreAfterUpdate(ctx))
+		}
 	} else {
 		r.report.Outcome = RolledBack
 		if !e.ApplyStarted {

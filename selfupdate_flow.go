@@ -329,8 +329,8 @@ func (s *SelfUpdate) goLive(ctx context.Context, o *Orchestrator, m *handoverMsg
 		if f := o.byName[d.Function]; f != nil && f.Degrade != nil && f.Degrade.Mode == d.Mode {
 			policy = *f.Degrade
 		}
-		if time.Until(d.Until) <= 0 {
-			continue
+		if !d.Until.After(o.opts.Clock()) {
+			continue // the window is over
 		}
 		if err := guard("Degrader.Set", func() error {
 			return o.degrader.Set(d.Function, policy, "reduced while the data plane is updated (handed over)", d.Until)
