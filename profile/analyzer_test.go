@@ -33,7 +33,7 @@ func TestNewValidatesOptions(t *testing.T) {
 		{profile.Options{EvidenceBuckets: 2}, "EvidenceBuckets is 2"},
 		{profile.Options{EvidenceBuckets: 1 << 20}, "want 4 to 10080"},
 		{profile.Options{LevelTau: -1, HalfLife: -1}, "Options.LevelTau is negative"},
-		{profile.Options{OverrunCost: math.NaN()}, "OverrunCost"},
+		{profile.Options{OverrunCost: map[hal.Resource]float64{hal.Memory: math.NaN()}}, `OverrunCost["memory"]`},
 	} {
 		_, err := profile.New(tc.opts)
 		require.ErrorContains(t, err, tc.want)
