@@ -198,8 +198,6 @@ func (s *series) scale() float64 {
 	return math.Max(s.longMean, math.SmallestNonzeroFloat64)
 }
 
-
-
 func (s *series) addValue(p *modelParams, t time.Time, x float64) {
 	if s.values.Buckets() == nil {
 		if x <= 0 {

@@ -76,7 +76,6 @@ func noneIfZero(h float64) float64 {
 	return h
 }
 
-
 func printCurves(out io.Writer, curves []curve, resources []hal.Resource) {
 	fmt.Fprintln(out, "trade-off curves (gross slack, violations), pooled over every series:")
 	for _, r := range resources {
