@@ -11,7 +11,7 @@ import (
 
 // series is the bounded model of one resource of one function.
 //
-// It works the way Google's Autopilot recommender does (Rzadca et al.,
+// It works in the manner of Google's Autopilot recommender (Rzadca et al.,
 // EuroSys 2020): several candidate forecasters run side by side, each is
 // charged what it would have cost over the recent history — the
 // over-reservation plus a price per observation it failed to cover — and
