@@ -25,6 +25,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"flag"
 	"fmt"
@@ -162,7 +163,7 @@ func printDetails(out io.Writer, ev *trace.Evaluation, resources []hal.Resource)
 			fmt.Fprintf(out, "  %-6s %-11s slack=%s violations=%s overrun=%s short=%s | per series: slack p10/p50/p90=%s/%s/%s violations p50/p90/max=%s/%s/%s (worst %s)\n",
 				r, name, pct(rs.Slack(), 1), pct(rs.ViolationRate(), 2), pct(rs.MeanOverrun(), 1), pct(rs.ShortShare(), 2),
 				pct(sp.SlackP10, 1), pct(sp.SlackP50, 1), pct(sp.SlackP90, 1),
-				pct(sp.ViolationsP50, 2), pct(sp.ViolationsP90, 2), pct(sp.Max, 2), sp.Worst)
+				pct(sp.ViolationsP50, 2), pct(sp.ViolationsP90, 2), pct(sp.Max, 2), cmp.Or(sp.Worst, "none"))
 		}
 	}
 }

@@ -113,7 +113,7 @@ type Spread struct {
 	Series                            int // series that scored the resource
 	SlackP10, SlackP50, SlackP90      float64
 	ViolationsP50, ViolationsP90, Max float64
-	Worst                             string // the series with the highest violation rate
+	Worst                             string // the series with the highest violation rate; empty if none violated
 }
 
 // Spread returns the per-series spread of resource r under method m.
@@ -128,8 +128,11 @@ func (e *Evaluation) Spread(m int, r hal.Resource) Spread {
 		slack = append(slack, rs.Slack())
 		v := rs.ViolationRate()
 		viol = append(viol, v)
-		if sp.Worst == "" || v > sp.Max {
-			sp.Max, sp.Worst = v, s.Name
+		if math.IsNaN(sp.Max) || v > sp.Max {
+			sp.Max = v
+			if v > 0 {
+				sp.Worst = s.Name
+			}
 		}
 	}
 	sp.Series = len(slack)

@@ -109,3 +109,35 @@ func (failing) Observe(trace.Point) {}
 func (failing) Reserve(context.Context, time.Time, time.Duration) (hal.Vector, error) {
 	return nil, errors.New("no forecast")
 }
+
+func TestEvaluateSpreadAndAim(t *testing.T) {
+	s := hourlyBursts()
+	quiet := trace.Series{Name: "quiet", Points: append([]trace.Point(nil), s.Points...)}
+	for i := range quiet.Points {
+		quiet.Points[i].Usage = hal.Vector{hal.CPU: 1}
+	}
+	methods := []trace.Method{
+		{Name: "tight", New: func() (trace.Forecaster, error) { return fixedForecaster{hal.CPU: 1.5}, nil }},
+		{Name: "loose", New: func() (trace.Forecaster, error) { return fixedForecaster{hal.CPU: 3}, nil }},
+	}
+	ev, err := trace.Evaluate(context.Background(), []trace.Series{s, quiet}, methods, trace.ReplayOptions{Resources: []hal.Resource{hal.CPU}})
+	require.NoError(t, err)
+	require.Equal(t, 1, ev.Method("loose"))
+	sp := ev.Spread(0, hal.CPU)
+	require.Equal(t, 2, sp.Series)
+	require.Equal(t, "bursts", sp.Worst)
+	require.InDelta(t, 1.0/12, sp.Max, 1e-12)
+	require.InDelta(t, 1.0/24, sp.ViolationsP50, 1e-12, "the median of 1/12 and 0")
+	require.Empty(t, ev.Spread(1, hal.CPU).Worst, "no violation: no worst series")
+
+	aim := ev.Aim(0, 1)
+	require.Len(t, aim, 1)
+	require.False(t, aim[0].ViolationsMet(), "tight violates, loose does not")
+	require.True(t, aim[0].SlackMet(), "tight reserves well under 60%% of loose's slack")
+	require.Contains(t, aim[0].String(), "NOT met: more violations")
+
+	_, err = trace.Evaluate(context.Background(), []trace.Series{s}, []trace.Method{{Name: "broken", New: func() (trace.Forecaster, error) {
+		return nil, errors.New("cannot build")
+	}}}, trace.ReplayOptions{})
+	require.ErrorContains(t, err, "method broken: cannot build")
+}
