@@ -54,15 +54,6 @@ func (r *peakRing) held(k int64) bool {
 	return k <= r.newest && r.newest-k < int64(len(r.peaks))
 }
 
-// get returns the peak of horizon k, NaN if it is not held or had no
-// observation.
-func (r *peakRing) get(k int64) float64 {
-	if !r.held(k) {
-		return math.NaN()
-	}
-	return *r.slot(k)
-}
-
 func (r *peakRing) add(first, t time.Time, x float64) {
 	k := r.index(first, t)
 	switch {
