@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math"
 	"slices"
 	"sync"
@@ -24,8 +25,40 @@ const (
 	DefaultEvidenceBucket  = time.Minute
 	DefaultEvidenceBuckets = 120
 	DefaultMaxFunctions    = 100_000
-	DefaultOverrunCost     = 9.0
 )
+
+// Default prices of one overrun, per resource, in units of the function's
+// mean usage over-reserved for one observation (see
+// [Options.OverrunCost]). A memory overrun is an OOM kill under a hard
+// limit, a CPU overrun a delay, so memory's price is far higher.
+const (
+	DefaultCPUOverrunCost    = 30.0
+	DefaultMemoryOverrunCost = 10000.0
+	DefaultOtherOverrunCost  = 9.0 // every other resource
+)
+
+// DefaultMemoryHeadroom is the default [Options.Headroom] of memory;
+// other resources have none by default.
+const DefaultMemoryHeadroom = 0.2
+
+// DefaultHeadroom returns the default least headroom of r.
+func DefaultHeadroom(r hal.Resource) float64 {
+	if r == hal.Memory {
+		return DefaultMemoryHeadroom
+	}
+	return 0
+}
+
+// DefaultOverrunCost returns the default price of an overrun of r.
+func DefaultOverrunCost(r hal.Resource) float64 {
+	switch r {
+	case hal.CPU:
+		return DefaultCPUOverrunCost
+	case hal.Memory:
+		return DefaultMemoryOverrunCost
+	}
+	return DefaultOtherOverrunCost
+}
 
 // maxEvidenceBuckets bounds Options.EvidenceBuckets (a week of minutes),
 // which sets the memory kept per function.
@@ -55,13 +88,21 @@ type Options struct {
 	// unit of errors ([DefaultHalfLife]). An
 	// observation one half-life old counts half as much as a new one.
 	HalfLife time.Duration
-	// OverrunCost is what one observation above the reservation costs, in
-	// units of the function's mean usage over-reserved for one
-	// observation ([DefaultOverrunCost]): P95 is the reservation that
-	// would have minimised over-reservation plus this cost per overrun
-	// over the recent history, and the same cost picks between
-	// forecasters. Higher values favour fewer violations over less slack.
-	OverrunCost float64
+	// OverrunCost is, per resource, what one observation above the
+	// reservation costs, in units of the function's mean usage
+	// over-reserved for one observation: P95 is the reservation that would
+	// have minimised over-reservation plus this cost per overrun over the
+	// recent history, and the same cost picks between forecasters. Higher
+	// values favour fewer violations over less slack. A resource absent
+	// (or zero) here costs [DefaultOverrunCost] of it.
+	OverrunCost map[hal.Resource]float64
+	// Headroom is, per resource, the least share P95 keeps above the point
+	// prediction it rests on, once the forecast rests on its error
+	// history: a safety margin against rises larger than any in the
+	// recent errors, the kind that would be an OOM kill for memory. A
+	// resource absent (or zero) here gets [DefaultHeadroom] of it; a
+	// negative value means none.
+	Headroom map[hal.Resource]float64
 	// MinSamples is the number of observations under which a forecast
 	// uses the wide small-sample interval ([DefaultMinSamples]).
 	MinSamples int
@@ -80,13 +121,15 @@ type Options struct {
 // [Analyzer.Observe] and [Analyzer.Sample]. All methods are safe for
 // concurrent use.
 type Analyzer struct {
-	collectors []Collector
-	clock      func() time.Time
-	log        *slog.Logger
-	params     modelParams
-	evBucket   time.Duration
-	evBuckets  int
-	maxFuncs   int
+	collectors  []Collector
+	clock       func() time.Time
+	log         *slog.Logger
+	params      modelParams
+	overrunCost map[hal.Resource]float64 // as given; see price
+	headrooms   map[hal.Resource]float64 // as given; see headroom
+	evBucket    time.Duration
+	evBuckets   int
+	maxFuncs    int
 
 	collectMu sync.Mutex // serialises Sample, so each Collector sees one caller
 
@@ -114,17 +157,18 @@ func New(opts Options) (*Analyzer, error) {
 		clock:      opts.Clock,
 		log:        opts.Logger,
 		params: modelParams{
-			levelTau:    orDefault(opts.LevelTau, DefaultLevelTau),
-			trendTau:    orDefault(opts.TrendTau, DefaultTrendTau),
-			horizon:     orDefault(opts.Horizon, DefaultHorizon),
-			halfLife:    orDefault(opts.HalfLife, DefaultHalfLife),
-			minSamples:  orDefault(opts.MinSamples, DefaultMinSamples),
-			overrunCost: orDefault(opts.OverrunCost, DefaultOverrunCost),
+			levelTau:   orDefault(opts.LevelTau, DefaultLevelTau),
+			trendTau:   orDefault(opts.TrendTau, DefaultTrendTau),
+			horizon:    orDefault(opts.Horizon, DefaultHorizon),
+			halfLife:   orDefault(opts.HalfLife, DefaultHalfLife),
+			minSamples: orDefault(opts.MinSamples, DefaultMinSamples),
 		},
-		evBucket:  orDefault(opts.EvidenceBucket, DefaultEvidenceBucket),
-		evBuckets: orDefault(opts.EvidenceBuckets, DefaultEvidenceBuckets),
-		maxFuncs:  orDefault(opts.MaxFunctions, DefaultMaxFunctions),
-		funcs:     make(map[string]*functionModel),
+		overrunCost: maps.Clone(opts.OverrunCost),
+		headrooms:   maps.Clone(opts.Headroom),
+		evBucket:    orDefault(opts.EvidenceBucket, DefaultEvidenceBucket),
+		evBuckets:   orDefault(opts.EvidenceBuckets, DefaultEvidenceBuckets),
+		maxFuncs:    orDefault(opts.MaxFunctions, DefaultMaxFunctions),
+		funcs:       make(map[string]*functionModel),
 	}
 	for i, c := range a.collectors {
 		if c == nil {
@@ -142,8 +186,15 @@ func New(opts Options) (*Analyzer, error) {
 			return nil, fmt.Errorf("profile: Options.%s is negative (%v)", o.name, o.d)
 		}
 	}
-	if opts.OverrunCost < 0 || math.IsNaN(opts.OverrunCost) || math.IsInf(opts.OverrunCost, 0) {
-		return nil, fmt.Errorf("profile: Options.OverrunCost %v is not a finite non-negative number", opts.OverrunCost)
+	for _, r := range slices.Sorted(maps.Keys(opts.Headroom)) {
+		if h := opts.Headroom[r]; math.IsNaN(h) || math.IsInf(h, 0) {
+			return nil, fmt.Errorf("profile: Options.Headroom[%q] %v is not a finite number", r, h)
+		}
+	}
+	for _, r := range slices.Sorted(maps.Keys(opts.OverrunCost)) {
+		if c := opts.OverrunCost[r]; c < 0 || math.IsNaN(c) || math.IsInf(c, 0) {
+			return nil, fmt.Errorf("profile: Options.OverrunCost[%q] %v is not a finite non-negative number", r, c)
+		}
 	}
 	for _, o := range []struct {
 		name string
@@ -165,6 +216,26 @@ func New(opts Options) (*Analyzer, error) {
 		a.log = slog.New(slog.DiscardHandler)
 	}
 	return a, nil
+}
+
+// price returns the overrun cost of resource r.
+func (a *Analyzer) price(r hal.Resource) float64 {
+	if c := a.overrunCost[r]; c > 0 {
+		return c
+	}
+	return DefaultOverrunCost(r)
+}
+
+// headroom returns the least headroom of resource r.
+func (a *Analyzer) headroom(r hal.Resource) float64 {
+	h, ok := a.headrooms[r]
+	switch {
+	case !ok || h == 0:
+		return DefaultHeadroom(r)
+	case h < 0:
+		return 0
+	}
+	return h
 }
 
 func orDefault[T comparable](v, def T) T {
@@ -216,7 +287,7 @@ func (a *Analyzer) observeLocked(s *Sample) error {
 	for r, q := range s.Usage {
 		sr := fm.series[r]
 		if sr == nil {
-			sr = &series{}
+			sr = &series{price: a.price(r), headroom: a.headroom(r)}
 			fm.series[r] = sr
 		}
 		sr.observe(&a.params, s.Time, q)

@@ -24,25 +24,33 @@
 // skipped and counted; a malformed file is an error naming the file and
 // line.
 //
-// The model keeps bounded memory per function (fixed-size decaying
-// histograms, about 14 KiB for a function with three resources) and does
-// O(1) work per sample. [Analyzer.Forecast] answers, per function and
+// The model works in the manner of Google's Autopilot recommender (Rzadca et
+// al., EuroSys 2020): per function and resource, several forecasters run
+// side by side — the recent level, the level with a damped trend and the
+// daily pattern, and the peaks of recent windows (the last horizon, the
+// last day, the same window on recent days, the last week) — and each is
+// charged what it would have cost over the recent history: the
+// over-reservation plus a price per observation it failed to cover. The
+// cheapest answers. [Analyzer.Forecast] gives, per function and
 // resource, the demand during the next window as p50/p95/p99 with a
-// confidence: a point prediction (the recent level or, where its errors
-// are clearly smaller, the level projected by a damped trend and the daily
-// pattern) plus margins learnt from how far observations landed from the
-// prediction made at the start of their hour, in units of the function's
-// mean. P95 is the reservation to hold: the margin that would have
-// minimised over-reservation plus [Options.OverrunCost] per exceeded point
-// over the recent history. [FunctionForecast.Basis] says which prediction,
-// in words. Until enough errors are seen the forecast is the decaying
-// distribution of what the function used; a function with fewer than
-// [Options.MinSamples] observations gets a wide Student's t prediction
-// interval and a low confidence, never a guess.
+// confidence; P95 is the reservation to hold: the cheapest forecaster's
+// prediction plus the margin (learnt from how far observations landed
+// from its predictions, in units of the function's mean) that minimised
+// that cost. Prices are per resource ([Options.OverrunCost]): a memory
+// overrun is an OOM kill under a hard limit, a CPU overrun a delay, so
+// memory's default price is far higher, and memory keeps at least
+// [Options.Headroom] above the prediction. [FunctionForecast.Basis] says
+// which prediction, in words. Until enough errors are seen the forecast
+// is the decaying distribution of what the function used; a function
+// with fewer than [Options.MinSamples] observations gets a wide Student's
+// t prediction interval and a low confidence, never a guess.
 //
-// On the shipped Bitbrains and Alibaba traces (examples/forecast) P95
-// leaves 19–25% less slack than a VPA-style recommender (p90 + 15%) at no
-// more violations.
+// The model's memory is fixed per function (under 64 KiB for a function
+// with three resources, TestModelMemoryIsBoundedPerFunction) and each
+// observation is O(1) work. How the forecasts compare with the
+// Kubernetes VPA recommender and a moving-window rule on public traces,
+// and where the model falls short of its aim, is in the repository's
+// benchmarks/profile/SUMMARY.md, reproduced by examples/forecast.
 //
 // Criticality: the host's annotation ([Critical], [NonCritical]) wins;
 // functions marked [Auto] are classified from evidence (activity that
@@ -68,11 +76,11 @@
 //	})
 //
 // An [Analyzer] is safe for concurrent use; [Analyzer.Observe] may run
-// while [Analyzer.Forecast] does. [Analyzer.Metrics] is a Prometheus
+// while [Analyzer.Forecast] does. [Analyzer.Collector] is its Prometheus
 // collector for the caller to register. [Static] is the in-memory
 // [Profiler] for tests and examples.
 //
 // The sub-package profile/trace replays public traces (Bitbrains,
-// Alibaba) through the model and a VPA-style baseline; see
-// examples/forecast.
+// Alibaba) through the model, a re-implementation of the Kubernetes VPA
+// recommender and a moving-window rule; see examples/forecast.
 package profile

@@ -91,8 +91,8 @@ func FuzzModel(f *testing.F) {
 	f.Add([]byte{255, 255, 255, 255}, int64(-30))
 	f.Fuzz(func(t *testing.T, data []byte, step int64) {
 		p := &modelParams{levelTau: DefaultLevelTau, trendTau: DefaultTrendTau, horizon: DefaultHorizon,
-			halfLife: DefaultHalfLife, minSamples: 4, overrunCost: DefaultOverrunCost}
-		var s series
+			halfLife: DefaultHalfLife, minSamples: 4}
+		s := series{price: DefaultMemoryOverrunCost}
 		at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 		for i, b := range data {
 			// Values span many orders of magnitude, including zero.

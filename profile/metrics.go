@@ -2,12 +2,12 @@ package profile
 
 import "github.com/prometheus/client_golang/prometheus"
 
-// Metrics returns a Prometheus collector describing a: samples observed
+// Collector returns the one Prometheus collector of a: samples observed
 // and dropped, and functions tracked. The caller registers it (the library
-// never registers anything globally):
+// never registers anything itself):
 //
-//	reg.MustRegister(an.Metrics())
-func (a *Analyzer) Metrics() prometheus.Collector { return analyzerMetrics{a} }
+//	reg.MustRegister(an.Collector())
+func (a *Analyzer) Collector() prometheus.Collector { return analyzerMetrics{a} }
 
 var (
 	descObserved = prometheus.NewDesc("updraft_profile_samples_observed_total",

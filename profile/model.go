@@ -5,33 +5,44 @@ import (
 	"math"
 	"time"
 
+	"github.com/updraft-dev/updraft/profile/internal/histogram"
 	"gonum.org/v1/gonum/stat/distuv"
 )
 
 // series is the bounded model of one resource of one function.
 //
-// Its forecast for a window is a point prediction plus a margin learnt
-// from how far observations landed from the prediction made at the start
-// of their horizon (an hour by default), in units of the function's
-// long-run mean usage. Two point predictions run side by side: the
-// recent level (a smoothed last value), and the level projected by a
-// damped trend and the daily pattern (the mean of each hour of the day,
-// once two days are seen) to its peak in the window. Each keeps a
-// decaying histogram of its errors; the forecast uses the one whose
-// errors cost less.
+// It works in the manner of Google's Autopilot recommender (Rzadca et al.,
+// EuroSys 2020): several candidate forecasters run side by side, each is
+// charged what it would have cost over the recent history — the
+// over-reservation plus a price per observation it failed to cover — and
+// the cheapest one answers. Each candidate is a point prediction made at
+// the start of every horizon (an hour by default) plus a margin; the
+// margin is learnt from how far the observations of that horizon landed
+// from the prediction, in units of the function's long-run mean usage,
+// and is the one that minimised the cost over those errors. The price of
+// an overrun is set per resource (a memory overrun is an OOM kill, a CPU
+// overrun a delay), so the same errors give memory a wider margin.
 //
-// The margin (P95) is not a fixed quantile: it is the reservation that
-// would have minimised, over the recent history, the over-reservation
-// plus OverrunCost mean usages for each observation above it. Where the
-// errors are tightly bunched, covering nearly all of them costs little
-// and P95 does; where they have a long thin tail (rare bursts), P95
-// leaves the tail out rather than reserving for it all the time. Until
-// enough errors are seen, a decaying histogram of the values themselves
-// (the way VPA-style recommenders work) gives the forecast. Memory is
-// fixed; each observation is O(1).
+// The point predictions:
+//   - flat: the recent level (the observations smoothed over levelTau);
+//   - pattern: the level projected by a damped trend and the daily pattern
+//     (the mean of each hour of the day, once two days are seen) to its
+//     peak in the window;
+//   - lastPeak: the peak of the last horizon;
+//   - dayPeak: the highest horizon peak of the last day;
+//   - seasonalPeak: the peak of the last horizon or of the same window on
+//     each of the last seasonDays days, whichever is higher.
+//
+// The windowed peaks are what the memory forecast rests on, as Autopilot's
+// memory recommenders rest on peaks. Until enough errors are seen, a
+// decaying histogram of the values themselves (the way VPA-style
+// recommenders work) gives the forecast. Memory is fixed; each
+// observation is O(1) (amortised over a horizon).
 type series struct {
 	n           int
 	first, last time.Time
+	price       float64 // overrun cost of this series' resource
+	headroom    float64 // P95 is at least the point prediction times 1+headroom
 
 	// Welford running statistics over every observation, used while the
 	// history is too short for the histograms to be trusted.
@@ -44,29 +55,42 @@ type series struct {
 	hourMean [24]float64 // EWMA of observations in each UTC hour of the day
 	hourN    [24]int32
 
-	anchor anchor                   // predictions made at the start of the current horizon
-	errs   [predictors]errHistogram // errors of each prediction against its anchor
+	peaks peakRing // the peak of each horizon, the most recent ones
 
-	values      logHistogram // the observations; created at the first positive one
-	zerosBefore int          // zero observations before values existed
+	anchor anchor              // predictions made at the start of the current horizon
+	errs   [predictors]errDist // errors of each prediction against its anchor
+	values histogram.Decaying  // the observations; created at the first positive one
+	zeros  int                 // zero observations before values existed
 }
 
 // The point predictions.
 const (
-	flat       = 0 // the recent level
-	pattern    = 1 // level, damped trend and daily pattern, at their peak in the window
-	predictors = 2
+	flat         = iota // the recent level
+	pattern             // level, damped trend and daily pattern, at their peak in the window
+	lastPeak            // the peak of the last horizon
+	dayPeak             // the highest horizon peak of the last day
+	seasonalPeak        // the last horizon's peak or the same window's on recent days
+	weekPeak            // the highest horizon peak held (up to seasonDays days)
+	predictors
 )
 
+var predictorNames = [predictors]string{
+	flat:         "recent level",
+	pattern:      "level and trend",
+	lastPeak:     "peak of the last horizon",
+	dayPeak:      "highest horizon peak of the last day",
+	seasonalPeak: "peak of the last horizon or of the same window on recent days",
+	weekPeak:     "highest horizon peak of the last days",
+}
+
 // patternAdvantage is how much lower (as a factor) the pattern
-// prediction's error cost must be before it is preferred to the recent
-// level, so that a trend or daily pattern is used only where the history
-// clearly shows one.
+// prediction's error cost must be before it is preferred, so that a trend
+// or daily pattern is used only where the history clearly shows one.
 const patternAdvantage = 0.9
 
 // anchor is what the series predicted at the start of a horizon; the
 // observations until end are scored against it, the way a reservation
-// made at at is held until end.
+// made at the start is held until end.
 type anchor struct {
 	end   time.Time
 	scale float64
@@ -75,12 +99,11 @@ type anchor struct {
 
 // modelParams are the tunables of every series, fixed by the Analyzer.
 type modelParams struct {
-	levelTau    time.Duration // smoothing time constant of the level
-	trendTau    time.Duration // smoothing time constant of the trend
-	horizon     time.Duration // the window forecasts are tuned for
-	halfLife    time.Duration // decay of the histograms and of the long-run mean
-	minSamples  int           // below this, forecasts use the wide small-sample interval
-	overrunCost float64       // cost of one overrun, in mean usages over-reserved for one observation
+	levelTau   time.Duration // smoothing time constant of the level
+	trendTau   time.Duration // smoothing time constant of the trend
+	horizon    time.Duration // the window forecasts are tuned for
+	halfLife   time.Duration // decay of the histograms and of the long-run mean
+	minSamples int           // below this, forecasts use the wide small-sample interval
 }
 
 // Seasonality needs this much history and this many visits of an hour.
@@ -94,6 +117,7 @@ func (s *series) observe(p *modelParams, t time.Time, x float64) {
 	if s.n == 0 {
 		s.first, s.last = t, t
 		s.level, s.recent, s.longMean, s.max = x, x, x, x
+		s.peaks.init(p.horizon)
 	}
 	s.n++
 	d := x - s.mean
@@ -112,6 +136,7 @@ func (s *series) observe(p *modelParams, t time.Time, x float64) {
 		}
 	}
 	s.addValue(p, t, x)
+	s.peaks.add(s.first, t, x)
 
 	dt := t.Sub(s.last).Seconds()
 	if dt < 0 {
@@ -149,30 +174,42 @@ func (s *series) observe(p *modelParams, t time.Time, x float64) {
 // with the predictions the model makes now.
 func (s *series) reanchor(p *modelParams, t time.Time) {
 	k := t.Sub(s.first) / p.horizon
-	s.anchor.end = s.first.Add((k + 1) * p.horizon)
+	start := s.first.Add(k * p.horizon)
+	s.anchor.end = start.Add(p.horizon)
 	s.anchor.scale = s.scale()
-	s.anchor.point[flat] = s.recent
-	s.anchor.point[pattern] = s.peak(p, t, p.horizon)
+	s.anchor.point = s.points(p, start, p.horizon)
 }
 
-// scale is the unit of errors: the long-run mean, or the smallest
-// positive number while that is zero.
+// points returns every point prediction for [at, at+window).
+func (s *series) points(p *modelParams, at time.Time, window time.Duration) [predictors]float64 {
+	var out [predictors]float64
+	out[flat] = s.recent
+	out[pattern] = s.peak(p, at, window)
+	out[lastPeak] = s.peaks.last(s.first, at)
+	out[dayPeak] = s.peaks.maxBack(s.first, at, 24*time.Hour)
+	out[seasonalPeak] = math.Max(out[lastPeak], s.peaks.seasonal(s.first, at, window))
+	out[weekPeak] = s.peaks.maxBack(s.first, at, seasonDays*24*time.Hour)
+	return out
+}
+
+// scale is the long-run mean, or the smallest positive number while that
+// is zero.
 func (s *series) scale() float64 {
 	return math.Max(s.longMean, math.SmallestNonzeroFloat64)
 }
 
 func (s *series) addValue(p *modelParams, t time.Time, x float64) {
-	if s.values.weights == nil {
+	if s.values.Buckets() == nil {
 		if x <= 0 {
-			s.zerosBefore++
+			s.zeros++
 			return
 		}
-		s.values = newLogHistogram(x/valueRange, valueGrowth, valueBucketsLen)
-		for range s.zerosBefore {
-			s.values.add(p.halfLife, t, 0)
+		s.values = newValueHistogram(x, p.halfLife)
+		for range s.zeros {
+			s.values.Add(0, 1, t)
 		}
 	}
-	s.values.add(p.halfLife, t, x)
+	s.values.Add(x, 1, t)
 }
 
 // seasonalShift is how much higher the usual demand at to's hour of the
@@ -222,22 +259,21 @@ func (s *series) peak(p *modelParams, at time.Time, window time.Duration) float6
 const minErrors = 2
 
 // conditional returns the forecast of prediction k: its point prediction
-// for [at, at+window] plus the margins learnt from its errors.
-func (s *series) conditional(p *modelParams, k int, at time.Time, window time.Duration) (q50, q95, q99 float64) {
-	point := s.recent
-	if k == pattern {
-		point = s.peak(p, at, window)
-	}
+// for [at, at+window) plus the margins learnt from its errors.
+func (s *series) conditional(point float64, k int) (q50, q95, q99 float64) {
 	unit := s.scale()
 	e := &s.errs[k]
-	margin, _ := e.reservation(p.overrunCost)
+	margin, _ := e.reservation(s.price)
 	q95 = math.Max(point+margin*unit, 0)
+	if s.headroom > 0 {
+		q95 = math.Max(q95, point*(1+s.headroom))
+	}
 	q50 = math.Min(math.Max(point+e.quantile(0.5)*unit, 0), q95)
 	q99 = math.Max(point+e.quantile(0.99)*unit, q95)
 	return q50, q95, q99
 }
 
-// forecast returns the p50, p95 and p99 demand over [at, at+window] and,
+// forecast returns the p50, p95 and p99 demand over [at, at+window) and,
 // in words, what they rest on. Quantities are finite: demand beyond the
 // largest float64 (only seen in fuzzing) is reported as that.
 func (s *series) forecast(p *modelParams, at time.Time, window time.Duration) (q50, q95, q99 float64, basis string) {
@@ -256,30 +292,45 @@ func (s *series) forecastRaw(p *modelParams, at time.Time, window time.Duration)
 	switch {
 	case s.n == 0:
 		return 0, 0, 0, "no observations"
-	case s.n < p.minSamples || s.values.total == 0 && s.zerosBefore == 0:
+	case s.n < p.minSamples || s.values.Buckets() == nil && s.zeros == 0:
 		q50, q95, q99 = s.smallSample()
 		return q50, q95, q99, fmt.Sprintf("only %d observations (fewer than %d): wide small-sample interval", s.n, p.minSamples)
-	case s.values.total == 0:
+	case s.values.Buckets() == nil:
 		return 0, 0, 0, fmt.Sprintf("%d observations, all zero", s.n)
 	}
 	if s.errs[flat].count >= minErrors*p.minSamples {
-		_, costFlat := s.errs[flat].reservation(p.overrunCost)
-		_, costPattern := s.errs[pattern].reservation(p.overrunCost)
-		if costPattern < patternAdvantage*costFlat {
-			q50, q95, q99 = s.conditional(p, pattern, at, window)
-			what := "level and trend"
-			if s.seasonal() {
-				what = "level, trend and daily pattern"
-			}
-			return q50, q95, q99, fmt.Sprintf("%s from %d observations, plus the margin that minimised over-reservation and overruns (error cost %.3g against %.3g for the recent level)",
-				what, s.n, costPattern, costFlat)
+		best, costs := s.cheapest()
+		points := s.points(p, at, window)
+		q50, q95, q99 = s.conditional(points[best], best)
+		what := predictorNames[best]
+		if best == pattern && s.seasonal() {
+			what = "level, trend and daily pattern"
 		}
-		q50, q95, q99 = s.conditional(p, flat, at, window)
-		return q50, q95, q99, fmt.Sprintf("recent level from %d observations, plus the margin that minimised over-reservation and overruns (error cost %.3g)",
-			s.n, costFlat)
+		return q50, q95, q99, fmt.Sprintf("%s from %d observations, plus the margin that minimised over-reservation plus %.3g mean usages per overrun (error cost %.3g; the recent level's %.3g)",
+			what, s.n, s.price, costs[best], costs[flat])
 	}
-	return s.values.quantile(0.5), s.values.quantile(0.95), s.values.quantile(0.99),
+	return s.values.Percentile(0.5), s.values.Percentile(0.95), s.values.Percentile(0.99),
 		fmt.Sprintf("distribution of %d observations, decaying with a %v half-life", s.n, p.halfLife)
+}
+
+// cheapest returns the prediction whose errors cost least at the series'
+// price, and every prediction's cost.
+func (s *series) cheapest() (int, [predictors]float64) {
+	var costs [predictors]float64
+	for k := range s.errs {
+		_, costs[k] = s.errs[k].reservation(s.price)
+	}
+	best := flat
+	for k := range costs {
+		c := costs[k]
+		if k == pattern {
+			c /= patternAdvantage
+		}
+		if c < costs[best] {
+			best = k
+		}
+	}
+	return best, costs
 }
 
 // smallSample is the wide prediction interval used while the history is

@@ -86,11 +86,12 @@ func (f Forecast) Lookup(function string) (FunctionForecast, bool) {
 // function. P50 ≤ P95 ≤ P99 resource by resource. P50 and P99 are the
 // demand that half and 99% of the window's points are expected to stay at
 // or below. P95 is the reservation to hold for the window: once the
-// history is long enough, the margin that would have minimised
-// over-reservation plus [Options.OverrunCost] per exceeded point, so it
-// covers nearly every point where that is cheap (steady use) and leaves
-// out rare tall bursts; on the shipped traces it is exceeded at about 3%
-// of points.
+// history is long enough, the cheapest forecaster's prediction plus the
+// margin that would have minimised over-reservation plus
+// [Options.OverrunCost] per exceeded point, so it covers nearly every
+// point where that is cheap (steady use) and leaves out rare tall bursts
+// where the price allows. How often it is exceeded on public traces is in
+// benchmarks/profile/SUMMARY.md.
 type FunctionForecast struct {
 	Function      string
 	P50, P95, P99 hal.Vector

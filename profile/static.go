@@ -17,8 +17,8 @@ import (
 type Static struct {
 	// Demand is the P50 = P95 = P99 demand of each named function.
 	Demand map[string]hal.Vector
-	// At is the forecast time; zero means time.Now().
-	At time.Time
+	// Clock returns the forecast time; nil means time.Now.
+	Clock func() time.Time
 }
 
 var _ Profiler = Static{}
@@ -35,9 +35,9 @@ func (s Static) Forecast(ctx context.Context, window time.Duration, functions []
 	if err != nil {
 		return Forecast{}, fmt.Errorf("profile: forecast: %w", err)
 	}
-	at := s.At
-	if at.IsZero() {
-		at = time.Now()
+	at := time.Now()
+	if s.Clock != nil {
+		at = s.Clock()
 	}
 	out := Forecast{Window: window, At: at}
 	for _, f := range functions {

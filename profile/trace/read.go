@@ -19,6 +19,18 @@ import (
 	"github.com/updraft-dev/updraft/hal"
 )
 
+// The machine size [ReadAlibaba] assumes; machine_usage gives only
+// percentages. 96 cores is the CPU count cluster-trace-v2018 documents
+// for its machines; its memory size is normalised (to 100), so one
+// normalised unit is taken as 1 GiB, an assumption. The absolute size
+// matters only to a recommender with absolute floors or bucket sizes (the
+// VPA's 10 mcores and 10 MB first buckets and 25 mcores and 250 MiB
+// minimums, all far below what these machines use).
+const (
+	AlibabaCores  = 96
+	AlibabaMemory = 100 << 30
+)
+
 // Step is the fixed interval every series is resampled to.
 const Step = 5 * time.Minute
 
@@ -207,9 +219,11 @@ var bitbrainsColumns = [11]string{
 
 // ReadAlibaba reads Alibaba cluster-trace-v2018 machine_usage rows (plain
 // text, no header) and returns one series per machine, named
-// "name/machine", sorted by name. CPU and memory are the utilisation
-// percentages of the machine divided by 100 (a share of the machine), I/O
-// is disk_io_percent / 100.
+// "name/machine", sorted by name. The trace gives CPU and memory as
+// percentages of the machine; they are converted to cores and bytes of a
+// machine of [AlibabaCores] cores and [AlibabaMemory] bytes, so that
+// recommenders with absolute floors and bucket sizes (the VPA's) see the
+// units they are built for. I/O is disk_io_percent / 100, a share.
 func ReadAlibaba(r io.Reader, name string) ([]Series, Stats, error) {
 	var st Stats
 	sc := bufio.NewScanner(r)
@@ -291,7 +305,7 @@ func parseAlibabaRow(text string) (machine string, rw row, off, partial bool, er
 	if cpu == 0 && mem == 0 {
 		return machine, row{}, true, false, nil
 	}
-	usage := hal.Vector{hal.CPU: cpu, hal.Memory: mem}
+	usage := hal.Vector{hal.CPU: cpu * AlibabaCores, hal.Memory: mem * AlibabaMemory}
 	if strings.TrimSpace(fields[8]) != "" {
 		if io, err := pct(8, "disk_io_percent"); err == nil {
 			usage[hal.IO] = io
