@@ -97,8 +97,8 @@ func (t *table) Import(ctx context.Context, r io.Reader) error { return t.Restor
 type fixture struct {
 	dev      *sim.Device
 	device   hal.Device // what the Orchestrator gets; nil means dev
-	routes   *table // forward's state (critical)
-	counters *table // stats' state (migrates with it)
+	routes   *table     // forward's state (critical)
+	counters *table     // stats' state (migrates with it)
 	opts     updraft.Options
 	fns      []updraft.Function
 	events   []updraft.Event
