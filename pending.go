@@ -11,10 +11,7 @@ import (
 	"github.com/updraft-dev/updraft/migrate"
 )
 
-var (
-	errLocked        = errors.New("pending: snapshot.ErrLocked")
-	errLeaseNotFound = errors.New("pending: migrate.ErrNotFound")
-)
+var errLeaseNotFound = errors.New("pending: migrate.ErrNotFound")
 
 // Mover adapts a *migrate.Mover to [Migrator].
 func Mover(m *migrate.Mover) Migrator { return mover{m} }

@@ -183,7 +183,7 @@ func (o *Orchestrator) acquire(ctx context.Context) (release func(), err error) 
 		})
 		if err != nil {
 			o.running.Store(false)
-			if errors.Is(err, errLocked) {
+			if errors.Is(err, snapshot.ErrLocked) {
 				return nil, fmt.Errorf("%w: %w", ErrUpdateInProgress, err)
 			}
 			return nil, fmt.Errorf("updraft: update lock: %w", err)

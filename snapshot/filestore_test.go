@@ -29,6 +29,9 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
+	if os.Getenv(childEnv) == "lock-holder" {
+		os.Exit(lockHolder(os.Getenv("UPDRAFT_SNAPSHOT_TEST_DIR")))
+	}
 	os.Exit(m.Run())
 }
 

@@ -15,6 +15,8 @@ type MemStore struct {
 	mu        sync.Mutex
 	committed map[string][]byte // guarded by mu
 	pending   map[string]bool   // ids being written; guarded by mu
+	records   map[string][]byte // guarded by mu
+	locks     map[string]string // lock name → holder; guarded by mu
 	// FailWrites, when set before Create, makes every Sink.Write fail with
 	// it, so tests can play a full or unreachable store.
 	FailWrites error
