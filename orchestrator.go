@@ -257,7 +257,7 @@ func (o *Orchestrator) buildCollaborators() error {
 			if err != nil {
 				return fmt.Errorf("updraft: snapshot engine: %w", err)
 			}
-			o.snap = engineSnapshotter{eng}
+			o.snap = eng
 		}
 	}
 	return nil
@@ -414,19 +414,6 @@ func (o *Orchestrator) at(point string) {
 	if o.hook != nil {
 		o.hook(point)
 	}
-}
-
-// engineSnapshotter adapts a *snapshot.Engine to Snapshotter.
-//
-// TODO(lead): drop once Engine.Restore takes source names.
-type engineSnapshotter struct{ e *snapshot.Engine }
-
-func (s engineSnapshotter) Snapshot(ctx context.Context) (snapshot.Manifest, error) {
-	return s.e.Snapshot(ctx)
-}
-
-func (s engineSnapshotter) Restore(ctx context.Context, m snapshot.Manifest, sources ...string) error {
-	return s.e.Restore(ctx, m)
 }
 
 // capacity asks the device what it can give.

@@ -76,8 +76,9 @@ type Snapshotter interface {
 	// Restore verifies the whole snapshot m.ID names, then hands each
 	// source its state. Nothing reaches a source's visible state if
 	// verification fails ([Stager]s decode while it runs, but commit only
-	// after it succeeded).
-	Restore(ctx context.Context, m Manifest) error
+	// after it succeeded). Named sources restrict the restore to them;
+	// none means every source.
+	Restore(ctx context.Context, m Manifest, sources ...string) error
 }
 
 // Manifest describes one snapshot. It is written (authenticated, when a key
