@@ -288,6 +288,7 @@ func (r *run) validate(ctx context.Context) (string, error) {
 	if err := r.journal.write(ctx, func(e *journalEntry) { e.Phase, e.Validated, e.Heading = PhaseValidate, true, HeadingCommit }); err != nil {
 		return detail, err
 	}
+	r.o.at("validate:journaled")
 	return detail, nil
 }
 
