@@ -133,7 +133,7 @@ func TestResumeFinishesWhatACrashLeft(t *testing.T) {
 		points := hookPoints(t, fail)
 		require.GreaterOrEqual(t, len(points), 20, "%s: too few crash points: %v", scenario, points)
 		validatedAt := slices.Index(points, "validate:journaled") // a pass not yet journaled is rolled back
-		applyAt := slices.Index(points, "update:apply") // Apply is journaled as started from here on
+		applyAt := slices.Index(points, "update:apply")           // Apply is journaled as started from here on
 		for i, point := range points {
 			t.Run(scenario+"/"+point, func(t *testing.T) {
 				h := newResumeHost()
