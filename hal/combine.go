@@ -152,7 +152,6 @@ func (c *journaledCombined) UndoRecord(ctx context.Context, record []byte) error
 	return errs.ErrorOrNil()
 }
 
-
 func (c *combined) Usage(ctx context.Context, function string) (Vector, error) {
 	total := Vector{}
 	measured := false
