@@ -12,6 +12,7 @@ import (
 
 	"github.com/updraft-dev/updraft/degrade"
 	"github.com/updraft-dev/updraft/hal"
+	"github.com/updraft-dev/updraft/migrate"
 	"github.com/updraft-dev/updraft/partition"
 	"github.com/updraft-dev/updraft/profile"
 	"github.com/updraft-dev/updraft/snapshot"
@@ -399,7 +400,7 @@ func (o *Orchestrator) reattachLease(ctx context.Context, e *leaseEntry) error {
 		l, err = o.opts.Migrator.Reattach(ctx, e.ID, o.migrationSpecs(e.Functions, partition.Plan{}))
 		return err
 	})
-	if errors.Is(err, errLeaseNotFound) {
+	if errors.Is(err, migrate.ErrNotFound) {
 		return nil // nothing of it remains: the functions are home
 	}
 	if err != nil {

@@ -23,7 +23,7 @@ type CloudEventsOptions struct {
 	Capacity       hal.Vector // empty = unbounded
 	CostPerMillion float64
 
-	// Key signs requests (see [Sign]). When empty, the Mover's
+	// Key signs requests (see [SignEvent]). When empty, the Mover's
 	// Options.Key is used. New fails if neither is set, unless the target
 	// authenticates with mutual TLS instead: an https endpoint and a Client
 	// whose *http.Transport presents a client certificate.

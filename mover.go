@@ -1,25 +1,20 @@
 package updraft
 
-// TODO(lead): this file bridges to leaf APIs that land with the helpers'
-// branches (snapshot.ErrLocked, migrate.ErrNotFound, Mover.Migrate with an
-// id, Mover.Reattach). Delete it when they are merged.
-
 import (
 	"context"
-	"errors"
 
 	"github.com/updraft-dev/updraft/migrate"
 )
 
-var errLeaseNotFound = errors.New("pending: migrate.ErrNotFound")
-
-// Mover adapts a *migrate.Mover to [Migrator].
+// Mover adapts a *migrate.Mover to [Migrator]: leases are named by the
+// Orchestrator (which journals the name first) and found again by name
+// in a new process.
 func Mover(m *migrate.Mover) Migrator { return mover{m} }
 
 type mover struct{ m *migrate.Mover }
 
 func (a mover) Migrate(ctx context.Context, id string, specs []migrate.Spec) (Lease, error) {
-	l, err := a.m.Migrate(ctx, specs)
+	l, err := a.m.Migrate(ctx, id, specs)
 	if err != nil {
 		return nil, err
 	}
@@ -27,5 +22,9 @@ func (a mover) Migrate(ctx context.Context, id string, specs []migrate.Spec) (Le
 }
 
 func (a mover) Reattach(ctx context.Context, id string, specs []migrate.Spec) (Lease, error) {
-	return nil, errLeaseNotFound
+	l, err := a.m.Reattach(ctx, id, specs)
+	if err != nil {
+		return nil, err
+	}
+	return l, nil
 }
