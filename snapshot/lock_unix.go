@@ -26,8 +26,9 @@ func lockFile(path, name, holder string) (func(context.Context) error, error) {
 		}
 		return nil, fmt.Errorf("snapshot: filestore lock %q: flock %s: %w", name, path, err)
 	}
-	if err := f.Truncate(0); err == nil {
-		_, err = f.WriteAt([]byte(holder), 0)
+	// The holder's name is for the error others get: best effort.
+	if f.Truncate(0) == nil {
+		_, _ = f.WriteAt([]byte(holder), 0)
 	}
 	var once sync.Once
 	var uerr error
