@@ -124,7 +124,10 @@ type Orchestrator struct {
 
 	running atomic.Bool
 
-	mu      sync.RWMutex // guards lease, leaseID and moved
+	mu sync.RWMutex // guards lease, leaseID and moved
+	// moving is held while functions migrate; Invoke of a function that
+	// may move holds it for reading while it runs at home.
+	moving  sync.RWMutex
 	lease   Lease
 	leaseID string
 	moved   map[string]bool
@@ -327,11 +330,19 @@ func (o *Orchestrator) Invoke(ctx context.Context, function string, payload []by
 		return nil, err
 	}
 	defer release()
-	o.mu.RLock()
-	lease, moved := o.lease, o.moved[function]
-	o.mu.RUnlock()
-	if moved {
-		return lease.Invoke(ctx, function, payload)
+	if f.Remote != nil {
+		// A function that may move runs at home only while no migration
+		// is exporting its state (see moving): an effect at home after
+		// the export would be lost when the state comes back.
+		o.moving.RLock()
+		o.mu.RLock()
+		lease, moved := o.lease, o.moved[function]
+		o.mu.RUnlock()
+		if moved {
+			o.moving.RUnlock()
+			return lease.Invoke(ctx, function, payload)
+		}
+		defer o.moving.RUnlock()
 	}
 	if f.Func == nil {
 		return nil, fmt.Errorf("updraft: invoke: function %q has no Func", function)

@@ -588,10 +588,18 @@ func (r *run) migrate(ctx context.Context) (string, error) {
 	}
 	r.o.at("migrate:journaled")
 	var lease Lease
+	// Invocations of movable functions wait while they move: those at
+	// home finish before the state is exported, later ones go through the
+	// lease.
+	r.o.moving.Lock()
 	err := guard("Migrator.Migrate", func() (err error) {
 		lease, err = r.o.opts.Migrator.Migrate(ctx, id, specs)
 		return err
 	})
+	if err == nil {
+		r.o.setLease(lease, id)
+	}
+	r.o.moving.Unlock()
 	if err != nil {
 		// A migrator undoes a migration that failed; one that panicked
 		// may not have, so what remains of the lease is found and returned.
@@ -603,7 +611,6 @@ func (r *run) migrate(ctx context.Context) (string, error) {
 		}
 		return "", fmt.Errorf("updraft: migrate: %w", err)
 	}
-	r.o.setLease(lease, id)
 	r.undo = append(r.undo, compensation{PhaseReturn, func(ctx context.Context) error {
 		return r.o.reattachAndReturn(ctx, id, names)
 	}})
