@@ -140,6 +140,9 @@ type Orchestrator struct {
 	// hook, when set (by tests in this package), is called at named points
 	// of an update; a crash test kills the process there.
 	hook func(point string)
+	// instance tells this Orchestrator's journals from another's (a new
+	// process's, after a crash).
+	instance string
 }
 
 // New checks the annotations and the options and returns an Orchestrator
@@ -160,7 +163,8 @@ func New(functions []Function, device hal.Device, opts Options) (*Orchestrator, 
 	if err := checkOptions(&opts, fns); err != nil {
 		return nil, err
 	}
-	o := &Orchestrator{functions: fns, byName: map[string]*Function{}, device: device, opts: opts, logger: opts.Logger, metrics: newMetrics()}
+	o := &Orchestrator{functions: fns, byName: map[string]*Function{}, device: device, opts: opts, logger: opts.Logger, metrics: newMetrics(),
+		instance: randomHex(8)}
 	for i := range fns {
 		o.byName[fns[i].Name] = &fns[i]
 	}

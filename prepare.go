@@ -112,7 +112,7 @@ func (o *Orchestrator) PrepareForUpdate(ctx context.Context, update Update) (*Re
 	now := o.opts.Clock()
 	r.report.Update = newUpdateID(now)
 	r.journal = &journal{store: o.journal, entry: journalEntry{
-		Version: journalVersion, Update: r.report.Update, Holder: o.opts.Holder,
+		Version: journalVersion, Update: r.report.Update, Holder: o.opts.Holder, Process: o.instance,
 		Started: now, Until: now.Add(o.opts.Window), Phase: PhaseProfile, Heading: HeadingForward,
 	}}
 	if err := r.journal.write(ctx, func(*journalEntry) {}); err != nil {
@@ -677,6 +677,7 @@ func (r *run) snapshot(ctx context.Context) (string, error) {
 	if err := r.journal.write(ctx, func(e *journalEntry) { e.Phase, e.Snapshot = PhaseSnapshot, m.ID }); err != nil {
 		return "", err
 	}
+	r.o.at("snapshot:journaled")
 	return fmt.Sprintf("snapshot %s of %d source(s), pause %v", m.ID, len(m.Sources), m.Pause), nil
 }
 

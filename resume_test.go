@@ -58,21 +58,27 @@ func (m *memRecords) DeleteRecord(_ context.Context, name string) error {
 // the process died there, leaving the journal and the store) and then run
 // Resume in a new Orchestrator over the same journal, store and device.
 type resumeHost struct {
-	journal *memRecords
-	store   *snapshot.MemStore
-	dev     *sim.Device
-	state   *sessionTable
-	applied bool
-	rolled  int
-	fail    bool // the update fails validation
+	// instance is shared by every Orchestrator of the host: these tests
+	// "crash" a goroutine, and the critical state lives on, as in a
+	// process that survives (a fresh process restores it: see
+	// TestCrashMatrix).
+	instance string
+	journal  *memRecords
+	store    *snapshot.MemStore
+	dev      *sim.Device
+	state    *sessionTable
+	applied  bool
+	rolled   int
+	fail     bool // the update fails validation
 }
 
 func newResumeHost() *resumeHost {
-	return &resumeHost{journal: newMemRecords(), store: snapshot.NewMemStore(), dev: sim.New(hal.Vector{hal.CPU: 4}),
+	return &resumeHost{instance: randomHex(8), journal: newMemRecords(), store: snapshot.NewMemStore(), dev: sim.New(hal.Vector{hal.CPU: 4}),
 		state: &sessionTable{rows: map[string]int64{"a": 1, "b": 2}}}
 }
 
-// orchestrator builds a fresh Orchestrator: what a new process would.
+// orchestrator builds a fresh Orchestrator over the host's journal, store,
+// device and state.
 func (h *resumeHost) orchestrator(t *testing.T) *Orchestrator {
 	t.Helper()
 	o, err := New([]Function{
@@ -87,6 +93,7 @@ func (h *resumeHost) orchestrator(t *testing.T) *Orchestrator {
 		return nil
 	})}})
 	require.NoError(t, err)
+	o.instance = h.instance
 	return o
 }
 
