@@ -27,7 +27,9 @@ import (
 
 	"github.com/updraft-dev/updraft/degrade"
 	"github.com/updraft-dev/updraft/hal"
+	"github.com/updraft-dev/updraft/hal/linux"
 	"github.com/updraft-dev/updraft/hal/sim"
+	"github.com/updraft-dev/updraft/internal/testchild"
 	"github.com/updraft-dev/updraft/migrate"
 	"github.com/updraft-dev/updraft/profile"
 	"github.com/updraft-dev/updraft/snapshot"
@@ -52,6 +54,15 @@ type crashConfig struct {
 	Region      string `json:"region"` // the region's endpoint
 	Invocations int    `json:"invocations"`
 	Quota       int    `json:"quota"` // invocations acknowledged before each point is passed
+	// Linux, when set, puts the critical function on real cgroups with
+	// hal/linux (as root): the process Bound is moved into a cgroup
+	// created under Parent.
+	Linux *crashLinux `json:"linux,omitempty"`
+}
+
+type crashLinux struct {
+	Parent string `json:"parent"`
+	Bound  int    `json:"bound"`
 }
 
 // crashStatus is what a child reports after Resume.
@@ -140,7 +151,8 @@ type crashHost struct {
 	o        *Orchestrator
 	sessions *sessionTable
 	counter  *counterState
-	dev      *sim.Device
+	dev      hal.Device
+	simDev   *sim.Device // nil on real cgroups
 	store    *snapshot.FileStore
 	acks     *os.File
 	rolled   string // file the host's Rollback appends to
@@ -211,8 +223,15 @@ func openCrashHost(cfg crashConfig) (*crashHost, error) {
 	if h.store, err = snapshot.NewFileStore(filepath.Join(cfg.Dir, "store"), snapshot.FileStoreOptions{}); err != nil {
 		return nil, err
 	}
-	if h.dev, err = sim.Open(sim.Config{Capacity: hal.Vector{hal.CPU: 4}, StatePath: filepath.Join(cfg.Dir, "device.json")}); err != nil {
-		return nil, err
+	if l := cfg.Linux; l != nil {
+		if h.dev, err = linux.New(linux.Config{Parent: l.Parent, Bindings: []linux.Binding{{Function: "sessions", PIDs: []int{l.Bound}}}}); err != nil {
+			return nil, err
+		}
+	} else {
+		if h.simDev, err = sim.Open(sim.Config{Capacity: hal.Vector{hal.CPU: 4}, StatePath: filepath.Join(cfg.Dir, "device.json")}); err != nil {
+			return nil, err
+		}
+		h.dev = h.simDev
 	}
 	if err := os.MkdirAll(filepath.Join(cfg.Dir, "leases"), 0o755); err != nil {
 		return nil, err
@@ -382,7 +401,9 @@ func runCrashChild(raw string) int {
 			status.Degraded = append(status.Degraded, s.Function)
 		}
 	}
-	status.Device = h.dev.Allocations()
+	if h.simDev != nil {
+		status.Device = h.simDev.Allocations()
+	}
 	if _, err := h.store.GetRecord(ctx, JournalRecord); err == nil {
 		status.Journal = true
 	}
@@ -453,13 +474,57 @@ func TestCrashMatrix(t *testing.T) {
 	if testing.Short() {
 		t.Skip("the crash matrix runs about 100 processes")
 	}
+	crashMatrix(t, nil)
+}
+
+// TestCrashMatrixOnRealCgroups is the matrix with the critical function's
+// process bound by hal/linux on the machine's cgroups: after Resume the
+// process is back in its own cgroups and the cgroups the update created
+// are gone. It needs root (CI runs it as root).
+func TestCrashMatrixOnRealCgroups(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("real cgroups need root (CI runs this as root)")
+	}
+	if testing.Short() {
+		t.Skip("the crash matrix runs about 100 processes")
+	}
+	bound := testchild.Start(t, testchild.Hold(1<<20))
+	crashMatrix(t, func(t *testing.T) (*crashLinux, func(t *testing.T)) {
+		l := &crashLinux{Parent: "updraft-crash-" + randomHex(4), Bound: bound.PID()}
+		home := procCgroups(t, l.Bound)
+		return l, func(t *testing.T) {
+			assert.Equal(t, home, procCgroups(t, l.Bound), "the bound process is back in its own cgroups")
+			for _, c := range []string{"cpu", "memory", "cpuset"} {
+				_, err := os.Stat(filepath.Join("/sys/fs/cgroup", c, l.Parent))
+				assert.True(t, errors.Is(err, os.ErrNotExist), "cgroup %s/%s is gone (%v)", c, l.Parent, err)
+			}
+			_, err := os.Stat(filepath.Join("/sys/fs/cgroup", l.Parent)) // cgroup v2
+			assert.True(t, errors.Is(err, os.ErrNotExist))
+		}
+	})
+}
+
+// procCgroups is /proc/pid/cgroup.
+func procCgroups(t *testing.T, pid int) string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+	require.NoError(t, err)
+	return string(b)
+}
+
+// crashMatrix runs the matrix; onLinux, when set, gives each cell its
+// real-cgroup configuration and a check of what it left.
+func crashMatrix(t *testing.T, onLinux func(t *testing.T) (*crashLinux, func(t *testing.T))) {
 	const invocations = 1000
 	for _, fail := range []bool{false, true} {
 		scenario := map[bool]string{false: "commit", true: "fail"}[fail]
 		// A run to the end lists the points, in order.
 		dir := t.TempDir()
 		region := crashRegion(t)
-		ref, killed := crashChildRun(t, crashConfig{Dir: dir, Mode: "update", Fail: fail, Region: region, Invocations: invocations, Quota: 1})
+		var refLinux *crashLinux
+		if onLinux != nil {
+			refLinux, _ = onLinux(t)
+		}
+		ref, killed := crashChildRun(t, crashConfig{Dir: dir, Mode: "update", Fail: fail, Region: region, Invocations: invocations, Quota: 1, Linux: refLinux})
 		require.False(t, killed)
 		require.Equal(t, fail, ref.Err != "", "scenario %s: %s %s", scenario, ref.Err, ref.Report)
 		points := ref.Points
@@ -473,6 +538,10 @@ func TestCrashMatrix(t *testing.T) {
 				dir := t.TempDir()
 				region := crashRegion(t)
 				cfg := crashConfig{Dir: dir, Mode: "update", KillAt: point, Fail: fail, Region: region, Invocations: invocations, Quota: quota}
+				var checkLinux func(t *testing.T)
+				if onLinux != nil {
+					cfg.Linux, checkLinux = onLinux(t)
+				}
 				_, killed := crashChildRun(t, cfg)
 				require.True(t, killed, "the child never reached %q", point)
 				acked := readAcks(t, dir)
@@ -503,6 +572,9 @@ func TestCrashMatrix(t *testing.T) {
 				}
 				if diff := cmp.Diff(want, st.Sessions); diff != "" {
 					t.Errorf("critical state (-want +got):\n%s", diff)
+				}
+				if checkLinux != nil {
+					checkLinux(t)
 				}
 				// Resume again: nothing is left to do.
 				again, _ := crashChildRun(t, cfg)

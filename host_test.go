@@ -19,6 +19,7 @@ import (
 
 	"github.com/updraft-dev/updraft/hal"
 	"github.com/updraft-dev/updraft/hal/sim"
+	"github.com/updraft-dev/updraft/internal/testchild"
 	"github.com/updraft-dev/updraft/snapshot"
 	"github.com/updraft-dev/updraft/validate"
 )
@@ -41,7 +42,7 @@ func TestMain(m *testing.M) {
 	if cfg := os.Getenv(crashChildEnv); cfg != "" {
 		os.Exit(runCrashChild(cfg))
 	}
-	os.Exit(m.Run())
+	testchild.Main(m) // runs the tests, or a testchild mode (a bound process)
 }
 
 type hostConfig struct {

@@ -2,7 +2,6 @@ package etcdstore
 
 import (
 	"context"
-	"strings"
 	"testing"
 	"time"
 
@@ -66,14 +65,19 @@ func TestRecordsAndLocks(t *testing.T) {
 		require.NoError(t, dying.Close()) // the holder's process dies: no more keep-alives
 		_, err = a.Lock(ctx, "update", "machine-a")
 		require.ErrorIs(t, err, snapshot.ErrLocked)
+		// The lease (TTL 5s) expires on the server: poll for it, one
+		// attempt at a time (an attempt that wins holds the lock).
 		var unlock func(context.Context) error
-		require.Eventually(t, func() bool {
+		for deadline := time.Now().Add(30 * time.Second); ; {
 			unlock, err = a.Lock(ctx, "update", "machine-a")
-			if err != nil && !strings.Contains(err.Error(), "machine-d") {
-				t.Fatalf("unexpected error: %v", err)
+			if err == nil {
+				break
 			}
-			return err == nil
-		}, 30*time.Second, 100*time.Millisecond, "the lease (TTL 5s) expires")
+			require.ErrorIs(t, err, snapshot.ErrLocked)
+			require.Contains(t, err.Error(), "machine-d", "only the dead holder has it")
+			require.True(t, time.Now().Before(deadline), "the dead holder's lease never expired")
+			time.Sleep(100 * time.Millisecond)
+		}
 		require.NoError(t, unlock(ctx))
 	})
 }
