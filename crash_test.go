@@ -379,6 +379,18 @@ func runCrashChild(raw string) int {
 	case "resume":
 		h.o.hook = nil
 		report, err = h.o.Resume(ctx, h.update())
+	case "hold":
+		// An update whose Apply waits, holding the update lock, until
+		// the parent closes stdin.
+		h.o.hook = nil
+		report, err = h.o.PrepareForUpdate(ctx, UpdateFuncs{
+			ApplyFunc: func(context.Context) error {
+				fmt.Println("applying")
+				_, _ = io.Copy(io.Discard, os.Stdin)
+				return nil
+			},
+			RollbackFunc: func(context.Context) error { return nil },
+		})
 	default:
 		fmt.Fprintln(os.Stderr, "crash child: unknown mode", cfg.Mode)
 		return 2
@@ -435,6 +447,48 @@ func crashChildRun(t *testing.T, cfg crashConfig) (status *crashStatus, killed b
 	status = &crashStatus{}
 	require.NoError(t, json.Unmarshal(out, status), "child %s printed %q", cfg.Mode, out)
 	return status, false
+}
+
+// TestSecondProcessIsRefusedNamingTheHolder: while a child process runs
+// an update, an Orchestrator in this process over the same file store is
+// refused with ErrUpdateInProgress naming the child; once the child is
+// done, this one updates.
+func TestSecondProcessIsRefusedNamingTheHolder(t *testing.T) {
+	dir := t.TempDir()
+	cfg := crashConfig{Dir: dir, Mode: "hold", Region: crashRegion(t)}
+	raw, err := json.Marshal(cfg)
+	require.NoError(t, err)
+	exe, err := os.Executable()
+	require.NoError(t, err)
+	cmd := exec.Command(exe, "-test.run=^$")
+	cmd.Env = append(os.Environ(), crashChildEnv+"="+string(raw), "GORACE=atexit_sleep_ms=0")
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	require.NoError(t, err)
+	stdout, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	out := json.NewDecoder(stdout)
+	var line string
+	_, err = fmt.Fscanln(io.MultiReader(stdout), &line) // "applying": the child holds the lock
+	require.NoError(t, err)
+	require.Equal(t, "applying", line)
+
+	cfg.Mode = "update"
+	h, err := openCrashHost(cfg)
+	require.NoError(t, err)
+	_, err = h.o.PrepareForUpdate(context.Background(), h.update())
+	require.ErrorIs(t, err, ErrUpdateInProgress)
+	assert.Contains(t, err.Error(), fmt.Sprintf("crash child %d", cmd.Process.Pid), "the error names the holder")
+
+	require.NoError(t, stdin.Close()) // the child's Apply returns; its update commits
+	var st crashStatus
+	require.NoError(t, out.Decode(&st))
+	require.NoError(t, cmd.Wait())
+	require.Equal(t, string(Committed), st.Outcome, st.Err)
+	report, err := h.o.PrepareForUpdate(context.Background(), h.update())
+	require.NoError(t, err, report.String())
 }
 
 // crashRegion is the migration target: a Handler in this (the parent)
