@@ -37,7 +37,7 @@ func newKeyStream(n, seed uint64) *keyStream {
 		n:    n,
 		mask: mask,
 		inc:  (mix64(seed^0x5851f42d4c957f2d) | 1) & mask, // odd: full period
-		ctr:  mix64(seed+1) & mask,                           // seeded, not 0
+		ctr:  mix64(seed+1) & mask,                        // seeded, not 0
 		half: max(b/2, 1),
 	}
 }
