@@ -36,13 +36,16 @@ const DefaultShards = 1024
 // block, its readers do not. The zero value is not usable; call
 // [NewShardedMap]. All methods are safe for concurrent use.
 type ShardedMap[K comparable, V any] struct {
-	// gate is held shared by writers and exclusively by Pause, capture and
-	// Restore, so a capture sees no write half done.
-	gate     sync.RWMutex
-	paused   atomic.Bool   // gate is held exclusively by Pause
+	// The writers are frozen (see freeze) by Pause, View and Restore, so
+	// that a capture sees no write half done. freezer is held from freeze
+	// to unfreeze; while frozen is set, writers wait for thaw to close.
+	freezer  sync.Mutex
+	frozen   atomic.Bool
+	thaw     atomic.Pointer[chan struct{}]
+	paused   atomic.Bool   // frozen by Pause
 	epoch    atomic.Uint64 // bumped by each capture
 	open     atomic.Int64  // views taken and not yet closed
-	restores uint64        // bumped by each Restore; changed under the gate held exclusively
+	restores uint64        // bumped by each Restore; changed while frozen
 	shards   []cowShard[K, V]
 	shift    uint // shard index = hash >> shift
 	hash     func(K) uint64
@@ -56,10 +59,10 @@ type ShardedMap[K comparable, V any] struct {
 // (the keys written between two views); with no view open the log is
 // dropped (logGen counts the drops).
 type cowShard[K comparable, V any] struct {
-	mu     sync.RWMutex // guards live and owner; writers of either also hold the map's gate
+	mu     sync.RWMutex // guards live, owner, log and logGen; changed by writers only while not frozen
 	live   map[K]V
 	owner  uint64
-	log    []K // appended (never changed in place) by writers holding mu and the gate
+	log    []K // appended (never changed in place) by writers
 	logGen uint64
 	_      [56]byte // 128 bytes a shard: neighbouring shards' locks stay off one cache line
 }
@@ -108,8 +111,8 @@ func (m *ShardedMap[K, V]) shard(key K) *cowShard[K, V] {
 }
 
 // own makes s.live private before a write of key, and logs key while a
-// view is open. s.mu is held for writing and m.gate shared (so no capture
-// runs and open can only fall).
+// view is open. s.mu is held through lockWrite (so no capture runs and
+// open can only fall).
 func (m *ShardedMap[K, V]) own(s *cowShard[K, V], key K) {
 	views := m.open.Load() > 0
 	if e := m.epoch.Load(); s.owner != e {
@@ -138,21 +141,58 @@ func (m *ShardedMap[K, V]) Load(key K) (V, bool) {
 
 // Store sets key to value.
 func (m *ShardedMap[K, V]) Store(key K, value V) {
-	m.gate.RLock()
 	s := m.shard(key)
-	s.mu.Lock()
+	m.lockWrite(s)
 	m.own(s, key)
 	s.live[key] = value
 	s.mu.Unlock()
-	m.gate.RUnlock()
+}
+
+// lockWrite locks s for a write, once the writers are not frozen.
+func (m *ShardedMap[K, V]) lockWrite(s *cowShard[K, V]) {
+	for {
+		s.mu.Lock()
+		if !m.frozen.Load() {
+			return
+		}
+		thaw := m.thaw.Load()
+		s.mu.Unlock()
+		<-*thaw
+	}
+}
+
+// freeze stops the writers: when it returns, every write has either
+// finished or not started, and none starts until unfreeze. Readers are
+// held up only while freeze passes their shard (one lock and unlock).
+//
+// It sets frozen, then locks and unlocks every shard: a writer that took
+// its shard's lock before that saw frozen unset and has now finished; one
+// that takes it after sees frozen set and waits for thaw.
+func (m *ShardedMap[K, V]) freeze(ctx context.Context) error {
+	if err := lockContext(ctx, &m.freezer); err != nil {
+		return err
+	}
+	thaw := make(chan struct{})
+	m.thaw.Store(&thaw)
+	m.frozen.Store(true)
+	for i := range m.shards {
+		m.shards[i].mu.Lock()
+		m.shards[i].mu.Unlock() //nolint:staticcheck // an empty critical section: the barrier
+	}
+	return nil
+}
+
+// unfreeze lets the writers go on.
+func (m *ShardedMap[K, V]) unfreeze() {
+	m.frozen.Store(false)
+	close(*m.thaw.Load())
+	m.freezer.Unlock()
 }
 
 // Delete removes key and reports whether it was there.
 func (m *ShardedMap[K, V]) Delete(key K) bool {
-	m.gate.RLock()
-	defer m.gate.RUnlock()
 	s := m.shard(key)
-	s.mu.Lock()
+	m.lockWrite(s)
 	defer s.mu.Unlock()
 	if _, ok := s.live[key]; !ok {
 		return false
@@ -165,10 +205,8 @@ func (m *ShardedMap[K, V]) Delete(key K) bool {
 // Update atomically replaces key's value with fn(old, ok), like
 // [Map.Update]. fn runs under the shard's lock and must not call m.
 func (m *ShardedMap[K, V]) Update(key K, fn func(old V, ok bool) (V, bool)) {
-	m.gate.RLock()
-	defer m.gate.RUnlock()
 	s := m.shard(key)
-	s.mu.Lock()
+	m.lockWrite(s)
 	defer s.mu.Unlock()
 	old, ok := s.live[key]
 	val, keep := fn(old, ok)
@@ -206,7 +244,7 @@ func (m *ShardedMap[K, V]) Range(fn func(K, V) bool) {
 // Pause implements [Pauser]: it blocks writers (readers carry on) until
 // Resume. It returns ctx's error if a writer does not finish in time.
 func (m *ShardedMap[K, V]) Pause(ctx context.Context) error {
-	if err := lockContext(ctx, &m.gate); err != nil {
+	if err := m.freeze(ctx); err != nil {
 		return fmt.Errorf("snapshot: sharded map pause: %w", err)
 	}
 	m.paused.Store(true)
@@ -216,7 +254,7 @@ func (m *ShardedMap[K, V]) Pause(ctx context.Context) error {
 // Resume implements [Pauser]: it lets writers continue.
 func (m *ShardedMap[K, V]) Resume() {
 	m.paused.Store(false)
-	m.gate.Unlock()
+	m.unfreeze()
 }
 
 // lockContext locks l, or gives up when ctx is done (the lock, taken later,
@@ -260,12 +298,12 @@ func (m *ShardedMap[K, V]) Capture(ctx context.Context) (View, error) {
 // deltas (a view dropped without Close is closed by the garbage
 // collector, later).
 func (m *ShardedMap[K, V]) View() *ShardedMapView[K, V] {
-	m.gate.Lock()
-	defer m.gate.Unlock()
+	_ = m.freeze(context.Background()) // cannot fail without a deadline
+	defer m.unfreeze()
 	return m.capture()
 }
 
-// capture records every shard's map and log; the gate is held exclusively.
+// capture records every shard's map and log; the writers are frozen.
 func (m *ShardedMap[K, V]) capture() *ShardedMapView[K, V] {
 	e := m.epoch.Add(1) // every shard's next writer copies before writing
 	m.open.Add(1)
@@ -279,8 +317,9 @@ func (m *ShardedMap[K, V]) capture() *ShardedMapView[K, V] {
 		restores: m.restores,
 		closed:   &viewClosed{open: &m.open},
 	}
-	// No shard lock is needed: live and log only change under the gate,
-	// which is held exclusively here, and readers do not change them.
+	// No shard lock is needed: live and log only change in writes, which
+	// are frozen (freeze's barrier orders the last ones before this), and
+	// readers do not change them.
 	for i := range m.shards {
 		s := &m.shards[i]
 		v.shards[i] = viewShard[K, V]{live: s.live, log: s.log, logGen: s.logGen}
