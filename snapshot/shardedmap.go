@@ -56,11 +56,12 @@ type ShardedMap[K comparable, V any] struct {
 	freezer  sync.Mutex
 	frozen   atomic.Bool
 	thaw     atomic.Pointer[chan struct{}]
-	paused   atomic.Bool           // frozen by Pause
-	pending  *ShardedMapView[K, V] // allocated by Pause for Capture; guarded by freezer
-	epoch    atomic.Uint64         // bumped by each capture
-	open     atomic.Int64          // views taken and not yet closed
-	restores uint64                // bumped by each Restore; changed while frozen
+	paused   atomic.Bool                          // frozen by Pause
+	pending  *ShardedMapView[K, V]                // allocated by Pause for Capture; guarded by freezer
+	spare    atomic.Pointer[ShardedMapView[K, V]] // allocated when a view closes, for the next capture
+	epoch    atomic.Uint64                        // bumped by each capture
+	open     atomic.Int64                         // views taken and not yet closed
+	restores uint64                               // bumped by each Restore; changed while frozen
 	shards   []cowShard[K, V]
 	shift    uint // shard index = hash >> shift
 	hash     func(K) uint64
@@ -259,7 +260,7 @@ func (m *ShardedMap[K, V]) Range(fn func(K, V) bool) {
 // Pause implements [Pauser]: it blocks writers (readers carry on) until
 // Resume. It returns ctx's error if a writer does not finish in time.
 func (m *ShardedMap[K, V]) Pause(ctx context.Context) error {
-	v := m.newView()
+	v := m.spareView()
 	if err := m.freeze(ctx); err != nil {
 		return fmt.Errorf("snapshot: sharded map pause: %w", err)
 	}
@@ -321,7 +322,7 @@ func (m *ShardedMap[K, V]) Capture(ctx context.Context) (View, error) {
 // deltas (a view dropped without Close is closed by the garbage
 // collector, later).
 func (m *ShardedMap[K, V]) View() *ShardedMapView[K, V] {
-	v := m.newView()
+	v := m.spareView()
 	_ = m.freeze(context.Background()) // cannot fail without a deadline
 	defer m.unfreeze()
 	return m.capture(v)
@@ -345,7 +346,19 @@ func (m *ShardedMap[K, V]) newView() *ShardedMapView[K, V] {
 		}
 		return n
 	})
+	runtime.AddCleanup(v, func(c *viewClosed) { c.close() }, v.closed)
 	return v
+}
+
+// spareView returns the view allocated for the next capture when the
+// last one closed, or a new one: a capture inside a cut then allocates
+// nothing while the cut is being timed (an allocation there may be made to
+// help the garbage collector for tens of microseconds).
+func (m *ShardedMap[K, V]) spareView() *ShardedMapView[K, V] {
+	if v := m.spare.Swap(nil); v != nil {
+		return v
+	}
+	return m.newView()
 }
 
 // capture fills v (from newView) with every shard's map and log; the
@@ -353,6 +366,7 @@ func (m *ShardedMap[K, V]) newView() *ShardedMapView[K, V] {
 func (m *ShardedMap[K, V]) capture(v *ShardedMapView[K, V]) *ShardedMapView[K, V] {
 	v.epoch = m.epoch.Add(1) // every shard's next writer copies before writing
 	v.restores = m.restores
+	v.closed.counted.Store(true)
 	m.open.Add(1)
 	// No shard lock is needed: live and log only change in writes, which
 	// are frozen (freeze's barrier orders the last ones before this), and
@@ -361,18 +375,18 @@ func (m *ShardedMap[K, V]) capture(v *ShardedMapView[K, V]) *ShardedMapView[K, V
 		s := &m.shards[i]
 		v.shards[i] = viewShard[K, V]{live: s.live, log: s.log, logGen: s.logGen}
 	}
-	runtime.AddCleanup(v, func(c *viewClosed) { c.close() }, v.closed)
 	return v
 }
 
 // viewClosed counts a view out of its map's open views, once.
 type viewClosed struct {
-	done atomic.Bool
-	open *atomic.Int64
+	counted atomic.Bool // set by capture, which counts the view in open
+	done    atomic.Bool
+	open    *atomic.Int64
 }
 
 func (c *viewClosed) close() {
-	if c.done.CompareAndSwap(false, true) {
+	if c.counted.Load() && c.done.CompareAndSwap(false, true) {
 		c.open.Add(-1)
 	}
 }
@@ -402,7 +416,13 @@ type viewShard[K comparable, V any] struct {
 // logging keys for deltas from it. The view must not be used afterwards.
 // It always returns nil; closing twice is harmless.
 func (v *ShardedMapView[K, V]) Close() error {
+	if v.closed.done.Load() {
+		return nil
+	}
 	v.closed.close()
+	if v.src.spare.Load() == nil {
+		v.src.spare.CompareAndSwap(nil, v.src.newView())
+	}
 	return nil
 }
 
