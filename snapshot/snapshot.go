@@ -164,4 +164,10 @@ var (
 	ErrCapture = errors.New("snapshot: capture failed")
 	// ErrSealed: a Sink was used after Close or Cancel.
 	ErrSealed = errors.New("snapshot: sink already closed")
+	// ErrLocked: a store's Lock found the lock held by another holder; the
+	// error's message names that holder.
+	ErrLocked = errors.New("snapshot: locked")
+	// ErrInvalidName: a record or lock name, or a lock holder, is not
+	// acceptable; the error names the function and the field.
+	ErrInvalidName = errors.New("snapshot: invalid name")
 )

@@ -76,3 +76,70 @@ func skipStoreChecksum(r io.Reader) {
 		sc.skipContentChecksum()
 	}
 }
+
+// Records and locks: besides snapshots, [FileStore], [MemStore] and
+// snapshot/etcdstore keep small named records (an update's journal, for
+// instance) and non-blocking named locks. They have no interface of their
+// own here: the consumer declares the methods it calls (the updraft
+// package's JournalStore and Locker). Their contract:
+//
+//	PutRecord(ctx, name string, data []byte) error
+//	    stores data under name atomically (a reader sees the old record or
+//	    the new one, never a mix) and durably (on disk or committed to the
+//	    cluster) before it returns.
+//	GetRecord(ctx, name string) ([]byte, error)
+//	    returns the record, or an error matching [ErrNotFound].
+//	DeleteRecord(ctx, name string) error
+//	    removes the record; a missing one is not an error.
+//	Lock(ctx, name, holder string) (unlock func(context.Context) error, err error)
+//	    takes the lock without waiting; while another holder has it, the
+//	    error matches [ErrLocked] and names that holder.
+//
+// Records live apart from snapshots: List never returns them, and
+// retention never removes them. Names follow [ValidID]'s rules.
+
+// maxHolderBytes bounds a lock holder's description.
+const maxHolderBytes = 256
+
+// checkRecordName returns an error matching [ErrInvalidName] that names fn
+// and field unless name follows [ValidID]'s rules.
+func checkRecordName(fn, field, name string) error {
+	if err := ValidID(name); err != nil {
+		return fmt.Errorf("%s: %s %q is invalid (%v): %w", fn, field, name, err, ErrInvalidName)
+	}
+	return nil
+}
+
+// CheckLockArgs checks a Lock call's name (see [ValidID]) and holder (1 to
+// 256 bytes, no control characters). The error, matching [ErrInvalidName],
+// starts with fn and names the field. Stores outside this package use it so
+// that every store accepts the same arguments.
+func CheckLockArgs(fn, name, holder string) error {
+	if err := checkRecordName(fn, "lock name", name); err != nil {
+		return err
+	}
+	if holder == "" || len(holder) > maxHolderBytes {
+		return fmt.Errorf("%s: holder %q must be 1 to %d bytes: %w", fn, holder, maxHolderBytes, ErrInvalidName)
+	}
+	for i := 0; i < len(holder); i++ {
+		if holder[i] < 0x20 || holder[i] == 0x7f {
+			return fmt.Errorf("%s: holder %q has control character %q at %d: %w", fn, holder, holder[i], i, ErrInvalidName)
+		}
+	}
+	return nil
+}
+
+// CheckRecordName checks a record's name (see [ValidID]); the error,
+// matching [ErrInvalidName], starts with fn and names the field.
+func CheckRecordName(fn, name string) error { return checkRecordName(fn, "record name", name) }
+
+// LockedError returns the error a Lock returns while holder has the lock
+// called name: it matches [ErrLocked] and names the holder. fn starts it.
+func LockedError(fn, name, holder string) error {
+	if holder == "" {
+		holder = "an unrecorded holder"
+	} else {
+		holder = fmt.Sprintf("%q", holder)
+	}
+	return fmt.Errorf("%s: lock %q is held by %s: %w", fn, name, holder, ErrLocked)
+}
