@@ -8,6 +8,7 @@ import (
 	"github.com/updraft-dev/updraft/hal"
 	"github.com/updraft-dev/updraft/hal/sim"
 	"github.com/updraft-dev/updraft/profile"
+	"github.com/updraft-dev/updraft/snapshot"
 	"github.com/updraft-dev/updraft/validate"
 )
 
@@ -20,6 +21,9 @@ func ExampleOrchestrator_PrepareForUpdate() {
 		{Name: "audit-log", Criticality: updraft.NonCritical, Demand: hal.Vector{hal.CPU: 2}},
 	}, device, updraft.Options{
 		Profiler: profile.Static{}, // no measurements: the static Demands size everything
+		// The update journal (and snapshots of critical state): a
+		// snapshot.FileStore or snapshot/etcdstore off the updated resource.
+		Store: snapshot.NewMemStore(),
 		Checks: []validate.Check{validate.Func("filter answers", func(ctx context.Context) error {
 			return nil // probe the new version here
 		})},

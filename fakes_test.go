@@ -112,7 +112,6 @@ func (d fakeDevice) Apply(_ context.Context, allocs []hal.Allocation) (hal.Undo,
 type memJournal struct {
 	mu      sync.Mutex
 	records map[string][]byte
-	holder  string
 	puts    int
 }
 

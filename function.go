@@ -75,8 +75,9 @@ type Remote struct {
 
 // checkFunctions returns an error naming the first bad annotation: what
 // profile.ValidateFunctions refuses (an empty or duplicate name, an unknown
-// dependency, a dependency cycle), a Remote spec without a Func, or an
-// invalid Demand or Min.
+// dependency, a dependency cycle), a Remote spec without a Func or with a
+// name or region the migration wire refuses, an invalid Demand, Min or
+// Degrade policy.
 func checkFunctions(fns []Function) error {
 	if len(fns) == 0 {
 		return fmt.Errorf("%w: no functions", ErrInvalidFunctions)
@@ -87,6 +88,14 @@ func checkFunctions(fns []Function) error {
 	for _, f := range fns {
 		if f.Remote != nil && f.Func == nil {
 			return fmt.Errorf("%w: function %q has a Remote spec but no Func to run there", ErrInvalidFunctions, f.Name)
+		}
+		if f.Remote != nil {
+			// The name travels on the wire: refuse here what a target would
+			// refuse in the middle of an update.
+			spec := migrate.Spec{Function: f.Name, Local: f.Func, State: f.Remote.State, Regions: f.Remote.Regions}
+			if err := spec.Validate(); err != nil {
+				return fmt.Errorf("%w: function %q Remote: %w", ErrInvalidFunctions, f.Name, err)
+			}
 		}
 		if err := f.Demand.Validate(); err != nil {
 			return fmt.Errorf("%w: function %q Demand: %w", ErrInvalidFunctions, f.Name, err)

@@ -27,7 +27,11 @@ type gatedListener struct {
 	opened chan struct{} // closed when the gate opens
 	closed chan struct{} // closed by Close
 
-	active  atomic.Int64  // connections accepted and not yet closed
+	// active counts the connections accepted and not yet closed, and each
+	// Accept in progress: a connection the kernel hands over just as the
+	// gate shuts is counted before drain can see zero, so drain waits for
+	// it to be served and closed (its effects are in the cut that follows).
+	active  atomic.Int64
 	idle    chan struct{} // signalled when active drops to zero
 	closeMu sync.Once
 }
@@ -83,8 +87,10 @@ func (g *gatedListener) Accept() (net.Conn, error) {
 			}
 			continue
 		}
+		g.active.Add(1) // becomes the connection's count on success
 		c, err := g.inner.Accept()
 		if err != nil {
+			g.release()
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() {
 				if open, _ := g.gate(); !open {
@@ -93,7 +99,6 @@ func (g *gatedListener) Accept() (net.Conn, error) {
 			}
 			return nil, err
 		}
-		g.active.Add(1)
 		return &countedConn{Conn: c, l: g}, nil
 	}
 }
@@ -136,13 +141,16 @@ type countedConn struct {
 }
 
 func (c *countedConn) Close() error {
-	c.once.Do(func() {
-		if c.l.active.Add(-1) == 0 {
-			select {
-			case c.l.idle <- struct{}{}:
-			default:
-			}
-		}
-	})
+	c.once.Do(c.l.release)
 	return c.Conn.Close()
+}
+
+// release takes one connection (or Accept in progress) off the count.
+func (g *gatedListener) release() {
+	if g.active.Add(-1) == 0 {
+		select {
+		case g.idle <- struct{}{}:
+		default:
+		}
+	}
 }

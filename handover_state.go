@@ -2,7 +2,6 @@ package updraft
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -220,5 +219,3 @@ func (o *Orchestrator) receiveUntil(ctx context.Context, w *wire) (*handoverMsg,
 		return m, nil
 	}
 }
-
-var errNotLive = errors.New("updraft: hand-over: the new process is not live")

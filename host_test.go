@@ -38,6 +38,9 @@ func TestMain(m *testing.M) {
 	if cfg := os.Getenv(hostEnv); cfg != "" {
 		os.Exit(runTestHost(cfg))
 	}
+	if cfg := os.Getenv(crashChildEnv); cfg != "" {
+		os.Exit(runCrashChild(cfg))
+	}
 	os.Exit(m.Run())
 }
 

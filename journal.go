@@ -43,9 +43,13 @@ const (
 
 // journalEntry is the durable state of one update.
 type journalEntry struct {
-	Version int       `json:"version"`
-	Update  string    `json:"update"`
-	Holder  string    `json:"holder"`
+	Version int    `json:"version"`
+	Update  string `json:"update"`
+	Holder  string `json:"holder"`
+	// Process identifies the Orchestrator that wrote the journal; a
+	// Resume in another one knows that the live critical state died with
+	// that process.
+	Process string    `json:"process,omitempty"`
 	Started time.Time `json:"started"`
 	Until   time.Time `json:"until"`
 	Phase   Phase     `json:"phase"`   // the last phase begun
@@ -205,7 +209,12 @@ func (e *journalEntry) check() error {
 
 // newUpdateID returns a fresh id that sorts by time: 20060102T150405Z-hex.
 func newUpdateID(now time.Time) string {
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	return now.UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(b[:])
+	return now.UTC().Format("20060102T150405Z") + "-" + randomHex(6)
+}
+
+// randomHex returns n random bytes in hex.
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
 }

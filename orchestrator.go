@@ -12,6 +12,7 @@ import (
 
 	"github.com/updraft-dev/updraft/degrade"
 	"github.com/updraft-dev/updraft/hal"
+	"github.com/updraft-dev/updraft/migrate"
 	"github.com/updraft-dev/updraft/partition"
 	"github.com/updraft-dev/updraft/profile"
 	"github.com/updraft-dev/updraft/snapshot"
@@ -123,7 +124,10 @@ type Orchestrator struct {
 
 	running atomic.Bool
 
-	mu      sync.RWMutex // guards lease, leaseID and moved
+	mu sync.RWMutex // guards lease, leaseID and moved
+	// moving is held while functions migrate; Invoke of a function that
+	// may move holds it for reading while it runs at home.
+	moving  sync.RWMutex
 	lease   Lease
 	leaseID string
 	moved   map[string]bool
@@ -136,6 +140,9 @@ type Orchestrator struct {
 	// hook, when set (by tests in this package), is called at named points
 	// of an update; a crash test kills the process there.
 	hook func(point string)
+	// instance tells this Orchestrator's journals from another's (a new
+	// process's, after a crash).
+	instance string
 }
 
 // New checks the annotations and the options and returns an Orchestrator
@@ -156,7 +163,8 @@ func New(functions []Function, device hal.Device, opts Options) (*Orchestrator, 
 	if err := checkOptions(&opts, fns); err != nil {
 		return nil, err
 	}
-	o := &Orchestrator{functions: fns, byName: map[string]*Function{}, device: device, opts: opts, logger: opts.Logger, metrics: newMetrics()}
+	o := &Orchestrator{functions: fns, byName: map[string]*Function{}, device: device, opts: opts, logger: opts.Logger, metrics: newMetrics(),
+		instance: randomHex(8)}
 	for i := range fns {
 		o.byName[fns[i].Name] = &fns[i]
 	}
@@ -257,7 +265,7 @@ func (o *Orchestrator) buildCollaborators() error {
 			if err != nil {
 				return fmt.Errorf("updraft: snapshot engine: %w", err)
 			}
-			o.snap = engineSnapshotter{eng}
+			o.snap = eng
 		}
 	}
 	return nil
@@ -326,11 +334,19 @@ func (o *Orchestrator) Invoke(ctx context.Context, function string, payload []by
 		return nil, err
 	}
 	defer release()
-	o.mu.RLock()
-	lease, moved := o.lease, o.moved[function]
-	o.mu.RUnlock()
-	if moved {
-		return lease.Invoke(ctx, function, payload)
+	if f.Remote != nil {
+		// A function that may move runs at home only while no migration
+		// is exporting its state (see moving): an effect at home after
+		// the export would be lost when the state comes back.
+		o.moving.RLock()
+		o.mu.RLock()
+		lease, moved := o.lease, o.moved[function]
+		o.mu.RUnlock()
+		if moved {
+			o.moving.RUnlock()
+			return lease.Invoke(ctx, function, payload)
+		}
+		defer o.moving.RUnlock()
 	}
 	if f.Func == nil {
 		return nil, fmt.Errorf("updraft: invoke: function %q has no Func", function)
@@ -399,7 +415,7 @@ func (o *Orchestrator) reattachLease(ctx context.Context, e *leaseEntry) error {
 		l, err = o.opts.Migrator.Reattach(ctx, e.ID, o.migrationSpecs(e.Functions, partition.Plan{}))
 		return err
 	})
-	if errors.Is(err, errLeaseNotFound) {
+	if errors.Is(err, migrate.ErrNotFound) {
 		return nil // nothing of it remains: the functions are home
 	}
 	if err != nil {
@@ -414,19 +430,6 @@ func (o *Orchestrator) at(point string) {
 	if o.hook != nil {
 		o.hook(point)
 	}
-}
-
-// engineSnapshotter adapts a *snapshot.Engine to Snapshotter.
-//
-// TODO(lead): drop once Engine.Restore takes source names.
-type engineSnapshotter struct{ e *snapshot.Engine }
-
-func (s engineSnapshotter) Snapshot(ctx context.Context) (snapshot.Manifest, error) {
-	return s.e.Snapshot(ctx)
-}
-
-func (s engineSnapshotter) Restore(ctx context.Context, m snapshot.Manifest, sources ...string) error {
-	return s.e.Restore(ctx, m)
 }
 
 // capacity asks the device what it can give.

@@ -360,6 +360,8 @@ func TestMarginalPolicy(t *testing.T) {
 	}
 }
 
+func noopFunc(_ context.Context, p []byte) ([]byte, error) { return p, nil }
+
 func TestPreflightNamesTheCulprit(t *testing.T) {
 	dev := sim.New(hal.Vector{hal.CPU: 1})
 	ok := validate.Func("ok", func(context.Context) error { return nil })
@@ -380,6 +382,8 @@ func TestPreflightNamesTheCulprit(t *testing.T) {
 		{"cycle", []updraft.Function{{Name: "a", DependsOn: []string{"b"}}, {Name: "b", DependsOn: []string{"c"}}, {Name: "c", DependsOn: []string{"a"}}},
 			dev, nil, updraft.ErrInvalidFunctions, "a -> b -> c -> a"},
 		{"remote without func", []updraft.Function{{Name: "a", Remote: &updraft.Remote{}}}, dev, nil, updraft.ErrInvalidFunctions, `function "a" has a Remote spec but no Func`},
+		{"remote name the wire refuses", []updraft.Function{{Name: "stats now", Demand: hal.Vector{hal.CPU: 1}, Func: noopFunc, Remote: &updraft.Remote{}}},
+			dev, nil, updraft.ErrInvalidFunctions, `function "stats now" Remote`},
 		{"bad demand", []updraft.Function{{Name: "a", Demand: hal.Vector{hal.CPU: -1}}}, dev, nil, updraft.ErrInvalidFunctions, `function "a" Demand`},
 		{"bad degrade policy", []updraft.Function{{Name: "a", Demand: hal.Vector{hal.CPU: 1}, Degrade: &degrade.Policy{Mode: degrade.Throttle, RatePerSecond: -1}}},
 			dev, nil, updraft.ErrInvalidFunctions, `function "a" Degrade`},

@@ -41,6 +41,23 @@ func (d panicDevice) Apply(ctx context.Context, allocs []hal.Allocation) (hal.Un
 		panic("driver bug in Apply")
 	}
 	undo, err := d.Device.Apply(ctx, allocs)
+	return d.panicUndo(undo, err)
+}
+
+// ApplyJournaled is the journaled path the Orchestrator takes: the same
+// panics, after the record of what changed was journaled.
+func (d panicDevice) ApplyJournaled(ctx context.Context, allocs []hal.Allocation, journal func([]byte) error) (hal.Undo, error) {
+	if d.at == "Apply" {
+		if _, err := d.Device.ApplyJournaled(ctx, allocs[:1], journal); err != nil {
+			return nil, err
+		}
+		panic("driver bug in Apply")
+	}
+	undo, err := d.Device.ApplyJournaled(ctx, allocs, journal)
+	return d.panicUndo(undo, err)
+}
+
+func (d panicDevice) panicUndo(undo hal.Undo, err error) (hal.Undo, error) {
 	if err != nil || d.at != "Undo" {
 		return undo, err
 	}

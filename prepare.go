@@ -112,7 +112,7 @@ func (o *Orchestrator) PrepareForUpdate(ctx context.Context, update Update) (*Re
 	now := o.opts.Clock()
 	r.report.Update = newUpdateID(now)
 	r.journal = &journal{store: o.journal, entry: journalEntry{
-		Version: journalVersion, Update: r.report.Update, Holder: o.opts.Holder,
+		Version: journalVersion, Update: r.report.Update, Holder: o.opts.Holder, Process: o.instance,
 		Started: now, Until: now.Add(o.opts.Window), Phase: PhaseProfile, Heading: HeadingForward,
 	}}
 	if err := r.journal.write(ctx, func(*journalEntry) {}); err != nil {
@@ -183,7 +183,7 @@ func (o *Orchestrator) acquire(ctx context.Context) (release func(), err error) 
 		})
 		if err != nil {
 			o.running.Store(false)
-			if errors.Is(err, errLocked) {
+			if errors.Is(err, snapshot.ErrLocked) {
 				return nil, fmt.Errorf("%w: %w", ErrUpdateInProgress, err)
 			}
 			return nil, fmt.Errorf("updraft: update lock: %w", err)
@@ -288,6 +288,7 @@ func (r *run) validate(ctx context.Context) (string, error) {
 	if err := r.journal.write(ctx, func(e *journalEntry) { e.Phase, e.Validated, e.Heading = PhaseValidate, true, HeadingCommit }); err != nil {
 		return detail, err
 	}
+	r.o.at("validate:journaled")
 	return detail, nil
 }
 
@@ -587,10 +588,18 @@ func (r *run) migrate(ctx context.Context) (string, error) {
 	}
 	r.o.at("migrate:journaled")
 	var lease Lease
+	// Invocations of movable functions wait while they move: those at
+	// home finish before the state is exported, later ones go through the
+	// lease.
+	r.o.moving.Lock()
 	err := guard("Migrator.Migrate", func() (err error) {
 		lease, err = r.o.opts.Migrator.Migrate(ctx, id, specs)
 		return err
 	})
+	if err == nil {
+		r.o.setLease(lease, id)
+	}
+	r.o.moving.Unlock()
 	if err != nil {
 		// A migrator undoes a migration that failed; one that panicked
 		// may not have, so what remains of the lease is found and returned.
@@ -602,7 +611,6 @@ func (r *run) migrate(ctx context.Context) (string, error) {
 		}
 		return "", fmt.Errorf("updraft: migrate: %w", err)
 	}
-	r.o.setLease(lease, id)
 	r.undo = append(r.undo, compensation{PhaseReturn, func(ctx context.Context) error {
 		return r.o.reattachAndReturn(ctx, id, names)
 	}})
@@ -669,6 +677,7 @@ func (r *run) snapshot(ctx context.Context) (string, error) {
 	if err := r.journal.write(ctx, func(e *journalEntry) { e.Phase, e.Snapshot = PhaseSnapshot, m.ID }); err != nil {
 		return "", err
 	}
+	r.o.at("snapshot:journaled")
 	return fmt.Sprintf("snapshot %s of %d source(s), pause %v", m.ID, len(m.Sources), m.Pause), nil
 }
 

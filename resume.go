@@ -66,9 +66,16 @@ func (r *run) resume(ctx context.Context, update Update) (*Report, error) {
 	r.report.SnapshotID = e.Snapshot
 	ctx = context.WithoutCancel(ctx)
 	errs := multiError()
+	// A process other than the one that ran the update lost the live
+	// critical state with it: the snapshot is the latest consistent state
+	// there is (unless the update hands the state over itself).
+	lost := e.Process != o.instance && !updateKeepsState(update)
 	if e.Heading == HeadingCommit {
 		r.report.Outcome = Committed
-		if !updateKeepsState(update) {
+		switch {
+		case lost:
+			errs = multierror.Append(errs, r.resumeRestoreLost(ctx))
+		case !updateKeepsState(update):
 			errs = multierror.Append(errs, r.resumeRestoreAfterUpdate(ctx))
 		}
 	} else {
@@ -76,9 +83,13 @@ func (r *run) resume(ctx context.Context, update Update) (*Report, error) {
 		if !e.ApplyStarted {
 			r.report.Outcome = Aborted
 		}
+		restoredBefore := e.done(PhaseRestore) // by the process that died, if lost
 		if err := r.resumeRollback(ctx, update); err != nil {
 			r.report.Outcome = RollbackFailed
 			errs = multierror.Append(errs, err)
+		}
+		if lost && (!e.ApplyStarted || restoredBefore) {
+			errs = multierror.Append(errs, r.resumeRestoreLost(ctx))
 		}
 		if r.handedOver {
 			// The previous version's process took the data plane and the
@@ -111,8 +122,9 @@ func (o *Orchestrator) checkResumable(ctx context.Context, e *journalEntry, upda
 			return err
 		}
 	}
-	restoreOwed := e.Snapshot != "" && !e.done(PhaseRestore) &&
-		(e.Heading != HeadingCommit && e.ApplyStarted || e.Heading == HeadingCommit && len(o.restoreAfterUpdate()) > 0)
+	lost := e.Process != o.instance && !updateKeepsState(update)
+	restoreOwed := e.Snapshot != "" && (lost || !e.done(PhaseRestore) &&
+		(e.Heading != HeadingCommit && e.ApplyStarted || e.Heading == HeadingCommit && len(o.restoreAfterUpdate()) > 0))
 	if restoreOwed {
 		if o.snap == nil {
 			return bad("the state of snapshot %s must be restored but this Orchestrator has no state sources: create it with the same functions and Store as the process that ran the update; nothing was changed", e.Snapshot)
@@ -198,6 +210,22 @@ func (r *run) resumeRestoreAfterUpdate(ctx context.Context) error {
 	m := snapshot.Manifest{ID: e.Snapshot}
 	return r.compensate(ctx, PhaseRestore, func(ctx context.Context) (string, error) {
 		return fmt.Sprintf("%v from snapshot %s", names, m.ID), guard("Snapshotter.Restore", func() error { return r.o.snap.Restore(ctx, m, names...) })
+	})
+}
+
+// resumeRestoreLost restores every source from the snapshot in a process
+// that did not run the update: its own state is not the one the update
+// protected. A restore the crashed process did went with it: this one
+// runs even when the journal records one.
+func (r *run) resumeRestoreLost(ctx context.Context) error {
+	e := &r.journal.entry
+	if e.Snapshot == "" || r.o.snap == nil {
+		return nil
+	}
+	m := snapshot.Manifest{ID: e.Snapshot}
+	r.report.Flags = append(r.report.Flags, fmt.Sprintf("this process did not run update %s: its critical state is restored from snapshot %s, the latest consistent state", e.Update, m.ID))
+	return r.compensate(ctx, PhaseRestore, func(ctx context.Context) (string, error) {
+		return "snapshot " + m.ID + " (the process that ran the update is gone)", guard("Snapshotter.Restore", func() error { return r.o.snap.Restore(ctx, m) })
 	})
 }
 

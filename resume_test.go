@@ -58,21 +58,27 @@ func (m *memRecords) DeleteRecord(_ context.Context, name string) error {
 // the process died there, leaving the journal and the store) and then run
 // Resume in a new Orchestrator over the same journal, store and device.
 type resumeHost struct {
-	journal *memRecords
-	store   *snapshot.MemStore
-	dev     *sim.Device
-	state   *sessionTable
-	applied bool
-	rolled  int
-	fail    bool // the update fails validation
+	// instance is shared by every Orchestrator of the host: these tests
+	// "crash" a goroutine, and the critical state lives on, as in a
+	// process that survives (a fresh process restores it: see
+	// TestCrashMatrix).
+	instance string
+	journal  *memRecords
+	store    *snapshot.MemStore
+	dev      *sim.Device
+	state    *sessionTable
+	applied  bool
+	rolled   int
+	fail     bool // the update fails validation
 }
 
 func newResumeHost() *resumeHost {
-	return &resumeHost{journal: newMemRecords(), store: snapshot.NewMemStore(), dev: sim.New(hal.Vector{hal.CPU: 4}),
+	return &resumeHost{instance: randomHex(8), journal: newMemRecords(), store: snapshot.NewMemStore(), dev: sim.New(hal.Vector{hal.CPU: 4}),
 		state: &sessionTable{rows: map[string]int64{"a": 1, "b": 2}}}
 }
 
-// orchestrator builds a fresh Orchestrator: what a new process would.
+// orchestrator builds a fresh Orchestrator over the host's journal, store,
+// device and state.
 func (h *resumeHost) orchestrator(t *testing.T) *Orchestrator {
 	t.Helper()
 	o, err := New([]Function{
@@ -87,6 +93,7 @@ func (h *resumeHost) orchestrator(t *testing.T) *Orchestrator {
 		return nil
 	})}})
 	require.NoError(t, err)
+	o.instance = h.instance
 	return o
 }
 
@@ -132,8 +139,8 @@ func TestResumeFinishesWhatACrashLeft(t *testing.T) {
 		scenario := map[bool]string{false: "commit", true: "fail"}[fail]
 		points := hookPoints(t, fail)
 		require.GreaterOrEqual(t, len(points), 20, "%s: too few crash points: %v", scenario, points)
-		validatedAt := slices.Index(points, "validate:passed")
-		applyAt := slices.Index(points, "update:apply") // Apply is journaled as started from here on
+		validatedAt := slices.Index(points, "validate:journaled") // a pass not yet journaled is rolled back
+		applyAt := slices.Index(points, "update:apply")           // Apply is journaled as started from here on
 		for i, point := range points {
 			t.Run(scenario+"/"+point, func(t *testing.T) {
 				h := newResumeHost()
@@ -243,4 +250,66 @@ func TestResumeWithNothingToDo(t *testing.T) {
 	assert.Empty(t, report.Phases)
 	assert.Empty(t, h.dev.History())
 	_ = degrade.Normal
+}
+
+// TestResumeAfterACrashDuringResume: an update crashes at a point, the
+// Resume that follows crashes at each point it passes in turn, and a
+// third process's Resume ends the machine exactly as an uninterrupted
+// Resume does.
+func TestResumeAfterACrashDuringResume(t *testing.T) {
+	for _, fail := range []bool{false, true} {
+		scenario := map[bool]string{false: "commit", true: "fail"}[fail]
+		points := hookPoints(t, fail)
+		for _, point := range []string{"partition:applied", "update:applied", "validate:start"} {
+			require.Contains(t, points, point)
+			// What an uninterrupted Resume leaves, and the points it passes.
+			ref := newResumeHost()
+			ref.fail = fail
+			ref.crashAt(t, point)
+			var resumePoints []string
+			o := ref.orchestrator(t)
+			o.hook = func(p string) { resumePoints = append(resumePoints, p) }
+			want, err := o.Resume(context.Background(), ref.update())
+			require.NoError(t, err)
+			wantA, _ := ref.state.get("a")
+			require.NotEmpty(t, resumePoints, "Resume passes no hook point")
+			for _, rp := range resumePoints {
+				t.Run(scenario+"/"+point+"/resume-crash-at-"+rp, func(t *testing.T) {
+					h := newResumeHost()
+					h.fail = fail
+					before := h.dev.Allocations()
+					h.crashAt(t, point)
+					h.crashResumeAt(t, rp)
+					report, err := h.orchestrator(t).Resume(context.Background(), h.update())
+					require.NoError(t, err, report.String())
+					assert.Equal(t, want.Outcome, report.Outcome)
+					assert.Empty(t, h.journal.records, "nothing is owed")
+					assert.Equal(t, before, h.dev.Allocations(), "the device is as it was")
+					a, _ := h.state.get("a")
+					assert.Equal(t, wantA, a, "critical state as after an uninterrupted Resume")
+					assert.LessOrEqual(t, h.rolled, ref.rolled+1, "the host's rollback ran at most once more")
+				})
+			}
+		}
+	}
+}
+
+// crashResumeAt runs Resume in a fresh Orchestrator that stops dead at point.
+func (h *resumeHost) crashResumeAt(t *testing.T, point string) {
+	t.Helper()
+	o := h.orchestrator(t)
+	reached := false
+	o.hook = func(p string) {
+		if p == point {
+			reached = true
+			runtime.Goexit()
+		}
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_, _ = o.Resume(context.Background(), h.update())
+	}()
+	<-done
+	require.True(t, reached, "Resume never reached %q", point)
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/updraft-dev/updraft/hal"
 	"github.com/updraft-dev/updraft/hal/sim"
 	"github.com/updraft-dev/updraft/profile"
+	"github.com/updraft-dev/updraft/snapshot"
 	"github.com/updraft-dev/updraft/validate"
 )
 
@@ -92,7 +93,7 @@ func TestValidationAgainstBaselineRollsBack(t *testing.T) {
 			dev := sim.New(hal.Vector{hal.CPU: 2})
 			o, err := updraft.New([]updraft.Function{
 				{Name: "forward", Criticality: updraft.Critical, Demand: hal.Vector{hal.CPU: 1}},
-			}, dev, updraft.Options{Profiler: profile.Static{}, Checks: []validate.Check{probe, latency}})
+			}, dev, updraft.Options{Profiler: profile.Static{}, Store: snapshot.NewMemStore(), Checks: []validate.Check{probe, latency}})
 			require.NoError(t, err)
 
 			rolledBack := false

@@ -1,7 +1,9 @@
 package hal
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"sync"
 
@@ -15,10 +17,21 @@ import (
 // every allocation that names its resources; if one device fails, those
 // already applied are undone before Apply returns.
 //
+// A device that panics in Apply has the devices before it undone, and the
+// panic goes on its way.
+//
 // A combined device implements [Meter] when at least one of its devices
-// does; usage is summed over the devices that measure.
+// does; usage is summed over the devices that measure. It implements
+// [Journaled] when every one of its devices does: its record holds each
+// device's record, and UndoRecord undoes them in reverse order.
 func Combine(devices ...Device) Device {
-	return &combined{devices: devices}
+	c := &combined{devices: devices}
+	for _, d := range devices {
+		if _, ok := d.(Journaled); !ok {
+			return c
+		}
+	}
+	return &journaledCombined{c}
 }
 
 type combined struct {
@@ -45,6 +58,12 @@ func (c *combined) Capacity(ctx context.Context) (Vector, error) {
 }
 
 func (c *combined) Apply(ctx context.Context, allocs []Allocation) (Undo, error) {
+	return c.apply(ctx, allocs, func(_ int, d Device, part []Allocation) (Undo, error) { return d.Apply(ctx, part) })
+}
+
+// apply hands each device its part through applyOne. If one fails or
+// panics, the devices before it are undone (the panic then goes on).
+func (c *combined) apply(ctx context.Context, allocs []Allocation, applyOne func(i int, d Device, part []Allocation) (Undo, error)) (_ Undo, err error) {
 	var undos []Undo
 	undoAll := func(ctx context.Context) error {
 		var errs *multierror.Error
@@ -53,22 +72,84 @@ func (c *combined) Apply(ctx context.Context, allocs []Allocation) (Undo, error)
 		}
 		return errs.ErrorOrNil()
 	}
+	ok := false
+	defer func() {
+		if !ok && err == nil { // a device panicked
+			_ = undoAll(context.WithoutCancel(ctx))
+		}
+	}()
 	for i, d := range c.devices {
 		capacity, err := d.Capacity(ctx)
 		if err != nil {
+			ok = true
 			return nil, multierror.Append(fmt.Errorf("hal: device %d capacity: %w", i, err), undoAll(ctx))
 		}
 		part := restrict(allocs, capacity)
 		if len(part) == 0 {
 			continue
 		}
-		undo, err := d.Apply(ctx, part)
+		undo, err := applyOne(i, d, part)
 		if err != nil {
+			ok = true
 			return nil, multierror.Append(fmt.Errorf("hal: device %d apply: %w", i, err), undoAll(ctx))
 		}
 		undos = append(undos, undo)
 	}
+	ok = true
 	return once(undoAll), nil
+}
+
+// journaledCombined is a combined device whose devices are all Journaled.
+type journaledCombined struct{ *combined }
+
+// combinedRecord is a combined device's undo record: each device's own,
+// by position (nil: that device was not changed).
+type combinedRecord struct {
+	Version int      `json:"v"`
+	Parts   [][]byte `json:"parts"`
+}
+
+func (c *journaledCombined) ApplyJournaled(ctx context.Context, allocs []Allocation, journal func([]byte) error) (Undo, error) {
+	rec := combinedRecord{Version: 1, Parts: make([][]byte, len(c.devices))}
+	var mu sync.Mutex
+	return c.apply(ctx, allocs, func(i int, d Device, part []Allocation) (Undo, error) {
+		return d.(Journaled).ApplyJournaled(ctx, part, func(r []byte) error {
+			mu.Lock()
+			defer mu.Unlock()
+			rec.Parts[i] = append([]byte(nil), r...)
+			b, err := json.Marshal(rec)
+			if err != nil {
+				return err
+			}
+			return journal(b)
+		})
+	})
+}
+
+func (c *journaledCombined) UndoRecord(ctx context.Context, record []byte) error {
+	var rec combinedRecord
+	dec := json.NewDecoder(bytes.NewReader(record))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&rec); err != nil {
+		return fmt.Errorf("hal: combined undo record: %w", err)
+	}
+	if rec.Version != 1 {
+		return fmt.Errorf("hal: combined undo record: version %d, this reads 1", rec.Version)
+	}
+	if len(rec.Parts) != len(c.devices) {
+		return fmt.Errorf("hal: combined undo record: %d parts for %d devices (was the device combined differently?)", len(rec.Parts), len(c.devices))
+	}
+	var errs *multierror.Error
+	for i := len(rec.Parts) - 1; i >= 0; i-- {
+		part := rec.Parts[i]
+		if part == nil {
+			continue
+		}
+		if err := c.devices[i].(Journaled).UndoRecord(ctx, part); err != nil {
+			errs = multierror.Append(errs, fmt.Errorf("hal: device %d undo record: %w", i, err))
+		}
+	}
+	return errs.ErrorOrNil()
 }
 
 func (c *combined) Usage(ctx context.Context, function string) (Vector, error) {

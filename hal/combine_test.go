@@ -77,3 +77,80 @@ func TestCombineUsage(t *testing.T) {
 	_, err = m.Usage(context.Background(), "nobody")
 	require.ErrorIs(t, err, hal.ErrUnknownFunction)
 }
+
+// panicky panics in Apply after the devices before it applied.
+type panicky struct{ hal.Device }
+
+func (p panicky) Apply(context.Context, []hal.Allocation) (hal.Undo, error) { panic("driver bug") }
+
+func TestCombineUndoesEarlierDevicesWhenOnePanics(t *testing.T) {
+	host := sim.New(hal.Vector{hal.CPU: 4})
+	card := panicky{sim.New(hal.Vector{"nic.queue": 16})}
+	dev := hal.Combine(host, card)
+	require.PanicsWithValue(t, "driver bug", func() {
+		_, _ = dev.Apply(context.Background(), []hal.Allocation{{Function: "fw", Guarantee: hal.Vector{hal.CPU: 2, "nic.queue": 8}}})
+	})
+	assert.Empty(t, host.Allocations(), "the host's part was undone before the panic went on")
+}
+
+func TestCombineIsJournaledWhenEveryDeviceIs(t *testing.T) {
+	ctx := context.Background()
+	_, ok := hal.Combine(sim.New(hal.Vector{hal.CPU: 4}), panicky{sim.New(hal.Vector{"q": 1})}).(hal.Journaled)
+	assert.False(t, ok, "a device that cannot journal makes the whole unjournaled")
+
+	dir := t.TempDir()
+	open := func() (*sim.Device, *sim.Device, hal.Journaled) {
+		host, err := sim.Open(sim.Config{Capacity: hal.Vector{hal.CPU: 4}, StatePath: dir + "/host.json"})
+		require.NoError(t, err)
+		card, err := sim.Open(sim.Config{Capacity: hal.Vector{"nic.queue": 16}, StatePath: dir + "/card.json"})
+		require.NoError(t, err)
+		j, ok := hal.Combine(host, card).(hal.Journaled)
+		require.True(t, ok)
+		return host, card, j
+	}
+	host, card, dev := open()
+	_, err := host.Apply(ctx, []hal.Allocation{{Function: "old", Guarantee: hal.Vector{hal.CPU: 1}}})
+	require.NoError(t, err)
+	hostBefore, cardBefore := host.Allocations(), card.Allocations()
+	var record []byte
+	_, err = dev.ApplyJournaled(ctx, []hal.Allocation{
+		{Function: "fw", Guarantee: hal.Vector{hal.CPU: 2, "nic.queue": 8}},
+		{Function: "old", Guarantee: hal.Vector{hal.CPU: 0.5}},
+	}, func(r []byte) error { record = append([]byte(nil), r...); return nil })
+	require.NoError(t, err)
+	require.Contains(t, card.Allocations(), "fw")
+
+	// A new process: the same devices opened again, undone from the record.
+	host2, card2, dev2 := open()
+	require.NoError(t, dev2.UndoRecord(ctx, record))
+	assert.Empty(t, cmp.Diff(hostBefore, host2.Allocations()))
+	assert.Empty(t, cmp.Diff(cardBefore, card2.Allocations()))
+	require.NoError(t, dev2.UndoRecord(ctx, record), "twice is safe")
+
+	for name, bad := range map[string]string{
+		"garbage":     "x",
+		"version":     `{"v":2,"parts":[null,null]}`,
+		"wrong count": `{"v":1,"parts":[null]}`,
+	} {
+		err := dev2.UndoRecord(ctx, []byte(bad))
+		require.Error(t, err, name)
+		assert.Contains(t, err.Error(), "combined undo record", name)
+	}
+}
+
+func FuzzCombinedUndoRecord(f *testing.F) {
+	f.Add([]byte(`{"v":1,"parts":[null,"eyJ2IjoxLCJkZXZpY2UiOiJzaW0iLCJiZWZvcmUiOnt9fQ=="]}`))
+	f.Add([]byte(`{"v":1,"parts":[null,null]}`))
+	f.Fuzz(func(t *testing.T, rec []byte) {
+		host, card := sim.New(hal.Vector{hal.CPU: 4}), sim.New(hal.Vector{"q": 4})
+		dev := hal.Combine(host, card).(hal.Journaled)
+		_ = dev.UndoRecord(context.Background(), rec) // must not panic
+		for _, d := range []*sim.Device{host, card} {
+			for f, a := range d.Allocations() {
+				if a.Function != f || a.Validate() != nil {
+					t.Fatalf("record left %q: %+v", f, a)
+				}
+			}
+		}
+	})
+}

@@ -58,6 +58,30 @@ type Device interface {
 	Apply(ctx context.Context, allocs []Allocation) (Undo, error)
 }
 
+// Journaled is an optional interface of a [Device] (in the manner of
+// database/sql/driver's optional interfaces) whose Apply can be undone by
+// another process: the undo outlives the process that applied. updraft
+// journals the record durably before the device changes anything, so that
+// after a crash a new process opening the same device can undo from it.
+// A device without it can only be undone by the process that applied;
+// after a crash updraft reports exactly what it could not undo.
+type Journaled interface {
+	Device
+	// ApplyJournaled is Apply, but before it changes anything it calls
+	// journal with a record from which UndoRecord can restore the state
+	// before this call, in this process or a new one. It may call journal
+	// again with a fuller record as it goes (each call replaces the one
+	// before); it never changes anything the last journaled record does
+	// not cover. If journal fails, ApplyJournaled changes nothing and
+	// returns that error.
+	ApplyJournaled(ctx context.Context, allocs []Allocation, journal func(record []byte) error) (Undo, error)
+	// UndoRecord restores the state a record describes. It is idempotent:
+	// running it twice, after the Undo that ApplyJournaled returned, or
+	// again after a crash in the middle of it, is safe. A record the
+	// device cannot read is refused with an error naming what is wrong.
+	UndoRecord(ctx context.Context, record []byte) error
+}
+
 // Meter is implemented by devices that can measure what a function uses now.
 type Meter interface {
 	// Usage returns function's current usage per resource.

@@ -133,7 +133,7 @@ func BenchmarkInvoke(b *testing.B) {
 	b.Run("lease", func(b *testing.B) {
 		m := newMover(b, []migrate.Target{newTarget(b, "r1", reg.url, migrate.CloudEventsOptions{})}, migrate.Options{})
 		home := &migrate.MapState{}
-		lease, err := m.Migrate(ctx, []migrate.Spec{{Function: "count", Local: count(home), State: home}})
+		lease, err := m.Migrate(ctx, "", []migrate.Spec{{Function: "count", Local: count(home), State: home}})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -216,7 +216,7 @@ func BenchmarkInvokePaired(b *testing.B) {
 	calls := 0
 	m := newMover(b, []migrate.Target{newTarget(b, "r1", reg.url, migrate.CloudEventsOptions{})}, migrate.Options{})
 	home := &migrate.MapState{}
-	lease, err := m.Migrate(ctx, []migrate.Spec{{Function: "count", Local: count(home), State: home}})
+	lease, err := m.Migrate(ctx, "", []migrate.Spec{{Function: "count", Local: count(home), State: home}})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -275,7 +275,7 @@ func BenchmarkCutover(b *testing.B) {
 	payload := []byte("cutover")
 
 	b.Run("baseline=invoke", func(b *testing.B) {
-		lease, err := m.Migrate(ctx, specs)
+		lease, err := m.Migrate(ctx, "", specs)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -290,7 +290,7 @@ func BenchmarkCutover(b *testing.B) {
 	})
 	// out migrates the function and serves its first invocation remotely.
 	out := func(b *testing.B) *migrate.Lease {
-		lease, err := m.Migrate(ctx, specs)
+		lease, err := m.Migrate(ctx, "", specs)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -349,7 +349,7 @@ func BenchmarkInvokeParallel(b *testing.B) {
 	b.Run("lease", func(b *testing.B) {
 		m := newMover(b, []migrate.Target{newTarget(b, "r1", reg.url, migrate.CloudEventsOptions{})}, migrate.Options{})
 		home := &migrate.MapState{}
-		lease, err := m.Migrate(ctx, []migrate.Spec{{Function: "count", Local: count(home), State: home}})
+		lease, err := m.Migrate(ctx, "", []migrate.Spec{{Function: "count", Local: count(home), State: home}})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -396,7 +396,7 @@ func BenchmarkInvokeSlowTarget(b *testing.B) {
 		}
 		b.Run(name, func(b *testing.B) {
 			m := newMover(b, []migrate.Target{newTarget(b, "far", reg.url, migrate.CloudEventsOptions{})}, migrate.Options{MaxInFlight: window})
-			lease, err := m.Migrate(ctx, []migrate.Spec{{Function: "slow", Local: slow}})
+			lease, err := m.Migrate(ctx, "", []migrate.Spec{{Function: "slow", Local: slow}})
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -23,7 +23,7 @@ type CloudEventsOptions struct {
 	Capacity       hal.Vector // empty = unbounded
 	CostPerMillion float64
 
-	// Key signs requests (see [Sign]). When empty, the Mover's
+	// Key signs requests (see [SignEvent]). When empty, the Mover's
 	// Options.Key is used. New fails if neither is set, unless the target
 	// authenticates with mutual TLS instead: an https endpoint and a Client
 	// whose *http.Transport presents a client certificate.
@@ -136,7 +136,7 @@ func (t *CloudEventsTarget) URL() string { return t.url }
 func (t *CloudEventsTarget) Probe(ctx context.Context) (time.Duration, error) {
 	start := time.Now()
 	ev := t.newEvent(EventProbe, "", "probe-"+strconv.FormatInt(start.UnixNano(), 36), "", nil)
-	var answer wireEvent
+	var answer Event
 	status, ans, err := t.post(ctx, &ev, &answer)
 	if err != nil {
 		return 0, err
@@ -154,7 +154,7 @@ func (t *CloudEventsTarget) Call(ctx context.Context, req Request) ([]byte, erro
 		return nil, fmt.Errorf("migrate: target %s: request kind %d is unknown", t.info.Name, req.Kind)
 	}
 	ev := t.newEvent(typ, req.Function, req.ID, req.Generation, req.Payload)
-	var answer wireEvent
+	var answer Event
 	status, ans, err := t.post(ctx, &ev, &answer)
 	if err != nil {
 		return nil, fmt.Errorf("%w (%s of %q, id %s)", err, req.Kind, req.Function, req.ID)
@@ -165,7 +165,7 @@ func (t *CloudEventsTarget) Call(ctx context.Context, req Request) ([]byte, erro
 // answers reports whether ans may be the answer to request id: a signed
 // answer carries the request's id (and the signature covers it); an
 // unsigned one from a plain receiver may name it in ExtRequest.
-func answers(ans *wireEvent, id string) bool {
+func answers(ans *Event, id string) bool {
 	switch {
 	case ans.Req != "":
 		return ans.Req == id
@@ -176,7 +176,7 @@ func answers(ans *wireEvent, id string) bool {
 	}
 }
 
-func errorText(ans *wireEvent) string {
+func errorText(ans *Event) string {
 	if ans != nil && ans.Type == EventError && len(ans.Data) > 0 {
 		return ": " + string(ans.Data)
 	}
@@ -185,7 +185,7 @@ func errorText(ans *wireEvent) string {
 
 // interpret turns an HTTP status and answer event into a result or an
 // error of the documented kinds.
-func (t *CloudEventsTarget) interpret(req Request, status int, ans *wireEvent) ([]byte, error) {
+func (t *CloudEventsTarget) interpret(req Request, status int, ans *Event) ([]byte, error) {
 	if status == http.StatusOK && ans != nil && ans.Type == EventResult && answers(ans, req.ID) {
 		return ans.Data, nil // the common case, without formatting a description
 	}
@@ -219,8 +219,8 @@ func (t *CloudEventsTarget) interpret(req Request, status int, ans *wireEvent) (
 	}
 }
 
-func (t *CloudEventsTarget) newEvent(typ, function, id, gen string, data []byte) wireEvent {
-	ev := wireEvent{ID: id, Source: t.opts.Source, Type: typ, Subject: function, Time: t.now(), Gen: gen, Data: data}
+func (t *CloudEventsTarget) newEvent(typ, function, id, gen string, data []byte) Event {
+	ev := Event{ID: id, Source: t.opts.Source, Type: typ, Subject: function, Time: t.now(), Gen: gen, Data: data}
 	if t.signer != nil {
 		ev.Sig = t.signer.sign(&ev)
 	}
@@ -230,7 +230,7 @@ func (t *CloudEventsTarget) newEvent(typ, function, id, gen string, data []byte)
 // post sends ev in binary mode and returns the status and the answer
 // event, if any, read into ans (which the caller provides, so that it
 // may live on its stack).
-func (t *CloudEventsTarget) post(ctx context.Context, ev, ans *wireEvent) (int, *wireEvent, error) {
+func (t *CloudEventsTarget) post(ctx context.Context, ev, ans *Event) (int, *Event, error) {
 	resp, err := t.send(ctx, ev)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -266,7 +266,7 @@ func (t *CloudEventsTarget) post(ctx context.Context, ev, ans *wireEvent) (int, 
 // among it), none of which that client uses. Should the endpoint
 // redirect, the request is sent again through the client, which follows
 // the redirect as it always would.
-func (t *CloudEventsTarget) send(ctx context.Context, ev *wireEvent) (*http.Response, error) {
+func (t *CloudEventsTarget) send(ctx context.Context, ev *Event) (*http.Response, error) {
 	if t.rt == nil {
 		return t.opts.Client.Do(t.newRequest(ctx, ev, true))
 	}
@@ -286,7 +286,7 @@ func (t *CloudEventsTarget) send(ctx context.Context, ev *wireEvent) (*http.Resp
 // newRequest returns the HTTP request carrying ev in binary mode;
 // rewindable gives it a GetBody, which a client needs to follow a
 // redirect.
-func (t *CloudEventsTarget) newRequest(ctx context.Context, ev *wireEvent, rewindable bool) *http.Request {
+func (t *CloudEventsTarget) newRequest(ctx context.Context, ev *Event, rewindable bool) *http.Request {
 	hreq := (&http.Request{
 		Method: http.MethodPost, URL: t.u, Host: t.u.Host, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
 		Header: make(http.Header, 10), ContentLength: int64(len(ev.Data)), Body: http.NoBody,
@@ -328,7 +328,7 @@ func readAnswer(resp *http.Response, limit int64) ([]byte, error) {
 	return b, nil
 }
 
-func (t *CloudEventsTarget) checkSignature(ans *wireEvent) error {
+func (t *CloudEventsTarget) checkSignature(ans *Event) error {
 	if t.signer == nil || (ans.Sig == "" && !t.opts.RequireSignedAnswers) {
 		return nil
 	}

@@ -49,7 +49,7 @@ func TestTargetAgainstPlainSDKReceiver(t *testing.T) {
 	m := newMover(t, []migrate.Target{ct}, migrate.Options{})
 	upper := func(_ context.Context, p []byte) ([]byte, error) { return []byte("local:" + string(p)), nil }
 	ctx := ctxT(t)
-	lease, err := m.Migrate(ctx, []migrate.Spec{{Function: "upper", Local: upper}})
+	lease, err := m.Migrate(ctx, "", []migrate.Spec{{Function: "upper", Local: upper}})
 	require.NoError(t, err)
 	out, err := lease.Invoke(ctx, "upper", []byte("hello"))
 	require.NoError(t, err)

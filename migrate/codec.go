@@ -1,25 +1,25 @@
 package migrate
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"time"
-
-	"github.com/cloudevents/sdk-go/v2/binding"
-	"github.com/cloudevents/sdk-go/v2/event"
-	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 )
 
-// wireEvent is a CloudEvent as this package sends and reads it. Binary
-// mode is read and written directly from the HTTP headers (the invocation
-// hot path); anything else (structured mode from a plain receiver) goes
-// through the cloudevents SDK.
-type wireEvent struct {
+// specVersion is the CloudEvents version this package speaks.
+const specVersion = "1.0"
+
+// Event is a CloudEvent as this package sends, signs and reads it: the
+// attributes and extensions its signature covers. Binary mode is read and
+// written directly from the HTTP headers (the invocation hot path);
+// structured mode (JSON, from a receiver that answers that way) is
+// decoded with encoding/json. Package migrate/cesdk converts events of the
+// cloudevents SDK to and from it, so that the core of migrate, which every
+// host of updraft links, does not link the SDK.
+type Event struct {
 	ID, Source, Type, Subject string
 	// Time is the event's ce-time, or on a signed event made here the
 	// time its signature carries (then ce-time is not sent); verify sets
@@ -48,12 +48,12 @@ const (
 
 // Header values shared by every event; net/http never modifies them.
 var (
-	specVersionValue = []string{event.CloudEventsVersionV1}
+	specVersionValue = []string{specVersion}
 	octetStreamValue = []string{octetStream}
 )
 
 // writeHeaders sets e's attributes as binary-mode headers on h.
-func (e *wireEvent) writeHeaders(h http.Header) {
+func (e *Event) writeHeaders(h http.Header) {
 	vals := make([]string, 0, 9) // one allocation backs every value slice
 	set := func(k, v string) {
 		if v != "" {
@@ -87,29 +87,24 @@ func (e *wireEvent) writeHeaders(h http.Header) {
 var errNotCloudEvent = errors.New("not a CloudEvent (no ce-specversion header, no cloudevents content type)")
 
 // readWireEvent reads a CloudEvent from an HTTP message's headers and
-// complete body into e: binary mode directly, structured mode through the
-// SDK. (The caller's e may live on its stack: the hot path allocates no
+// complete body into e: binary mode directly, structured mode from its
+// JSON. (The caller's e may live on its stack: the hot path allocates no
 // event.)
-func readWireEvent(ctx context.Context, h http.Header, body []byte, e *wireEvent) error {
+func readWireEvent(ctx context.Context, h http.Header, body []byte, e *Event) error {
 	sv := header(h, hdrSpecVersion)
 	if sv == "" {
 		if strings.HasPrefix(header(h, hdrContentType), "application/cloudevents") {
-			ev, err := binding.ToEvent(ctx, cehttp.NewMessage(h, io.NopCloser(bytes.NewReader(body))))
-			if err != nil {
+			if err := decodeStructured(body, e); err != nil {
 				return fmt.Errorf("structured CloudEvent: %w", err)
 			}
-			if err := ev.Validate(); err != nil {
-				return fmt.Errorf("structured CloudEvent: %w", err)
-			}
-			*e = *fromSDK(ev)
 			return nil
 		}
 		return errNotCloudEvent
 	}
-	if sv != event.CloudEventsVersionV1 {
-		return fmt.Errorf("ce-specversion %q is not supported (want %s)", sv, event.CloudEventsVersionV1)
+	if sv != specVersion {
+		return fmt.Errorf("ce-specversion %q is not supported (want %s)", sv, specVersion)
 	}
-	*e = wireEvent{
+	*e = Event{
 		ID: header(h, hdrID), Source: header(h, hdrSource), Type: header(h, hdrType), Subject: header(h, hdrSubject),
 		Req: header(h, hdrReq), FnErr: header(h, hdrFnErr), Gen: header(h, hdrGen), Sig: header(h, hdrSig),
 		ContentType: header(h, hdrContentType), Data: body,
@@ -141,18 +136,4 @@ func header(h http.Header, k string) string {
 		return v[0]
 	}
 	return ""
-}
-
-// fromSDK converts an SDK event.
-func fromSDK(ev *event.Event) *wireEvent {
-	ext := ev.Extensions()
-	str := func(k string) string {
-		v, _ := ext[k].(string)
-		return v
-	}
-	return &wireEvent{
-		ID: ev.ID(), Source: ev.Source(), Type: ev.Type(), Subject: ev.Subject(), Time: ev.Time(),
-		Req: str(ExtRequest), FnErr: str(ExtFunctionError), Gen: str(ExtGeneration), Sig: str(ExtSignature),
-		ContentType: ev.DataContentType(), Data: ev.Data(),
-	}
 }

@@ -96,6 +96,9 @@ func (r *route) deliverInline(mine chan result) {
 // recovery due instead of answering.
 func (r *route) deliver(seq uint64, t Target, gen string) {
 	payload, err := r.j.get(seq)
+	if err == nil {
+		err = r.j.syncTo(seq) // durable before any target can act on it
+	}
 	var res []byte
 	if err == nil {
 		res, err = r.attempt(r.l.ctx, t, r.invokeRequest(seq, gen, payload))
@@ -210,7 +213,13 @@ func (r *route) checkpointNow(t Target, gen string) error {
 	}
 	r.covered, r.checkpoint, r.since, r.action = covered, data, 0, noAction
 	r.inCheckpoint = nil
+	err = r.persistLocked()
 	r.mu.Unlock()
+	if err != nil {
+		// The buffer is not trimmed: the durable checkpoint is the older one.
+		r.l.m.opts.Logger.Warn("migrate: persist checkpoint", "function", r.spec.Function, "err", err)
+		return nil
+	}
 	r.trim(covered)
 	return nil
 }
@@ -263,6 +272,9 @@ func (r *route) replaySerial(t Target, gen string, from uint64, onlyUnanswered b
 			continue
 		}
 		payload, err := r.j.get(seq)
+		if err == nil {
+			err = r.j.syncTo(seq)
+		}
 		var res []byte
 		if err == nil {
 			res, err = r.call(r.l.ctx, t, r.invokeRequest(seq, gen, payload))

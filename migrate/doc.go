@@ -43,7 +43,7 @@
 //		migrate.CloudEventsOptions{Region: "eu-west"})
 //	m, err := migrate.New([]migrate.Target{ce, migrate.NewLocalTarget("spare", migrate.LocalOptions{Slots: 2})},
 //		migrate.Options{Key: key, Logger: logger})
-//	lease, err := m.Migrate(ctx, []migrate.Spec{{Function: "thumbnail", Local: thumbnail, State: cache}})
+//	lease, err := m.Migrate(ctx, "", []migrate.Spec{{Function: "thumbnail", Local: thumbnail, State: cache}})
 //	out, err := lease.Invoke(ctx, "thumbnail", img) // runs in eu-1
 //	err = lease.Return(ctx)                            // state back, local again
 //

@@ -25,7 +25,7 @@ func ExampleMover_Migrate() {
 		return
 	}
 	upper := func(_ context.Context, p []byte) ([]byte, error) { return []byte(strings.ToUpper(string(p))), nil }
-	lease, err := m.Migrate(ctx, []migrate.Spec{{Function: "upper", Local: upper}})
+	lease, err := m.Migrate(ctx, "", []migrate.Spec{{Function: "upper", Local: upper}})
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -71,7 +71,7 @@ func ExampleHandler() {
 		fmt.Println(err)
 		return
 	}
-	lease, err := m.Migrate(ctx, []migrate.Spec{{Function: "count", Local: count(counters), State: counters, Regions: []string{"eu-west"}}})
+	lease, err := m.Migrate(ctx, "", []migrate.Spec{{Function: "count", Local: count(counters), State: counters, Regions: []string{"eu-west"}}})
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -101,7 +101,7 @@ func ExampleLease_Placements() {
 		return
 	}
 	echo := func(_ context.Context, p []byte) ([]byte, error) { return p, nil }
-	lease, err := m.Migrate(ctx, []migrate.Spec{{Function: "echo", Local: echo}})
+	lease, err := m.Migrate(ctx, "", []migrate.Spec{{Function: "echo", Local: echo}})
 	if err != nil {
 		fmt.Println(err)
 		return

@@ -41,7 +41,7 @@ func TestKillRegionMidStreamExactlyOnce(t *testing.T) {
 	// invocations may take far longer than on a quiet one.
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	lease, err := m.Migrate(ctx, specs)
+	lease, err := m.Migrate(ctx, "", specs)
 	require.NoError(t, err)
 	for _, p := range lease.Placements() {
 		require.Equal(t, "r1", p.Target, "cheapest eu-west target: %s", p)

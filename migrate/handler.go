@@ -150,7 +150,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.refuse(w, "", status, err)
 		return
 	}
-	var ev wireEvent
+	var ev Event
 	if err := readWireEvent(r.Context(), r.Header, body, &ev); err != nil {
 		h.refuse(w, "", http.StatusBadRequest, fmt.Errorf("migrate: handler: request is not a valid CloudEvent: %w", err))
 		return
@@ -211,7 +211,7 @@ func readAll(r io.Reader, length, limit int64) (b []byte, over bool, err error) 
 // serve checks and runs one request. It returns the HTTP status, the
 // answer's data, and either the function's own error (status 200) or the
 // reason for a refusal.
-func (h *Handler) serve(ctx context.Context, ev *wireEvent) (int, []byte, error) {
+func (h *Handler) serve(ctx context.Context, ev *Event) (int, []byte, error) {
 	if !h.opts.Insecure {
 		if err := h.signer.verify(ev, h.opts.Clock(), h.opts.Window); err != nil {
 			h.opts.Logger.Warn("migrate: refused request", "id", ev.ID, "type", ev.Type, "err", err)
@@ -281,19 +281,19 @@ func (h *Handler) refuse(w http.ResponseWriter, reqID string, status int, why er
 // newAnswer returns the answer to request reqID. It carries the request's
 // id (unique with its own source), so that its signature binds it to the
 // request it answers.
-func (h *Handler) newAnswer(reqID, typ string, data []byte) wireEvent {
+func (h *Handler) newAnswer(reqID, typ string, data []byte) Event {
 	id := reqID
 	if id == "" {
 		id = "refusal"
 	}
-	return wireEvent{ID: id, Source: h.opts.Source, Type: typ, Time: h.opts.Clock(), Data: data}
+	return Event{ID: id, Source: h.opts.Source, Type: typ, Time: h.opts.Clock(), Data: data}
 }
 
 // smallAnswerBytes is the size up to which net/http buffers a whole
 // answer before sending its header, and so sets its Content-Length itself.
 const smallAnswerBytes = 2048
 
-func (h *Handler) write(w http.ResponseWriter, ev *wireEvent, status int) {
+func (h *Handler) write(w http.ResponseWriter, ev *Event, status int) {
 	if h.signer != nil {
 		ev.Sig = h.signer.sign(ev)
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/updraft-dev/updraft/migrate"
+	"github.com/updraft-dev/updraft/migrate/cesdk"
 )
 
 // sdkRequest sends ev with the cloudevents SDK's own client and returns
@@ -62,7 +63,7 @@ func handlerRegion(t *testing.T, opts migrate.HandlerOptions) (*region, *migrate
 func TestHandlerServesSDKClient(t *testing.T) {
 	reg, st := handlerRegion(t, migrate.HandlerOptions{})
 	ev := invokeEvent(t, "req-1", "count", []byte("apples"), time.Now())
-	require.NoError(t, migrate.Sign(testKey, &ev))
+	require.NoError(t, cesdk.Sign(testKey, &ev))
 
 	ans, status := sdkRequest(t, reg.url, ev)
 	require.Equal(t, http.StatusOK, status)
@@ -70,7 +71,7 @@ func TestHandlerServesSDKClient(t *testing.T) {
 	require.Equal(t, migrate.EventResult, ans.Type())
 	require.Equal(t, "1", string(ans.Data()))
 	require.Equal(t, "req-1", ans.ID(), "the answer carries the request id")
-	require.NoError(t, migrate.Verify(testKey, ans, time.Now(), time.Minute), "answers are signed")
+	require.NoError(t, cesdk.Verify(testKey, ans, time.Now(), time.Minute), "answers are signed")
 
 	ans, status = sdkRequest(t, reg.url, ev) // a retry of the same event
 	require.Equal(t, http.StatusOK, status)
@@ -78,7 +79,7 @@ func TestHandlerServesSDKClient(t *testing.T) {
 	require.Equal(t, int64(1), st.Get("apples"), "and runs once")
 
 	ev2 := invokeEvent(t, "req-2", "count", []byte("apples"), time.Now())
-	require.NoError(t, migrate.Sign(testKey, &ev2))
+	require.NoError(t, cesdk.Sign(testKey, &ev2))
 	ans, _ = sdkRequest(t, reg.url, ev2)
 	require.Equal(t, "2", string(ans.Data()))
 }
@@ -90,9 +91,9 @@ func TestHandlerServesSDKClient(t *testing.T) {
 func TestSignatureForms(t *testing.T) {
 	reg, _ := handlerRegion(t, migrate.HandlerOptions{})
 	ev := invokeEvent(t, "sig-1", "count", []byte("plums"), time.Now())
-	require.NoError(t, migrate.Sign(testKey, &ev))
+	require.NoError(t, cesdk.Sign(testKey, &ev))
 	require.True(t, strings.HasPrefix(ev.Extensions()[migrate.ExtSignature].(string), "v1="), "Sign leaves the time to ce-time")
-	require.NoError(t, migrate.Verify(testKey, &ev, time.Now(), time.Minute))
+	require.NoError(t, cesdk.Verify(testKey, &ev, time.Now(), time.Minute))
 
 	ans, status := sdkRequest(t, reg.url, ev)
 	require.Equal(t, http.StatusOK, status)
@@ -103,7 +104,7 @@ func TestSignatureForms(t *testing.T) {
 	nanos, err := strconv.ParseInt(ts, 10, 64)
 	require.NoError(t, err)
 	signedAt := time.Unix(0, nanos)
-	require.NoError(t, migrate.Verify(testKey, ans, time.Now(), time.Minute))
+	require.NoError(t, cesdk.Verify(testKey, ans, time.Now(), time.Minute))
 
 	withSig := func(sig string, at time.Time) *event.Event {
 		c := ans.Clone()
@@ -111,7 +112,7 @@ func TestSignatureForms(t *testing.T) {
 		c.SetTime(at)
 		return &c
 	}
-	require.NoError(t, migrate.Verify(testKey, withSig(sig, signedAt), time.Now(), time.Minute), "a ce-time equal to the signed time")
+	require.NoError(t, cesdk.Verify(testKey, withSig(sig, signedAt), time.Now(), time.Minute), "a ce-time equal to the signed time")
 	for _, tc := range []struct {
 		name string
 		ev   *event.Event
@@ -127,7 +128,7 @@ func TestSignatureForms(t *testing.T) {
 		{"v1 form without a time", withSig("v1="+mac, time.Time{}), time.Now(), "has no time"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			err := migrate.Verify(testKey, tc.ev, tc.now, time.Minute)
+			err := cesdk.Verify(testKey, tc.ev, tc.now, time.Minute)
 			require.ErrorIs(t, err, migrate.ErrUnauthorized)
 			require.ErrorContains(t, err, tc.want)
 		})
@@ -138,13 +139,13 @@ func TestHandlerRefusesBadRequests(t *testing.T) {
 	reg, st := handlerRegion(t, migrate.HandlerOptions{MaxPayloadBytes: 16, Window: time.Minute})
 	now := time.Now()
 	signed := func(ev event.Event) event.Event {
-		require.NoError(t, migrate.Sign(testKey, &ev))
+		require.NoError(t, cesdk.Sign(testKey, &ev))
 		return ev
 	}
 	tampered := signed(invokeEvent(t, "t-1", "count", []byte("pears"), now))
 	require.NoError(t, tampered.SetData("application/octet-stream", []byte("plums")))
 	otherKey := invokeEvent(t, "k-1", "count", []byte("pears"), now)
-	require.NoError(t, migrate.Sign([]byte("some-other-key-0123"), &otherKey))
+	require.NoError(t, cesdk.Sign([]byte("some-other-key-0123"), &otherKey))
 	wrongType := invokeEvent(t, "w-1", "count", []byte("pears"), now)
 	wrongType.SetType("com.example.other")
 
@@ -189,7 +190,7 @@ func TestHandlerRefusesBadRequests(t *testing.T) {
 func TestHandlerClockSkew(t *testing.T) {
 	reg, _ := handlerRegion(t, migrate.HandlerOptions{Window: time.Minute, Clock: func() time.Time { return time.Now().Add(time.Hour) }})
 	ev := invokeEvent(t, "s-1", "count", []byte("pears"), time.Now())
-	require.NoError(t, migrate.Sign(testKey, &ev))
+	require.NoError(t, cesdk.Sign(testKey, &ev))
 	ans, status := sdkRequest(t, reg.url, ev)
 	require.Equal(t, http.StatusUnauthorized, status)
 	require.Contains(t, string(ans.Data()), "clocks skewed")
@@ -198,7 +199,7 @@ func TestHandlerClockSkew(t *testing.T) {
 func TestHandlerFunctionError(t *testing.T) {
 	reg, _ := handlerRegion(t, migrate.HandlerOptions{})
 	ev := invokeEvent(t, "e-1", "fail", []byte("x"), time.Now())
-	require.NoError(t, migrate.Sign(testKey, &ev))
+	require.NoError(t, cesdk.Sign(testKey, &ev))
 	ans, status := sdkRequest(t, reg.url, ev)
 	require.Equal(t, http.StatusOK, status, "the function's own error is an answer, not a refusal")
 	require.Equal(t, migrate.EventError, ans.Type())
@@ -228,7 +229,7 @@ func TestHandlerStateGenerationsAndReplayedPut(t *testing.T) {
 		if gen != "" {
 			ev.SetExtension(migrate.ExtGeneration, gen)
 		}
-		require.NoError(t, migrate.Sign(testKey, &ev))
+		require.NoError(t, cesdk.Sign(testKey, &ev))
 		return sdkRequest(t, reg.url, ev)
 	}
 	_, status := send(migrate.EventPutState, "put-1", "g1", []byte(`{"a":1}`))

@@ -8,6 +8,7 @@ import (
 	"hash/crc32"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 )
 
@@ -17,14 +18,14 @@ import (
 // death loses nothing: the next target gets the checkpoint and the journal
 // is replayed from there. Entries are numbered from 1 in append order.
 //
-// Records are written to segment files in dir, in batches of up to
-// flushBytes (and at once by flush, which the route calls as soon as its
-// target stops answering); until then, and while they fit in memLimit,
-// payloads are also held in memory. A segment whose entries are all
-// trimmed is deleted (or, the active one, truncated). Nothing is fsynced:
-// the journal guards against a target's death, not this process's (whose
-// leases die with it), so an append normally makes no system call.
-// journal is safe for concurrent use.
+// Records are written to segment files in dir; while they fit in
+// memLimit, payloads are also held in memory. Before an entry is
+// delivered, syncTo makes it durable (written and fsynced), so an
+// invocation has reached the disk before any target can act on it, let
+// alone answer it: a new process finds it there (reopenJournal) after a
+// crash. Concurrent deliveries share one fsync (group commit). A segment
+// whose entries are all trimmed is deleted (or, the active one,
+// truncated). journal is safe for concurrent use.
 type journal struct {
 	dir      string
 	limit    int64 // bound on the bytes of untrimmed records
@@ -40,6 +41,10 @@ type journal struct {
 	nextSeg  int
 	pending  []byte // encoded records of the active segment not yet written, from pendOff
 	pendOff  int64
+	dirty    map[*os.File]bool // segments written since the last fsync
+
+	syncMu sync.Mutex // serialises fsyncs; taken before mu
+	synced uint64     // entries up to this seq are durable; guarded by mu
 }
 
 // flushBytes is the size of a batch of records written at once.
@@ -70,11 +75,101 @@ func openJournal(dir string, limit int64) (*journal, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("migrate: invocation buffer: %w", err)
 	}
-	j := &journal{dir: dir, limit: limit, segBytes: 4 << 20, memLimit: 4 << 20, nextSeq: 1}
+	j := &journal{dir: dir, limit: limit, segBytes: 4 << 20, memLimit: 4 << 20, nextSeq: 1, dirty: map[*os.File]bool{}}
 	if err := j.rotate(); err != nil {
 		return nil, err
 	}
+	return j, syncDir(dir)
+}
+
+// reopenJournal opens the journal a crashed process left in dir: every
+// intact record with a seq above covered is an entry again (payloads in
+// memory); a torn record at the end of a segment (the process died while
+// writing it, before it was synced, so it was never delivered) ends that
+// segment. New entries go to a new segment.
+func reopenJournal(dir string, limit int64, covered uint64) (*journal, error) {
+	names, err := filepath.Glob(filepath.Join(dir, "seg-*.log"))
+	if err != nil {
+		return nil, fmt.Errorf("migrate: invocation buffer: %w", err)
+	}
+	slices.Sort(names)
+	j := &journal{dir: dir, limit: limit, segBytes: 4 << 20, memLimit: 1 << 62, nextSeq: covered + 1, dirty: map[*os.File]bool{}}
+	for _, name := range names {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			return nil, fmt.Errorf("migrate: invocation buffer: %w", err)
+		}
+		var n int
+		if _, err := fmt.Sscanf(filepath.Base(name), "seg-%06d.log", &n); err == nil && n >= j.nextSeg {
+			j.nextSeg = n + 1
+		}
+		for len(b) >= recordHeader+4 {
+			size := recordHeader + int(binary.BigEndian.Uint32(b[8:])) + 4
+			if size > len(b) {
+				break
+			}
+			seq, payload, err := decodeRecord(b[:size])
+			if err != nil {
+				break
+			}
+			b = b[size:]
+			if seq < j.nextSeq {
+				continue // covered by the checkpoint, or a duplicate
+			}
+			if seq != j.nextSeq {
+				return nil, fmt.Errorf("migrate: invocation buffer %s: entry %d follows %d", name, seq, j.nextSeq-1)
+			}
+			j.entries = append(j.entries, jentry{seq: seq, n: int64(size), payload: bytes.Clone(payload)})
+			j.bytes += int64(size)
+			j.nextSeq++
+		}
+	}
+	j.synced = j.nextSeq - 1
+	if err := j.rotate(); err != nil {
+		return nil, err
+	}
+	// The entries' records live in the old segments, kept until close.
+	for _, name := range names {
+		f, err := os.Open(name)
+		if err != nil {
+			return nil, fmt.Errorf("migrate: invocation buffer: %w", err)
+		}
+		j.segs = append([]*segment{{f: f, path: name, lastSeq: j.nextSeq - 1}}, j.segs...)
+	}
 	return j, nil
+}
+
+// syncTo makes every entry up to seq durable: written and fsynced.
+// Callers that arrive while an fsync runs find their entry covered by it
+// or wait for the next, which covers all of them.
+func (j *journal) syncTo(seq uint64) error {
+	j.syncMu.Lock()
+	defer j.syncMu.Unlock()
+	j.mu.Lock()
+	if j.synced >= seq {
+		j.mu.Unlock()
+		return nil
+	}
+	if err := j.flushLocked(); err != nil {
+		j.mu.Unlock()
+		return err
+	}
+	upTo := j.nextSeq - 1
+	files := make([]*os.File, 0, len(j.dirty))
+	for f := range j.dirty {
+		files = append(files, f)
+	}
+	clear(j.dirty)
+	j.mu.Unlock()
+	for _, f := range files {
+		if err := f.Sync(); err != nil {
+			return fmt.Errorf("migrate: invocation buffer: fsync: %w", err)
+		}
+	}
+	j.mu.Lock()
+	j.synced = max(j.synced, upTo)
+	j.mu.Unlock()
+	return nil
 }
 
 func (j *journal) rotate() error {
@@ -107,6 +202,7 @@ func (j *journal) flushLocked() error {
 	if _, err := seg.f.WriteAt(j.pending, j.pendOff); err != nil {
 		return fmt.Errorf("migrate: invocation buffer: %w", err)
 	}
+	j.dirty[seg.f] = true
 	j.pendOff += int64(len(j.pending))
 	j.pending = j.pending[:0]
 	return nil
@@ -207,6 +303,7 @@ func (j *journal) trim(seq uint64) error {
 	var errs []error
 	for len(j.segs) > 1 && j.segs[0].lastSeq <= seq {
 		s := j.segs[0]
+		delete(j.dirty, s.f)
 		errs = append(errs, s.f.Close(), os.Remove(s.path))
 		j.segs = j.segs[1:]
 	}
@@ -263,4 +360,42 @@ func decodeRecord(b []byte) (uint64, []byte, error) {
 		return 0, nil, fmt.Errorf("record checksum %08x does not match %08x: corrupt", got, want)
 	}
 	return binary.BigEndian.Uint64(b), b[recordHeader:len(body):len(body)], nil
+}
+
+// syncDir fsyncs a directory, so that files created or renamed in it
+// survive a crash.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("migrate: fsync %s: %w", dir, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("migrate: fsync %s: %w", dir, err)
+	}
+	return nil
+}
+
+// writeFileDurably replaces path with b: a temporary file, fsynced,
+// renamed over it, and the directory fsynced.
+func writeFileDurably(path string, b []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), path)
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return err
+	}
+	return syncDir(filepath.Dir(path))
 }

@@ -122,6 +122,7 @@ func FuzzReadWireEvent(f *testing.F) {
 	f.Add("1.0", "", "src", EventInvoke, "fn", "", "", []byte(nil))
 	f.Add("0.3", "id", "src", "t", "", "yesterday", "", []byte("x"))
 	f.Add("", "id", "src", "t", "", "", "", []byte(`{"specversion":"1.0"}`))
+	f.Add("", "", "", "", "", "", "", []byte(`{"specversion":"1.0","id":"a","source":"s","type":"t","time":"2026-12-03T06:00:00Z","datacontenttype":"text/plain","data":"x","updraftsig":"v1=abc"}`))
 	f.Add("1.0", "id-2", "src", EventResult, "", "", "t=1795740453766965585,v1=m_bwmSODrpe9YKr-zkaaBRvTjIuBOpDeCrz5qFIcSpw", []byte("1"))
 	f.Add("1.0", "id-3", "src", EventInvoke, "fn", "2026-11-26T22:00:00Z", "t=1795740453766965585,v1=", []byte(nil))
 	f.Add("1.0", "id-4", "src", EventInvoke, "fn", "3000-01-01T00:00:00Z", "t=x,v1=y", []byte("z"))
@@ -135,7 +136,7 @@ func FuzzReadWireEvent(f *testing.F) {
 		if sv == "" {
 			h.Set(hdrContentType, "application/cloudevents+json")
 		}
-		ev := &wireEvent{}
+		ev := &Event{}
 		if err := readWireEvent(context.Background(), h, body, ev); err != nil {
 			return
 		}

@@ -57,10 +57,18 @@ type LeaseStats struct {
 	Buffered    int64 // invocations in the on-disk buffer now (not yet covered by a checkpoint)
 }
 
-func newLease(m *Mover) (*Lease, error) {
-	id := newLeaseID()
+func newLease(m *Mover, id string) (*Lease, error) {
+	if id == "" {
+		id = newLeaseID()
+	}
+	if err := checkLeaseID(id); err != nil {
+		return nil, err
+	}
 	dir := leaseDir(m.opts.BufferDir, id)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return nil, fmt.Errorf("migrate: lease %s already exists in %s (Reattach finds it)", id, m.opts.BufferDir)
+		}
 		return nil, fmt.Errorf("migrate: lease buffer: %w", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -174,7 +182,11 @@ func (l *Lease) Return(ctx context.Context) error {
 	for _, fn := range l.order {
 		r := l.routes[fn]
 		wg.Go(func() {
-			if err := r.giveBack(ctx); err != nil {
+			giveBack := r.giveBack
+			if r.reattached {
+				giveBack = r.giveBackReattached
+			}
+			if err := giveBack(ctx); err != nil {
 				mu.Lock()
 				errs = multierror.Append(errs, err)
 				mu.Unlock()
@@ -196,11 +208,12 @@ func (l *Lease) Return(ctx context.Context) error {
 // move places spec on t: its state is exported and sent, then a delivery
 // goroutine starts. Called by Migrate only.
 func (l *Lease) move(ctx context.Context, spec Spec, t Target, why string) error {
-	j, err := openJournal(l.dir+"/"+strconv.Itoa(len(l.order)), l.m.opts.BufferBytes)
+	index := len(l.order)
+	j, err := openJournal(l.dir+"/"+strconv.Itoa(index), l.m.opts.BufferBytes)
 	if err != nil {
 		return err
 	}
-	r := &route{l: l, spec: spec, j: j, waiters: map[uint64]chan result{}, tried: map[string]bool{}, acked: map[uint64]bool{},
+	r := &route{l: l, index: index, spec: spec, j: j, waiters: map[uint64]chan result{}, tried: map[string]bool{}, acked: map[uint64]bool{},
 		workerDone: make(chan struct{}), back: make(chan struct{}), next: 1, metrics: l.m.metrics.forFunction(spec.Function)}
 	r.cond = sync.NewCond(&r.mu)
 	info := t.Info()
@@ -219,8 +232,15 @@ func (l *Lease) move(ctx context.Context, spec Spec, t Target, why string) error
 	}
 	r.target, r.info = t, info
 	r.placement = Placement{Function: spec.Function, Target: info.Name, Region: info.Region, Provider: info.Provider, Reason: why}
+	if err := r.persist(); err != nil {
+		j.close()
+		return err
+	}
 	l.routes[spec.Function] = r
 	l.order = append(l.order, spec.Function)
+	if err := l.persistManifest(); err != nil {
+		return err
+	}
 	l.m.opts.Logger.Info("migrate: moved", "function", spec.Function, "target", info.Name, "region", info.Region, "reason", why)
 	go r.run()
 	return nil

@@ -27,7 +27,7 @@ func TestReturnBringsRemoteStateHome(t *testing.T) {
 	home := &migrate.MapState{}
 	home.Add("seed", 1)
 	ctx := ctxT(t)
-	lease, err := m.Migrate(ctx, []migrate.Spec{{Function: "count", Local: count(home), State: home}})
+	lease, err := m.Migrate(ctx, "", []migrate.Spec{{Function: "count", Local: count(home), State: home}})
 	require.NoError(t, err)
 	for i := 1; i <= 3; i++ {
 		out, err := lease.Invoke(ctx, "count", []byte("x"))
@@ -46,7 +46,7 @@ func TestInvokeErrors(t *testing.T) {
 	m := newMover(t, []migrate.Target{newTarget(t, "r1", reg.url, migrate.CloudEventsOptions{})}, migrate.Options{MaxPayloadBytes: 8})
 	ctx := ctxT(t)
 	home := &migrate.MapState{}
-	lease, err := m.Migrate(ctx, []migrate.Spec{
+	lease, err := m.Migrate(ctx, "", []migrate.Spec{
 		{Function: "count", Local: count(home), State: home},
 		{Function: "fail", Local: noop},
 	})
@@ -154,7 +154,7 @@ func TestUnreachableTargetBuffersInOrder(t *testing.T) {
 		FailoverAfter: time.Minute, RetryMax: 10 * time.Millisecond})
 	home := &listState{}
 	ctx := ctxT(t)
-	lease, err := m.Migrate(ctx, []migrate.Spec{{Function: "append", Local: home.add, State: home}})
+	lease, err := m.Migrate(ctx, "", []migrate.Spec{{Function: "append", Local: home.add, State: home}})
 	require.NoError(t, err)
 
 	gate.setClosed(true)
@@ -213,7 +213,7 @@ func TestFailoverHomeWhenNoTargetLeft(t *testing.T) {
 	home := &migrate.MapState{}
 	home.Add("seed", 1)
 	ctx := ctxT(t)
-	lease, err := m.Migrate(ctx, []migrate.Spec{{Function: "count", Local: count(home), State: home}})
+	lease, err := m.Migrate(ctx, "", []migrate.Spec{{Function: "count", Local: count(home), State: home}})
 	require.NoError(t, err)
 	invoke := func(from, to int) {
 		for i := from; i < to; i++ {
@@ -249,7 +249,7 @@ func TestReturnWithDeadTargetReplaysFromCheckpoint(t *testing.T) {
 		migrate.Options{CheckpointEvery: 10, FailoverAfter: 100 * time.Millisecond})
 	home := &migrate.MapState{}
 	ctx := ctxT(t)
-	lease, err := m.Migrate(ctx, []migrate.Spec{{Function: "count", Local: count(home), State: home}})
+	lease, err := m.Migrate(ctx, "", []migrate.Spec{{Function: "count", Local: count(home), State: home}})
 	require.NoError(t, err)
 	for i := range 25 {
 		_, err := lease.Invoke(ctx, "count", fmt.Appendf(nil, "k%d", i))
@@ -280,7 +280,7 @@ func TestLocalTargets(t *testing.T) {
 		return []byte("done"), nil
 	}
 	ctx := ctxT(t)
-	lease, err := m.Migrate(ctx, []migrate.Spec{
+	lease, err := m.Migrate(ctx, "", []migrate.Spec{
 		{Function: "count", Local: count(&home.MapState), State: home},
 		{Function: "block", Local: block},
 	})
@@ -351,7 +351,7 @@ func TestRestartedRegionIsDetected(t *testing.T) {
 	}, migrate.Options{CheckpointEvery: 10})
 	home := &migrate.MapState{}
 	ctx := ctxT(t)
-	lease, err := m.Migrate(ctx, []migrate.Spec{{Function: "count", Local: count(home), State: home}})
+	lease, err := m.Migrate(ctx, "", []migrate.Spec{{Function: "count", Local: count(home), State: home}})
 	require.NoError(t, err)
 	for i := range 30 {
 		if i == 15 {
@@ -382,7 +382,7 @@ func TestReturnRetriesAfterFailure(t *testing.T) {
 	m := newMover(t, []migrate.Target{gate}, migrate.Options{FailoverAfter: time.Minute, RetryMax: 10 * time.Millisecond})
 	home := &migrate.MapState{}
 	ctx := ctxT(t)
-	lease, err := m.Migrate(ctx, []migrate.Spec{{Function: "count", Local: count(home), State: home}})
+	lease, err := m.Migrate(ctx, "", []migrate.Spec{{Function: "count", Local: count(home), State: home}})
 	require.NoError(t, err)
 	gate.setClosed(true)
 	wctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
@@ -411,7 +411,7 @@ func TestConcurrentInlineInvocations(t *testing.T) {
 	reg, _ := handlerRegion(t, migrate.HandlerOptions{})
 	m := newMover(t, []migrate.Target{newTarget(t, "r1", reg.url, migrate.CloudEventsOptions{})}, migrate.Options{CheckpointEvery: 16})
 	home := &migrate.MapState{}
-	lease, err := m.Migrate(ctxT(t), []migrate.Spec{{Function: "count", Local: count(home), State: home}})
+	lease, err := m.Migrate(ctxT(t), "", []migrate.Spec{{Function: "count", Local: count(home), State: home}})
 	require.NoError(t, err)
 	var wg sync.WaitGroup
 	for g := range 8 {
@@ -456,7 +456,7 @@ func TestWindowDeliversConcurrently(t *testing.T) {
 	reg := startRegion(t, "127.0.0.2", h)
 	m := newMover(t, []migrate.Target{newTarget(t, "r1", reg.url, migrate.CloudEventsOptions{})}, migrate.Options{MaxInFlight: n})
 	ctx := ctxT(t)
-	lease, err := m.Migrate(ctx, []migrate.Spec{{Function: "meet", Local: meet}})
+	lease, err := m.Migrate(ctx, "", []migrate.Spec{{Function: "meet", Local: meet}})
 	require.NoError(t, err)
 	var wg sync.WaitGroup
 	for i := range n {
@@ -512,7 +512,7 @@ func TestOutOfOrderAnswersSurviveTwoFailovers(t *testing.T) {
 	m := newMover(t, []migrate.Target{spare, remote}, migrate.Options{MaxInFlight: 4, FailoverAfter: 100 * time.Millisecond})
 	home := &migrate.MapState{}
 	ctx := ctxT(t)
-	lease, err := m.Migrate(ctx, []migrate.Spec{{Function: "count", Local: count(home), State: home}})
+	lease, err := m.Migrate(ctx, "", []migrate.Spec{{Function: "count", Local: count(home), State: home}})
 	require.NoError(t, err)
 	require.Equal(t, "spare", lease.Placements()[0].Target)
 
@@ -563,7 +563,7 @@ func TestSlowAnswerIsRetriedNotLost(t *testing.T) {
 	sig := &callSignal{Target: newTarget(t, "r1", reg.url, migrate.CloudEventsOptions{Key: testKey}), calls: make(chan struct{}, 16)}
 	m := newMover(t, []migrate.Target{sig}, migrate.Options{CallTimeout: 50 * time.Millisecond, FailoverAfter: time.Minute})
 	ctx := ctxT(t)
-	lease, err := m.Migrate(ctx, []migrate.Spec{{Function: "slow", Local: slow}})
+	lease, err := m.Migrate(ctx, "", []migrate.Spec{{Function: "slow", Local: slow}})
 	require.NoError(t, err)
 	done := make(chan error, 1)
 	var out []byte
@@ -611,7 +611,7 @@ func TestBadTargetMidLeaseWorkComesHome(t *testing.T) {
 			m := newMover(t, []migrate.Target{newTarget(t, "r1", reg.url, migrate.CloudEventsOptions{})}, migrate.Options{CheckpointEvery: 2})
 			home := &migrate.MapState{}
 			ctx := ctxT(t)
-			lease, err := m.Migrate(ctx, []migrate.Spec{{Function: "count", Local: count(home), State: home}})
+			lease, err := m.Migrate(ctx, "", []migrate.Spec{{Function: "count", Local: count(home), State: home}})
 			require.NoError(t, err)
 			for _, k := range []string{"a", "b", "c"} {
 				_, err := lease.Invoke(ctx, "count", []byte(k))

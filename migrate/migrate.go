@@ -76,7 +76,8 @@ func (s Spec) Validate() error {
 // If Migrate fails, it has already returned everything it moved: no
 // function is left placed remotely and the returned lease is nil.
 type Migrator interface {
-	Migrate(ctx context.Context, specs []Spec) (*Lease, error)
+	Migrate(ctx context.Context, id string, specs []Spec) (*Lease, error)
+	Reattach(ctx context.Context, id string, specs []Spec) (*Lease, error)
 }
 
 // checkName accepts function names that travel unchanged in a CloudEvents

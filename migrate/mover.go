@@ -174,14 +174,18 @@ func fillDefaults(o *Options) error {
 // From the moment Migrate returns, invoke the functions through the lease:
 // state changed at home after the export is not carried. Always end a
 // lease with Return; its delivery goroutines and buffer live until then.
-func (m *Mover) Migrate(ctx context.Context, specs []Spec) (*Lease, error) {
+//
+// id names the lease (1 to 128 of [A-Za-z0-9._-]); a caller that must
+// find it again after a crash (with [Mover.Reattach]) records it before
+// calling Migrate. An empty id picks a random one ([Lease.ID]).
+func (m *Mover) Migrate(ctx context.Context, id string, specs []Spec) (*Lease, error) {
 	if err := validateSpecs(specs); err != nil {
 		return nil, err
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("migrate: Migrate: %w", err)
 	}
-	l, err := newLease(m)
+	l, err := newLease(m, id)
 	if err != nil {
 		return nil, err
 	}

@@ -59,7 +59,7 @@ func TestMigrateValidatesSpecs(t *testing.T) {
 		{[]migrate.Spec{{Function: "two words", Local: noop}}, `"two words": byte 3 (0x20) is not printable ASCII`},
 		{[]migrate.Spec{{Function: "f", Local: noop, Demand: hal.Vector{hal.CPU: -1}}}, `"f" demand`},
 	} {
-		_, err := m.Migrate(ctxT(t), tc.specs)
+		_, err := m.Migrate(ctxT(t), "", tc.specs)
 		require.ErrorContains(t, err, tc.want)
 	}
 }
@@ -91,7 +91,7 @@ func fake(name, region, provider string, cost float64, latency time.Duration) *f
 
 func placements(t *testing.T, m *migrate.Mover, specs ...migrate.Spec) []migrate.Placement {
 	t.Helper()
-	lease, err := m.Migrate(ctxT(t), specs)
+	lease, err := m.Migrate(ctxT(t), "", specs)
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, lease.Return(context.Background())) })
 	return lease.Placements()
@@ -165,7 +165,7 @@ func TestMigrateFailsMidwayReturnsWhatMoved(t *testing.T) {
 	m := newMover(t, []migrate.Target{newTarget(t, "r1", reg.url, migrate.CloudEventsOptions{Region: "eu"})}, migrate.Options{})
 	home := &countingState{}
 	home.Add("seed", 3)
-	_, err := m.Migrate(ctxT(t), []migrate.Spec{
+	_, err := m.Migrate(ctxT(t), "", []migrate.Spec{
 		{Function: "count", Local: count(&home.MapState), State: home},
 		{Function: "other", Local: noop, Regions: []string{"mars"}},
 	})
@@ -183,7 +183,7 @@ func TestMigrateClockSkewKeepsWorkLocal(t *testing.T) {
 	reg, _ := handlerRegion(t, migrate.HandlerOptions{Window: time.Minute})
 	skewed := func() time.Time { return time.Now().Add(-time.Hour) }
 	m := newMover(t, []migrate.Target{newTarget(t, "r1", reg.url, migrate.CloudEventsOptions{Clock: skewed})}, migrate.Options{})
-	_, err := m.Migrate(ctxT(t), []migrate.Spec{{Function: "count", Local: noop}})
+	_, err := m.Migrate(ctxT(t), "", []migrate.Spec{{Function: "count", Local: noop}})
 	require.ErrorIs(t, err, migrate.ErrNoTarget)
 	require.ErrorContains(t, err, "clocks skewed")
 }
@@ -207,7 +207,7 @@ func TestFailoverRespectsCapacity(t *testing.T) {
 	m := newMover(t, []migrate.Target{a, b, c}, migrate.Options{FailoverAfter: 20 * time.Millisecond})
 	d := hal.Vector{hal.CPU: 0.75}
 	ctx := ctxT(t)
-	lease, err := m.Migrate(ctx, []migrate.Spec{{Function: "f", Local: noop, Demand: d}, {Function: "g", Local: noop, Demand: d}})
+	lease, err := m.Migrate(ctx, "", []migrate.Spec{{Function: "f", Local: noop, Demand: d}, {Function: "g", Local: noop, Demand: d}})
 	require.NoError(t, err)
 	require.Equal(t, []string{"a", "b"}, []string{lease.Placements()[0].Target, lease.Placements()[1].Target})
 	a.SetDown(true)

@@ -83,7 +83,7 @@ func TestMutualTLS(t *testing.T) {
 
 	home := &migrate.MapState{}
 	ctx := ctxT(t)
-	lease, err := m.Migrate(ctx, []migrate.Spec{{Function: "count", Local: count(home), State: home}})
+	lease, err := m.Migrate(ctx, "", []migrate.Spec{{Function: "count", Local: count(home), State: home}})
 	require.NoError(t, err)
 	out, err := lease.Invoke(ctx, "count", []byte("tls"))
 	require.NoError(t, err)

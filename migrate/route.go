@@ -22,9 +22,14 @@ import (
 // at home or in checkpoint, so a new target needs only checkpoint plus the
 // entries after covered.
 type route struct {
-	l    *Lease
-	spec Spec
-	j    *journal
+	l     *Lease
+	index int // its directory in the lease's
+	spec  Spec
+	j     *journal
+	// reattached routes were rebuilt from their files by Reattach: no
+	// dispatcher, closed to remote invocations, returned by
+	// giveBackReattached.
+	reattached bool
 
 	workerDone chan struct{} // closed when run returns
 	back       chan struct{} // closed once routing is local again
@@ -227,8 +232,10 @@ func (r *route) install(t Target) error {
 	if fromLive != nil {
 		r.inCheckpoint = fromLive
 	}
+	r.target, r.info = t, info
+	err = r.persistLocked()
 	r.mu.Unlock()
-	return nil
+	return err
 }
 
 // bringStateHome imports the last checkpoint at home, when the state is
@@ -245,8 +252,9 @@ func (r *route) bringStateHome(ctx context.Context) error {
 	}
 	r.mu.Lock()
 	r.stateRemote = false
+	err := r.persistLocked()
 	r.mu.Unlock()
-	return nil
+	return err
 }
 
 // switchTo routes to t, which already holds the state as of covered, and
@@ -264,7 +272,11 @@ func (r *route) switchTo(t Target, why string, wasRemote bool) error {
 	if !r.stateRemote {
 		gen = ""
 	}
+	perr := r.persistLocked()
 	r.mu.Unlock()
+	if perr != nil {
+		r.l.m.opts.Logger.Warn("migrate: persist route", "function", r.spec.Function, "err", perr)
+	}
 	r.l.m.opts.Logger.Warn("migrate: failed over", "function", r.spec.Function, "target", info.Name, "reason", why)
 	return r.replaySerial(t, gen, from, !wasRemote)
 }
@@ -336,6 +348,7 @@ func (r *route) replayHome(ctx context.Context, covered, last uint64) error {
 	}
 	r.mu.Lock()
 	r.covered, r.stateRemote = last, false
+	err := r.persistLocked()
 	r.mu.Unlock()
-	return nil
+	return err
 }

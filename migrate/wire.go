@@ -11,8 +11,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/cloudevents/sdk-go/v2/event"
 )
 
 // CloudEvents types spoken between a Lease's targets and a [Handler].
@@ -90,31 +88,31 @@ func checkKey(key []byte) error {
 	return nil
 }
 
-// Sign sets e's signature extension: an HMAC-SHA256 with key over the
-// event's type, id, source, subject, time, answer extensions and data, in
-// the form "v1=" + base64url(MAC), which leaves the time to e's ce-time. e
-// must have its time set; a [Handler] refuses events whose time is outside
-// its window. Use Sign to call a Handler from a client of your own (the
-// cloudevents SDK's client, for instance).
-func Sign(key []byte, e *event.Event) error {
+// SignEvent sets e.Sig: an HMAC-SHA256 with key over the event's type,
+// id, source, subject, time, answer extensions and data, in the form
+// "v1=" + base64url(MAC), which leaves the time to e's ce-time. e must
+// have its time set; a [Handler] refuses events whose time is outside its
+// window. Use it to call a Handler from a client of your own; package
+// migrate/cesdk does it for events of the cloudevents SDK.
+func SignEvent(key []byte, e *Event) error {
 	if len(key) == 0 {
-		return fmt.Errorf("migrate: sign event %q: empty key", e.ID())
+		return fmt.Errorf("migrate: sign event %q: empty key", e.ID)
 	}
-	if e.Time().IsZero() {
-		return fmt.Errorf("migrate: sign event %q: event has no time", e.ID())
+	if e.Time.IsZero() {
+		return fmt.Errorf("migrate: sign event %q: event has no time", e.ID)
 	}
-	w := fromSDK(e)
 	var sig [sigMaxLen]byte
-	e.SetExtension(ExtSignature, string(newSigner(key).signInto(&sig, w, false)))
+	e.Sig = string(newSigner(key).signInto(&sig, e, false))
 	return nil
 }
 
-// Verify checks e's signature with key, in either form (see
+// VerifyEvent checks e's signature with key, in either form (see
 // [ExtSignature]), and that its time is within window of now. With the
 // time in the signature, a ce-time the event carries as well must be the
 // same instant. Errors wrap [ErrUnauthorized] and say which check failed.
-func Verify(key []byte, e *event.Event, now time.Time, window time.Duration) error {
-	return newSigner(key).verify(fromSDK(e), now, window)
+func VerifyEvent(key []byte, e *Event, now time.Time, window time.Duration) error {
+	c := *e
+	return newSigner(key).verify(&c, now, window)
 }
 
 // signer computes and checks signatures with one key. It is safe for
@@ -148,7 +146,7 @@ const (
 // nanoseconds + ",v1=" + base64url(MAC); for a time Unix nanoseconds
 // cannot hold (zero, or beyond the years 1678 to 2262) it returns the
 // "v1=" form, and e's time then travels in ce-time.
-func (s *signer) sign(e *wireEvent) string {
+func (s *signer) sign(e *Event) string {
 	var sig [sigMaxLen]byte
 	return string(s.signInto(&sig, e, time.Unix(0, e.Time.UnixNano()).Equal(e.Time)))
 }
@@ -156,7 +154,7 @@ func (s *signer) sign(e *wireEvent) string {
 // signInto writes e's signature into sig and returns it, without
 // allocating: withTime chooses the form with the time ("t=...,v1=...")
 // over the one that leaves it to ce-time ("v1=...").
-func (s *signer) signInto(sig *[sigMaxLen]byte, e *wireEvent, withTime bool) []byte {
+func (s *signer) signInto(sig *[sigMaxLen]byte, e *Event, withTime bool) []byte {
 	var tbuf [len(time.RFC3339Nano) + 8]byte
 	var timeLine []byte
 	out := sig[:0]
@@ -177,7 +175,7 @@ func (s *signer) signInto(sig *[sigMaxLen]byte, e *wireEvent, withTime bool) []b
 // newline, then the data's length and the data; timeLine is the time as
 // the signature's form carries it (decimal Unix nanoseconds, or ce-time's
 // RFC 3339 in UTC), so that neither form's MAC can pass for the other's.
-func (s *signer) macInto(mac *[macTextLen]byte, e *wireEvent, timeLine []byte) {
+func (s *signer) macInto(mac *[macTextLen]byte, e *Event, timeLine []byte) {
 	mb := s.macs.Get().(*macBuf)
 	b := append(mb.buf[:0], "updraft-hmac-v1\n"...)
 	for _, f := range [...]string{e.Type, e.ID, e.Source, e.Subject} {
@@ -203,7 +201,7 @@ func (s *signer) macInto(mac *[macTextLen]byte, e *wireEvent, timeLine []byte) {
 // verify checks e's signature, in either form, and its time against
 // now's window. With the time in the signature, it sets e.Time to it
 // (and refuses a ce-time that differs).
-func (s *signer) verify(e *wireEvent, now time.Time, window time.Duration) error {
+func (s *signer) verify(e *Event, now time.Time, window time.Duration) error {
 	if e.Sig == "" {
 		return fmt.Errorf("%w: event %q (%s) is unsigned", ErrUnauthorized, e.ID, e.Type)
 	}

@@ -8,11 +8,13 @@ import (
 	"io"
 	"reflect"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
@@ -423,5 +425,79 @@ func TestConcurrentSnapshots(t *testing.T) {
 		dst := newTestState(t)
 		require.NoError(t, newTestEngine(t, store, dst, Options{Key: testKey}).Restore(ctx, manifests[i]))
 		require.Equal(t, 400, dst.routes.Len())
+	}
+}
+
+// plainSource is a Source that is not a Stager: its Restore reads the
+// stream itself.
+type plainSource struct {
+	mu sync.Mutex
+	b  []byte
+}
+
+type plainView []byte
+
+func (v plainView) WriteTo(w io.Writer) (int64, error) {
+	n, err := w.Write(v)
+	return int64(n), err
+}
+
+func (s *plainSource) Capture(context.Context) (View, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return plainView(bytes.Clone(s.b)), nil
+}
+
+func (s *plainSource) Restore(_ context.Context, r io.Reader) error {
+	b, err := io.ReadAll(r)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.b = b
+	return err
+}
+
+func (s *plainSource) get() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return string(s.b)
+}
+
+// TestRestoreNamedSources: naming sources restores only them, staged and
+// plain alike, from either store; a name that is not registered is
+// refused before anything changes.
+func TestRestoreNamedSources(t *testing.T) {
+	ctx := context.Background()
+	for _, memory := range []int64{0, -1} { // in-memory spool, and a second read
+		t.Run(fmt.Sprint("restore-memory=", memory), func(t *testing.T) {
+			src := newTestState(t)
+			fillMap(t, src.routes, 500, 300)
+			src.conns.Store("c1", 1)
+			note := &plainSource{b: []byte("v1 notes")}
+			sources := map[string]Source{"routes": src.routes, "conns": src.conns, "note": note}
+			store := NewMemStore()
+			e, err := New(store, sources, Options{RestoreMemory: memory})
+			require.NoError(t, err)
+			m, err := e.Snapshot(ctx)
+			require.NoError(t, err)
+
+			// The new version changes everything.
+			src.routes.Store(1, []byte("new"))
+			src.conns.Store("c2", 2)
+			note.b = []byte("v2 notes")
+			wantRoutes := mapContents[uint64, []byte](src.routes)
+
+			err = e.Restore(ctx, m, "conns", "nope")
+			require.ErrorIs(t, err, ErrSourceMismatch)
+			assert.Contains(t, err.Error(), `source "nope" is not registered`)
+			assert.Equal(t, map[string]int64{"c1": 1, "c2": 2}, mapContents[string, int64](src.conns), "nothing restored")
+
+			require.NoError(t, e.Restore(ctx, m, "conns", "note"))
+			assert.Equal(t, map[string]int64{"c1": 1}, mapContents[string, int64](src.conns))
+			assert.Equal(t, "v1 notes", note.get())
+			assert.Equal(t, wantRoutes, mapContents[uint64, []byte](src.routes), "a source not named keeps the new version's state")
+
+			require.NoError(t, e.Restore(ctx, m))
+			assert.NotEqual(t, wantRoutes, mapContents[uint64, []byte](src.routes), "no names: every source")
+		})
 	}
 }

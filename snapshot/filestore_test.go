@@ -22,19 +22,15 @@ import (
 const childEnv = "UPDRAFT_SNAPSHOT_TEST_CHILD"
 
 func TestMain(m *testing.M) {
-	if mode := os.Getenv(childEnv); strings.HasPrefix(mode, "store-") {
-		if err := storeChild(mode, os.Getenv("UPDRAFT_SNAPSHOT_TEST_DIR"), os.Stdin, os.Stdout); err != nil {
-			fmt.Fprintln(os.Stderr, "child:", err)
-			os.Exit(2)
-		}
-		os.Exit(0)
-	}
 	if os.Getenv(childEnv) == "crash-writer" {
 		if err := crashWriter(os.Getenv("UPDRAFT_SNAPSHOT_TEST_DIR")); err != nil {
 			fmt.Fprintln(os.Stderr, "child:", err)
 			os.Exit(2)
 		}
 		os.Exit(0)
+	}
+	if os.Getenv(childEnv) == "lock-holder" {
+		os.Exit(lockHolder(os.Getenv("UPDRAFT_SNAPSHOT_TEST_DIR")))
 	}
 	os.Exit(m.Run())
 }

@@ -15,7 +15,7 @@ type MemStore struct {
 	mu        sync.Mutex
 	committed map[string][]byte // guarded by mu
 	pending   map[string]bool   // ids being written; guarded by mu
-	records   map[string][]byte // guarded by mu; created on first put
+	records   map[string][]byte // guarded by mu
 	locks     map[string]string // lock name → holder; guarded by mu
 	// FailWrites, when set before Create, makes every Sink.Write fail with
 	// it, so tests can play a full or unreachable store.
@@ -146,88 +146,4 @@ func (w *memSink) Cancel() error {
 	defer w.store.mu.Unlock()
 	delete(w.store.pending, w.id)
 	return nil
-}
-
-// PutRecord stores a copy of data as the record name (see [Store]'s
-// package doc on records). Records are never listed as snapshots.
-func (s *MemStore) PutRecord(ctx context.Context, name string, data []byte) error {
-	const fn = "snapshot: memstore PutRecord"
-	if err := CheckRecordName(fn, name); err != nil {
-		return err
-	}
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("%s %q: %w", fn, name, err)
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.records == nil {
-		s.records = map[string][]byte{}
-	}
-	s.records[name] = bytes.Clone(data)
-	return nil
-}
-
-// GetRecord returns a copy of the record name, or an error matching
-// [ErrNotFound].
-func (s *MemStore) GetRecord(ctx context.Context, name string) ([]byte, error) {
-	const fn = "snapshot: memstore GetRecord"
-	if err := CheckRecordName(fn, name); err != nil {
-		return nil, err
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("%s %q: %w", fn, name, err)
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	b, ok := s.records[name]
-	if !ok {
-		return nil, fmt.Errorf("%s %q: %w", fn, name, ErrNotFound)
-	}
-	return bytes.Clone(b), nil
-}
-
-// DeleteRecord removes the record name; a missing one is not an error.
-func (s *MemStore) DeleteRecord(ctx context.Context, name string) error {
-	const fn = "snapshot: memstore DeleteRecord"
-	if err := CheckRecordName(fn, name); err != nil {
-		return err
-	}
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("%s %q: %w", fn, name, err)
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	delete(s.records, name)
-	return nil
-}
-
-// Lock takes the lock name for holder without waiting, within this
-// MemStore (so within this process). While another holder has it, the
-// error matches [ErrLocked] and names that holder. unlock is idempotent.
-func (s *MemStore) Lock(ctx context.Context, name, holder string) (unlock func(context.Context) error, err error) {
-	const fn = "snapshot: memstore Lock"
-	if err := CheckLockArgs(fn, name, holder); err != nil {
-		return nil, err
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("%s %q: %w", fn, name, err)
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if h, ok := s.locks[name]; ok {
-		return nil, LockedError(fn, name, h)
-	}
-	if s.locks == nil {
-		s.locks = map[string]string{}
-	}
-	s.locks[name] = holder
-	var once sync.Once
-	return func(context.Context) error {
-		once.Do(func() {
-			s.mu.Lock()
-			defer s.mu.Unlock()
-			delete(s.locks, name)
-		})
-		return nil
-	}, nil
 }

@@ -189,7 +189,15 @@ func checkManifest(m Manifest, name string, seen []SourceInfo, hdr header) error
 // Restore stops at the first plain source that fails; plain sources before
 // it have been restored. It does not pause the sources: each source's
 // Restore should swap its state in atomically ([Map] does).
-func (e *Engine) Restore(ctx context.Context, m Manifest) (err error) {
+//
+// Named sources restrict the restore to them (the whole snapshot is
+// still verified); none means every source. A name that is not
+// registered is refused before anything is read.
+func (e *Engine) Restore(ctx context.Context, m Manifest, sources ...string) (err error) {
+	want, err := e.wanted(sources)
+	if err != nil {
+		return err
+	}
 	start := time.Now()
 	var restored int64
 	defer func() { e.opts.Metrics.observe("restore", start, restored, err) }()
@@ -199,7 +207,7 @@ func (e *Engine) Restore(ctx context.Context, m Manifest) (err error) {
 	if e.restoreMemory > 0 && e.plainRawBytes(m) <= e.restoreMemory {
 		spool = &rawSpool{budget: e.restoreMemory}
 	}
-	st := e.stage(ctx)
+	st := e.stage(ctx, want)
 	defer st.abandon() // drops whatever was not committed
 	stored, err := e.load(ctx, m.ID, spool, st)
 	if err != nil {
@@ -252,6 +260,12 @@ func (e *Engine) Restore(ctx context.Context, m Manifest) (err error) {
 	}
 	for i, s := range stored.Sources {
 		sr := &sourceReader{frames: frames, id: m.ID, source: uint16(i), name: s.Name, chunks: s.Chunks}
+		if !want(s.Name) {
+			if err := sr.drain(); err != nil {
+				return fmt.Errorf("snapshot: restore %s: source %q: %w", m.ID, s.Name, err)
+			}
+			continue
+		}
 		if st.staged(i) {
 			// Already staged; a second read skips its chunks (and still
 			// checks them against the verified manifest).
@@ -282,9 +296,29 @@ func (e *Engine) Restore(ctx context.Context, m Manifest) (err error) {
 		}
 		e.log.Debug("snapshot: staged sources committed", "id", m.ID, "sources", len(st.order))
 	}
-	restored = stored.RawBytes()
-	e.log.Info("snapshot: restored", "id", m.ID, "raw_bytes", restored)
+	for _, s := range stored.Sources {
+		if want(s.Name) {
+			restored += s.RawBytes
+		}
+	}
+	e.log.Info("snapshot: restored", "id", m.ID, "raw_bytes", restored, "sources", len(sources))
 	return nil
+}
+
+// wanted returns whether a source is to be restored, or an error naming
+// a source that is not registered.
+func (e *Engine) wanted(sources []string) (func(string) bool, error) {
+	if len(sources) == 0 {
+		return func(string) bool { return true }, nil
+	}
+	set := make(map[string]bool, len(sources))
+	for _, name := range sources {
+		if _, ok := e.sources[name]; !ok {
+			return nil, fmt.Errorf("snapshot: restore: source %q is not registered (registered: %v): %w", name, e.names, ErrSourceMismatch)
+		}
+		set[name] = true
+	}
+	return func(name string) bool { return set[name] }, nil
 }
 
 // plainRawBytes is how many of m's raw bytes go to sources that are not

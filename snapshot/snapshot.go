@@ -76,8 +76,9 @@ type Snapshotter interface {
 	// Restore verifies the whole snapshot m.ID names, then hands each
 	// source its state. Nothing reaches a source's visible state if
 	// verification fails ([Stager]s decode while it runs, but commit only
-	// after it succeeded).
-	Restore(ctx context.Context, m Manifest) error
+	// after it succeeded). Named sources restrict the restore to them;
+	// none means every source.
+	Restore(ctx context.Context, m Manifest, sources ...string) error
 }
 
 // Manifest describes one snapshot. It is written (authenticated, when a key
@@ -164,10 +165,4 @@ var (
 	ErrCapture = errors.New("snapshot: capture failed")
 	// ErrSealed: a Sink was used after Close or Cancel.
 	ErrSealed = errors.New("snapshot: sink already closed")
-	// ErrLocked: a store's Lock found the lock held by another holder; the
-	// error's message names that holder.
-	ErrLocked = errors.New("snapshot: locked")
-	// ErrInvalidName: a record or lock name, or a lock holder, is not
-	// acceptable; the error names the function and the field.
-	ErrInvalidName = errors.New("snapshot: invalid name")
 )

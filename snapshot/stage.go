@@ -53,11 +53,11 @@ const stageChunks = 4
 
 // stage starts a staging for the engine's Stager sources, or returns nil
 // when there are none.
-func (e *Engine) stage(ctx context.Context) *staging {
+func (e *Engine) stage(ctx context.Context, want func(string) bool) *staging {
 	var st *staging
 	for i, name := range e.names {
 		stager, ok := e.sources[name].(Stager)
-		if !ok {
+		if !ok || !want(name) {
 			continue
 		}
 		if st == nil {

@@ -116,7 +116,7 @@ func run(ctx context.Context, out io.Writer) error {
 			Degrade: &degrade.Policy{Mode: degrade.Throttle, RatePerSecond: 5, Burst: 5}},
 	}, device, updraft.Options{
 		Profiler:   analyzer,
-		Migrator:   mover,
+		Migrator:   updraft.Mover(mover),
 		Store:      snapshot.NewMemStore(), // use snapshot.NewFileStore or snapshot/etcdstore off the updated resource
 		AppVersion: "2.0.0",
 		Window:     2 * time.Minute,

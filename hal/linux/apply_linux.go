@@ -31,7 +31,7 @@ const (
 
 // apply runs with allocs validated. It records every change in a journal
 // and, on error, reverses the journal before returning.
-func (d *Device) apply(ctx context.Context, allocs []hal.Allocation) (hal.Undo, error) {
+func (d *Device) apply(ctx context.Context, allocs []hal.Allocation, onRecord func([]byte) error) (hal.Undo, error) {
 	capacity, err := d.Capacity(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("linux: apply: %w", err)
@@ -40,7 +40,7 @@ func (d *Device) apply(ctx context.Context, allocs []hal.Allocation) (hal.Undo, 
 
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	j := &journal{log: d.log}
+	j := &journal{log: d.log, onRecord: onRecord}
 	fail := func(err error) (hal.Undo, error) {
 		if uerr := j.undo(context.WithoutCancel(ctx)); uerr != nil {
 			return nil, multierror.Append(err, fmt.Errorf("linux: apply: undoing the partial apply: %w", uerr))
@@ -200,7 +200,9 @@ func (d *Device) applyOne(j *journal, b Binding, a hal.Allocation, cores float64
 	for _, m := range moves {
 		for _, c := range d.controllersOf(b) {
 			home := d.layout.dir(c, m.origin[c])
-			j.record(&movedTask{t: m.t, home: home})
+			if err := j.record(&movedTask{t: m.t, home: home}); err != nil {
+				return err
+			}
 			if err := moveTask(m.t, d.layout.dir(c, rel)); err != nil {
 				if errors.Is(err, os.ErrNotExist) {
 					err = errors.Join(ErrNoProcess, err)
@@ -255,7 +257,9 @@ func (d *Device) create(j *journal, b Binding, rel string, moves []move, v2Contr
 			existed = false
 		}
 		if len(moves) > 0 {
-			j.record(&drain{dir: d.layout.dir(c, rel), home: d.layout.dir(c, moves[0].origin[c])})
+			if err := j.record(&drain{dir: d.layout.dir(c, rel), home: d.layout.dir(c, moves[0].origin[c])}); err != nil {
+				return false, err
+			}
 		}
 		d.log.Debug("linux: cgroup ready", "cgroup", d.layout.dir(c, rel), "created", made)
 	}
@@ -279,7 +283,9 @@ func (d *Device) createIn(j *journal, controller, rel string, v2Controllers []st
 		if pathExists(dir) {
 			continue
 		}
-		j.record(&createdDir{path: dir, shared: p != rel})
+		if err := j.record(&createdDir{path: dir, shared: p != rel}); err != nil {
+			return made, err
+		}
 		made++
 		if controller == ctrlCPUSet {
 			// A v1 cpuset cgroup takes no task until its cpus and mems
@@ -323,7 +329,9 @@ func enableControllers(j *journal, dir string, want []string) error {
 	if len(missing) == 0 {
 		return nil
 	}
-	j.record(&enabledControllers{dir: dir, names: missing})
+	if err := j.record(&enabledControllers{dir: dir, names: missing}); err != nil {
+		return err
+	}
 	return cgroups.WriteFile(dir, "cgroup.subtree_control", "+"+strings.Join(missing, " +"))
 }
 

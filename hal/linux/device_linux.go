@@ -217,7 +217,38 @@ func (d *Device) Apply(ctx context.Context, allocs []hal.Allocation) (hal.Undo, 
 	if err := d.checkAllocations(allocs); err != nil {
 		return nil, err
 	}
-	return d.apply(ctx, allocs)
+	return d.apply(ctx, allocs, nil)
+}
+
+// ApplyJournaled implements [hal.Journaled]: it is Apply, and every change
+// it makes — a cgroup file's old value, a cgroup it creates, a controller
+// it enables, a process it moves and where from — is first added to the
+// record it hands journal, so that [Device.UndoRecord] in another process
+// restores exactly what was there before.
+func (d *Device) ApplyJournaled(ctx context.Context, allocs []hal.Allocation, journal func([]byte) error) (hal.Undo, error) {
+	if journal == nil {
+		return nil, errors.New("linux: apply: journal is nil")
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("linux: apply: %w", err)
+	}
+	if err := d.checkAllocations(allocs); err != nil {
+		return nil, err
+	}
+	return d.apply(ctx, allocs, journal)
+}
+
+// UndoRecord implements [hal.Journaled]: it reverses, newest first, every
+// change a record of ApplyJournaled lists (as Undo does). It is
+// idempotent.
+func (d *Device) UndoRecord(ctx context.Context, record []byte) error {
+	steps, err := decodeSteps(record, d.cfg.Root)
+	if err != nil {
+		return err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return (&journal{log: d.log, steps: steps}).undo(ctx)
 }
 
 // checkAllocations validates allocs before anything changes.

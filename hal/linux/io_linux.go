@@ -63,8 +63,7 @@ func (d *Device) saveIO(j *journal, dir string) error {
 			}
 			s.lines = append(s.lines, fmt.Sprintf("%s rbps=%s wbps=%s", dev, r, w))
 		}
-		j.record(s)
-		return nil
+		return j.record(s)
 	}
 	for _, file := range []string{"blkio.throttle.read_bps_device", "blkio.throttle.write_bps_device"} {
 		content, err := cgroups.ReadFile(dir, file)
@@ -79,7 +78,9 @@ func (d *Device) saveIO(j *journal, dir string) error {
 		for _, dev := range d.cfg.IO.Devices {
 			s.lines = append(s.lines, fmt.Sprintf("%s %d", dev, old[dev]))
 		}
-		j.record(s)
+		if err := j.record(s); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -14,21 +14,42 @@ import (
 	"github.com/opencontainers/cgroups"
 )
 
-// journal records, in order, every change one Apply made, so that undo
-// can reverse them newest first. It is owned by one Apply and, after
-// Apply returns, by the Undo closure, which the device's mutex serialises.
+// journal records, in order, every change one Apply makes, before it
+// makes it, so that undo can reverse them newest first. It is owned by
+// one Apply and, after Apply returns, by the Undo closure, which the
+// device's mutex serialises. With onRecord set (ApplyJournaled), every
+// step recorded is first handed, with all the steps before it, to the
+// caller's durable journal: the undo outlives the process.
 type journal struct {
-	log   *slog.Logger
-	steps []step
+	log      *slog.Logger
+	steps    []step
+	onRecord func([]byte) error
 }
 
 // step is one recorded change and how to reverse it. Reversing is
-// idempotent: it may run again after a failed undo.
+// idempotent: it may run again after a failed undo, and it is harmless for
+// a change that was recorded but never made.
 type step interface {
 	reverse(ctx context.Context) error
 }
 
-func (j *journal) record(s step) { j.steps = append(j.steps, s) }
+// record adds s; the change it describes may be made only if record
+// returns nil.
+func (j *journal) record(s step) error {
+	j.steps = append(j.steps, s)
+	if j.onRecord == nil {
+		return nil
+	}
+	b, err := encodeSteps(j.steps)
+	if err == nil {
+		err = j.onRecord(b)
+	}
+	if err != nil {
+		j.steps = j.steps[:len(j.steps)-1]
+		return fmt.Errorf("linux: journal: %w", err)
+	}
+	return nil
+}
 
 // undo reverses every step, newest first. File restores that fail are
 // retried once after all other steps, because a cgroup may refuse a value
@@ -76,8 +97,7 @@ func (j *journal) saveFile(dir, file string) error {
 	if err != nil {
 		return err
 	}
-	j.record(&savedFile{dir: dir, file: file, content: strings.TrimSuffix(s, "\n")})
-	return nil
+	return j.record(&savedFile{dir: dir, file: file, content: strings.TrimSuffix(s, "\n")})
 }
 
 func (f *savedFile) reverse(context.Context) error {

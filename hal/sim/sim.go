@@ -1,10 +1,14 @@
 package sim
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
+	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"time"
@@ -17,20 +21,61 @@ func init() { hal.Register("sim", hal.DriverFunc(open)) }
 // Config is the JSON configuration of the "sim" driver.
 type Config struct {
 	Capacity hal.Vector `json:"capacity"`
+	// StatePath, when set, keeps the allocations in force in this file:
+	// loaded by [Open], rewritten atomically (temporary file, fsync,
+	// rename) after every change. A device opened again on the same file,
+	// in another process, sees them and can undo from a journaled record:
+	// what a crash test of a host needs of a device.
+	StatePath string `json:"state,omitempty"`
 }
 
 func open(config string) (hal.Device, error) {
 	var c Config
-	if err := json.Unmarshal([]byte(config), &c); err != nil {
+	dec := json.NewDecoder(bytes.NewReader([]byte(config)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&c); err != nil {
 		return nil, fmt.Errorf("sim: config: %w", err)
 	}
+	return Open(c)
+}
+
+// Open returns a device configured by c, with the allocations its
+// StatePath holds (none when it is empty or the file does not exist).
+func Open(c Config) (*Device, error) {
 	if len(c.Capacity) == 0 {
 		return nil, fmt.Errorf("sim: config: field \"capacity\" is empty")
 	}
 	if err := c.Capacity.Validate(); err != nil {
 		return nil, fmt.Errorf("sim: config field \"capacity\": %w", err)
 	}
-	return New(c.Capacity), nil
+	d := New(c.Capacity)
+	d.statePath = c.StatePath
+	if c.StatePath == "" {
+		return d, nil
+	}
+	b, err := os.ReadFile(c.StatePath)
+	if errors.Is(err, os.ErrNotExist) {
+		return d, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sim: state: %w", err)
+	}
+	var st stateFile
+	if err := json.Unmarshal(b, &st); err != nil {
+		return nil, fmt.Errorf("sim: state file %s: %w", c.StatePath, err)
+	}
+	for f, a := range st.Allocations {
+		if err := a.Validate(); err != nil || a.Function != f {
+			return nil, fmt.Errorf("sim: state file %s: allocation of %q is invalid (%v)", c.StatePath, f, err)
+		}
+		d.allocs[f] = a
+	}
+	return d, nil
+}
+
+// stateFile is what StatePath holds.
+type stateFile struct {
+	Allocations map[string]hal.Allocation `json:"allocations"`
 }
 
 // Device is the simulated device. The zero value is not usable; call [New].
@@ -43,7 +88,8 @@ type Device struct {
 	history  []Event
 	failApply, failUndo,
 	failCapacity error
-	delay time.Duration
+	delay     time.Duration
+	statePath string // "" keeps the state in memory only
 }
 
 // Event is one entry of the device's history.
@@ -54,8 +100,9 @@ type Event struct {
 }
 
 var (
-	_ hal.Device = (*Device)(nil)
-	_ hal.Meter  = (*Device)(nil)
+	_ hal.Device    = (*Device)(nil)
+	_ hal.Journaled = (*Device)(nil)
+	_ hal.Meter     = (*Device)(nil)
 )
 
 // New returns a device with the given capacity and no allocations.
@@ -124,8 +171,33 @@ func (d *Device) Usage(ctx context.Context, function string) (hal.Vector, error)
 }
 
 // Apply validates allocs, checks that the guarantees in force afterwards
-// fit the capacity, and records them. It changes nothing on error.
+// fit the capacity, and records them. It changes nothing on error. Its
+// Undo restores, for each function allocs named, the allocation it had
+// before (or none).
 func (d *Device) Apply(ctx context.Context, allocs []hal.Allocation) (hal.Undo, error) {
+	return d.apply(ctx, allocs, nil)
+}
+
+// ApplyJournaled implements [hal.Journaled]: it is Apply, and before it
+// changes anything it journals the allocation each named function had.
+func (d *Device) ApplyJournaled(ctx context.Context, allocs []hal.Allocation, journal func([]byte) error) (hal.Undo, error) {
+	if journal == nil {
+		return nil, errors.New("sim: apply: journal is nil")
+	}
+	return d.apply(ctx, allocs, journal)
+}
+
+// undoRecord is what ApplyJournaled journals: the allocation each function
+// had before (nil: none).
+type undoRecord struct {
+	Version int                        `json:"v"`
+	Device  string                     `json:"device"`
+	Before  map[string]*hal.Allocation `json:"before"`
+}
+
+const recordVersion = 1
+
+func (d *Device) apply(ctx context.Context, allocs []hal.Allocation, journal func([]byte) error) (hal.Undo, error) {
 	if err := d.wait(ctx); err != nil {
 		return nil, fmt.Errorf("sim: apply: %w", err)
 	}
@@ -137,6 +209,7 @@ func (d *Device) Apply(ctx context.Context, allocs []hal.Allocation) (hal.Undo, 
 		return nil, fmt.Errorf("sim: apply: %w", err)
 	}
 	next := maps.Clone(d.allocs)
+	before := map[string]*hal.Allocation{}
 	for _, a := range allocs {
 		if err := a.Validate(); err != nil {
 			return nil, fmt.Errorf("sim: apply: %w", err)
@@ -144,6 +217,12 @@ func (d *Device) Apply(ctx context.Context, allocs []hal.Allocation) (hal.Undo, 
 		for r := range a.Guarantee {
 			if _, ok := d.capacity[r]; !ok {
 				return nil, fmt.Errorf("sim: apply: function %q: unknown resource %q", a.Function, r)
+			}
+		}
+		if _, seen := before[a.Function]; !seen {
+			before[a.Function] = nil
+			if old, ok := d.allocs[a.Function]; ok {
+				before[a.Function] = &old
 			}
 		}
 		next[a.Function] = hal.Allocation{Function: a.Function, Guarantee: a.Guarantee.Clone(), Limit: a.Limit.Clone()}
@@ -155,13 +234,64 @@ func (d *Device) Apply(ctx context.Context, allocs []hal.Allocation) (hal.Undo, 
 	if short := total.Shortfall(d.capacity); len(short) > 0 {
 		return nil, fmt.Errorf("sim: apply: guarantees exceed capacity by %v", short)
 	}
-	prev := d.allocs
-	d.allocs = next
+	if journal != nil {
+		rec, err := json.Marshal(undoRecord{Version: recordVersion, Device: "sim", Before: before})
+		if err != nil {
+			return nil, fmt.Errorf("sim: apply: %w", err)
+		}
+		if err := journal(rec); err != nil {
+			return nil, fmt.Errorf("sim: apply: journal: %w", err)
+		}
+	}
+	if err := d.setLocked(next); err != nil {
+		return nil, fmt.Errorf("sim: apply: %w", err)
+	}
 	d.history = append(d.history, Event{Op: "apply", Allocs: slices.Clone(allocs)})
-	return hal.Once(func(ctx context.Context) error { return d.restore(ctx, prev) }), nil
+	return hal.Once(func(ctx context.Context) error { return d.restore(ctx, before) }), nil
 }
 
-func (d *Device) restore(ctx context.Context, prev map[string]hal.Allocation) error {
+// UndoRecord implements [hal.Journaled]: it gives each function of the
+// record the allocation it had before the journaled Apply.
+func (d *Device) UndoRecord(ctx context.Context, record []byte) error {
+	before, err := decodeRecord(record)
+	if err != nil {
+		return err
+	}
+	return d.restore(ctx, before)
+}
+
+// decodeRecord reads a record ApplyJournaled wrote.
+func decodeRecord(record []byte) (map[string]*hal.Allocation, error) {
+	var rec undoRecord
+	dec := json.NewDecoder(bytes.NewReader(record))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&rec); err != nil {
+		return nil, fmt.Errorf("sim: undo record: %w", err)
+	}
+	if dec.More() {
+		return nil, errors.New("sim: undo record: data after the record")
+	}
+	if rec.Device != "sim" {
+		return nil, fmt.Errorf("sim: undo record: written by device %q, not sim", rec.Device)
+	}
+	if rec.Version != recordVersion {
+		return nil, fmt.Errorf("sim: undo record: version %d, this driver reads %d", rec.Version, recordVersion)
+	}
+	for f, a := range rec.Before {
+		if a == nil {
+			continue
+		}
+		if err := a.Validate(); err != nil {
+			return nil, fmt.Errorf("sim: undo record: function %q: %w", f, err)
+		}
+		if a.Function != f {
+			return nil, fmt.Errorf("sim: undo record: allocation of %q names %q", f, a.Function)
+		}
+	}
+	return rec.Before, nil
+}
+
+func (d *Device) restore(ctx context.Context, before map[string]*hal.Allocation) error {
 	if err := d.wait(ctx); err != nil {
 		return fmt.Errorf("sim: undo: %w", err)
 	}
@@ -172,9 +302,61 @@ func (d *Device) restore(ctx context.Context, prev map[string]hal.Allocation) er
 		d.history = append(d.history, Event{Op: "undo", Err: err})
 		return fmt.Errorf("sim: undo: %w", err)
 	}
-	d.allocs = prev
+	next := maps.Clone(d.allocs)
+	for f, a := range before {
+		if a == nil {
+			delete(next, f)
+			continue
+		}
+		next[f] = hal.Allocation{Function: a.Function, Guarantee: a.Guarantee.Clone(), Limit: a.Limit.Clone()}
+	}
+	if err := d.setLocked(next); err != nil {
+		return fmt.Errorf("sim: undo: %w", err)
+	}
 	d.history = append(d.history, Event{Op: "undo"})
 	return nil
+}
+
+// setLocked puts next in force, and in the state file when there is one.
+func (d *Device) setLocked(next map[string]hal.Allocation) error {
+	if d.statePath != "" {
+		b, err := json.Marshal(stateFile{Allocations: next})
+		if err != nil {
+			return err
+		}
+		if err := writeFileAtomic(d.statePath, b); err != nil {
+			return fmt.Errorf("state file: %w", err)
+		}
+	}
+	d.allocs = next
+	return nil
+}
+
+func writeFileAtomic(path string, b []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), path)
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return err
+	}
+	d, err := os.Open(filepath.Dir(path))
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }
 
 func (d *Device) wait(ctx context.Context) error {

@@ -4,66 +4,115 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/client/v3/concurrency"
 
 	"github.com/updraft-dev/updraft/snapshot"
 )
 
-// MaxRecordBytes is the largest record PutRecord accepts: etcd refuses a
-// request over 1.5 MiB by default, and the key and framing need room.
+// MaxRecordBytes is the largest record PutRecord takes: etcd refuses
+// requests over 1.5 MiB.
 const MaxRecordBytes = MaxChunkBytes
 
-// ErrTooLarge: a record is larger than [MaxRecordBytes].
-var ErrTooLarge = errors.New("etcdstore: record too large")
-
 func (s *Store) recordKey(name string) string { return s.prefix + "r/" + name }
+func (s *Store) lockKey(name string) string   { return s.prefix + "l/" + name }
+func (s *Store) holderKey(name string) string { return s.prefix + "h/" + name }
 
-// PutRecord stores data as the record name in one committed transaction
-// (etcd has it on a quorum's disks when PutRecord returns), atomically.
-// Records live under their own key prefix and are never listed as
-// snapshots. A record over [MaxRecordBytes] is refused with an error
-// matching [ErrTooLarge].
+func recordArgs(ctx context.Context, op, name string) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("etcdstore: %s %q: %w", op, name, err)
+	}
+	if err := snapshot.ValidRecordName(name); err != nil {
+		return fmt.Errorf("etcdstore: %s: %w", op, err)
+	}
+	return nil
+}
+
+// PutRecord stores data under name; it is durable when it returns (etcd
+// commits a put through its log on a quorum of members).
 func (s *Store) PutRecord(ctx context.Context, name string, data []byte) error {
-	const fn = "etcdstore: PutRecord"
-	if err := snapshot.CheckRecordName(fn, name); err != nil {
+	if err := recordArgs(ctx, "put record", name); err != nil {
 		return err
 	}
 	if len(data) > MaxRecordBytes {
-		return fmt.Errorf("%s %q: %d bytes is over MaxRecordBytes (%d; etcd refuses requests over 1.5 MiB): %w", fn, name, len(data), MaxRecordBytes, ErrTooLarge)
+		return fmt.Errorf("etcdstore: put record %q: %d bytes, more than MaxRecordBytes (%d): etcd refuses requests over 1.5 MiB", name, len(data), MaxRecordBytes)
 	}
-	if _, err := s.cli.Txn(ctx).Then(clientv3.OpPut(s.recordKey(name), string(data))).Commit(); err != nil {
-		return fmt.Errorf("%s %q: %w", fn, name, err)
+	if _, err := s.cli.Put(ctx, s.recordKey(name), string(data)); err != nil {
+		return fmt.Errorf("etcdstore: put record %q: %w", name, err)
 	}
 	return nil
 }
 
 // GetRecord returns the record name, or an error matching
-// [snapshot.ErrNotFound]. The read is linearizable.
+// snapshot.ErrNotFound. The read is linearizable.
 func (s *Store) GetRecord(ctx context.Context, name string) ([]byte, error) {
-	const fn = "etcdstore: GetRecord"
-	if err := snapshot.CheckRecordName(fn, name); err != nil {
+	if err := recordArgs(ctx, "get record", name); err != nil {
 		return nil, err
 	}
 	resp, err := s.cli.Get(ctx, s.recordKey(name))
 	if err != nil {
-		return nil, fmt.Errorf("%s %q: %w", fn, name, err)
+		return nil, fmt.Errorf("etcdstore: get record %q: %w", name, err)
 	}
 	if len(resp.Kvs) == 0 {
-		return nil, fmt.Errorf("%s %q: %w", fn, name, snapshot.ErrNotFound)
+		return nil, fmt.Errorf("etcdstore: record %q: %w", name, snapshot.ErrNotFound)
 	}
 	return resp.Kvs[0].Value, nil
 }
 
-// DeleteRecord removes the record name in a committed transaction; a
-// missing record is not an error.
+// DeleteRecord removes the record name; a missing record is not an error.
 func (s *Store) DeleteRecord(ctx context.Context, name string) error {
-	const fn = "etcdstore: DeleteRecord"
-	if err := snapshot.CheckRecordName(fn, name); err != nil {
+	if err := recordArgs(ctx, "delete record", name); err != nil {
 		return err
 	}
-	if _, err := s.cli.Txn(ctx).Then(clientv3.OpDelete(s.recordKey(name))).Commit(); err != nil {
-		return fmt.Errorf("%s %q: %w", fn, name, err)
+	if _, err := s.cli.Delete(ctx, s.recordKey(name)); err != nil {
+		return fmt.Errorf("etcdstore: delete record %q: %w", name, err)
 	}
 	return nil
+}
+
+// Lock takes the lock name for holder across every process and machine
+// using the cluster under this prefix, with an etcd mutex
+// (go.etcd.io/etcd/client/v3/concurrency) in a session whose lease lasts
+// Options.LeaseTTL: a holder that dies loses the lock when its lease
+// expires, at most LeaseTTL later. Lock does not wait: while another
+// holder has it, the error matches snapshot.ErrLocked and names the holder.
+func (s *Store) Lock(ctx context.Context, name, holder string) (func(context.Context) error, error) {
+	if err := recordArgs(ctx, "lock", name); err != nil {
+		return nil, err
+	}
+	sess, err := concurrency.NewSession(s.cli, concurrency.WithTTL(int(s.ttl.Seconds())), concurrency.WithContext(context.WithoutCancel(ctx)))
+	if err != nil {
+		return nil, fmt.Errorf("etcdstore: lock %q: session: %w", name, err)
+	}
+	m := concurrency.NewMutex(sess, s.lockKey(name))
+	if err := m.TryLock(ctx); err != nil {
+		_ = sess.Close()
+		if errors.Is(err, concurrency.ErrLocked) {
+			who := "an unnamed holder"
+			if resp, gerr := s.cli.Get(ctx, s.holderKey(name)); gerr == nil && len(resp.Kvs) > 0 {
+				who = fmt.Sprintf("%q", resp.Kvs[0].Value)
+			}
+			return nil, fmt.Errorf("%w: %q is held by %s", snapshot.ErrLocked, name, who)
+		}
+		return nil, fmt.Errorf("etcdstore: lock %q: %w", name, err)
+	}
+	if _, err := s.cli.Put(ctx, s.holderKey(name), holder, clientv3.WithLease(sess.Lease())); err != nil {
+		_ = m.Unlock(context.WithoutCancel(ctx))
+		_ = sess.Close()
+		return nil, fmt.Errorf("etcdstore: lock %q: naming the holder: %w", name, err)
+	}
+	var once sync.Once
+	var uerr error
+	return func(ctx context.Context) error {
+		once.Do(func() {
+			_, derr := s.cli.Delete(ctx, s.holderKey(name))
+			uerr = errors.Join(derr, m.Unlock(ctx), sess.Close())
+			if uerr != nil {
+				uerr = fmt.Errorf("etcdstore: unlock %q: %w", name, uerr)
+			}
+		})
+		return uerr
+	}, nil
 }

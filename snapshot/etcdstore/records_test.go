@@ -6,134 +6,74 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/updraft-dev/updraft/snapshot"
 )
 
-func TestRecords(t *testing.T) {
+func TestRecordsAndLocks(t *testing.T) {
 	ctx := context.Background()
 	c := startCluster(t, 1)
-	cli := c.client(t)
-	store, err := New(ctx, cli, Options{Prefix: "rec/"})
+	// Two clients play two machines sharing the cluster.
+	a, err := New(ctx, c.client(t), Options{Prefix: "rec/", LeaseTTL: 5 * time.Second})
+	require.NoError(t, err)
+	b, err := New(ctx, c.client(t), Options{Prefix: "rec/", LeaseTTL: 5 * time.Second})
 	require.NoError(t, err)
 
-	_, err = store.GetRecord(ctx, "journal")
-	require.ErrorIs(t, err, snapshot.ErrNotFound)
-	require.NoError(t, store.DeleteRecord(ctx, "journal"), "deleting a missing record is not an error")
-	require.NoError(t, store.PutRecord(ctx, "journal", []byte("v1")))
-	require.NoError(t, store.PutRecord(ctx, "journal", []byte("version two")))
-	got, err := store.GetRecord(ctx, "journal")
-	require.NoError(t, err)
-	require.Equal(t, "version two", string(got))
+	t.Run("records", func(t *testing.T) {
+		_, err := a.GetRecord(ctx, "journal")
+		require.ErrorIs(t, err, snapshot.ErrNotFound)
+		require.NoError(t, a.DeleteRecord(ctx, "journal"), "deleting a missing record is not an error")
+		require.NoError(t, a.PutRecord(ctx, "journal", []byte("one")))
+		require.NoError(t, a.PutRecord(ctx, "journal", []byte("two")))
+		got, err := b.GetRecord(ctx, "journal")
+		require.NoError(t, err)
+		assert.Equal(t, "two", string(got), "the other machine reads the last put")
+		ids, err := b.List(ctx)
+		require.NoError(t, err)
+		assert.Empty(t, ids, "records are not snapshots")
+		require.NoError(t, b.DeleteRecord(ctx, "journal"))
+		_, err = a.GetRecord(ctx, "journal")
+		require.ErrorIs(t, err, snapshot.ErrNotFound)
 
-	// A second client ("another machine") reads what the first committed.
-	other, err := New(ctx, c.client(t), Options{Prefix: "rec/"})
-	require.NoError(t, err)
-	got, err = other.GetRecord(ctx, "journal")
-	require.NoError(t, err)
-	require.Equal(t, "version two", string(got))
+		err = a.PutRecord(ctx, "journal", make([]byte, MaxRecordBytes+1))
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), "MaxRecordBytes")
+		err = a.PutRecord(ctx, "a/b", nil)
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), "record name")
+	})
 
-	// Records are not snapshots.
-	w, err := store.Create(ctx, "snap1")
-	require.NoError(t, err)
-	_, err = w.Write([]byte("state"))
-	require.NoError(t, err)
-	require.NoError(t, w.Close())
-	ids, err := store.List(ctx)
-	require.NoError(t, err)
-	require.Equal(t, []string{"snap1"}, ids)
+	t.Run("lock names the holder across machines", func(t *testing.T) {
+		unlock, err := a.Lock(ctx, "update", "machine-a pid 7")
+		require.NoError(t, err)
+		_, err = b.Lock(ctx, "update", "machine-b pid 9")
+		require.ErrorIs(t, err, snapshot.ErrLocked)
+		assert.Contains(t, err.Error(), `"machine-a pid 7"`)
+		require.NoError(t, unlock(ctx))
+		unlock, err = b.Lock(ctx, "update", "machine-b pid 9")
+		require.NoError(t, err, "free after unlock")
+		require.NoError(t, unlock(ctx))
+	})
 
-	// Up to MaxRecordBytes goes through in one request; more is refused
-	// up front, naming the record and the limit, and changes nothing.
-	big := []byte(strings.Repeat("x", MaxRecordBytes))
-	require.NoError(t, store.PutRecord(ctx, "big", big))
-	got, err = store.GetRecord(ctx, "big")
-	require.NoError(t, err)
-	require.Equal(t, big, got)
-	err = store.PutRecord(ctx, "big", append(big, 'y'))
-	require.ErrorIs(t, err, ErrTooLarge)
-	require.ErrorContains(t, err, `"big"`)
-	require.ErrorContains(t, err, "MaxRecordBytes")
-	got, err = store.GetRecord(ctx, "big")
-	require.NoError(t, err)
-	require.Len(t, got, MaxRecordBytes)
-
-	err = store.PutRecord(ctx, "a/b", nil)
-	require.ErrorIs(t, err, snapshot.ErrInvalidName)
-	require.ErrorContains(t, err, "record name")
-
-	require.NoError(t, store.DeleteRecord(ctx, "journal"))
-	_, err = other.GetRecord(ctx, "journal")
-	require.ErrorIs(t, err, snapshot.ErrNotFound)
-}
-
-// TestLockTwoMachines: two clients, each its own Store, play two machines
-// sharing one cluster.
-func TestLockTwoMachines(t *testing.T) {
-	ctx := context.Background()
-	c := startCluster(t, 1)
-	a, err := New(ctx, c.client(t), Options{Prefix: "lk/"})
-	require.NoError(t, err)
-	b, err := New(ctx, c.client(t), Options{Prefix: "lk/"})
-	require.NoError(t, err)
-
-	unlockA, err := a.Lock(ctx, "update", "host-a pid 1")
-	require.NoError(t, err)
-	_, err = b.Lock(ctx, "update", "host-b pid 2")
-	require.ErrorIs(t, err, snapshot.ErrLocked)
-	require.ErrorContains(t, err, `"host-a pid 1"`)
-	_, err = a.Lock(ctx, "update", "host-a again")
-	require.ErrorIs(t, err, snapshot.ErrLocked, "a second Lock on the same store must not pass")
-	unlockOther, err := b.Lock(ctx, "other", "host-b pid 2")
-	require.NoError(t, err, "locks of other names are independent")
-	require.NoError(t, unlockOther(ctx))
-
-	require.NoError(t, unlockA(ctx))
-	require.NoError(t, unlockA(ctx), "unlock is idempotent")
-	unlockB, err := b.Lock(ctx, "update", "host-b pid 2")
-	require.NoError(t, err)
-	_, err = a.Lock(ctx, "update", "host-a pid 1")
-	require.ErrorContains(t, err, `"host-b pid 2"`)
-	require.NoError(t, unlockB(ctx))
-
-	_, err = a.Lock(ctx, "update", "")
-	require.ErrorIs(t, err, snapshot.ErrInvalidName)
-}
-
-// TestLockExpiresWithDeadHolder: a holder whose client goes away without
-// unlocking (its process died) keeps the lock until its lease expires,
-// LeaseTTL later; then another machine takes it.
-func TestLockExpiresWithDeadHolder(t *testing.T) {
-	ctx := context.Background()
-	c := startCluster(t, 1)
-	deadCli, err := clientv3.New(clientv3.Config{Endpoints: c.endpoints, DialTimeout: 5 * time.Second})
-	require.NoError(t, err)
-	dead, err := New(ctx, deadCli, Options{Prefix: "lk/", LeaseTTL: 5 * time.Second})
-	require.NoError(t, err)
-	live, err := New(ctx, c.client(t), Options{Prefix: "lk/", LeaseTTL: 5 * time.Second})
-	require.NoError(t, err)
-
-	_, err = dead.Lock(ctx, "update", "dying host")
-	require.NoError(t, err)
-	_, err = live.Lock(ctx, "update", "live host")
-	require.ErrorContains(t, err, `"dying host"`)
-
-	// Watch for the dead holder's mutex key to go, then die: the client
-	// stops keeping the lease alive and nobody unlocks.
-	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	watch := live.cli.Watch(wctx, "lk/l/update/", clientv3.WithPrefix(), clientv3.WithFilterPut())
-	require.NoError(t, deadCli.Close())
-	select {
-	case resp := <-watch:
-		require.NoError(t, resp.Err())
-		require.NotEmpty(t, resp.Events)
-	case <-wctx.Done():
-		t.Fatal("the dead holder's lock did not expire within 30s")
-	}
-	unlock, err := live.Lock(ctx, "update", "live host")
-	require.NoError(t, err)
-	require.NoError(t, unlock(ctx))
+	t.Run("a dead holder's lock expires with its lease", func(t *testing.T) {
+		dying := c.client(t)
+		d, err := New(ctx, dying, Options{Prefix: "rec/", LeaseTTL: 5 * time.Second})
+		require.NoError(t, err)
+		_, err = d.Lock(ctx, "update", "machine-d")
+		require.NoError(t, err)
+		require.NoError(t, dying.Close()) // the holder's process dies: no more keep-alives
+		_, err = a.Lock(ctx, "update", "machine-a")
+		require.ErrorIs(t, err, snapshot.ErrLocked)
+		var unlock func(context.Context) error
+		require.Eventually(t, func() bool {
+			unlock, err = a.Lock(ctx, "update", "machine-a")
+			if err != nil && !strings.Contains(err.Error(), "machine-d") {
+				t.Fatalf("unexpected error: %v", err)
+			}
+			return err == nil
+		}, 30*time.Second, 100*time.Millisecond, "the lease (TTL 5s) expires")
+		require.NoError(t, unlock(ctx))
+	})
 }
