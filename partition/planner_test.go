@@ -308,3 +308,47 @@ func TestLogsThroughTheCallersLogger(t *testing.T) {
 	assert.Contains(t, buf.String(), "partition: planned")
 	assert.Contains(t, buf.String(), "functions=2 allocations=1 does_not_fit=1")
 }
+
+// TestSmallFunctionIsNotPushedOutByALargerOne is the case of issue 20: a
+// function that fits in what is left gets its share whatever its name,
+// and a large function that does not fit does not take it out with it.
+func TestSmallFunctionIsNotPushedOutByALargerOne(t *testing.T) {
+	p := mustNew(t, partition.Options{}) // 10% margin, 10% reserve
+	capacity := hal.Vector{hal.CPU: 4}
+	for _, name := range []string{"stats", "astats", "zstats"} {
+		t.Run(name, func(t *testing.T) {
+			plan, err := p.Plan(context.Background(), capacity, []partition.Demand{
+				{Function: "forward", Critical: true, Expected: hal.Vector{hal.CPU: 1}, Peak: hal.Vector{hal.CPU: 1}},
+				{Function: name, Expected: hal.Vector{hal.CPU: 0.5}, Peak: hal.Vector{hal.CPU: 0.5}},
+				{Function: "reports", Expected: hal.Vector{hal.CPU: 10}, Peak: hal.Vector{hal.CPU: 10}},
+			})
+			require.NoError(t, err)
+			// 4 cores less the 0.4 reserve less forward's 1.1 leave 2.5:
+			// the 0.5 fits, the 10 does not.
+			approx(t, hal.Vector{hal.CPU: 0.5}, allocation(t, plan, name).Guarantee, name)
+			require.Len(t, plan.DoesNotFit, 1)
+			assert.Equal(t, "reports", plan.DoesNotFit[0].Function)
+			approx(t, hal.Vector{hal.CPU: 4 - 1.1 - 0.5}, plan.Reserve, "what nobody was guaranteed")
+		})
+	}
+}
+
+// TestSecondPassFitsWhatTheFillLeft: the fill stops when one function's
+// minimum does not fit; a function that would join later but fits in
+// what is left still gets its minimum, on resources the stop did not use
+// up.
+func TestSecondPassFitsWhatTheFillLeft(t *testing.T) {
+	p := mustNew(t, partition.Options{Reserve: partition.NoReserve})
+	plan, err := p.Plan(context.Background(), hal.Vector{"fpga.qslot": 8, "fpga.flow": 4096}, []partition.Demand{
+		// big joins at level 1 and needs 20 slots: the fill stops there.
+		{Function: "big", Expected: hal.Vector{"fpga.qslot": 20, "fpga.flow": 100}, Peak: hal.Vector{"fpga.qslot": 20, "fpga.flow": 100}},
+		// small would join at level 2 (weight 0.5), after the stop.
+		{Function: "small", Expected: hal.Vector{"fpga.qslot": 1, "fpga.flow": 100}, Peak: hal.Vector{"fpga.qslot": 1, "fpga.flow": 100}, Weight: 0.5},
+	})
+	require.NoError(t, err)
+	approx(t, hal.Vector{"fpga.qslot": 1, "fpga.flow": 100}, allocation(t, plan, "small").Guarantee, "small")
+	assert.Contains(t, plan.Explain("small"), "given its minimum")
+	require.Len(t, plan.DoesNotFit, 1)
+	assert.Equal(t, "big", plan.DoesNotFit[0].Function)
+	assert.Contains(t, plan.DoesNotFit[0].Reason, "not enough fpga.qslot")
+}
