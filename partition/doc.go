@@ -118,8 +118,13 @@
 // 100 000 functions does not carry 100 000 strings; only the reasons of
 // the functions that do not fit ([Misfit.Reason]) are written up front.
 //
-// Resources with a natural unit (queues, flow-table entries) are planned in
-// whole units with [Options.Granularity]: critical guarantees round up,
-// non-critical ones round down (a minimum rounds up, so a function is
-// never given less than its minimum), the remainder joins the reserve.
+// Resources with a natural unit (queue slots, flow-table entries) are
+// planned in whole units with [Options.Units] (a step and a least non-zero
+// amount per resource, as a driver that implements hal.Units reports
+// them) or, step only, [Options.Granularity]: critical guarantees round up
+// (never below the demand plus the margin; if the rounded guarantees do
+// not fit, the [*ShortfallError] says that rounding was applied),
+// non-critical ones round down, and to zero below the minimum; a
+// non-critical function's minimum rounds up, so a function is never given
+// less than it asked for. The remainder joins the reserve.
 package partition

@@ -36,6 +36,9 @@ func (p *Planner) Plan(ctx context.Context, capacity hal.Vector, demands []Deman
 		g := pb.row(guarantee, i)
 		for j, q := range pb.row(pb.peak, i) {
 			g[j] = q * (1 + p.margin)
+			if g[j] > 0 && g[j] < pb.umin[j] {
+				g[j] = pb.umin[j]
+			}
 			if gr := pb.gran[j]; gr > 0 {
 				g[j] = roundUp(g[j], gr)
 			}
@@ -67,6 +70,9 @@ func (p *Planner) Plan(ctx context.Context, capacity hal.Vector, demands []Deman
 			g[j] = q * t
 			if gr := pb.gran[j]; gr > 0 {
 				g[j] = roundDown(g[j], gr)
+			}
+			if g[j] < pb.umin[j] {
+				g[j] = 0 // below what the device hands out: none
 			}
 		}
 	}
@@ -127,7 +133,12 @@ func (pb *problem) shortfall(critical []float64) error {
 	if len(short) == 0 {
 		return nil
 	}
-	e := &ShortfallError{Shortfall: short, Need: pb.vector(critical, nil), Capacity: pb.vector(pb.capacity, nil)}
+	e := &ShortfallError{Shortfall: short, Need: pb.vector(critical, nil), Capacity: pb.vector(pb.capacity, nil), steps: hal.Vector{}}
+	for r := range short {
+		if g := pb.gran[pb.index[r]]; g > 0 {
+			e.steps[r] = g
+		}
+	}
 	for i, f := range pb.fns {
 		if !f.critical {
 			continue

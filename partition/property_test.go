@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+	"github.com/stretchr/testify/require"
 
 	"github.com/updraft-dev/updraft/hal"
 	"github.com/updraft-dev/updraft/hal/sim"
@@ -588,6 +589,61 @@ func TestPropertyWhatFitsIsAllocated(t *testing.T) {
 				}
 				if fits {
 					t.Errorf("%q left out needing %v with %v free: %s", m.Function, m.Need, free, m.Reason)
+				}
+			}
+		})
+	}
+}
+
+// TestPropertyUnits: with units, every guarantee of a resource is a whole
+// number of steps and zero or at least the minimum, critical functions
+// still get their demand plus margin, and the plan fits the capacity.
+func TestPropertyUnits(t *testing.T) {
+	units := map[hal.Resource]partition.Unit{"nic.queue": {Step: 1, Min: 2}, hal.Memory: {Step: 64 << 20, Min: 128 << 20}}
+	for seed := range uint64(400) {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+			rng := newRand(seed)
+			opts := randomOptions(rng)
+			opts.Granularity = nil
+			opts.Units = units
+			p := mustNew(t, opts)
+			capacity, demands := randomInput(rng, 1+rng.IntN(30))
+			if seed%2 == 0 {
+				capacity, demands = tieInput(rng, 1+rng.IntN(30))
+			}
+			plan, err := p.Plan(context.Background(), capacity, demands)
+			var short *partition.ShortfallError
+			if errors.As(err, &short) {
+				return
+			}
+			require.NoError(t, err)
+			sum := hal.Vector{}
+			for _, a := range plan.Allocations {
+				sum = sum.Add(a.Guarantee)
+				for r, u := range units {
+					q := a.Guarantee[r]
+					if k := q / u.Step; math.Abs(k-math.Round(k)) > 1e-6 {
+						t.Errorf("%s %s=%v is not a whole number of steps of %v", a.Function, r, q, u.Step)
+					}
+					if q != 0 && q < u.Min*(1-1e-9) {
+						t.Errorf("%s %s=%v is below the minimum %v", a.Function, r, q, u.Min)
+					}
+				}
+			}
+			for _, d := range demands {
+				if !d.Critical {
+					continue
+				}
+				a, _ := plan.Allocation(d.Function)
+				for r, q := range d.Peak.Max(d.Expected) {
+					if !leq(q*(1+p.Margin()), a.Guarantee[r]) {
+						t.Errorf("critical %s %s: guaranteed %v, needs %v", d.Function, r, a.Guarantee[r], q*(1+p.Margin()))
+					}
+				}
+			}
+			for r, c := range capacity {
+				if !leq(sum[r], c) {
+					t.Errorf("%s: %v guaranteed, capacity %v", r, sum[r], c)
 				}
 			}
 		})
