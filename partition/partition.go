@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math"
+	"slices"
 	"strings"
 	"sync"
 
@@ -145,10 +147,14 @@ type ShortfallError struct {
 	// Functions are the critical functions that demand a short resource,
 	// sorted.
 	Functions []string
-	// Need is what all critical functions together need, margin included.
+	// Need is what all critical functions together need, margin included,
+	// each guarantee rounded up to its resource's unit.
 	Need hal.Vector
 	// Capacity is the capacity the plan was asked to fit in.
 	Capacity hal.Vector
+
+	// steps holds the step of each short resource planned in whole units.
+	steps hal.Vector
 }
 
 // Error names each short resource and by how much it is short.
@@ -161,6 +167,9 @@ func (e *ShortfallError) Error() string {
 		}
 		fmt.Fprintf(&b, "%s by %s (need %s, capacity %s)", r,
 			hal.FormatQuantity(r, e.Shortfall[r]), hal.FormatQuantity(r, e.Need[r]), hal.FormatQuantity(r, e.Capacity[r]))
+		if st := e.steps[r]; st > 0 {
+			fmt.Fprintf(&b, " [%s is handed out in whole steps of %v: each critical guarantee was rounded up]", r, st)
+		}
 	}
 	if len(e.Functions) > 0 {
 		fmt.Fprintf(&b, "; critical functions involved: %s", strings.Join(e.Functions, ", "))
@@ -207,6 +216,15 @@ type Options struct {
 	// Critical guarantees are rounded up, non-critical ones down. A
 	// resource absent from Granularity is continuous.
 	Granularity hal.Vector
+	// Units gives, per resource, how a device hands it out (for a driver
+	// that reports them, what hal.Units says): guarantees of that
+	// resource are whole multiples of Step and, when not zero, at least
+	// Min. Critical guarantees round up (never below the demand plus the
+	// margin; a [*ShortfallError] if that does not fit), non-critical ones
+	// round down and to zero below Min, a non-critical function's minimum
+	// rounds up, so it is never given less than it asked for. A resource
+	// in both Units and Granularity must have the same step in both.
+	Units map[hal.Resource]Unit
 	// Logger receives a debug line per plan. nil discards.
 	Logger *slog.Logger
 	// Workers bounds how many goroutines one Plan call uses to load
@@ -215,6 +233,18 @@ type Options struct {
 	// only into chunks of at least 8192 functions, so small plans always
 	// run on the calling goroutine. The plan does not depend on it.
 	Workers int
+}
+
+// Unit is how a device hands out one resource. Its fields are those of
+// the hal package's unit type, so that a driver's units convert with
+// partition.Unit(u).
+type Unit struct {
+	// Step is the granularity: every guarantee is a whole multiple of
+	// it. 0 means continuous.
+	Step float64
+	// Min is the least non-zero guarantee, rounded up to Step. 0 means
+	// none.
+	Min float64
 }
 
 // Planner is the priority planner: critical functions first, then a
@@ -226,6 +256,7 @@ type Planner struct {
 	margin      float64
 	reserve     float64
 	granularity hal.Vector
+	unitMin     hal.Vector // Units' minimums, rounded up to the step
 	log         *slog.Logger
 	workers     int // Options.Workers
 	// scratch pools *scratch buffers between Plan calls.
@@ -271,6 +302,30 @@ func New(opts Options) (*Planner, error) {
 		}
 	}
 	p.granularity = opts.Granularity.Clone()
+	if p.granularity == nil {
+		p.granularity = hal.Vector{}
+	}
+	p.unitMin = hal.Vector{}
+	for _, r := range slices.Sorted(maps.Keys(opts.Units)) {
+		u := opts.Units[r]
+		for _, f := range []struct {
+			name string
+			v    float64
+		}{{"Step", u.Step}, {"Min", u.Min}} {
+			if math.IsNaN(f.v) || math.IsInf(f.v, 0) || f.v < 0 {
+				return nil, fmt.Errorf("%w: Options.Units resource %q: %s %v must be a finite number >= 0", ErrInvalidInput, r, f.name, f.v)
+			}
+		}
+		if g, ok := opts.Granularity[r]; ok && u.Step != 0 && g != u.Step {
+			return nil, fmt.Errorf("%w: Options.Units resource %q: Step %v differs from Options.Granularity %v", ErrInvalidInput, r, u.Step, g)
+		}
+		if u.Step > 0 {
+			p.granularity[r] = u.Step
+		}
+		if u.Min > 0 {
+			p.unitMin[r] = roundUp(u.Min, p.granularity[r])
+		}
+	}
 	if p.log == nil {
 		p.log = slog.New(slog.DiscardHandler)
 	}
