@@ -279,6 +279,7 @@ func (o *Orchestrator) buildCollaborators() error {
 				return fmt.Errorf("updraft: snapshot engine: %w", err)
 			}
 			o.snap = eng
+			o.metrics.parts = append(o.metrics.parts, eng.Collector())
 		}
 	}
 	return nil
