@@ -24,6 +24,11 @@
 // them with a type assertion:
 //
 //   - [Meter]: the device can measure a function's current usage.
+//   - [Journaled]: the device's Apply can be undone from a durable record,
+//     in this process or a new one.
+//   - [Units]: the device hands out some resources in whole steps (queue
+//     slots, flow entries) and says so, so a planner gives it only amounts
+//     it accepts.
 //
 // [Combine] joins several devices (the host's CPUs and memory through
 // hal/linux, an offload card through its own driver) into one, so a planner
