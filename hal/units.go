@@ -89,8 +89,11 @@ func CheckUnits(units map[Resource]Unit, a Allocation) error {
 			if !ok || u.Allows(f.v[r]) {
 				continue
 			}
-			return fmt.Errorf("hal: function %q %s %q: %v is not a whole multiple of %v of at least %v: %w",
-				a.Function, f.name, r, f.v[r], u.Step, u.Min, ErrNotInUnits)
+			why := fmt.Sprintf("is not a whole multiple of %v", u.Step)
+			if q := f.v[r]; q < u.Min*(1-unitTolerance) {
+				why = fmt.Sprintf("is below the least non-zero amount %v", u.Min)
+			}
+			return fmt.Errorf("hal: function %q %s %q: %v %s: %w", a.Function, f.name, r, f.v[r], why, ErrNotInUnits)
 		}
 	}
 	return nil
