@@ -30,6 +30,9 @@
 //     slots, flow entries) and says so, so a planner gives it only amounts
 //     it accepts.
 //
+// A driver's author checks it against what callers rely on with the
+// conformance suite in hal/haltest, run from the driver's own tests.
+//
 // [Combine] joins several devices (the host's CPUs and memory through
 // hal/linux, an offload card through its own driver) into one, so a planner
 // sees a single capacity vector.

@@ -237,9 +237,11 @@ func (d *Device) apply(ctx context.Context, allocs []hal.Allocation, journal fun
 		if err := hal.CheckUnits(d.units, a); err != nil {
 			return nil, fmt.Errorf("sim: apply: %w", err)
 		}
-		for r := range a.Guarantee {
-			if _, ok := d.capacity[r]; !ok {
-				return nil, fmt.Errorf("sim: apply: function %q: unknown resource %q", a.Function, r)
+		for _, v := range []hal.Vector{a.Guarantee, a.Limit} {
+			for r := range v {
+				if _, ok := d.capacity[r]; !ok {
+					return nil, fmt.Errorf("sim: apply: function %q: unknown resource %q", a.Function, r)
+				}
 			}
 		}
 		if _, seen := before[a.Function]; !seen {

@@ -240,8 +240,8 @@ func (k *Card) apply(ctx context.Context, allocs []hal.Allocation, journal func(
 			}
 		}
 		if w.queues > 0 {
-			return nil, fmt.Errorf("card: apply: function %q: %d more queues than the card has free (it has %d queues); nothing was changed",
-				f, w.queues, k.queues)
+			return nil, fmt.Errorf("card: apply: function %q guarantee %q: %d more queues than the card has free (it has %d queues); nothing was changed",
+				f, Queue, w.queues, k.queues)
 		}
 		next.reserved[f] = w.reserved
 		if w.limit >= 0 {
@@ -255,7 +255,7 @@ func (k *Card) apply(ctx context.Context, allocs []hal.Allocation, journal func(
 		total += r
 	}
 	if total > k.flows {
-		return nil, fmt.Errorf("card: apply: flow reservations total %d entries, the table has %d; nothing was changed", total, k.flows)
+		return nil, fmt.Errorf("card: apply: %q: flow reservations total %d entries, the table has %d; nothing was changed", Flow, total, k.flows)
 	}
 
 	rec := record{Version: recordVersion, Device: "offloadcard", Queues: k.queues, Owners: map[int]string{}, Quotas: map[string]*quota{}}
