@@ -17,7 +17,9 @@ import (
 // every allocation that names its resources; if one device fails, those
 // already applied are undone before Apply returns.
 //
-// A device that panics in Apply has the devices before it undone, and the
+// An allocation naming a resource no device offers is refused with
+// [ErrUnknownResource] before any device is asked. A device that panics in
+// Apply has the devices before it undone, and the
 // panic goes on its way.
 //
 // A combined device implements [Meter] when at least one of its devices
@@ -81,13 +83,31 @@ func (c *combined) apply(ctx context.Context, allocs []Allocation, applyOne func
 			_ = undoAll(context.WithoutCancel(ctx))
 		}
 	}()
+	capacities := make([]Vector, len(c.devices))
+	offered := map[Resource]bool{}
 	for i, d := range c.devices {
 		capacity, err := d.Capacity(ctx)
 		if err != nil {
 			ok = true
-			return nil, multierror.Append(fmt.Errorf("hal: device %d capacity: %w", i, err), undoAll(ctx))
+			return nil, fmt.Errorf("hal: device %d capacity: %w", i, err)
 		}
-		part := restrict(allocs, capacity)
+		capacities[i] = capacity
+		for r := range capacity {
+			offered[r] = true
+		}
+	}
+	for _, a := range allocs {
+		for _, v := range []Vector{a.Guarantee, a.Limit} {
+			for _, r := range v.Resources() {
+				if !offered[r] {
+					ok = true
+					return nil, fmt.Errorf("hal: function %q resource %q: %w", a.Function, r, ErrUnknownResource)
+				}
+			}
+		}
+	}
+	for i, d := range c.devices {
+		part := restrict(allocs, capacities[i])
 		if len(part) == 0 {
 			continue
 		}
