@@ -30,6 +30,13 @@
 // default) amounts derived from Capacity and, for a [hal.Units] device,
 // rounded to its units. It never calls t.Fatal or t.FailNow itself (open
 // may): each check reports with t.Errorf and stops.
+//
+// A driver's test:
+//
+//	func TestConformance(t *testing.T) {
+//		haltest.TestDevice(t, func(t testing.TB) hal.Device { return mydriver.New(...) },
+//			haltest.Options{State: func(d hal.Device) (any, error) { return d.(*mydriver.Device).Snapshot(), nil }})
+//	}
 package haltest
 
 import (
@@ -128,6 +135,11 @@ type checker struct {
 	opts   Options
 	ctx    context.Context
 	dev    hal.Device
+}
+
+func (c *checker) logf(format string, args ...any) {
+	c.t.Helper()
+	c.t.Logf("haltest: "+c.prefix+format, args...)
 }
 
 func (c *checker) errorf(format string, args ...any) {
@@ -315,7 +327,7 @@ func (c *checker) undoIdempotentRetryable() {
 	cancelled, cancel := context.WithCancel(c.ctx)
 	cancel()
 	if err := undo(cancelled); err != nil {
-		c.t.Logf("haltest: %sUndo on a cancelled context: %v (retrying)", c.prefix, err)
+		c.logf("Undo on a cancelled context: %v (retrying)", err)
 	}
 	if err := undo(c.ctx); err != nil {
 		c.errorf("Undo after a call on a cancelled context: %v, want a retry that succeeds", err)
@@ -389,7 +401,7 @@ func (c *checker) journaled() {
 	c.t.Helper()
 	j, ok := c.dev.(hal.Journaled)
 	if !ok {
-		c.t.Logf("haltest: %sthe device is not hal.Journaled: nothing to check", c.prefix)
+		c.logf("the device is not hal.Journaled: nothing to check")
 		return
 	}
 	before, ok := c.state(c.dev)
@@ -482,7 +494,7 @@ func (c *checker) journaled() {
 
 	// In a second instance, as in a new process.
 	if c.opts.Reopen == nil {
-		c.t.Logf("haltest: %sOptions.Reopen is nil: UndoRecord in a new instance is not checked", c.prefix)
+		c.logf("Options.Reopen is nil: UndoRecord in a new instance is not checked")
 		return
 	}
 	_, record, _, err = c.journaledApply(j, allocs, 0)
@@ -543,7 +555,7 @@ func (c *checker) units() {
 	c.t.Helper()
 	u, ok := c.dev.(hal.Units)
 	if !ok {
-		c.t.Logf("haltest: %sthe device is not hal.Units: nothing to check", c.prefix)
+		c.logf("the device is not hal.Units: nothing to check")
 		return
 	}
 	before, ok := c.state(c.dev)
@@ -575,7 +587,7 @@ func (c *checker) units() {
 			before, hal.ErrNotInUnits, fmt.Sprintf("%q", r))
 	}
 	if checked == 0 {
-		c.t.Logf("haltest: %sno resource has a step or minimum: nothing to check", c.prefix)
+		c.logf("no resource has a step or minimum: nothing to check")
 	}
 }
 

@@ -495,6 +495,16 @@ func (k *Card) load() error {
 	if total > k.flows {
 		return fmt.Errorf("card: state file %s: reservations total %d flow entries, the table has %d", k.statePath, total, k.flows)
 	}
+	for f, l := range st.Limit {
+		if l < 0 {
+			return fmt.Errorf("card: state file %s: function %q has a flow limit of %d", k.statePath, f, l)
+		}
+	}
+	for i, o := range st.Owners {
+		if o != "" && k.allowed != nil && !k.allowed[o] {
+			return fmt.Errorf("card: state file %s: queue %d: function %q is not served by this card", k.statePath, i, o)
+		}
+	}
 	k.st.owner = st.Owners
 	if st.Reserved != nil {
 		k.st.reserved = st.Reserved

@@ -3,6 +3,7 @@ package card_test
 import (
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"testing"
 
@@ -158,5 +159,37 @@ func FuzzUndoRecord(f *testing.F) {
 		require.LessOrEqual(t, total, 10)
 		require.NoError(t, k.UndoRecord(ctx, rec))
 		require.Empty(t, cmp.Diff(s, snap(k)))
+	})
+}
+
+// FuzzStateFile: a card opened on any state file either refuses it or
+// holds a consistent configuration it writes back and reads again alike.
+func FuzzStateFile(f *testing.F) {
+	f.Add([]byte(`{"queues":4,"owners":["fw","","nat",""],"reserved":{"fw":3},"limit":{"fw":5}}`))
+	f.Add([]byte(`{"queues":4,"owners":["","","",""],"reserved":{"fw":-1}}`))
+	f.Add([]byte(`{"queues":2,"owners":[""]}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		path := filepath.Join(t.TempDir(), "card.json")
+		require.NoError(t, os.WriteFile(path, data, 0o644))
+		k, err := card.New(card.Config{Queues: 4, Flows: 10, State: path})
+		if err != nil {
+			return
+		}
+		s := snap(k)
+		require.Len(t, s.Owners, 4)
+		total := 0
+		for _, q := range s.Quotas {
+			require.GreaterOrEqual(t, q.Reserved, 0)
+			require.GreaterOrEqual(t, q.Limit, 0)
+			total += q.Reserved
+		}
+		require.LessOrEqual(t, total, 10)
+		// A change and its undo rewrite the file; it reads back the same.
+		undo, err := k.Apply(ctx, nil)
+		require.NoError(t, err)
+		require.NoError(t, undo(ctx))
+		again, err := card.New(card.Config{Queues: 4, Flows: 10, State: path})
+		require.NoError(t, err)
+		require.Empty(t, cmp.Diff(s, snap(again)))
 	})
 }
