@@ -126,7 +126,10 @@ func (pb *problem) rankMisfits(fr fillResult) []int {
 	}
 	level := func(i int) float64 { return pb.fns[i].tau / pb.fns[i].weight }
 	slices.SortFunc(misfits, func(a, b int) int {
-		return cmp.Or(cmp.Compare(level(b), level(a)), pb.compareDemand(b, a), cmp.Compare(a, b))
+		if c := cmp.Compare(level(b), level(a)); c != 0 {
+			return c
+		}
+		return cmp.Or(pb.compareDemand(b, a), cmp.Compare(a, b))
 	})
 	return misfits
 }
