@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"reflect"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -176,6 +177,18 @@ func New(functions []Function, device hal.Device, opts Options) (*Orchestrator, 
 
 // checkOptions fills the defaults of opts and refuses what cannot work.
 func checkOptions(opts *Options, fns []Function) error {
+	for name, v := range map[string]any{"Profiler": opts.Profiler, "Partitioner": opts.Partitioner, "Migrator": opts.Migrator,
+		"Store": opts.Store, "Journal": opts.Journal, "Snapshotter": opts.Snapshotter, "Validator": opts.Validator, "Degrader": opts.Degrader} {
+		if v == nil {
+			continue
+		}
+		if mv, ok := v.(mover); ok && mv.m == nil {
+			return fmt.Errorf("%w: Options.Migrator is updraft.Mover of a nil *migrate.Mover (did migrate.New fail?)", ErrInvalidOption)
+		}
+		if rv := reflect.ValueOf(v); isNilable(rv.Kind()) && rv.IsNil() {
+			return fmt.Errorf("%w: Options.%s is a nil %T", ErrInvalidOption, name, v)
+		}
+	}
 	switch {
 	case opts.Window == 0:
 		opts.Window = DefaultWindow

@@ -23,7 +23,10 @@ import (
 // A combined device implements [Meter] when at least one of its devices
 // does; usage is summed over the devices that measure. It implements
 // [Journaled] when every one of its devices does: its record holds each
-// device's record, and UndoRecord undoes them in reverse order.
+// device's record, and UndoRecord undoes them in reverse order. It always
+// implements [Units]: the union of the units of the devices that report
+// them (empty when none does; a resource two devices name, which Capacity
+// refuses anyway, takes the first device's unit).
 func Combine(devices ...Device) Device {
 	c := &combined{devices: devices}
 	for _, d := range devices {
@@ -150,6 +153,19 @@ func (c *journaledCombined) UndoRecord(ctx context.Context, record []byte) error
 		}
 	}
 	return errs.ErrorOrNil()
+}
+
+// Units returns the union of the devices' units.
+func (c *combined) Units() map[Resource]Unit {
+	out := map[Resource]Unit{}
+	for _, d := range c.devices {
+		for r, u := range UnitsOf(d) {
+			if _, dup := out[r]; !dup {
+				out[r] = u
+			}
+		}
+	}
+	return out
 }
 
 func (c *combined) Usage(ctx context.Context, function string) (Vector, error) {

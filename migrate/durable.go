@@ -25,11 +25,12 @@ import (
 //     is remote, the last checkpoint of the state and the last entry it
 //     covers — rewritten durably whenever one of them changes, before the
 //     buffer is trimmed; and the invocation buffer, whose every entry is
-//     fsynced before it is delivered.
+//     fsynced while it is being delivered (the fsync and the call run
+//     side by side), before its caller is answered.
 //
-// So an invocation is durable before any target can act on it, and an
-// answered one is, moreover, in the target's state (or, if the target
-// died, in the checkpoint plus the buffer). [Mover.Reattach] in a new
+// So an acknowledged invocation is on disk, and its effect is in the
+// target's state (or, if the target died, in the checkpoint plus the
+// buffer). One that was not acknowledged took effect at most once. [Mover.Reattach] in a new
 // process finds the lease by id, re-delivers the buffered entries (a
 // Handler deduplicates by idempotency key, within its dedup window),
 // fetches the state and brings everything home; when the target is gone
