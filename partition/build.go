@@ -48,7 +48,7 @@ func (pb *problem) build(margin float64, guarantee, reserve []float64, fr fillRe
 				a.Limit = make(hal.Vector, len(a.Guarantee))
 				for j, q := range g {
 					if named[j] {
-						a.Limit[pb.res[j]] = q + reserve[j]
+						a.Limit[pb.res[j]] = pb.limit(q, reserve[j], j)
 					}
 				}
 			} else {
@@ -110,6 +110,21 @@ func (pb *problem) build(margin float64, guarantee, reserve []float64, fr fillRe
 	})
 	plan.why = why
 	return plan
+}
+
+// limit is a critical function's limit on resource j: its guarantee g
+// plus the reserve; on a resource of Options.Units, the reserve in whole
+// steps, and no more than g if the sum is below the unit's minimum, so
+// that the device accepts the limit too.
+func (pb *problem) limit(g, reserve float64, j int) float64 {
+	if st := pb.unitStep[j]; st > 0 {
+		reserve = roundDown(reserve, st)
+	}
+	l := g + reserve
+	if l < pb.umin[j] {
+		return g // g is 0 here: a non-zero guarantee is at least the minimum
+	}
+	return l
 }
 
 // rankMisfits returns the non-critical functions neither pass admitted,

@@ -49,17 +49,6 @@ func traffic(function string, k int) int {
 	return base + (k*37)%(base/5+1)
 }
 
-// cardUnits is what the card tells the planner about its units: whole
-// queues and whole flow entries. (Once the driver implements hal.Units,
-// the Orchestrator's default planner reads them itself.)
-func cardUnits() map[hal.Resource]partition.Unit {
-	u := map[hal.Resource]partition.Unit{}
-	for r, step := range card.Granularity() {
-		u[r] = partition.Unit{Step: step}
-	}
-	return u
-}
-
 // cardState is everything of the card's configuration and traffic that an
 // update must leave as it found it.
 type cardState struct {
@@ -138,8 +127,10 @@ func newHost(ctx context.Context, out io.Writer) (*host, error) {
 		h.mu.Unlock()
 	}
 
-	// The planner must hand out whole queues and flow entries.
-	planner, err := partition.New(partition.Options{Units: cardUnits()})
+	// The planner must hand out whole queues and flow entries: the card
+	// says so through hal.Units. (Once the root's default planner reads
+	// hal.UnitsOf(device) itself, Partitioner can be left nil.)
+	planner, err := partition.New(partition.Options{Units: hal.UnitsOf(dev)})
 	if err != nil {
 		return nil, err
 	}

@@ -14,8 +14,8 @@
 //     (hal.Meter: Card.Usage) and fed to the profiler as profile.Sample
 //     Usage; a function never measured (dpi, new in this release) is
 //     sized by its static Function.Demand;
-//   - the planner is told the card's units (whole queues, whole flow
-//     entries) so that every allocation is one the card accepts;
+//   - the card tells the planner its units (hal.Units: whole queues,
+//     whole flow entries), so every allocation is one the card accepts;
 //   - the Orchestrator applies the plan to the card for the update
 //     window, validates the new firmware, and undoes the plan after both
 //     updates: the card ends exactly as it began.

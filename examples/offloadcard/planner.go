@@ -46,7 +46,7 @@ func runPlanner(ctx context.Context, out io.Writer) error {
 	}
 	fmt.Fprintf(out, "drivers: %s\ncard capacity: %s\n\n", strings.Join(hal.Drivers(), ", "), capacity)
 
-	planner, err := partition.New(partition.Options{Units: cardUnits()})
+	planner, err := partition.New(partition.Options{Units: hal.UnitsOf(dev)})
 	if err != nil {
 		return err
 	}
