@@ -126,8 +126,9 @@ func (pb *problem) sum(v []float64, pick func(i int) bool) []float64 {
 // it could overflow). The result is rounded once, to the nearest float64,
 // so it is the same whatever the order of the additions.
 type exactSum struct {
-	limbs [68]int64 // digit k weighs 2^(32k-1074)
-	n     int
+	limbs  [68]int64 // digit k weighs 2^(32k-1074)
+	n      int
+	lo, hi int // the limbs in use are [lo, hi)
 }
 
 func (s *exactSum) add(x float64) {
@@ -151,6 +152,11 @@ func (s *exactSum) add(x float64) {
 	if b>>63 == 1 {
 		sign = -1
 	}
+	if s.lo == s.hi {
+		s.lo, s.hi = k, k+3
+	} else {
+		s.lo, s.hi = min(s.lo, k), max(s.hi, k+3)
+	}
 	s.limbs[k] += sign * int64(lo&0xffffffff)
 	s.limbs[k+1] += sign * int64(lo>>32)
 	s.limbs[k+2] += sign * int64(hi&0xffffffff)
@@ -161,6 +167,7 @@ func (s *exactSum) add(x float64) {
 
 // carry moves each limb's excess over 32 bits into the next one.
 func (s *exactSum) carry() {
+	s.lo, s.hi = 0, len(s.limbs)
 	for k := range len(s.limbs) - 1 {
 		c := s.limbs[k] >> 32 // arithmetic shift: floor division by 2^32
 		s.limbs[k] -= c << 32
@@ -170,14 +177,17 @@ func (s *exactSum) carry() {
 }
 
 func (s *exactSum) float64() float64 {
+	if s.lo == s.hi {
+		return 0
+	}
 	total := new(big.Int)
 	d := new(big.Int)
-	for k := len(s.limbs) - 1; k >= 0; k-- {
+	for k := s.hi - 1; k >= s.lo; k-- {
 		total.Lsh(total, 32)
 		total.Add(total, d.SetInt64(s.limbs[k]))
 	}
 	f := new(big.Float).SetInt(total) // exact: the precision grows to fit
-	f.SetMantExp(f, -1074)
+	f.SetMantExp(f, 32*s.lo-1074)
 	r, _ := f.Float64() // nearest, ties to even
 	return r
 }
