@@ -19,7 +19,7 @@ import (
 func BenchmarkAllow(b *testing.B) {
 	until := time.Now().Add(time.Hour)
 	newCtl := func(b *testing.B, p *degrade.Policy) *degrade.Controller {
-		ctl := degrade.New(degrade.Options{})
+		ctl := degrade.MustNew(degrade.Options{})
 		if p != nil {
 			if err := ctl.Set("f", *p, "bench", until); err != nil {
 				b.Fatal(err)
@@ -113,17 +113,17 @@ func BenchmarkMiddleware(b *testing.B) {
 	}
 	b.Run("bare", func(b *testing.B) { serve(b, bare, "") })
 	b.Run("middleware/normal", func(b *testing.B) {
-		serve(b, degrade.New(degrade.Options{}).Middleware("f", bare), "")
+		serve(b, degrade.MustNew(degrade.Options{}).Middleware("f", bare), "")
 	})
 	b.Run("middleware/throttle-admit", func(b *testing.B) {
-		ctl := degrade.New(degrade.Options{})
+		ctl := degrade.MustNew(degrade.Options{})
 		if err := ctl.Set("f", degrade.Policy{Mode: degrade.Throttle, RatePerSecond: 1e9, Burst: 1000, MaxConcurrent: 100}, "bench", time.Now().Add(time.Hour)); err != nil {
 			b.Fatal(err)
 		}
 		serve(b, ctl.Middleware("f", bare), "")
 	})
 	b.Run("middleware/disabled-json", func(b *testing.B) {
-		ctl := degrade.New(degrade.Options{})
+		ctl := degrade.MustNew(degrade.Options{})
 		if err := ctl.Set("f", degrade.Policy{Mode: degrade.Disable}, "bench", time.Now().Add(time.Hour)); err != nil {
 			b.Fatal(err)
 		}

@@ -59,7 +59,7 @@ type Options struct {
 
 // Controller puts named functions into Normal, Throttle, Disable or Shed
 // mode for planned windows, admits or rejects their requests, and tells
-// users and the host what is reduced. Create it with [New].
+// users and the host what is reduced. Create it with [New] (or [MustNew]).
 //
 // All methods are safe for concurrent use. The hot path, [Controller.Acquire]
 // and [Controller.Allow], takes no lock: it reads an immutable map and the
@@ -80,6 +80,8 @@ type Controller struct {
 	fns      atomic.Pointer[map[string]*function] // copy-on-write, replaced under mu
 	degraded atomic.Pointer[string]               // header value: degraded functions, sorted
 	factor   pressureFactor                       // share of adaptive limits kept
+
+	subscriberPanics atomic.Uint64 // subscriber calls that panicked (recovered)
 
 	mu         sync.Mutex   // serialises mode changes; guards the fields below and function.since
 	subs       []subscriber // in subscription order
@@ -142,20 +144,10 @@ type window struct {
 	rejections [3]atomic.Pointer[RejectedError]
 }
 
-// New returns a Controller. It panics on options no program should pass
-// (an invalid adaptive setting, a bad name in Functions); [NewController]
-// returns those as an error instead.
-func New(opts Options) *Controller {
-	c, err := NewController(opts)
-	if err != nil {
-		panic(err)
-	}
-	return c
-}
-
-// NewController is [New] returning invalid options as an error naming the
-// field at fault.
-func NewController(opts Options) (*Controller, error) {
+// New returns a Controller, or an error naming the option at fault (an
+// invalid adaptive setting, a negative interval, a bad or repeated name in
+// Functions). [MustNew] panics instead.
+func New(opts Options) (*Controller, error) {
 	adaptive, err := opts.Adaptive.withDefaults()
 	if err != nil {
 		return nil, err
@@ -205,6 +197,16 @@ func NewController(opts Options) (*Controller, error) {
 	empty := ""
 	c.degraded.Store(&empty)
 	return c, nil
+}
+
+// MustNew is [New] for options fixed in the program: it panics where New
+// returns an error, as regexp.MustCompile does.
+func MustNew(opts Options) *Controller {
+	c, err := New(opts)
+	if err != nil {
+		panic(err)
+	}
+	return c
 }
 
 func newFunction(name string) *function {
