@@ -34,15 +34,18 @@ func (b *tokenBucket) init(ratePerSecond float64, burst int) {
 	// is undefined (it gave a negative interval, admitting everything, for
 	// rates of 1e-10/s). Policy.Validate refuses such rates; the clamp keeps
 	// the bucket safe whatever it is given.
-	const maxInterval = float64(math.MaxInt64 / 4)
+	const maxInterval = 1 << 60 // about 36 years; exact in float64
 	interval := math.Round(float64(time.Second) / ratePerSecond)
 	if !(interval <= maxInterval) { // also NaN
 		interval = maxInterval
 	}
 	b.interval = max(1, int64(interval))
 	b.window = b.interval * int64(burst)
-	if b.window/int64(burst) != b.interval || b.window > math.MaxInt64/4 { // overflow for absurd bursts
-		b.window = math.MaxInt64 / 4
+	// Cap the window at twice the largest interval (so tat+interval never
+	// overflows for times before the year 2150) while keeping room for one
+	// request even at the clamped interval.
+	if b.window/int64(burst) != b.interval || b.window > 1<<61 {
+		b.window = 1 << 61
 	}
 }
 
