@@ -93,14 +93,21 @@ type Controller struct {
 // function is one named function's state. The pointer stays the same for
 // the controller's life; its window changes.
 type function struct {
-	name     string
-	win      atomic.Pointer[window] // nil: Normal
-	inflight atomic.Int64           // admitted and not yet released
-	release  func()                 // decrements inflight; shared by plain admissions
-	since    time.Time              // when the current Normal began; guarded by Controller.mu
+	// Read by every request, written at mode changes.
+	name    string
+	win     atomic.Pointer[window] // nil: Normal
+	release func()                 // decrements inflight; shared by plain admissions
+	since   time.Time              // when the current Normal began; guarded by Controller.mu
+	past    counters               // requests of ended windows, folded in under Controller.mu
 
-	counts counters // requests while Normal (no window, or one past its deadline)
-	past   counters // requests of ended windows, folded in under Controller.mu
+	// Written by every request: on a cache line of their own (away from
+	// the fields above, which every request reads), and together, so an
+	// admission and its release touch one contended line, as a semaphore's
+	// mutex and count do.
+	_        [64]byte
+	inflight atomic.Int64 // admitted and not yet released
+	counts   counters     // admissions (in every mode), and rejections while Normal
+	_        [64]byte
 }
 
 // counters tally requests by outcome.
@@ -125,10 +132,11 @@ type window struct {
 	// touches few cache lines: the rate limiter's state, the request
 	// tallies and the shedding counters.
 	bucket tokenBucket // Throttle with a rate (rateLimited)
-	counts counters    // requests under this window; folded into function.past when it ends
+	counts counters    // rejections under this window (admissions count in function.counts); folded into function.past when it ends
 	shed   shedder     // Shed
 
-	rateLimited bool
+	rateLimited bool // Throttle with a rate
+	clocked     bool // rateLimited or adaptive: every request reads the clock
 	policy      Policy
 	reason      string
 	since       time.Time
@@ -352,6 +360,7 @@ func (c *Controller) newWindow(p Policy, reason string, now, until time.Time) *w
 	case Shed:
 		w.shed.init(p.ShedFraction)
 	}
+	w.clocked = w.rateLimited || w.adaptive != nil
 	return w
 }
 

@@ -524,3 +524,43 @@ func TestAdaptiveThroughController(t *testing.T) {
 		t.Fatalf("in flight = %d", st.InFlight)
 	}
 }
+
+// TestAdmissionReadsNoClock checks that requests admitted under windows
+// that are not time-limited (a concurrency-only throttle, a shed that keeps
+// the request) read no clock, that a refusal does, and that a refusal after
+// the deadline (before the window's timer) admits instead.
+func TestAdmissionReadsNoClock(t *testing.T) {
+	clk := newFakeClock()
+	var reads atomic.Int64
+	ctl := MustNew(Options{Clock: func() time.Time { reads.Add(1); return clk.Now() }})
+	until := clk.Now().Add(time.Minute)
+	if err := ctl.Set("f", Policy{Mode: Throttle, MaxConcurrent: 2}, "", until); err != nil {
+		t.Fatal(err)
+	}
+	before := reads.Load()
+	r1, err1 := ctl.Acquire("f")
+	r2, err2 := ctl.Acquire("f")
+	if err1 != nil || err2 != nil {
+		t.Fatalf("Acquire within the limit = %v, %v", err1, err2)
+	}
+	if got := reads.Load() - before; got != 0 {
+		t.Fatalf("two admissions under a concurrency-only throttle read the clock %d times, want 0", got)
+	}
+	if _, err := ctl.Acquire("f"); !errors.Is(err, ErrThrottled) {
+		t.Fatalf("Acquire over the limit = %v, want ErrThrottled", err)
+	}
+	if got := reads.Load() - before; got != 1 {
+		t.Fatalf("a refusal read the clock %d times, want 1", got)
+	}
+	clk.Advance(2 * time.Minute) // past the deadline; the real timer has not fired
+	r3, err := ctl.Acquire("f")
+	if err != nil {
+		t.Fatalf("Acquire over the limit after the deadline = %v, want admitted", err)
+	}
+	r1()
+	r2()
+	r3()
+	if s := ctl.Status()[0]; s.Mode != Normal || s.InFlight != 0 {
+		t.Fatalf("after the deadline: %+v, want Normal with nothing in flight", s)
+	}
+}
