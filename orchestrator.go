@@ -263,7 +263,7 @@ func (o *Orchestrator) buildCollaborators() error {
 	}
 	o.degrader = opts.Degrader
 	if o.degrader == nil {
-		c, err := degrade.NewController(degrade.Options{Clock: opts.Clock, Logger: opts.Logger})
+		c, err := degrade.New(degrade.Options{Clock: opts.Clock, Logger: opts.Logger})
 		if err != nil {
 			return fmt.Errorf("updraft: default degrader: %w", err)
 		}
