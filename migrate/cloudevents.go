@@ -8,8 +8,10 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/updraft-dev/updraft/hal"
@@ -32,6 +34,11 @@ type CloudEventsOptions struct {
 	// default an answer's signature is checked when present, so plain
 	// CloudEvents receivers (Knative, OpenFaaS, Cloud Run) work.
 	RequireSignedAnswers bool
+	// AcknowledgeOnly declares that the receiver acknowledges invocations
+	// (HTTP 202, or 2xx without an event) and never answers them, as a
+	// Functions Framework CloudEvent function or an event sink does. Only
+	// functions declared with Spec.NoAnswer are placed on it.
+	AcknowledgeOnly bool
 	// Source is the CloudEvents source of requests; default "updraft/lease".
 	Source string
 	// Client sends the requests; default a client of its own with
@@ -67,6 +74,10 @@ type CloudEventsTarget struct {
 	// rt is the transport of the target's own client (opts.Client was
 	// nil), which send uses directly; nil with a caller's client.
 	rt http.RoundTripper
+
+	probeMu     sync.Mutex
+	probeType   string // type of the last successful probe's answer; guarded by probeMu
+	probeStatus int    // its HTTP status; guarded by probeMu
 }
 
 var _ Target = (*CloudEventsTarget)(nil)
@@ -133,6 +144,9 @@ func (t *CloudEventsTarget) Info() TargetInfo { return t.info }
 func (t *CloudEventsTarget) URL() string { return t.url }
 
 // Probe implements [Target]: it posts an [EventProbe] and expects a 2xx.
+// It records how the probe was answered (see [ProbeAnswerer]): a
+// [Handler] answers with an [EventResult]; a plain receiver with an event
+// of its own type, or with a bare acknowledgement.
 func (t *CloudEventsTarget) Probe(ctx context.Context) (time.Duration, error) {
 	start := time.Now()
 	ev := t.newEvent(EventProbe, "", "probe-"+strconv.FormatInt(start.UnixNano(), 36), "", nil)
@@ -144,10 +158,30 @@ func (t *CloudEventsTarget) Probe(ctx context.Context) (time.Duration, error) {
 	if status/100 != 2 {
 		return 0, fmt.Errorf("%w: target %s: probe answered HTTP %d%s", ErrUnreachable, t.info.Name, status, errorText(ans))
 	}
+	typ := ""
+	if ans != nil {
+		typ = ans.Type
+	}
+	t.probeMu.Lock()
+	t.probeType, t.probeStatus = typ, status
+	t.probeMu.Unlock()
 	return time.Since(start), nil
 }
 
-// Call implements [Target].
+// ProbeAnswer implements [ProbeAnswerer].
+func (t *CloudEventsTarget) ProbeAnswer() ProbeAnswer {
+	t.probeMu.Lock()
+	defer t.probeMu.Unlock()
+	return ProbeAnswer{AcknowledgeOnly: t.opts.AcknowledgeOnly, Type: t.probeType, Status: t.probeStatus}
+}
+
+// Call implements [Target]. An invocation the target accepted — a 2xx
+// with no body, or with a CloudEvent — is never reported as a target
+// failure: when the answer is missing or of a type the request does not
+// accept, the error wraps [ErrNoAnswer] and the invocation counts as
+// applied; with req.NoAnswer a bare acknowledgement completes it. A 2xx
+// whose body is not a CloudEvent, or whose answer's signature does not
+// verify, is a refusal (ErrRejected): such a target is not a receiver.
 func (t *CloudEventsTarget) Call(ctx context.Context, req Request) ([]byte, error) {
 	typ := EventType(req.Kind)
 	if typ == "" {
@@ -159,7 +193,19 @@ func (t *CloudEventsTarget) Call(ctx context.Context, req Request) ([]byte, erro
 	if err != nil {
 		return nil, fmt.Errorf("%w (%s of %q, id %s)", err, req.Kind, req.Function, req.ID)
 	}
-	return t.interpret(req, status, ans)
+	res, err := t.interpret(req, status, ans)
+	var fe *FunctionError
+	switch {
+	case err == nil || req.Kind != KindInvoke || status/100 != 2 || errors.As(err, &fe):
+		return res, err
+	case req.NoAnswer && ans == nil:
+		return nil, nil // accepted; the caller needs no answer
+	default:
+		// Accepted (2xx, a CloudEvents answer or none) but not answered
+		// as the function needs: not a target failure, or the lease
+		// would run it again elsewhere.
+		return nil, fmt.Errorf("%w (it counts as applied, and is not run again): %v", ErrNoAnswer, err) // not %w: no target failure
+	}
 }
 
 // answers reports whether ans may be the answer to request id: a signed
@@ -203,6 +249,9 @@ func (t *CloudEventsTarget) interpret(req Request, status int, ans *Event) ([]by
 	case ans == nil:
 		return nil, fmt.Errorf("%w: %s: HTTP %d without an answer event", ErrRejected, where, status)
 	}
+	if ans.Type != EventError && slices.Contains(req.AnswerTypes, ans.Type) && answers(ans, req.ID) {
+		return ans.Data, nil
+	}
 	if !answers(ans, req.ID) {
 		return nil, fmt.Errorf("%w: %s: the signed answer is for request %q", ErrRejected, where, ans.ID)
 	}
@@ -215,7 +264,7 @@ func (t *CloudEventsTarget) interpret(req Request, status int, ans *Event) ([]by
 		}
 		return nil, fmt.Errorf("%w: %s: error answer with HTTP %d%s", ErrRejected, where, status, msg)
 	default:
-		return nil, fmt.Errorf("%w: %s: answer has type %q, want %s or %s", ErrRejected, where, ans.Type, EventResult, EventError)
+		return nil, fmt.Errorf("%w: %s: answer has type %q, want %s or %s (or a type in Spec.AnswerTypes)", ErrRejected, where, ans.Type, EventResult, EventError)
 	}
 }
 
@@ -239,23 +288,24 @@ func (t *CloudEventsTarget) post(ctx context.Context, ev, ans *Event) (int, *Eve
 		return 0, nil, fmt.Errorf("%w: target %s: %v", ErrUnreachable, t.info.Name, err)
 	}
 	defer resp.Body.Close()
+	status := resp.StatusCode
 	body, err := readAnswer(resp, t.opts.MaxAnswerBytes)
 	if err != nil {
-		return 0, nil, fmt.Errorf("target %s: %w", t.info.Name, err)
+		return status, nil, fmt.Errorf("target %s: %w", t.info.Name, err)
 	}
 	err = readWireEvent(ctx, resp.Header, body, ans)
 	if errors.Is(err, errNotCloudEvent) {
-		if resp.StatusCode/100 == 2 && len(body) > 0 {
-			return 0, nil, fmt.Errorf("%w: target %s: HTTP %d answer is not a CloudEvent (%d bytes of %q)",
-				ErrRejected, t.info.Name, resp.StatusCode, len(body), resp.Header.Get("Content-Type"))
+		if status/100 == 2 && len(body) > 0 {
+			return status, nil, fmt.Errorf("%w: target %s: HTTP %d answer is not a CloudEvent (%d bytes of %q)",
+				ErrRejected, t.info.Name, status, len(body), resp.Header.Get("Content-Type"))
 		}
-		return resp.StatusCode, nil, nil
+		return status, nil, nil
 	}
 	if err != nil {
-		return 0, nil, fmt.Errorf("%w: target %s: HTTP %d answer is a malformed CloudEvent: %v", ErrRejected, t.info.Name, resp.StatusCode, err)
+		return status, nil, fmt.Errorf("%w: target %s: HTTP %d answer is a malformed CloudEvent: %v", ErrRejected, t.info.Name, status, err)
 	}
 	if err := t.checkSignature(ans); err != nil {
-		return 0, nil, err
+		return status, nil, err
 	}
 	return resp.StatusCode, ans, nil
 }

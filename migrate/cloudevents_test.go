@@ -68,14 +68,14 @@ func TestTargetBadAnswers(t *testing.T) {
 		want   error
 		text   string
 	}{
-		{"ACK without an event", func(event.Event) (*event.Event, protocol.Result) { return nil, nil }, migrate.ErrRejected, "without an answer event"},
+		{"ACK without an event", func(event.Event) (*event.Event, protocol.Result) { return nil, nil }, migrate.ErrNoAnswer, "without an answer event"},
 		{"wrong event type", func(ev event.Event) (*event.Event, protocol.Result) {
 			a := cloudevents.NewEvent()
 			a.SetID("x")
 			a.SetSource("s")
 			a.SetType("com.example.surprise")
 			return &a, nil
-		}, migrate.ErrRejected, `type "com.example.surprise"`},
+		}, migrate.ErrNoAnswer, `type "com.example.surprise"`},
 		{"500 without an event", func(event.Event) (*event.Event, protocol.Result) {
 			return nil, cehttp.NewResult(http.StatusInternalServerError, "down for maintenance")
 		}, migrate.ErrUnreachable, "HTTP 500"},
