@@ -39,6 +39,10 @@ type CloudEventsOptions struct {
 	// Functions Framework CloudEvent function or an event sink does. Only
 	// functions declared with Spec.NoAnswer are placed on it.
 	AcknowledgeOnly bool
+	// FollowRedirects follows an endpoint's 3xx answers. By default they
+	// are not followed (the CloudEvents HTTP webhook spec forbids it) and
+	// the call fails with ErrRejected naming the Location.
+	FollowRedirects bool
 	// Source is the CloudEvents source of requests; default "updraft/lease".
 	Source string
 	// Client sends the requests; default a client of its own with
@@ -107,6 +111,11 @@ func NewCloudEventsTarget(name, endpoint string, opts CloudEventsOptions) (*Clou
 		opts.Source = "updraft/lease"
 	}
 	var rt http.RoundTripper
+	if opts.Client != nil && !opts.FollowRedirects {
+		c := *opts.Client // the caller's client is not modified
+		c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+		opts.Client = &c
+	}
 	if opts.Client == nil {
 		tr := http.DefaultTransport.(*http.Transport).Clone()
 		tr.MaxIdleConnsPerHost = 64
@@ -151,7 +160,8 @@ func (t *CloudEventsTarget) Probe(ctx context.Context) (time.Duration, error) {
 	start := time.Now()
 	ev := t.newEvent(EventProbe, "", "probe-"+strconv.FormatInt(start.UnixNano(), 36), "", nil)
 	var answer Event
-	status, ans, err := t.post(ctx, &ev, &answer)
+	var after time.Duration
+	status, ans, err := t.post(ctx, &ev, &answer, &after)
 	if err != nil {
 		return 0, err
 	}
@@ -189,11 +199,15 @@ func (t *CloudEventsTarget) Call(ctx context.Context, req Request) ([]byte, erro
 	}
 	ev := t.newEvent(typ, req.Function, req.ID, req.Generation, req.Payload)
 	var answer Event
-	status, ans, err := t.post(ctx, &ev, &answer)
+	var after time.Duration
+	status, ans, err := t.post(ctx, &ev, &answer, &after)
 	if err != nil {
 		return nil, fmt.Errorf("%w (%s of %q, id %s)", err, req.Kind, req.Function, req.ID)
 	}
 	res, err := t.interpret(req, status, ans)
+	if after > 0 && errors.Is(err, ErrUnreachable) {
+		return nil, &RetryAfterError{After: after, Err: err}
+	}
 	var fe *FunctionError
 	switch {
 	case err == nil || req.Kind != KindInvoke || status/100 != 2 || errors.As(err, &fe):
@@ -279,7 +293,9 @@ func (t *CloudEventsTarget) newEvent(typ, function, id, gen string, data []byte)
 // post sends ev in binary mode and returns the status and the answer
 // event, if any, read into ans (which the caller provides, so that it
 // may live on its stack).
-func (t *CloudEventsTarget) post(ctx context.Context, ev, ans *Event) (int, *Event, error) {
+//
+// For a 429 or 503 it sets *after to the wait its Retry-After asks for.
+func (t *CloudEventsTarget) post(ctx context.Context, ev, ans *Event, after *time.Duration) (int, *Event, error) {
 	resp, err := t.send(ctx, ev)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -289,9 +305,16 @@ func (t *CloudEventsTarget) post(ctx context.Context, ev, ans *Event) (int, *Eve
 	}
 	defer resp.Body.Close()
 	status := resp.StatusCode
+	if status/100 == 3 {
+		return status, nil, fmt.Errorf("%w: target %s: HTTP %d redirect to %q not followed (the CloudEvents webhook spec forbids it; set CloudEventsOptions.FollowRedirects to follow)",
+			ErrRejected, t.info.Name, status, resp.Header.Get("Location"))
+	}
 	body, err := readAnswer(resp, t.opts.MaxAnswerBytes)
 	if err != nil {
 		return status, nil, fmt.Errorf("target %s: %w", t.info.Name, err)
+	}
+	if status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable {
+		*after = parseRetryAfter(resp.Header.Get("Retry-After"), t.now())
 	}
 	err = readWireEvent(ctx, resp.Header, body, ans)
 	if errors.Is(err, errNotCloudEvent) {
@@ -314,8 +337,8 @@ func (t *CloudEventsTarget) post(ctx context.Context, ev, ans *Event) (int, *Eve
 // straight to the transport: that skips what http.Client does per
 // request for cookies, timeouts and redirects (a copy of every header
 // among it), none of which that client uses. Should the endpoint
-// redirect, the request is sent again through the client, which follows
-// the redirect as it always would.
+// redirect and FollowRedirects be set, the request is sent again through
+// the client, which follows the redirect.
 func (t *CloudEventsTarget) send(ctx context.Context, ev *Event) (*http.Response, error) {
 	if t.rt == nil {
 		return t.opts.Client.Do(t.newRequest(ctx, ev, true))
@@ -326,6 +349,9 @@ func (t *CloudEventsTarget) send(ctx context.Context, ev *Event) (*http.Response
 	}
 	switch resp.StatusCode {
 	case http.StatusMovedPermanently, http.StatusFound, http.StatusSeeOther, http.StatusTemporaryRedirect, http.StatusPermanentRedirect:
+		if !t.opts.FollowRedirects {
+			return resp, nil
+		}
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
 		resp.Body.Close()
 		return t.opts.Client.Do(t.newRequest(ctx, ev, true))
@@ -360,6 +386,46 @@ func (t *CloudEventsTarget) newRequest(ctx context.Context, ev *Event, rewindabl
 	hreq.Header["User-Agent"] = emptyValue // net/http then sends no User-Agent line: each header line costs both ends
 	return hreq
 }
+
+// MaxRetryAfter bounds the wait a Retry-After header can ask for: a
+// longer one is cut to it (and a lease fails over once the wait would
+// outlast its Options.FailoverAfter).
+const MaxRetryAfter = time.Minute
+
+// parseRetryAfter reads a Retry-After value (RFC 9110 10.2.3: seconds, or
+// an HTTP date) as a wait from now, bounded by MaxRetryAfter; 0 when the
+// value is absent or unreadable.
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	if v == "" {
+		return 0
+	}
+	var d time.Duration
+	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if secs <= 0 {
+			return 0
+		}
+		d = time.Duration(min(secs, int64(MaxRetryAfter/time.Second))) * time.Second
+	} else if at, err := http.ParseTime(v); err == nil {
+		d = at.Sub(now)
+	}
+	return max(0, min(d, MaxRetryAfter))
+}
+
+// RetryAfterError is an ErrUnreachable error of a target that asked to be
+// retried no sooner than After (an HTTP Retry-After). A lease waits at
+// least that long before its next attempt. Targets of one's own may
+// return it.
+type RetryAfterError struct {
+	After time.Duration
+	Err   error
+}
+
+func (e *RetryAfterError) Error() string {
+	return fmt.Sprintf("%v (retry after %v)", e.Err, e.After)
+}
+
+// Unwrap returns the underlying error.
+func (e *RetryAfterError) Unwrap() error { return e.Err }
 
 // emptyValue is a header value net/http never modifies.
 var emptyValue = []string{""}

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -69,6 +70,11 @@ type Handler struct {
 
 	mu    sync.RWMutex
 	funcs map[string]*hosted // guarded by mu
+
+	// refusals numbers the refusals of requests without a readable id,
+	// which get "refusal-<started>-<n>" as their own: unique per source.
+	refusals atomic.Uint64
+	started  string // base-36 Unix nanoseconds at NewHandler
 }
 
 var _ http.Handler = (*Handler)(nil)
@@ -97,7 +103,7 @@ func NewHandler(opts HandlerOptions) *Handler {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	h := &Handler{opts: opts, funcs: make(map[string]*hosted)}
+	h := &Handler{opts: opts, funcs: make(map[string]*hosted), started: strconv.FormatInt(time.Now().UnixNano(), 36)}
 	if len(opts.Key) > 0 {
 		h.signer = newSigner(opts.Key)
 	}
@@ -152,7 +158,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	var ev Event
 	if err := readWireEvent(r.Context(), r.Header, body, &ev); err != nil {
-		h.refuse(w, "", http.StatusBadRequest, fmt.Errorf("migrate: handler: request is not a valid CloudEvent: %w", err))
+		status := http.StatusBadRequest
+		if errors.Is(err, errUnsupportedFormat) {
+			status = http.StatusUnsupportedMediaType
+		}
+		h.refuse(w, "", status, fmt.Errorf("migrate: handler: request is not a valid CloudEvent: %w", err))
 		return
 	}
 	status, answer, why := h.serve(r.Context(), &ev)
@@ -272,8 +282,16 @@ func (h *Handler) answer(w http.ResponseWriter, reqID string, data []byte, fnErr
 	h.write(w, &ev, http.StatusOK)
 }
 
+// WWWAuthenticate is the challenge a [Handler] sends with a 401 (RFC 9110
+// 11.6.1): the scheme names the signature extension that authenticates
+// requests (see SPEC.md).
+const WWWAuthenticate = `UpdraftHMAC realm="updraft", extension="` + ExtSignature + `", alg="hmac-sha256"`
+
 // refuse writes a non-2xx status with an EventError explaining why.
 func (h *Handler) refuse(w http.ResponseWriter, reqID string, status int, why error) {
+	if status == http.StatusUnauthorized {
+		w.Header()["Www-Authenticate"] = []string{WWWAuthenticate}
+	}
 	ev := h.newAnswer(reqID, EventError, []byte(why.Error()))
 	h.write(w, &ev, status)
 }
@@ -284,7 +302,7 @@ func (h *Handler) refuse(w http.ResponseWriter, reqID string, status int, why er
 func (h *Handler) newAnswer(reqID, typ string, data []byte) Event {
 	id := reqID
 	if id == "" {
-		id = "refusal"
+		id = "refusal-" + h.started + "-" + strconv.FormatUint(h.refusals.Add(1), 10)
 	}
 	return Event{ID: id, Source: h.opts.Source, Type: typ, Time: h.opts.Clock(), Data: data}
 }
