@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -20,7 +22,14 @@ const (
 	DefaultMaxPayloadBytes = 1 << 20  // 1 MiB
 	DefaultMaxStateBytes   = 64 << 20 // 64 MiB
 	DefaultDedupEntries    = 100_000
+	DefaultBodyTimeout     = 10 * time.Second
 )
+
+// initialBodyBytes is the most a Handler allocates for a body before its
+// bytes arrive: a body declared longer grows with what arrives, so a
+// stalled request claiming a large Content-Length costs this, not its
+// claim.
+const initialBodyBytes = 64 << 10
 
 // HandlerOptions configure a [Handler]. Zero fields take the documented
 // defaults.
@@ -49,6 +58,10 @@ type HandlerOptions struct {
 	// DefaultDedupEntries. An id evicted early (beyond this count inside
 	// the window) would run again if replayed.
 	DedupEntries int
+	// BodyTimeout bounds how long a request's body may take to arrive
+	// after its header (a slow or stalled body is cut off, 408); default
+	// DefaultBodyTimeout. Applies when served by net/http's Server.
+	BodyTimeout time.Duration
 	// Clock is the time source; default time.Now.
 	Clock Clock
 	// Logger receives refusals and failures; nil discards.
@@ -97,6 +110,7 @@ func NewHandler(opts HandlerOptions) *Handler {
 	positiveOr(&opts.MaxPayloadBytes, DefaultMaxPayloadBytes)
 	positiveOr(&opts.MaxStateBytes, DefaultMaxStateBytes)
 	positiveOr(&opts.DedupEntries, DefaultDedupEntries)
+	positiveOr(&opts.BodyTimeout, DefaultBodyTimeout)
 	if opts.Clock == nil {
 		opts.Clock = time.Now
 	}
@@ -143,15 +157,30 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if t := header(r.Header, hdrType); t == EventPutState || t == "" {
 		limit = max(h.opts.MaxStateBytes, h.opts.MaxPayloadBytes)
 	}
+	if len(r.TransferEncoding) > 0 {
+		// net/http drops a Content-Length sent beside Transfer-Encoding
+		// (RFC 9112 6.3), so the two cannot be told apart here; closing
+		// the connection after the answer means nothing after this body
+		// is ever read as a request of its own (no desync behind a proxy).
+		w.Header()["Connection"] = []string{"close"}
+	}
 	if r.ContentLength > limit {
 		h.refuse(w, "", http.StatusRequestEntityTooLarge, fmt.Errorf("%w: request body of %d bytes, limit %d", ErrPayloadTooLarge, r.ContentLength, limit))
 		return
 	}
+	// A slow or stalled body is cut off (not supported by every
+	// ResponseWriter, e.g. httptest's; then the server's own timeouts apply).
+	_ = http.NewResponseController(w).SetReadDeadline(h.opts.Clock().Add(h.opts.BodyTimeout))
 	body, err := readBody(r.Body, r.ContentLength, limit)
 	if err != nil {
 		status := http.StatusBadRequest
-		if errors.Is(err, ErrPayloadTooLarge) {
+		var ne net.Error
+		switch {
+		case errors.Is(err, ErrPayloadTooLarge):
 			status = http.StatusRequestEntityTooLarge
+		case errors.As(err, &ne) && ne.Timeout(), errors.Is(err, os.ErrDeadlineExceeded):
+			status = http.StatusRequestTimeout
+			w.Header()["Connection"] = []string{"close"}
 		}
 		h.refuse(w, "", status, err)
 		return
@@ -173,8 +202,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.answer(w, ev.ID, answer, why)
 }
 
-// readBody reads a whole body of at most limit bytes.
+// readBody reads a whole body of at most limit bytes, allocating no more
+// than initialBodyBytes before the bytes arrive.
 func readBody(body io.Reader, length, limit int64) ([]byte, error) {
+	if length > initialBodyBytes {
+		length = -1 // grow with what arrives, not with what is claimed
+	}
 	b, over, err := readAll(body, length, limit)
 	if err != nil {
 		return nil, fmt.Errorf("migrate: handler: read request body: %w", err)
