@@ -62,6 +62,14 @@ type HandlerOptions struct {
 	// after its header (a slow or stalled body is cut off, 408); default
 	// DefaultBodyTimeout. Applies when served by net/http's Server.
 	BodyTimeout time.Duration
+	// DedupPath, when set, is a file in which the Handler records every
+	// invocation it ran (with its answer) and every put-state it applied,
+	// fsynced before it answers (concurrent requests share one fsync), so
+	// that a request replayed or retried within Window after a restart is
+	// answered from the record instead of running again. Opened by
+	// OpenHandler, which keeps one Window's worth. Default: deduplication
+	// lives in memory only.
+	DedupPath string
 	// Clock is the time source; default time.Now.
 	Clock Clock
 	// Logger receives refusals and failures; nil discards.
@@ -88,20 +96,35 @@ type Handler struct {
 	// which get "refusal-<started>-<n>" as their own: unique per source.
 	refusals atomic.Uint64
 	started  string // base-36 Unix nanoseconds at NewHandler
+
+	log      *dedupLog                // nil without DedupPath
+	restored map[string][]dedupRecord // read from log at open, by function; consumed by Register under mu
 }
 
 var _ http.Handler = (*Handler)(nil)
 
-// NewHandler returns a Handler with no functions. It panics if opts.Key is
-// shorter than MinKeyBytes, or empty while opts.Insecure is not set: a
-// handler that would refuse every request, or trust a guessable key, is a
+// NewHandler returns a Handler with no functions. It panics where
+// [OpenHandler] returns an error: a handler that would refuse every
+// request, trust a guessable key, or cannot open its DedupPath is a
 // configuration error worth finding at start-up.
 func NewHandler(opts HandlerOptions) *Handler {
+	h, err := OpenHandler(opts)
+	if err != nil {
+		panic(err.Error())
+	}
+	return h
+}
+
+// OpenHandler returns a Handler with no functions, or an error if
+// opts.Key is shorter than MinKeyBytes, or empty while opts.Insecure is
+// not set, or opts.DedupPath cannot be read and rewritten. Close it to
+// release its DedupPath.
+func OpenHandler(opts HandlerOptions) (*Handler, error) {
 	if len(opts.Key) == 0 && !opts.Insecure {
-		panic("migrate: NewHandler: HandlerOptions.Key is empty (set Insecure to serve unsigned events)")
+		return nil, errors.New("migrate: NewHandler: HandlerOptions.Key is empty (set Insecure to serve unsigned events)")
 	}
 	if err := checkKey(opts.Key); len(opts.Key) > 0 && err != nil {
-		panic("migrate: NewHandler: " + err.Error())
+		return nil, fmt.Errorf("migrate: NewHandler: %w", err)
 	}
 	if opts.Source == "" {
 		opts.Source = "updraft/handler"
@@ -121,7 +144,26 @@ func NewHandler(opts HandlerOptions) *Handler {
 	if len(opts.Key) > 0 {
 		h.signer = newSigner(opts.Key)
 	}
-	return h
+	if opts.DedupPath != "" {
+		log, recs, err := openDedupLog(opts.DedupPath, opts.Clock(), opts.Window)
+		if err != nil {
+			return nil, err
+		}
+		h.log, h.restored = log, make(map[string][]dedupRecord)
+		for _, r := range recs {
+			h.restored[r.function] = append(h.restored[r.function], r)
+		}
+	}
+	return h, nil
+}
+
+// Close releases the Handler's DedupPath; it does nothing without one.
+// Requests served after Close are not recorded durably.
+func (h *Handler) Close() error {
+	if h.log == nil {
+		return nil
+	}
+	return h.log.Close()
 }
 
 // Register serves f (with its state st, which may be nil) under name. It
@@ -139,8 +181,13 @@ func (h *Handler) Register(name string, f Func, st State) {
 	if _, dup := h.funcs[name]; dup {
 		panic(fmt.Sprintf("migrate: Handler.Register(%q): registered twice", name))
 	}
-	h.funcs[name] = &hosted{name: name, f: f, st: st,
+	hf := &hosted{name: name, f: f, st: st, log: h.log,
 		dedup: newDedup(h.opts.DedupEntries, h.opts.Window), puts: newDedup(h.opts.DedupEntries, h.opts.Window)}
+	for _, r := range h.restored[name] {
+		hf.restore(r)
+	}
+	delete(h.restored, name)
+	h.funcs[name] = hf
 }
 
 // ServeHTTP implements http.Handler.
