@@ -169,9 +169,7 @@ func TestUnreachableTargetBuffersInOrder(t *testing.T) {
 	require.ErrorIs(t, err, migrate.ErrBufferFull, "the bound is reached")
 	require.Equal(t, int64(1), lease.Stats().Overflow)
 	registry := prometheus.NewRegistry()
-	for _, c := range m.Collectors() {
-		require.NoError(t, registry.Register(c))
-	}
+	require.NoError(t, registry.Register(m.Collector()))
 	families, err := registry.Gather()
 	require.NoError(t, err)
 	overflow := -1.0
