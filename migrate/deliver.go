@@ -135,7 +135,7 @@ func (r *route) deliver(seq uint64, t Target, gen string) {
 
 func (r *route) invokeRequest(seq uint64, gen string, payload []byte) Request {
 	return Request{Kind: KindInvoke, Function: r.spec.Function, ID: r.invocationID(seq), Payload: payload,
-		Generation: gen, Local: r.spec.Local, State: r.spec.State}
+		Generation: gen, Local: r.spec.Local, State: r.spec.State, NoAnswer: r.spec.NoAnswer, AnswerTypes: r.spec.AnswerTypes}
 }
 
 // answer records that seq was answered: hands the answer to its waiter (a

@@ -324,6 +324,19 @@ func (j *journal) buffered() (int64, int) {
 	return j.bytes, len(j.entries)
 }
 
+// closeFiles closes the journal's files and keeps them, for a process that
+// reattaches.
+func (j *journal) closeFiles() error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	var errs []error
+	for _, s := range j.segs {
+		errs = append(errs, s.f.Close())
+	}
+	j.segs = nil
+	return errors.Join(errs...)
+}
+
 // close closes and removes the journal's files.
 func (j *journal) close() error {
 	j.mu.Lock()
