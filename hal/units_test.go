@@ -10,7 +10,14 @@ import (
 
 	"github.com/updraft-dev/updraft/hal"
 	"github.com/updraft-dev/updraft/hal/sim"
+	"github.com/updraft-dev/updraft/partition"
 )
+
+// A device's units convert to the planner's: partition.Unit has the
+// fields of hal.Unit.
+func TestUnitConvertsToPartitionUnit(t *testing.T) {
+	assert.Equal(t, partition.Unit{Step: 1, Min: 128}, partition.Unit(hal.Unit{Step: 1, Min: 128}))
+}
 
 func TestUnitAllows(t *testing.T) {
 	for _, tc := range []struct {
