@@ -6,6 +6,7 @@ import (
 	"io"
 	"maps"
 	"runtime"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -265,13 +266,13 @@ func BenchmarkContainerPause(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				var total time.Duration
+				var pauses []time.Duration
 				for b.Loop() {
 					views, pause, err := e.cut(context.Background())
 					if err != nil {
 						b.Fatal(err)
 					}
-					total += pause
+					pauses = append(pauses, pause)
 					b.StopTimer()
 					if _, err := views[0].WriteTo(io.Discard); err != nil {
 						b.Fatal(err)
@@ -279,24 +280,38 @@ func BenchmarkContainerPause(b *testing.B) {
 					closeViews(views)
 					b.StartTimer()
 				}
-				b.ReportMetric(float64(total.Nanoseconds())/float64(b.N), "pause-ns/op")
+				reportPauses(b, pauses)
 			})
 		}
 		b.Run("impl=baseline-clone", func(b *testing.B) {
-			var total time.Duration
+			var pauses []time.Duration
 			for b.Loop() {
 				start := time.Now()
 				c := s.baseline.cloneUnderLock()
-				total += time.Since(start)
+				pauses = append(pauses, time.Since(start))
 				b.StopTimer()
 				if err := gob.NewEncoder(io.Discard).Encode(c); err != nil {
 					b.Fatal(err)
 				}
 				b.StartTimer()
 			}
-			b.ReportMetric(float64(total.Nanoseconds())/float64(b.N), "pause-ns/op")
+			reportPauses(b, pauses)
 		})
 	})
+}
+
+// reportPauses reports the mean, median and longest pause: on shared cores
+// a pause of microseconds is sometimes stretched by a descheduling, which
+// the mean of a few runs shows and the median does not.
+func reportPauses(b *testing.B, pauses []time.Duration) {
+	var total time.Duration
+	for _, p := range pauses {
+		total += p
+	}
+	slices.Sort(pauses)
+	b.ReportMetric(float64(total.Nanoseconds())/float64(len(pauses)), "pause-ns/op")
+	b.ReportMetric(float64(pauses[len(pauses)/2].Nanoseconds()), "p50-pause-ns")
+	b.ReportMetric(float64(pauses[len(pauses)-1].Nanoseconds()), "max-pause-ns")
 }
 
 // BenchmarkDelta measures what the hand-over's final delta costs against a

@@ -15,25 +15,36 @@ import (
 // is zero.
 const DefaultShards = 1024
 
-// ShardedMap is a concurrent map for critical state that is written on the
-// hot path. It is a fixed array of Go maps, each behind its own lock, made
-// copy-on-write by capture: a capture only records each shard's map and
-// bumps an epoch (O(shards), independent of the state's size), and the first
-// write to a shard after a capture copies that shard's map before changing
-// it, so views never change.
+// ShardedMap is the container to keep critical state in: tables read on
+// every packet and written on every flow (routes, sessions, connection
+// tracking). It is a fixed array of Go maps, each behind its own
+// read-write lock, so its hot path is a sharded mutex map's: at 1M entries,
+// in parallel on every core, reads, writes and a 90/10 mix cost within
+// about 1.1x of a sharded RWMutex map's in the same run, and a write of an
+// existing key allocates nothing (BenchmarkContainerPaired, recorded in
+// benchmarks/snapshot/SUMMARY-container.md).
 //
-// Compared with [Map]: writes cost about what a mutex-guarded Go map's do
-// (plus, once per shard after each capture, a copy of that shard: about
-// n/shards entries), reads take a shard read lock and so may wait behind a
-// writer of the same shard, and capture is a few microseconds instead of a
-// few nanoseconds. Pick Map when reads dominate, ShardedMap when writes are
-// frequent. Both write the same view format, so either restores the other's
-// snapshots. As with Map, values are shared (with views, and for []byte
-// values with the chunks a restore read them from): treat a value as
-// immutable once stored.
+// A capture freezes the writers (a flag each writer checks under its
+// shard's lock, then one lock-unlock of every shard, so no write is half
+// done), records each shard's map and bumps an epoch: O(shards),
+// independent of the state's size; readers are not stopped (one may wait
+// for the instant the barrier holds its shard's lock). While a view
+// is open (until its Close), the first write to a shard after the capture
+// copies that shard's map (about n/shards entries) before changing it, so
+// the view never changes, and every write logs its key, so that
+// [ShardedMapView.WriteDeltaTo] writes what changed between two views at a
+// cost in proportion to the change. With no view open, writes change the
+// maps in place and log nothing: the copy-on-write costs only while a
+// capture is being written out.
 //
-// ShardedMap implements [Source] and [Pauser]: during a cut its writers
-// block, its readers do not. The zero value is not usable; call
+// Values are shared (with views, and for []byte values with the chunks a
+// restore read them from): treat a value as immutable once stored. Both
+// ShardedMap and [Map] write the same view format, so either restores the
+// other's snapshots.
+//
+// ShardedMap implements [Source], [Pauser], [Stager] and [DeltaSource]
+// (its views [DeltaView] and io.Closer): during a cut its writers wait,
+// its readers do not. The zero value is not usable; call
 // [NewShardedMap]. All methods are safe for concurrent use.
 type ShardedMap[K comparable, V any] struct {
 	// The writers are frozen (see freeze) by Pause, View and Restore, so
@@ -42,10 +53,11 @@ type ShardedMap[K comparable, V any] struct {
 	freezer  sync.Mutex
 	frozen   atomic.Bool
 	thaw     atomic.Pointer[chan struct{}]
-	paused   atomic.Bool   // frozen by Pause
-	epoch    atomic.Uint64 // bumped by each capture
-	open     atomic.Int64  // views taken and not yet closed
-	restores uint64        // bumped by each Restore; changed while frozen
+	paused   atomic.Bool           // frozen by Pause
+	pending  *ShardedMapView[K, V] // allocated by Pause for Capture; guarded by freezer
+	epoch    atomic.Uint64         // bumped by each capture
+	open     atomic.Int64          // views taken and not yet closed
+	restores uint64                // bumped by each Restore; changed while frozen
 	shards   []cowShard[K, V]
 	shift    uint // shard index = hash >> shift
 	hash     func(K) uint64
@@ -244,9 +256,11 @@ func (m *ShardedMap[K, V]) Range(fn func(K, V) bool) {
 // Pause implements [Pauser]: it blocks writers (readers carry on) until
 // Resume. It returns ctx's error if a writer does not finish in time.
 func (m *ShardedMap[K, V]) Pause(ctx context.Context) error {
+	v := m.newView()
 	if err := m.freeze(ctx); err != nil {
 		return fmt.Errorf("snapshot: sharded map pause: %w", err)
 	}
+	m.pending = v
 	m.paused.Store(true)
 	return nil
 }
@@ -254,6 +268,7 @@ func (m *ShardedMap[K, V]) Pause(ctx context.Context) error {
 // Resume implements [Pauser]: it lets writers continue.
 func (m *ShardedMap[K, V]) Resume() {
 	m.paused.Store(false)
+	m.pending = nil
 	m.unfreeze()
 }
 
@@ -285,7 +300,12 @@ func lockContext(ctx context.Context, l sync.Locker) error {
 // it holds the writers off itself for that long.
 func (m *ShardedMap[K, V]) Capture(ctx context.Context) (View, error) {
 	if m.paused.Load() {
-		return m.capture(), nil
+		v := m.pending
+		if v == nil { // a second Capture in one pause
+			v = m.newView()
+		}
+		m.pending = nil
+		return m.capture(v), nil
 	}
 	return m.View(), nil
 }
@@ -298,32 +318,45 @@ func (m *ShardedMap[K, V]) Capture(ctx context.Context) (View, error) {
 // deltas (a view dropped without Close is closed by the garbage
 // collector, later).
 func (m *ShardedMap[K, V]) View() *ShardedMapView[K, V] {
+	v := m.newView()
 	_ = m.freeze(context.Background()) // cannot fail without a deadline
 	defer m.unfreeze()
-	return m.capture()
+	return m.capture(v)
 }
 
-// capture records every shard's map and log; the writers are frozen.
-func (m *ShardedMap[K, V]) capture() *ShardedMapView[K, V] {
-	e := m.epoch.Add(1) // every shard's next writer copies before writing
-	m.open.Add(1)
+// newView allocates a view for capture to fill: before the writers are
+// frozen, so that the pause does not wait for the allocation.
+func (m *ShardedMap[K, V]) newView() *ShardedMapView[K, V] {
 	v := &ShardedMapView[K, V]{
-		shards:   make([]viewShard[K, V], len(m.shards)),
-		shift:    m.shift,
-		hash:     m.hash,
-		codec:    m.entry,
-		src:      m,
-		epoch:    e,
-		restores: m.restores,
-		closed:   &viewClosed{open: &m.open},
+		shards: make([]viewShard[K, V], len(m.shards)),
+		shift:  m.shift,
+		hash:   m.hash,
+		codec:  m.entry,
+		src:    m,
+		closed: &viewClosed{open: &m.open},
 	}
+	v.size = sync.OnceValue(func() int {
+		n := 0
+		for i := range v.shards {
+			n += len(v.shards[i].live)
+		}
+		return n
+	})
+	return v
+}
+
+// capture fills v (from newView) with every shard's map and log; the
+// writers are frozen.
+func (m *ShardedMap[K, V]) capture(v *ShardedMapView[K, V]) *ShardedMapView[K, V] {
+	v.epoch = m.epoch.Add(1) // every shard's next writer copies before writing
+	v.restores = m.restores
+	m.open.Add(1)
 	// No shard lock is needed: live and log only change in writes, which
 	// are frozen (freeze's barrier orders the last ones before this), and
 	// readers do not change them.
 	for i := range m.shards {
 		s := &m.shards[i]
 		v.shards[i] = viewShard[K, V]{live: s.live, log: s.log, logGen: s.logGen}
-		v.size += len(s.live)
 	}
 	runtime.AddCleanup(v, func(c *viewClosed) { c.close() }, v.closed)
 	return v
@@ -345,7 +378,7 @@ func (c *viewClosed) close() {
 // concurrent use until Close.
 type ShardedMapView[K comparable, V any] struct {
 	shards   []viewShard[K, V] // never written: writers copy a shard before changing it
-	size     int
+	size     func() int        // counted on first use, outside the pause (each shard's len is a cache miss)
 	shift    uint
 	hash     func(K) uint64
 	codec    entryCodec[K, V]
@@ -371,7 +404,7 @@ func (v *ShardedMapView[K, V]) Close() error {
 }
 
 // Len returns the number of entries in the view.
-func (v *ShardedMapView[K, V]) Len() int { return v.size }
+func (v *ShardedMapView[K, V]) Len() int { return v.size() }
 
 // Load returns the value key had in the view.
 func (v *ShardedMapView[K, V]) Load(key K) (V, bool) {
@@ -399,7 +432,7 @@ func (v *ShardedMapView[K, V]) Range(fn func(K, V) bool) {
 
 // WriteTo implements [View], in the same format as [MapView.WriteTo].
 func (v *ShardedMapView[K, V]) WriteTo(w io.Writer) (int64, error) {
-	return v.codec.write(w, v.size, v.Range)
+	return v.codec.write(w, v.size(), v.Range)
 }
 
 // WriteDeltaTo implements [DeltaView]: it writes the entries set and the
