@@ -17,7 +17,7 @@ func newTestLimit(t *testing.T, opts AdaptiveOptions, maxConcurrent int) (*adapt
 		t.Fatal(err)
 	}
 	var f pressureFactor
-	return newAdaptiveLimit(o, maxConcurrent, &f), &f
+	return newAdaptiveLimit(o, maxConcurrent, &f, nil), &f
 }
 
 func TestAdaptiveGrowsWhileFastAndBusy(t *testing.T) {

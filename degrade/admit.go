@@ -1,6 +1,7 @@
 package degrade
 
 import (
+	"math"
 	"sync/atomic"
 	"time"
 )
@@ -64,9 +65,9 @@ func (c *Controller) AcquirePriority(function string, p Priority) (release func(
 	}
 	// Take a concurrency slot first, then a token, giving the slot back if
 	// the rate refuses: a refused request never holds either.
-	limit := w.concurrencyLimit()
+	limit := w.admitLimit()
 	n := f.inflight.Add(1)
-	if limit > 0 && n > limit {
+	if n > limit {
 		if c.pastDeadline(f, w, &now) {
 			f.counts.admitted.Add(1) // keeps the slot it took
 			return f.release, nil
@@ -138,7 +139,7 @@ func (c *Controller) AllowPriority(function string, p Priority) error {
 		return err
 	}
 	if w.policy.Mode == Throttle {
-		if limit := w.concurrencyLimit(); limit > 0 && f.inflight.Load() >= limit {
+		if f.inflight.Load() >= w.admitLimit() {
 			if c.pastDeadline(f, w, &now) {
 				f.counts.admitted.Add(1)
 				return nil
@@ -201,6 +202,19 @@ func (c *Controller) expireSoon(f *function, w *window) {
 	if w.expiring.CompareAndSwap(false, true) {
 		go c.expire(f, w)
 	}
+}
+
+// admitLimit returns how many requests may be in flight under w now
+// (math.MaxInt64 for no limit; 0 when the critical guard closed an
+// adaptive throttle).
+func (w *window) admitLimit() int64 {
+	if w.adaptive != nil {
+		return w.adaptive.limit()
+	}
+	if w.fixed == 0 {
+		return math.MaxInt64
+	}
+	return w.fixed
 }
 
 // concurrencyLimit returns the window's concurrency limit now, 0 for none.

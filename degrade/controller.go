@@ -44,6 +44,11 @@ type Options struct {
 	// limits as the machine comes under pressure. [NewPSI] reads Linux PSI
 	// for the machine, [NewCgroupPSI] for one cgroup v2 group.
 	Pressure PressureSource
+	// Guard tunes the critical guard, which scales every Adaptive throttle
+	// by the critical functions' latency (reported with
+	// [Controller.ObserveCritical]) and the Go scheduler's latency; zero
+	// fields take defaults. See [GuardOptions].
+	Guard GuardOptions
 	// PressureInterval is how often Run reads Pressure (0 =
 	// DefaultPressureInterval).
 	PressureInterval time.Duration
@@ -82,6 +87,8 @@ type Controller struct {
 	factor   pressureFactor                       // share of adaptive limits kept
 
 	subscriberPanics atomic.Uint64 // subscriber calls that panicked (recovered)
+	guard            *guard        // the critical guard; immutable pointer
+	guardFactor      pressureFactor
 
 	mu         sync.Mutex   // serialises mode changes; guards the fields below and function.since
 	subs       []subscriber // in subscription order
@@ -160,6 +167,10 @@ func New(opts Options) (*Controller, error) {
 	if err != nil {
 		return nil, err
 	}
+	guardOpts, err := opts.Guard.withDefaults()
+	if err != nil {
+		return nil, err
+	}
 	if opts.PressureInterval < 0 {
 		return nil, fmt.Errorf("degrade: Options.PressureInterval %s must be >= 0", opts.PressureInterval)
 	}
@@ -174,6 +185,7 @@ func New(opts Options) (*Controller, error) {
 		pressureEvery:   opts.PressureInterval,
 		maxWindow:       opts.MaxWindow,
 		requestPriority: opts.RequestPriority,
+		guard:           newGuard(guardOpts),
 	}
 	if c.now == nil {
 		c.now = time.Now
@@ -353,7 +365,7 @@ func (c *Controller) newWindow(p Policy, reason string, now, until time.Time) *w
 			w.rateLimited = true
 		}
 		if p.Adaptive {
-			w.adaptive = newAdaptiveLimit(c.adaptive, p.MaxConcurrent, &c.factor)
+			w.adaptive = newAdaptiveLimit(c.adaptive, p.MaxConcurrent, &c.factor, &c.guardFactor)
 		} else {
 			w.fixed = int64(p.MaxConcurrent)
 		}

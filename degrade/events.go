@@ -18,9 +18,12 @@ const (
 	CauseClear
 	// CauseExpired: its window reached its deadline.
 	CauseExpired
+	// CauseGuard: the critical guard lowered every adaptive limit, or
+	// restored them in full (Event.Guard says why; Function is empty).
+	CauseGuard
 )
 
-// String returns "set", "clear" or "expired".
+// String returns "set", "clear", "expired" or "guard".
 func (c Cause) String() string {
 	switch c {
 	case CauseSet:
@@ -29,6 +32,8 @@ func (c Cause) String() string {
 		return "clear"
 	case CauseExpired:
 		return "expired"
+	case CauseGuard:
+		return "guard"
 	}
 	return fmt.Sprintf("cause(%d)", int(c))
 }
@@ -46,6 +51,9 @@ type Event struct {
 	Reason   string    `json:"reason"`         // the degradation's reason (also on its end)
 	At       time.Time `json:"at"`             // when the change took effect
 	Until    time.Time `json:"until,omitzero"` // the new window's deadline; zero when restored
+	// Guard is the critical guard's state after a CauseGuard change, nil
+	// otherwise.
+	Guard *GuardState `json:"guard,omitempty"`
 }
 
 // Subscribe calls fn on every mode change, in the order the changes

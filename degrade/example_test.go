@@ -121,7 +121,10 @@ func ExampleController_StatusHandler() {
 	//       "until": "2026-11-26T22:10:00Z",
 	//       "limit": 8
 	//     }
-	//   ]
+	//   ],
+	//   "guard": {
+	//     "factor": 1
+	//   }
 	// }
 }
 

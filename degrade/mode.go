@@ -272,9 +272,11 @@ var _ json.Marshaler = (*statusJSON)(nil)
 
 // statusJSON is the status handler's document.
 type statusJSON struct {
-	Degraded  bool      `json:"degraded"`
-	Time      time.Time `json:"time"`
-	Functions []Status  `json:"functions"`
+	Degraded  bool       `json:"degraded"`
+	Time      time.Time  `json:"time"`
+	Functions []Status   `json:"functions"`
+	Guard     GuardState `json:"guard"` // the critical guard's state and last explanation
+
 }
 
 // MarshalJSON encodes the document; Functions is never null.
