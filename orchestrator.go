@@ -263,7 +263,7 @@ func (o *Orchestrator) buildCollaborators() error {
 	}
 	o.degrader = opts.Degrader
 	if o.degrader == nil {
-		c, err := degrade.NewController(degrade.Options{Clock: opts.Clock, Logger: opts.Logger})
+		c, err := degrade.New(degrade.Options{Clock: opts.Clock, Logger: opts.Logger})
 		if err != nil {
 			return fmt.Errorf("updraft: default degrader: %w", err)
 		}
@@ -279,6 +279,7 @@ func (o *Orchestrator) buildCollaborators() error {
 				return fmt.Errorf("updraft: snapshot engine: %w", err)
 			}
 			o.snap = eng
+			o.metrics.parts = append(o.metrics.parts, eng.Collector())
 		}
 	}
 	return nil

@@ -59,7 +59,7 @@ type Options struct {
 
 // Controller puts named functions into Normal, Throttle, Disable or Shed
 // mode for planned windows, admits or rejects their requests, and tells
-// users and the host what is reduced. Create it with [New].
+// users and the host what is reduced. Create it with [New] (or [MustNew]).
 //
 // All methods are safe for concurrent use. The hot path, [Controller.Acquire]
 // and [Controller.Allow], takes no lock: it reads an immutable map and the
@@ -81,6 +81,8 @@ type Controller struct {
 	degraded atomic.Pointer[string]               // header value: degraded functions, sorted
 	factor   pressureFactor                       // share of adaptive limits kept
 
+	subscriberPanics atomic.Uint64 // subscriber calls that panicked (recovered)
+
 	mu         sync.Mutex   // serialises mode changes; guards the fields below and function.since
 	subs       []subscriber // in subscription order
 	nextSub    uint64
@@ -91,14 +93,21 @@ type Controller struct {
 // function is one named function's state. The pointer stays the same for
 // the controller's life; its window changes.
 type function struct {
-	name     string
-	win      atomic.Pointer[window] // nil: Normal
-	inflight atomic.Int64           // admitted and not yet released
-	release  func()                 // decrements inflight; shared by plain admissions
-	since    time.Time              // when the current Normal began; guarded by Controller.mu
+	// Read by every request, written at mode changes.
+	name    string
+	win     atomic.Pointer[window] // nil: Normal
+	release func()                 // decrements inflight; shared by plain admissions
+	since   time.Time              // when the current Normal began; guarded by Controller.mu
+	past    counters               // requests of ended windows, folded in under Controller.mu
 
-	counts counters // requests while Normal (no window, or one past its deadline)
-	past   counters // requests of ended windows, folded in under Controller.mu
+	// Written by every request: on a cache line of their own (away from
+	// the fields above, which every request reads), and together, so an
+	// admission and its release touch one contended line, as a semaphore's
+	// mutex and count do.
+	_        [64]byte
+	inflight atomic.Int64 // admitted and not yet released
+	counts   counters     // admissions (in every mode), and rejections while Normal
+	_        [64]byte
 }
 
 // counters tally requests by outcome.
@@ -123,10 +132,11 @@ type window struct {
 	// touches few cache lines: the rate limiter's state, the request
 	// tallies and the shedding counters.
 	bucket tokenBucket // Throttle with a rate (rateLimited)
-	counts counters    // requests under this window; folded into function.past when it ends
+	counts counters    // rejections under this window (admissions count in function.counts); folded into function.past when it ends
 	shed   shedder     // Shed
 
-	rateLimited bool
+	rateLimited bool // Throttle with a rate
+	clocked     bool // rateLimited or adaptive: every request reads the clock
 	policy      Policy
 	reason      string
 	since       time.Time
@@ -142,20 +152,10 @@ type window struct {
 	rejections [3]atomic.Pointer[RejectedError]
 }
 
-// New returns a Controller. It panics on options no program should pass
-// (an invalid adaptive setting, a bad name in Functions); [NewController]
-// returns those as an error instead.
-func New(opts Options) *Controller {
-	c, err := NewController(opts)
-	if err != nil {
-		panic(err)
-	}
-	return c
-}
-
-// NewController is [New] returning invalid options as an error naming the
-// field at fault.
-func NewController(opts Options) (*Controller, error) {
+// New returns a Controller, or an error naming the option at fault (an
+// invalid adaptive setting, a negative interval, a bad or repeated name in
+// Functions). [MustNew] panics instead.
+func New(opts Options) (*Controller, error) {
 	adaptive, err := opts.Adaptive.withDefaults()
 	if err != nil {
 		return nil, err
@@ -205,6 +205,16 @@ func NewController(opts Options) (*Controller, error) {
 	empty := ""
 	c.degraded.Store(&empty)
 	return c, nil
+}
+
+// MustNew is [New] for options fixed in the program: it panics where New
+// returns an error, as regexp.MustCompile does.
+func MustNew(opts Options) *Controller {
+	c, err := New(opts)
+	if err != nil {
+		panic(err)
+	}
+	return c
 }
 
 func newFunction(name string) *function {
@@ -350,6 +360,7 @@ func (c *Controller) newWindow(p Policy, reason string, now, until time.Time) *w
 	case Shed:
 		w.shed.init(p.ShedFraction)
 	}
+	w.clocked = w.rateLimited || w.adaptive != nil
 	return w
 }
 

@@ -2,6 +2,7 @@ package degrade
 
 import (
 	"fmt"
+	"runtime/debug"
 	"slices"
 	"time"
 )
@@ -53,6 +54,13 @@ type Event struct {
 // controller's lock is released: it may call the controller, but it should
 // not block; hand slow work (mail, chat) to a goroutine of your own. A call
 // already under way when cancel is invoked may still complete.
+//
+// A panic in fn is recovered: it never reaches the caller of Set, Clear,
+// Status or Acquire (a bug in a notification must not abort a mode change,
+// nor an update that drives one). It is logged at Error with its stack
+// through Options.Logger, counted in updraft_degrade_subscriber_panics_total
+// (see [Controller.Collector]), and the remaining subscribers still receive
+// the event.
 func (c *Controller) Subscribe(fn func(Event)) (cancel func()) {
 	if fn == nil {
 		return func() {}
@@ -94,11 +102,24 @@ func (c *Controller) deliver() {
 		c.mu.Unlock()
 		locked = false
 		for _, s := range subs {
-			s.fn(ev)
+			c.call(s, ev)
 		}
 		c.mu.Lock()
 		locked = true
 	}
+}
+
+// call runs one subscriber, recovering and reporting its panic.
+func (c *Controller) call(s subscriber, ev Event) {
+	defer func() {
+		if v := recover(); v != nil {
+			c.subscriberPanics.Add(1)
+			c.log.Error("degrade: subscriber panicked; event not delivered to it",
+				"function", ev.Function, "to", ev.To.String(), "cause", ev.Cause.String(),
+				"panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+		}
+	}()
+	s.fn(ev)
 }
 
 // subscriber is one Subscribe call.

@@ -11,6 +11,7 @@ const (
 	MetricConcurrencyLimit = "updraft_degrade_concurrency_limit"
 	MetricInFlight         = "updraft_degrade_in_flight"
 	MetricPressureFactor   = "updraft_degrade_pressure_factor"
+	MetricSubscriberPanics = "updraft_degrade_subscriber_panics_total"
 )
 
 var _ prometheus.Collector = (*collector)(nil)
@@ -20,6 +21,7 @@ var _ prometheus.Collector = (*collector)(nil)
 type collector struct {
 	c                                     *Controller
 	mode, requests, limit, inflight, pres *prometheus.Desc
+	panics                                *prometheus.Desc
 }
 
 // Collector returns a Prometheus collector for the controller, for the host
@@ -35,7 +37,8 @@ type collector struct {
 //   - updraft_degrade_in_flight{function}: admitted requests not yet released;
 //
 // and updraft_degrade_pressure_factor, the share of adaptive limits kept
-// under pressure. Functions never declared nor Set are not counted. A
+// under pressure, and updraft_degrade_subscriber_panics_total, subscriber
+// calls that panicked (recovered; see [Controller.Subscribe]). Functions never declared nor Set are not counted. A
 // request racing with a mode change may be missed by the request counters
 // (they stay monotonic).
 func (c *Controller) Collector() prometheus.Collector {
@@ -46,12 +49,13 @@ func (c *Controller) Collector() prometheus.Collector {
 		limit:    prometheus.NewDesc(MetricConcurrencyLimit, "Concurrency limit in force for the function (0 = none).", []string{"function"}, nil),
 		inflight: prometheus.NewDesc(MetricInFlight, "Admitted requests of the function not yet released.", []string{"function"}, nil),
 		pres:     prometheus.NewDesc(MetricPressureFactor, "Share of adaptive concurrency limits kept under system pressure (1 = no pressure).", nil, nil),
+		panics:   prometheus.NewDesc(MetricSubscriberPanics, "Subscriber calls that panicked; the panics were recovered and logged.", nil, nil),
 	}
 }
 
 // Describe sends the descriptors of every metric.
 func (m *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{m.mode, m.requests, m.limit, m.inflight, m.pres} {
+	for _, d := range []*prometheus.Desc{m.mode, m.requests, m.limit, m.inflight, m.pres, m.panics} {
 		ch <- d
 	}
 }
@@ -95,7 +99,8 @@ func (m *collector) Collect(ch chan<- prometheus.Metric) {
 			prometheus.MustNewConstMetric(m.inflight, prometheus.GaugeValue, float64(f.inflight.Load()), name))
 	}
 	m.c.mu.Unlock()
-	out = append(out, prometheus.MustNewConstMetric(m.pres, prometheus.GaugeValue, m.c.factor.load()))
+	out = append(out, prometheus.MustNewConstMetric(m.pres, prometheus.GaugeValue, m.c.factor.load()),
+		prometheus.MustNewConstMetric(m.panics, prometheus.CounterValue, float64(m.c.subscriberPanics.Load())))
 	for _, metric := range out {
 		ch <- metric
 	}

@@ -136,7 +136,7 @@ func TestOverloadKeepsCriticalLatency(t *testing.T) {
 	if offered := criticalRPS + batchRPS + reportRPS; offered != 3*capacityRPS {
 		t.Fatalf("offered %d req/s, want 3x capacity %d", offered, 3*capacityRPS)
 	}
-	ctl := degrade.New(degrade.Options{})
+	ctl := degrade.MustNew(degrade.Options{})
 	work := make(pool, workers)
 	mux := http.NewServeMux()
 	mux.HandleFunc("/critical", work.serve) // critical: never degraded

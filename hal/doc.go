@@ -24,6 +24,14 @@
 // them with a type assertion:
 //
 //   - [Meter]: the device can measure a function's current usage.
+//   - [Journaled]: the device's Apply can be undone from a durable record,
+//     in this process or a new one.
+//   - [Units]: the device hands out some resources in whole steps (queue
+//     slots, flow entries) and says so, so a planner gives it only amounts
+//     it accepts.
+//
+// A driver's author checks it against what callers rely on with the
+// conformance suite in hal/haltest, run from the driver's own tests.
 //
 // [Combine] joins several devices (the host's CPUs and memory through
 // hal/linux, an offload card through its own driver) into one, so a planner

@@ -96,12 +96,21 @@ func (r *route) deliverInline(mine chan result) {
 // recovery due instead of answering.
 func (r *route) deliver(seq uint64, t Target, gen string) {
 	payload, err := r.j.get(seq)
-	if err == nil {
-		err = r.j.syncTo(seq) // durable before any target can act on it
-	}
 	var res []byte
 	if err == nil {
+		// The entry is made durable while the target runs it: the caller
+		// is answered only once both are done, so an acknowledged
+		// invocation is on disk (and, with its effect, at the target).
+		synced := make(chan error, 1)
+		if r.l.m.opts.NoSync {
+			synced <- nil
+		} else {
+			go func() { synced <- r.j.syncTo(seq) }()
+		}
 		res, err = r.attempt(r.l.ctx, t, r.invokeRequest(seq, gen, payload))
+		if serr := <-synced; serr != nil && !targetFailed(err) {
+			res, err = nil, serr
+		}
 	}
 	if !targetFailed(err) {
 		r.answer(seq, res, err)
@@ -272,7 +281,7 @@ func (r *route) replaySerial(t Target, gen string, from uint64, onlyUnanswered b
 			continue
 		}
 		payload, err := r.j.get(seq)
-		if err == nil {
+		if err == nil && !r.l.m.opts.NoSync {
 			err = r.j.syncTo(seq)
 		}
 		var res []byte

@@ -19,11 +19,11 @@ import (
 // is replayed from there. Entries are numbered from 1 in append order.
 //
 // Records are written to segment files in dir; while they fit in
-// memLimit, payloads are also held in memory. Before an entry is
-// delivered, syncTo makes it durable (written and fsynced), so an
-// invocation has reached the disk before any target can act on it, let
-// alone answer it: a new process finds it there (reopenJournal) after a
-// crash. Concurrent deliveries share one fsync (group commit). A segment
+// memLimit, payloads are also held in memory. While an entry is being
+// delivered, syncTo makes it durable (written and fsynced), and its caller
+// is answered only after both: a new process finds every acknowledged
+// invocation there (reopenJournal) after a crash. Concurrent deliveries
+// share one fsync (group commit). A segment
 // whose entries are all trimmed is deleted (or, the active one,
 // truncated). journal is safe for concurrent use.
 type journal struct {
@@ -322,6 +322,19 @@ func (j *journal) buffered() (int64, int) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	return j.bytes, len(j.entries)
+}
+
+// closeFiles closes the journal's files and keeps them, for a process that
+// reattaches.
+func (j *journal) closeFiles() error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	var errs []error
+	for _, s := range j.segs {
+		errs = append(errs, s.f.Close())
+	}
+	j.segs = nil
+	return errors.Join(errs...)
 }
 
 // close closes and removes the journal's files.

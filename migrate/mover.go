@@ -40,6 +40,14 @@ type Options struct {
 	// directory of its own that Return removes. Default os.TempDir().
 	// New checks that it can create files there.
 	BufferDir string
+	// NoSync leaves the invocation buffer to the page cache instead of
+	// fsyncing each entry before its caller is answered. An acknowledged
+	// invocation's effect is still at its target; what is given up is the
+	// double failure: if the target dies and this process crashes before
+	// the next checkpoint comes home, Reattach has no buffer to replay and
+	// those effects are lost. It saves an fsync per delivery (shared by
+	// concurrent ones): see BenchmarkInvoke.
+	NoSync bool
 	// BufferBytes bounds, per function, the invocations kept on disk
 	// (those not yet covered by a state checkpoint that came back, and
 	// those waiting for an unreachable target). Beyond it Invoke fails with

@@ -75,8 +75,8 @@
 //	...
 //	err = eng.Restore(ctx, m) // after a failed update
 //
-// Throughput, pause and failures are exported through [Metrics], which the
-// host creates with [NewMetrics], registers, and passes in [Options.Metrics].
+// Throughput, pause and failures are exported through [Engine.Collector],
+// which the host registers.
 // Compression costs CPU: on a host short of it, [CompressionNone] trades
 // bytes stored for speed; for a remote or metered store, [CompressionZstd]
 // trades CPU for bytes. Restore reads any codec whatever the engine's

@@ -56,8 +56,9 @@
 //     not enforced. Without Config.IO an allocation naming [hal.IO] is
 //     refused with [ErrUnsupportedResource].
 //
-// Quantities beyond what a cgroup file can hold mean "unlimited" (limits)
-// or "everything" (memory guarantee).
+// Limits beyond what a cgroup file can hold mean "unlimited". Guarantees of one Apply that together
+// exceed [Device.Capacity] are refused with [ErrOverCapacity] naming the
+// resource, before anything changes.
 //
 // The cgroup the driver creates for a PIDs binding lives in
 // Parent/<function>. An Apply that allocates CPU (or, on v2, memory) to
@@ -80,7 +81,10 @@
 // # Optional interfaces
 //
 // *Device implements [hal.Meter]: [Device.Usage] measures a function's CPU
-// cores and memory bytes now.
+// cores and memory bytes now. It implements [hal.Journaled] too (see
+// [Device.ApplyJournaled]). It passes hal/haltest's conformance suite on
+// the fixture trees and, as root, on real cgroups (a function bound to an
+// existing cgroup, one to a process moved into a created cgroup).
 //
 // All methods of *Device are safe for concurrent use; Apply and the Undo it
 // returns are serialised by the device.
