@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	cloudevents "github.com/cloudevents/sdk-go/v2"
 	"github.com/cloudevents/sdk-go/v2/event"
@@ -186,4 +187,51 @@ func TestSpecAnswerTypesValidated(t *testing.T) {
 		require.ErrorContains(t, err, "AnswerTypes[1]")
 	}
 	require.NoError(t, migrate.Spec{Function: "f", Local: f, AnswerTypes: []string{"ok.type"}}.Validate())
+}
+
+// A 202 sink hosting a NoAnswer function, across retries (every fifth
+// invocation is first answered 503 without running) and the sink's death
+// mid-stream (the function fails over home): N invocations, N effects in
+// all, none twice.
+func TestAcknowledgeOnlyAcrossRetryAndDeath(t *testing.T) {
+	eff := newEffects()
+	var mu sync.Mutex
+	busyOnce := map[string]bool{}
+	sink := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.Header.Get("Ce-Id")
+		if r.Header.Get("Ce-Type") == migrate.EventInvoke {
+			mu.Lock()
+			refuse := strings.HasSuffix(id, "5") && !busyOnce[id]
+			busyOnce[id] = true
+			mu.Unlock()
+			if refuse {
+				w.WriteHeader(http.StatusServiceUnavailable)
+				return
+			}
+			eff.add(id)
+		}
+		w.WriteHeader(http.StatusAccepted)
+	})
+	reg := startRegion(t, "127.0.0.30", sink)
+	ct := newTarget(t, "sink", reg.url, migrate.CloudEventsOptions{AcknowledgeOnly: true})
+	m := newMover(t, []migrate.Target{ct}, migrate.Options{RetryInitial: time.Millisecond})
+	ctx := ctxT(t)
+	home := func(_ context.Context, p []byte) ([]byte, error) {
+		eff.add("home:" + string(p))
+		return nil, nil
+	}
+	lease, err := m.Migrate(ctx, "sink-dies", []migrate.Spec{{Function: "notify", Local: home, NoAnswer: true}})
+	require.NoError(t, err)
+	const n = 60
+	for i := range n {
+		if i == n/2 {
+			require.NoError(t, reg.srv.Close()) // the sink dies mid-stream
+		}
+		_, err := lease.Invoke(ctx, "notify", fmt.Appendf(nil, "%d", i))
+		require.NoError(t, err)
+	}
+	require.Equal(t, "home", lease.Placements()[0].Target)
+	require.Positive(t, lease.Stats().Retries)
+	require.NoError(t, lease.Return(ctx))
+	eff.check(t, n)
 }
