@@ -18,7 +18,8 @@
 // [Register] panics on a nil or duplicate driver (a programmer error at
 // init); [Drivers] lists the registered names, sorted. Code that does not
 // want the global registry calls a driver's constructor directly (for
-// example sim.New) or [OpenDriver], as database/sql's OpenDB does.
+// example sim.New), or [OpenDriver] with a Driver value: the registry's
+// path without the registry.
 //
 // Optional interfaces extend a Device without fattening it; callers check
 // them with a type assertion:

@@ -18,8 +18,9 @@
 //     long while it is written; its hot path is several times slower
 //     (writes tens of times). Both maps write the same format.
 //   - The [Engine] (from [New]) is the [Snapshotter]: Snapshot takes the cut
-//     and writes it, Restore verifies a snapshot fully before any source
-//     sees a byte.
+//     and writes it, Restore verifies a snapshot fully before any source's
+//     visible state changes ([Stager]s decode unverified bytes aside while
+//     it verifies, and commit only after).
 //   - A [Store] keeps snapshots: [FileStore] (the default: temp file, fsync,
 //     rename, directory fsync, checksum, retention), [MemStore] (tests and
 //     examples), and snapshot/etcdstore (a highly available etcd cluster).

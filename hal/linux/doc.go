@@ -41,8 +41,9 @@
 //   - CPU limit: a CFS quota of limit × [CPUPeriod] (cpu.cfs_quota_us and
 //     cpu.cfs_period_us on v1, cpu.max on v2); no limit means unlimited.
 //   - [Binding.CPUs]: cpuset.cpus, when set.
-//   - Memory limit: memory.limit_in_bytes and memory.memsw.limit_in_bytes set
-//     equal (so the limit cannot be escaped into swap) on v1; memory.max with
+//   - Memory limit: memory.limit_in_bytes, and memory.memsw.limit_in_bytes
+//     set equal to it where the kernel has it (swap accounting on), so the
+//     limit cannot be escaped into swap, on v1; memory.max with
 //     memory.swap.max 0 on v2; no limit means unlimited.
 //   - Memory guarantee: memory.min and memory.low on v2; the soft limit
 //     (memory.soft_limit_in_bytes) on v1, which has no hard protection.
