@@ -8,12 +8,12 @@ import (
 	"fmt"
 	"maps"
 	"os"
-	"path/filepath"
 	"slices"
 	"sync"
 	"time"
 
 	"github.com/updraft-dev/updraft/hal"
+	"github.com/updraft-dev/updraft/internal/durable"
 )
 
 func init() { hal.Register("sim", hal.DriverFunc(open)) }
@@ -349,39 +349,12 @@ func (d *Device) setLocked(next map[string]hal.Allocation) error {
 		if err != nil {
 			return err
 		}
-		if err := writeFileAtomic(d.statePath, b); err != nil {
+		if err := durable.WriteFile(d.statePath, b); err != nil {
 			return fmt.Errorf("state file: %w", err)
 		}
 	}
 	d.allocs = next
 	return nil
-}
-
-func writeFileAtomic(path string, b []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), path)
-	}
-	if err != nil {
-		os.Remove(f.Name())
-		return err
-	}
-	d, err := os.Open(filepath.Dir(path))
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 func (d *Device) wait(ctx context.Context) error {
