@@ -82,7 +82,7 @@ func TestAcknowledgeOnlyReceiver(t *testing.T) {
 
 	_, err := m.Migrate(ctx, "needs-answer", []migrate.Spec{{Function: "notify", Local: homeCounter(&home, &mu)}})
 	require.ErrorIs(t, err, migrate.ErrNoTarget)
-	require.ErrorContains(t, err, "sink is declared AcknowledgeOnly, and function \"notify\" needs an answer")
+	require.ErrorContains(t, err, "sink is declared AcknowledgeOnly without a ReplyTo, and function \"notify\" needs an answer")
 
 	lease, err := m.Migrate(ctx, "fire-and-forget", []migrate.Spec{{Function: "notify", Local: homeCounter(&home, &mu), NoAnswer: true}})
 	require.NoError(t, err)

@@ -39,6 +39,14 @@ type CloudEventsOptions struct {
 	// Functions Framework CloudEvent function or an event sink does. Only
 	// functions declared with Spec.NoAnswer are placed on it.
 	AcknowledgeOnly bool
+	// ReplyTo is the absolute http(s) URL at which the host serves this
+	// target's [CloudEventsTarget.ReplyHandler]. When set, invocations
+	// carry it (extension ExtReplyTo), and an invocation acknowledged
+	// without an answer (202) waits, up to the call's deadline, for the
+	// answer to arrive there: a signed CloudEvent whose ExtRequest is the
+	// invocation's id. An AcknowledgeOnly target with ReplyTo can then
+	// host functions that need an answer.
+	ReplyTo string
 	// FollowRedirects follows an endpoint's 3xx answers. By default they
 	// are not followed (the CloudEvents HTTP webhook spec forbids it) and
 	// the call fails with ErrRejected naming the Location.
@@ -79,6 +87,8 @@ type CloudEventsTarget struct {
 	// nil), which send uses directly; nil with a caller's client.
 	rt http.RoundTripper
 
+	waiters sync.Map // request id → chan Event: invocations waiting for an answer at ReplyTo
+
 	probeMu     sync.Mutex
 	probeType   string // type of the last successful probe's answer; guarded by probeMu
 	probeStatus int    // its HTTP status; guarded by probeMu
@@ -103,6 +113,11 @@ func NewCloudEventsTarget(name, endpoint string, opts CloudEventsOptions) (*Clou
 	}
 	if err := checkKey(opts.Key); len(opts.Key) > 0 && err != nil {
 		return nil, fmt.Errorf("migrate: target %s: %w", name, err)
+	}
+	if opts.ReplyTo != "" {
+		if ru, err := url.Parse(opts.ReplyTo); err != nil || (ru.Scheme != "http" && ru.Scheme != "https") || ru.Host == "" {
+			return nil, fmt.Errorf("migrate: target %s: CloudEventsOptions.ReplyTo %q is not an absolute http(s) URL", name, opts.ReplyTo)
+		}
 	}
 	if opts.Provider == "" {
 		opts.Provider = "cloudevents"
@@ -178,11 +193,60 @@ func (t *CloudEventsTarget) Probe(ctx context.Context) (time.Duration, error) {
 	return time.Since(start), nil
 }
 
+// ReplyHandler returns the handler to serve at CloudEventsOptions.ReplyTo:
+// it takes the answers that receivers post there (binary or structured
+// CloudEvents; signed, when the target has a key) and hands each to the
+// invocation waiting for it, matched by its ExtRequest (or, without one,
+// its id). It answers 202 when an invocation took the answer, 404 when
+// none waits for it (unknown, or past its deadline), 401 when the
+// signature does not verify.
+func (t *CloudEventsTarget) ReplyHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost {
+			w.Header().Set("Allow", http.MethodPost)
+			http.Error(w, "migrate: POST a CloudEvent", http.StatusMethodNotAllowed)
+			return
+		}
+		body, err := readBody(r.Body, r.ContentLength, t.opts.MaxAnswerBytes)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		var ev Event
+		if err := readWireEvent(r.Context(), r.Header, body, &ev); err != nil {
+			http.Error(w, "migrate: reply is not a CloudEvent: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+		if t.signer != nil {
+			if err := t.signer.verify(&ev, t.now(), t.opts.Window); err != nil {
+				w.Header()["Www-Authenticate"] = []string{WWWAuthenticate}
+				http.Error(w, err.Error(), http.StatusUnauthorized)
+				return
+			}
+		}
+		id := ev.Req
+		if id == "" {
+			id = ev.ID
+		}
+		ch, ok := t.waiters.Load(id)
+		if !ok {
+			http.Error(w, fmt.Sprintf("migrate: no invocation %q waits for an answer here", id), http.StatusNotFound)
+			return
+		}
+		select {
+		case ch.(chan Event) <- ev:
+			w.WriteHeader(http.StatusAccepted)
+		default:
+			http.Error(w, fmt.Sprintf("migrate: invocation %q already has its answer", id), http.StatusConflict)
+		}
+	})
+}
+
 // ProbeAnswer implements [ProbeAnswerer].
 func (t *CloudEventsTarget) ProbeAnswer() ProbeAnswer {
 	t.probeMu.Lock()
 	defer t.probeMu.Unlock()
-	return ProbeAnswer{AcknowledgeOnly: t.opts.AcknowledgeOnly, Type: t.probeType, Status: t.probeStatus}
+	return ProbeAnswer{AcknowledgeOnly: t.opts.AcknowledgeOnly, RepliesLater: t.opts.ReplyTo != "", Type: t.probeType, Status: t.probeStatus}
 }
 
 // Call implements [Target]. An invocation the target accepted — a 2xx
@@ -197,12 +261,28 @@ func (t *CloudEventsTarget) Call(ctx context.Context, req Request) ([]byte, erro
 	if typ == "" {
 		return nil, fmt.Errorf("migrate: target %s: request kind %d is unknown", t.info.Name, req.Kind)
 	}
-	ev := t.newEvent(typ, req.Function, req.ID, req.Generation, req.Payload)
+	replyTo := ""
+	var replies chan Event
+	if t.opts.ReplyTo != "" && req.Kind == KindInvoke && !req.NoAnswer {
+		replyTo, replies = t.opts.ReplyTo, make(chan Event, 1)
+		t.waiters.Store(req.ID, replies)
+		defer t.waiters.Delete(req.ID)
+	}
+	ev := t.newEventReply(typ, req.Function, req.ID, req.Generation, replyTo, req.Payload)
 	var answer Event
 	var after time.Duration
 	status, ans, err := t.post(ctx, &ev, &answer, &after)
 	if err != nil {
 		return nil, fmt.Errorf("%w (%s of %q, id %s)", err, req.Kind, req.Function, req.ID)
+	}
+	if replies != nil && status/100 == 2 && ans == nil {
+		select {
+		case answer = <-replies: // the answer came back to ReplyTo
+			status, ans = http.StatusOK, &answer
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w: target %s: %s of %q (id %s) was accepted (HTTP %d) but no answer reached %s before the call's deadline (it counts as applied, and is not run again): %v",
+				ErrNoAnswer, t.info.Name, req.Kind, req.Function, req.ID, status, t.opts.ReplyTo, ctx.Err())
+		}
 	}
 	res, err := t.interpret(req, status, ans)
 	if after > 0 && errors.Is(err, ErrUnreachable) {
@@ -283,7 +363,11 @@ func (t *CloudEventsTarget) interpret(req Request, status int, ans *Event) ([]by
 }
 
 func (t *CloudEventsTarget) newEvent(typ, function, id, gen string, data []byte) Event {
-	ev := Event{ID: id, Source: t.opts.Source, Type: typ, Subject: function, Time: t.now(), Gen: gen, Data: data}
+	return t.newEventReply(typ, function, id, gen, "", data)
+}
+
+func (t *CloudEventsTarget) newEventReply(typ, function, id, gen, replyTo string, data []byte) Event {
+	ev := Event{ID: id, Source: t.opts.Source, Type: typ, Subject: function, Time: t.now(), Gen: gen, ReplyTo: replyTo, Data: data}
 	if t.signer != nil {
 		ev.Sig = t.signer.sign(&ev)
 	}

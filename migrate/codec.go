@@ -27,8 +27,11 @@ type Event struct {
 	// it from the signature on events read.
 	Time                 time.Time
 	Req, FnErr, Gen, Sig string // extensions ExtRequest, ExtFunctionError, ExtGeneration, ExtSignature
-	ContentType          string
-	Data                 []byte
+	// ReplyTo is extension ExtReplyTo: where a receiver that answers
+	// asynchronously sends the answer.
+	ReplyTo     string
+	ContentType string
+	Data        []byte
 }
 
 // Binary-mode header names (canonical form).
@@ -43,6 +46,7 @@ const (
 	hdrFnErr       = "Ce-Updraftfnerr"
 	hdrGen         = "Ce-Updraftgen"
 	hdrSig         = "Ce-Updraftsig"
+	hdrReplyTo     = "Ce-Updraftreplyto"
 	hdrContentType = "Content-Type"
 	octetStream    = "application/octet-stream"
 )
@@ -55,7 +59,7 @@ var (
 
 // writeHeaders sets e's attributes as binary-mode headers on h.
 func (e *Event) writeHeaders(h http.Header) {
-	vals := make([]string, 0, 9) // one allocation backs every value slice
+	vals := make([]string, 0, 10) // one allocation backs every value slice
 	set := func(k, v string) {
 		if v != "" {
 			vals = append(vals, encodeHeaderValue(v))
@@ -73,6 +77,7 @@ func (e *Event) writeHeaders(h http.Header) {
 	set(hdrReq, e.Req)
 	set(hdrFnErr, e.FnErr)
 	set(hdrGen, e.Gen)
+	set(hdrReplyTo, e.ReplyTo)
 	set(hdrSig, e.Sig)
 	switch {
 	case len(e.Data) == 0:
@@ -187,7 +192,7 @@ func readWireEvent(ctx context.Context, h http.Header, body []byte, e *Event) er
 		dst  *string
 		name string
 	}{{&e.ID, hdrID}, {&e.Source, hdrSource}, {&e.Type, hdrType}, {&e.Subject, hdrSubject},
-		{&e.Req, hdrReq}, {&e.FnErr, hdrFnErr}, {&e.Gen, hdrGen}, {&e.Sig, hdrSig}} {
+		{&e.Req, hdrReq}, {&e.FnErr, hdrFnErr}, {&e.Gen, hdrGen}, {&e.Sig, hdrSig}, {&e.ReplyTo, hdrReplyTo}} {
 		v, err := decodeHeaderValue(f.name, header(h, f.name))
 		if err != nil {
 			return err

@@ -36,7 +36,9 @@
 // [Handler] serves the same Go functions in the remote region (see
 // examples/region). Plain CloudEvents receivers work within limits that
 // Migrate enforces: a receiver that acknowledges without answering (202)
-// hosts functions declared [Spec.NoAnswer]; one that replies with its own
+// hosts functions declared [Spec.NoAnswer], or, when the target has
+// CloudEventsOptions.ReplyTo, answers later at that address
+// ([CloudEventsTarget.ReplyHandler]); one that replies with its own
 // event type hosts functions that list it in [Spec.AnswerTypes]; stateful
 // functions need the state protocol. An invocation a target accepted is
 // never run again elsewhere or at home ([ErrNoAnswer]). Tested receivers:

@@ -175,6 +175,9 @@ type ProbeAnswer struct {
 	// AcknowledgeOnly: the target was declared to acknowledge
 	// invocations (HTTP 202, or 2xx without an event) and never answer.
 	AcknowledgeOnly bool
+	// RepliesLater: answers acknowledged invocations later, at an
+	// address the lease serves (CloudEventsOptions.ReplyTo).
+	RepliesLater bool
 	// Type is the type of the event the last probe was answered with;
 	// "" for a bare acknowledgement. A [Handler] answers with EventResult.
 	Type string

@@ -341,8 +341,8 @@ func unfit(spec Spec, t Target) string {
 		return fmt.Sprintf("%s %s: it does not speak the updraft state protocol that function %q's State needs (a Handler answers probes with %s)", name, how, spec.Function, EventResult)
 	case spec.NoAnswer:
 		return ""
-	case a.AcknowledgeOnly:
-		return fmt.Sprintf("%s is declared AcknowledgeOnly, and function %q needs an answer (set Spec.NoAnswer if its callers need none)", name, spec.Function)
+	case a.AcknowledgeOnly && !a.RepliesLater:
+		return fmt.Sprintf("%s is declared AcknowledgeOnly without a ReplyTo, and function %q needs an answer (set Spec.NoAnswer if its callers need none)", name, spec.Function)
 	case a.Type != "" && a.Type != EventResult && !slices.Contains(spec.AnswerTypes, a.Type):
 		return fmt.Sprintf("%s answers with events of type %q, which function %q does not accept (list it in Spec.AnswerTypes)", name, a.Type, spec.Function)
 	}

@@ -30,6 +30,10 @@ var specVectors = []struct {
 		Event{Type: EventGetState, ID: "get-7", Source: "updraft/lease", Subject: `50%"off`,
 			Time: time.Unix(0, 1767225600000000001)},
 		true, "t=1767225600000000001,v1=cZ9cWJKc_UZHSumlzG91-Yg8jc71B2yKawOSg2oxFdE"},
+	{"invoke asking for an asynchronous reply",
+		Event{Type: EventInvoke, ID: "inv-2", Source: "updraft/lease", Subject: "resize",
+			Time: time.Unix(0, 1767225600000000002), ReplyTo: "https://host.example/replies", Data: []byte("img")},
+		true, "t=1767225600000000002,v1=HLdLpNRGNuc6CFrXIOqCc-3eGZvqFJeUvdIp0fgPOyY"},
 }
 
 // The vectors hold, and SPEC.md lists each of them.
