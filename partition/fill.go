@@ -50,7 +50,6 @@ type event struct {
 }
 
 func (e event) fn() int     { return e.order >> 1 }
-func (e event) flag() int   { return e.order & 1 }
 func (e event) admit() bool { return e.order&1 == 0 }
 
 // fill raises one common level L. At level L, non-critical function i,

@@ -437,7 +437,6 @@ func benchOne(ctx context.Context, way string, c config) (result, error) {
 		var rep struct{ Outcome, Err, Report string }
 		_ = json.NewDecoder(resp.Body).Decode(&rep)
 		resp.Body.Close()
-		switched = time.Now()
 		for _, line := range strings.Split(rep.Report, "\n") {
 			if i := strings.Index(line, "switch pause"); i >= 0 {
 				note = "; " + line[i:]
