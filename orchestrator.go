@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"reflect"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -50,7 +51,8 @@ type Options struct {
 	// function, and criticality follows the annotations and dependencies.
 	Profiler Profiler
 	// Partitioner plans allocations. Nil means partition.New with its
-	// defaults (margin and reserve as documented there).
+	// defaults (margin and reserve as documented there) and the units the
+	// device reports (hal.Units): a whole-unit device gets whole units.
 	Partitioner Partitioner
 	// Migrator moves functions that do not fit and have a Remote spec
 	// ([Mover] adapts a *migrate.Mover). Nil means nothing moves:
@@ -176,6 +178,18 @@ func New(functions []Function, device hal.Device, opts Options) (*Orchestrator, 
 
 // checkOptions fills the defaults of opts and refuses what cannot work.
 func checkOptions(opts *Options, fns []Function) error {
+	for name, v := range map[string]any{"Profiler": opts.Profiler, "Partitioner": opts.Partitioner, "Migrator": opts.Migrator,
+		"Store": opts.Store, "Journal": opts.Journal, "Snapshotter": opts.Snapshotter, "Validator": opts.Validator, "Degrader": opts.Degrader} {
+		if v == nil {
+			continue
+		}
+		if mv, ok := v.(mover); ok && mv.m == nil {
+			return fmt.Errorf("%w: Options.Migrator is updraft.Mover of a nil *migrate.Mover (did migrate.New fail?)", ErrInvalidOption)
+		}
+		if rv := reflect.ValueOf(v); isNilable(rv.Kind()) && rv.IsNil() {
+			return fmt.Errorf("%w: Options.%s is a nil %T", ErrInvalidOption, name, v)
+		}
+	}
 	switch {
 	case opts.Window == 0:
 		opts.Window = DefaultWindow
@@ -234,7 +248,7 @@ func (o *Orchestrator) buildCollaborators() error {
 		opts.Profiler = a
 	}
 	if opts.Partitioner == nil {
-		p, err := partition.New(partition.Options{})
+		p, err := partition.New(partition.Options{Units: hal.UnitsOf(o.device)})
 		if err != nil {
 			return fmt.Errorf("updraft: default partitioner: %w", err)
 		}
@@ -250,7 +264,7 @@ func (o *Orchestrator) buildCollaborators() error {
 	}
 	o.degrader = opts.Degrader
 	if o.degrader == nil {
-		c, err := degrade.NewController(degrade.Options{Clock: opts.Clock, Logger: opts.Logger})
+		c, err := degrade.New(degrade.Options{Clock: opts.Clock, Logger: opts.Logger})
 		if err != nil {
 			return fmt.Errorf("updraft: default degrader: %w", err)
 		}
@@ -266,6 +280,7 @@ func (o *Orchestrator) buildCollaborators() error {
 				return fmt.Errorf("updraft: snapshot engine: %w", err)
 			}
 			o.snap = eng
+			o.metrics.parts = append(o.metrics.parts, eng.Collector())
 		}
 	}
 	return nil

@@ -399,6 +399,8 @@ func TestPreflightNamesTheCulprit(t *testing.T) {
 			`no Options.Profiler measures the functions and function "a" has no static Demand`},
 		{"window of a nanosecond", a, dev, func(o *updraft.Options) { o.Window = time.Nanosecond }, updraft.ErrInvalidOption, "Options.Window 1ns is outside"},
 		{"window of a century", a, dev, func(o *updraft.Options) { o.Window = 100 * 365 * 24 * time.Hour }, updraft.ErrInvalidOption, "Options.Window 876000h0m0s is outside"},
+		{"nil mover", a, dev, func(o *updraft.Options) { o.Migrator = updraft.Mover(nil) }, updraft.ErrInvalidOption, "updraft.Mover of a nil *migrate.Mover"},
+		{"typed nil store", a, dev, func(o *updraft.Options) { o.Store = (*snapshot.FileStore)(nil) }, updraft.ErrInvalidOption, "Options.Store is a nil *snapshot.FileStore"},
 		{"unknown marginal policy", a, dev, func(o *updraft.Options) { o.Marginal = 7 }, updraft.ErrInvalidOption, "Options.Marginal 7"},
 	}
 	for _, tt := range tests {

@@ -92,14 +92,17 @@ func (s *SelfUpdate) handTo(ctx context.Context, o *Orchestrator, spec processSp
 	o.at("selfupdate:bulk-sent")
 
 	// The switch: from here until the new process is live, nobody serves.
+	pauseStart := time.Now()
 	if err := s.drain(ctx); err != nil {
 		return err
 	}
+	drained := time.Now()
 	o.at("selfupdate:drained")
 	lease, err := o.detachLease(ctx)
 	if err != nil {
 		return err
 	}
+	detached := time.Now()
 	msg := handoverMsg{Type: msgGo, Update: r.report.Update, Lease: lease, Resume: resume}
 	if r.journal != nil {
 		msg.Degraded, msg.Snapshot = r.journal.entry.Degraded, r.journal.entry.Snapshot
@@ -131,12 +134,17 @@ func (s *SelfUpdate) handTo(ctx context.Context, o *Orchestrator, spec processSp
 		}
 		r.releaseLock()
 	}
+	sentAt := time.Now()
 	if err := child.wire.send(msg); err != nil {
 		return err
 	}
 	if _, err := child.expect(msgLive); err != nil {
 		return fmt.Errorf("updraft: self-update: the new process did not go live: %w", err)
 	}
+	live := time.Now()
+	r.report.Flags = append(r.report.Flags, fmt.Sprintf("self-update: switch pause %v: draining %v, detaching the lease %v, final state %v, the new process going live %v",
+		live.Sub(pauseStart).Round(time.Microsecond), drained.Sub(pauseStart).Round(time.Microsecond), detached.Sub(drained).Round(time.Microsecond),
+		sentAt.Sub(detached).Round(time.Microsecond), live.Sub(sentAt).Round(time.Microsecond)))
 	s.mu.Lock()
 	s.childLive = true
 	s.mu.Unlock()

@@ -28,26 +28,6 @@ func TestCgroupPSIFixtures(t *testing.T) {
 	}
 }
 
-func TestParsePressureErrors(t *testing.T) {
-	for in, want := range map[string]string{
-		"":                                   `no "some" line`,
-		"full avg10=1 avg60=0\n":             `no "some" line`,
-		"some avg60=1 total=3\n":             "without avg10",
-		"some avg10=abc\n":                   `"abc"`,
-		"some avg10=101.5 avg60=0\n":         "0-100",
-		"\nsome avg10=-1 avg60=0 total=0\n":  "line 2",
-		"some avg10=NaN avg60=0 total=0\n":   "NaN",
-		"some avg10=+Inf avg60=0 total=0\n ": "Inf",
-	} {
-		if _, err := parsePressure([]byte(in)); err == nil || !strings.Contains(err.Error(), want) {
-			t.Errorf("parsePressure(%q) = %v, want an error with %q", in, err, want)
-		}
-	}
-	if v, err := parsePressure([]byte("some avg10=7.5 avg60=1 avg300=0 total=9 new=1\n")); err != nil || v != 7.5 {
-		t.Errorf("parsePressure with an unknown field = %v, %v", v, err)
-	}
-}
-
 // TestCgroupPSIReal reads a real cgroup v2 directory: the unified hierarchy
 // of a hybrid host, or the cgroup2 root.
 func TestCgroupPSIReal(t *testing.T) {
@@ -65,23 +45,5 @@ func TestCgroupPSIReal(t *testing.T) {
 		}
 		return
 	}
-	t.Skip("no cgroup v2 directory with cpu.pressure on this host")
-}
-
-func FuzzParsePressure(f *testing.F) {
-	for _, name := range []string{"cpu", "memory", "io"} {
-		b, err := os.ReadFile(filepath.Join("testdata/cgroup2/dataplane", name+".pressure"))
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(b)
-	}
-	f.Add([]byte("some avg10=1e2\n"))
-	f.Add([]byte("some\x00avg10=1\n"))
-	f.Fuzz(func(t *testing.T, data []byte) {
-		v, err := parsePressure(data)
-		if err == nil && (v < 0 || v > 100 || v != v) {
-			t.Fatalf("parsePressure(%q) = %v without error", data, v)
-		}
-	})
+	t.Fatal("no cgroup v2 directory with cpu.pressure on this host: this test needs PSI (root, cgroup2 mounted)")
 }

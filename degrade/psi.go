@@ -6,16 +6,18 @@ import (
 	"math"
 
 	"github.com/prometheus/procfs"
+
+	"github.com/updraft-dev/updraft/internal/cgroupfs"
 )
 
 var _ PressureSource = (*PSI)(nil)
 
 // PSI reads Linux pressure stall information (/proc/pressure/{cpu,memory,io})
-// through github.com/prometheus/procfs and reports the worst "some avg10"
+// through internal/cgroupfs (github.com/prometheus/procfs) and reports the worst "some avg10"
 // of the resources it watches. Create it with [NewPSI]; safe for concurrent
 // use.
 type PSI struct {
-	fs        procfs.FS
+	root      string
 	resources []string
 }
 
@@ -25,14 +27,13 @@ type PSI struct {
 // kernel without PSI or a wrong root fails here rather than during an
 // update.
 func NewPSI(procRoot string, resources ...string) (*PSI, error) {
-	fs, err := procfs.NewFS(procRoot)
-	if err != nil {
+	if _, err := procfs.NewFS(procRoot); err != nil {
 		return nil, fmt.Errorf("degrade: PSI at %q: %w", procRoot, err)
 	}
 	if len(resources) == 0 {
 		resources = []string{"cpu", "memory", "io"}
 	}
-	p := &PSI{fs: fs, resources: append([]string(nil), resources...)}
+	p := &PSI{root: procRoot, resources: append([]string(nil), resources...)}
 	if _, err := p.Pressure(context.Background()); err != nil {
 		return nil, err
 	}
@@ -47,17 +48,11 @@ func (p *PSI) Pressure(ctx context.Context) (float64, error) {
 		if err := ctx.Err(); err != nil {
 			return 0, fmt.Errorf("degrade: PSI: %w", err)
 		}
-		stats, err := p.fs.PSIStatsForResource(res)
+		stats, err := cgroupfs.SystemPressure(p.root, res)
 		if err != nil {
-			return 0, fmt.Errorf("degrade: PSI %s: %w", res, err)
-		}
-		if stats.Some == nil {
-			return 0, fmt.Errorf("degrade: PSI %s: no \"some\" line", res)
+			return 0, fmt.Errorf("degrade: %w", err)
 		}
 		v := stats.Some.Avg10
-		if math.IsNaN(v) || v < 0 || v > 100 {
-			return 0, fmt.Errorf("degrade: PSI %s: some avg10=%v is outside 0-100", res, v)
-		}
 		worst = math.Max(worst, v)
 	}
 	return worst, nil

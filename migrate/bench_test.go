@@ -11,6 +11,10 @@ import (
 	"testing"
 	"time"
 
+	cloudevents "github.com/cloudevents/sdk-go/v2"
+	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/cloudevents/sdk-go/v2/protocol"
+
 	"github.com/updraft-dev/updraft/migrate"
 )
 
@@ -130,26 +134,78 @@ func BenchmarkInvoke(b *testing.B) {
 			}
 		}
 	})
-	b.Run("lease", func(b *testing.B) {
-		m := newMover(b, []migrate.Target{newTarget(b, "r1", reg.url, migrate.CloudEventsOptions{})}, migrate.Options{})
-		home := &migrate.MapState{}
-		lease, err := m.Migrate(ctx, "", []migrate.Spec{{Function: "count", Local: count(home), State: home}})
+	// What a user would pick instead: the same CloudEvent (binary mode,
+	// the same data) sent by the cloudevents SDK's client to a receiver
+	// built with the SDK that runs the same function and answers with an
+	// event, as the Handler does. No signature, no buffer, no durability.
+	b.Run("baseline=sdk-client-to-sdk-receiver", func(b *testing.B) {
+		remote := &migrate.MapState{}
+		run := count(remote)
+		p, err := cloudevents.NewHTTP()
 		if err != nil {
 			b.Fatal(err)
 		}
-		defer func() {
-			if err := lease.Return(ctx); err != nil {
-				b.Error(err)
+		h, err := cloudevents.NewHTTPReceiveHandler(ctx, p, func(ev event.Event) (*event.Event, protocol.Result) {
+			out, err := run(ctx, ev.Data())
+			if err != nil {
+				return nil, err
 			}
-		}()
+			ans := cloudevents.NewEvent()
+			ans.SetID(ev.ID())
+			ans.SetSource("sdk-receiver")
+			ans.SetType(migrate.EventResult)
+			_ = ans.SetData("application/octet-stream", out)
+			return &ans, nil
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		sdkReg := startRegion(b, "127.0.0.2", h)
+		c, err := cloudevents.NewClientHTTP()
+		if err != nil {
+			b.Fatal(err)
+		}
+		target := cloudevents.ContextWithTarget(ctx, sdkReg.url)
+		i := 0
 		b.ReportAllocs()
 		defer reportCPU(b)()
 		for b.Loop() {
-			if _, err := lease.Invoke(ctx, "count", payload); err != nil {
-				b.Fatal(err)
+			i++
+			ev := cloudevents.NewEvent()
+			ev.SetID("sdk-" + strconv.Itoa(i))
+			ev.SetSource("updraft/lease")
+			ev.SetType(migrate.EventInvoke)
+			ev.SetSubject("count")
+			_ = ev.SetData("application/octet-stream", payload)
+			ans, res := c.Request(target, ev)
+			if !cloudevents.IsACK(res) || ans == nil {
+				b.Fatalf("SDK request: %v", res)
 			}
 		}
 	})
+	for _, sync := range []bool{true, false} {
+		name := map[bool]string{true: "lease", false: "lease-nosync"}[sync]
+		b.Run(name, func(b *testing.B) {
+			m := newMover(b, []migrate.Target{newTarget(b, "r1"+name, reg.url, migrate.CloudEventsOptions{})}, migrate.Options{NoSync: !sync})
+			home := &migrate.MapState{}
+			lease, err := m.Migrate(ctx, "", []migrate.Spec{{Function: "count", Local: count(home), State: home}})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer func() {
+				if err := lease.Return(ctx); err != nil {
+					b.Error(err)
+				}
+			}()
+			b.ReportAllocs()
+			defer reportCPU(b)()
+			for b.Loop() {
+				if _, err := lease.Invoke(ctx, "count", payload); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }
 
 // ceHeadersPost returns a plain POST of payload carrying the header lines
@@ -345,6 +401,55 @@ func BenchmarkInvokeParallel(b *testing.B) {
 				resp.Body.Close()
 			}
 		})
+	})
+	// What a user would pick instead: the same CloudEvent (binary mode,
+	// the same data) sent by the cloudevents SDK's client to a receiver
+	// built with the SDK that runs the same function and answers with an
+	// event, as the Handler does. No signature, no buffer, no durability.
+	b.Run("baseline=sdk-client-to-sdk-receiver", func(b *testing.B) {
+		remote := &migrate.MapState{}
+		run := count(remote)
+		p, err := cloudevents.NewHTTP()
+		if err != nil {
+			b.Fatal(err)
+		}
+		h, err := cloudevents.NewHTTPReceiveHandler(ctx, p, func(ev event.Event) (*event.Event, protocol.Result) {
+			out, err := run(ctx, ev.Data())
+			if err != nil {
+				return nil, err
+			}
+			ans := cloudevents.NewEvent()
+			ans.SetID(ev.ID())
+			ans.SetSource("sdk-receiver")
+			ans.SetType(migrate.EventResult)
+			_ = ans.SetData("application/octet-stream", out)
+			return &ans, nil
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		sdkReg := startRegion(b, "127.0.0.2", h)
+		c, err := cloudevents.NewClientHTTP()
+		if err != nil {
+			b.Fatal(err)
+		}
+		target := cloudevents.ContextWithTarget(ctx, sdkReg.url)
+		i := 0
+		b.ReportAllocs()
+		defer reportCPU(b)()
+		for b.Loop() {
+			i++
+			ev := cloudevents.NewEvent()
+			ev.SetID("sdk-" + strconv.Itoa(i))
+			ev.SetSource("updraft/lease")
+			ev.SetType(migrate.EventInvoke)
+			ev.SetSubject("count")
+			_ = ev.SetData("application/octet-stream", payload)
+			ans, res := c.Request(target, ev)
+			if !cloudevents.IsACK(res) || ans == nil {
+				b.Fatalf("SDK request: %v", res)
+			}
+		}
 	})
 	b.Run("lease", func(b *testing.B) {
 		m := newMover(b, []migrate.Target{newTarget(b, "r1", reg.url, migrate.CloudEventsOptions{})}, migrate.Options{})

@@ -96,12 +96,21 @@ func (r *route) deliverInline(mine chan result) {
 // recovery due instead of answering.
 func (r *route) deliver(seq uint64, t Target, gen string) {
 	payload, err := r.j.get(seq)
-	if err == nil {
-		err = r.j.syncTo(seq) // durable before any target can act on it
-	}
 	var res []byte
 	if err == nil {
+		// The entry is made durable while the target runs it: the caller
+		// is answered only once both are done, so an acknowledged
+		// invocation is on disk (and, with its effect, at the target).
+		synced := make(chan error, 1)
+		if r.l.m.opts.NoSync {
+			synced <- nil
+		} else {
+			go func() { synced <- r.j.syncTo(seq) }()
+		}
 		res, err = r.attempt(r.l.ctx, t, r.invokeRequest(seq, gen, payload))
+		if serr := <-synced; serr != nil && !targetFailed(err) {
+			res, err = nil, serr
+		}
 	}
 	if !targetFailed(err) {
 		r.answer(seq, res, err)
@@ -126,7 +135,7 @@ func (r *route) deliver(seq uint64, t Target, gen string) {
 
 func (r *route) invokeRequest(seq uint64, gen string, payload []byte) Request {
 	return Request{Kind: KindInvoke, Function: r.spec.Function, ID: r.invocationID(seq), Payload: payload,
-		Generation: gen, Local: r.spec.Local, State: r.spec.State}
+		Generation: gen, Local: r.spec.Local, State: r.spec.State, NoAnswer: r.spec.NoAnswer, AnswerTypes: r.spec.AnswerTypes}
 }
 
 // answer records that seq was answered: hands the answer to its waiter (a
@@ -272,7 +281,7 @@ func (r *route) replaySerial(t Target, gen string, from uint64, onlyUnanswered b
 			continue
 		}
 		payload, err := r.j.get(seq)
-		if err == nil {
+		if err == nil && !r.l.m.opts.NoSync {
 			err = r.j.syncTo(seq)
 		}
 		var res []byte
@@ -295,12 +304,13 @@ func (r *route) replaySerial(t Target, gen string, from uint64, onlyUnanswered b
 
 // attempt makes one call, bounded by CallTimeout. An attempt that runs
 // out of time has an unknown outcome, so it counts as unreachable (to be
-// retried under the same idempotency key), not as an answer.
+// retried under the same idempotency key), not as an answer — unless the
+// target accepted it (ErrNoAnswer): that counts as applied.
 func (r *route) attempt(ctx context.Context, t Target, req Request) ([]byte, error) {
 	cctx, cancel := context.WithTimeout(ctx, r.l.m.opts.CallTimeout)
 	defer cancel()
 	res, err := t.Call(cctx, req)
-	if err != nil && ctx.Err() == nil && cctx.Err() != nil && !errors.Is(err, ErrUnreachable) {
+	if err != nil && ctx.Err() == nil && cctx.Err() != nil && !errors.Is(err, ErrUnreachable) && !errors.Is(err, ErrNoAnswer) {
 		err = fmt.Errorf("%w: %s of %q on %s: no answer within %v: %w", ErrUnreachable, req.Kind, req.Function, t.Info().Name, r.l.m.opts.CallTimeout, err)
 	}
 	return res, err

@@ -25,11 +25,12 @@ import (
 //     is remote, the last checkpoint of the state and the last entry it
 //     covers — rewritten durably whenever one of them changes, before the
 //     buffer is trimmed; and the invocation buffer, whose every entry is
-//     fsynced before it is delivered.
+//     fsynced while it is being delivered (the fsync and the call run
+//     side by side), before its caller is answered.
 //
-// So an invocation is durable before any target can act on it, and an
-// answered one is, moreover, in the target's state (or, if the target
-// died, in the checkpoint plus the buffer). [Mover.Reattach] in a new
+// So an acknowledged invocation is on disk, and its effect is in the
+// target's state (or, if the target died, in the checkpoint plus the
+// buffer). One that was not acknowledged took effect at most once. [Mover.Reattach] in a new
 // process finds the lease by id, re-delivers the buffered entries (a
 // Handler deduplicates by idempotency key, within its dedup window),
 // fetches the state and brings everything home; when the target is gone
@@ -253,5 +254,47 @@ func (r *route) giveBackReattached(ctx context.Context) error {
 		errs = multierror.Append(errs, fmt.Errorf("migrate: return %q: %w", r.spec.Function, err))
 	}
 	r.backOnce.Do(func() { close(r.back) })
+	return errs
+}
+
+// ErrDetached is returned (wrapped) by Invoke on a lease that was
+// detached: another process serves its functions now.
+var ErrDetached = errors.New("migrate: lease detached")
+
+// Detach stops routing the lease's functions in this process without
+// bringing them home, so that another process (a new version of this
+// one) can take the lease over with Reattach: in-flight deliveries
+// finish, every buffered entry and each route's state are made durable,
+// and the files stay. Invocations after Detach fail with ErrDetached.
+// Detach after Return, or twice, does nothing.
+func (l *Lease) Detach(ctx context.Context) error {
+	l.retMu.Lock()
+	defer l.retMu.Unlock()
+	if l.returned || l.detached.Load() {
+		return nil
+	}
+	l.detached.Store(true)
+	var errs error
+	for _, fn := range l.order {
+		r := l.routes[fn]
+		r.mu.Lock()
+		r.closing = true
+		r.cond.Broadcast()
+		r.mu.Unlock()
+		select {
+		case <-r.workerDone:
+		case <-ctx.Done():
+			return fmt.Errorf("migrate: detach %q: draining in-flight invocations: %w", fn, ctx.Err())
+		}
+		// route.json is rewritten at every change already; entries
+		// delivered were synced, so this syncs only what was never sent.
+		if err := r.j.syncTo(r.j.last()); err != nil {
+			errs = multierror.Append(errs, err)
+		}
+		if err := r.j.closeFiles(); err != nil {
+			errs = multierror.Append(errs, err)
+		}
+	}
+	l.cancel()
 	return errs
 }

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+
+	"github.com/updraft-dev/updraft/internal/durable"
 )
 
 // journal is one function's bounded on-disk invocation buffer. Every
@@ -19,11 +21,11 @@ import (
 // is replayed from there. Entries are numbered from 1 in append order.
 //
 // Records are written to segment files in dir; while they fit in
-// memLimit, payloads are also held in memory. Before an entry is
-// delivered, syncTo makes it durable (written and fsynced), so an
-// invocation has reached the disk before any target can act on it, let
-// alone answer it: a new process finds it there (reopenJournal) after a
-// crash. Concurrent deliveries share one fsync (group commit). A segment
+// memLimit, payloads are also held in memory. While an entry is being
+// delivered, syncTo makes it durable (written and fsynced), and its caller
+// is answered only after both: a new process finds every acknowledged
+// invocation there (reopenJournal) after a crash. Concurrent deliveries
+// share one fsync (group commit). A segment
 // whose entries are all trimmed is deleted (or, the active one,
 // truncated). journal is safe for concurrent use.
 type journal struct {
@@ -324,6 +326,19 @@ func (j *journal) buffered() (int64, int) {
 	return j.bytes, len(j.entries)
 }
 
+// closeFiles closes the journal's files and keeps them, for a process that
+// reattaches.
+func (j *journal) closeFiles() error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	var errs []error
+	for _, s := range j.segs {
+		errs = append(errs, s.f.Close())
+	}
+	j.segs = nil
+	return errors.Join(errs...)
+}
+
 // close closes and removes the journal's files.
 func (j *journal) close() error {
 	j.mu.Lock()
@@ -362,40 +377,13 @@ func decodeRecord(b []byte) (uint64, []byte, error) {
 	return binary.BigEndian.Uint64(b), b[recordHeader:len(body):len(body)], nil
 }
 
-// syncDir fsyncs a directory, so that files created or renamed in it
-// survive a crash.
+// syncDir and writeFileDurably are internal/durable's, with this package's
+// prefix on errors.
 func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("migrate: fsync %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("migrate: fsync %s: %w", dir, err)
+	if err := durable.SyncDir(dir); err != nil {
+		return fmt.Errorf("migrate: %w", err)
 	}
 	return nil
 }
 
-// writeFileDurably replaces path with b: a temporary file, fsynced,
-// renamed over it, and the directory fsynced.
-func writeFileDurably(path string, b []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), path)
-	}
-	if err != nil {
-		os.Remove(f.Name())
-		return err
-	}
-	return syncDir(filepath.Dir(path))
-}
+func writeFileDurably(path string, b []byte) error { return durable.WriteFile(path, b) }

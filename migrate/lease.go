@@ -40,8 +40,9 @@ type Lease struct {
 	routes map[string]*route
 	order  []string
 
-	retMu    sync.Mutex // serialises Return
+	retMu    sync.Mutex // serialises Return and Detach
 	returned bool       // guarded by retMu
+	detached atomic.Bool
 
 	overflow atomic.Int64
 }
@@ -92,6 +93,9 @@ func (l *Lease) Invoke(ctx context.Context, function string, payload []byte) ([]
 	r := l.routes[function]
 	if r == nil {
 		return nil, fmt.Errorf("%w: %q is not part of lease %s", ErrUnknownFunction, function, l.id)
+	}
+	if l.detached.Load() {
+		return nil, fmt.Errorf("migrate: invoke %q: %w: lease %s is served by another process", function, ErrDetached, l.id)
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("migrate: invoke %q: %w", function, err)
@@ -175,6 +179,9 @@ func (l *Lease) Return(ctx context.Context) error {
 	defer l.retMu.Unlock()
 	if l.returned {
 		return nil
+	}
+	if l.detached.Load() {
+		return fmt.Errorf("migrate: return lease %s: %w (Reattach it where it is served)", l.id, ErrDetached)
 	}
 	var mu sync.Mutex
 	var errs error

@@ -171,3 +171,37 @@ func TestMigrateRefusesABadOrUsedID(t *testing.T) {
 	_, err = m.Reattach(ctxT(t), "u1", specs)
 	require.ErrorIs(t, err, migrate.ErrNotFound)
 }
+
+// TestDetachThenReattach: a lease detached in one Mover (the old process
+// of a self-update) is reattached by another over the same directory and
+// returned: every acknowledged invocation took effect once.
+func TestDetachThenReattach(t *testing.T) {
+	reg, _ := handlerRegion(t, migrate.HandlerOptions{})
+	dir := t.TempDir()
+	m, err := newLeaseMover(dir, reg.url)
+	require.NoError(t, err)
+	home := &migrate.MapState{}
+	specs := []migrate.Spec{{Function: "count", Local: count(home), State: home}}
+	lease, err := m.Migrate(ctxT(t), "handover", specs)
+	require.NoError(t, err)
+	for i := range 50 {
+		_, err := lease.Invoke(ctxT(t), "count", []byte(fmt.Sprint("inv-", i)))
+		require.NoError(t, err)
+	}
+	require.NoError(t, lease.Detach(ctxT(t)))
+	_, err = lease.Invoke(ctxT(t), "count", []byte("late"))
+	require.ErrorIs(t, err, migrate.ErrDetached)
+	require.ErrorIs(t, lease.Return(ctxT(t)), migrate.ErrDetached)
+
+	m2, err := newLeaseMover(dir, reg.url)
+	require.NoError(t, err)
+	home2 := &migrate.MapState{}
+	back, err := m2.Reattach(ctxT(t), "handover", []migrate.Spec{{Function: "count", Local: count(home2), State: home2}})
+	require.NoError(t, err)
+	require.NoError(t, back.Return(ctxT(t)))
+	got := home2.Snapshot()
+	require.Len(t, got, 50)
+	for p, n := range got {
+		assert.Equal(t, int64(1), n, p)
+	}
+}

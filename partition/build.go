@@ -1,6 +1,7 @@
 package partition
 
 import (
+	"cmp"
 	"math"
 	"slices"
 	"strconv"
@@ -47,7 +48,7 @@ func (pb *problem) build(margin float64, guarantee, reserve []float64, fr fillRe
 				a.Limit = make(hal.Vector, len(a.Guarantee))
 				for j, q := range g {
 					if named[j] {
-						a.Limit[pb.res[j]] = q + reserve[j]
+						a.Limit[pb.res[j]] = pb.limit(q, reserve[j], j)
 					}
 				}
 			} else {
@@ -61,9 +62,14 @@ func (pb *problem) build(margin float64, guarantee, reserve []float64, fr fillRe
 		res: pb.res, fns: pb.fns, named: pb.named, guarantee: guarantee, reserve: reserve,
 		margin: margin, fr: fr, rank: make([]int32, len(pb.fns)), misfits: len(misfits),
 	}
-	why.fr.admitted, why.fr.events = nil, nil // not needed to explain; let them go
+	why.fr.admitted, why.fr.events, why.fr.late = nil, nil, nil // not needed to explain; let them go
 	for k, i := range misfits {
 		why.rank[i] = int32(k + 1)
+	}
+	for i, late := range fr.late {
+		if late {
+			why.rank[i] = -1
+		}
 	}
 	// Misfits are visited in name order, not rank order, so that their
 	// rows are read in the order they lie in memory; each goes to its
@@ -106,35 +112,40 @@ func (pb *problem) build(margin float64, guarantee, reserve []float64, fr fillRe
 	return plan
 }
 
-// rankMisfits returns the non-critical functions the fill did not admit,
-// ranked: the one that would join last (highest join level) first, as it
-// is the furthest from fitting locally; ties keep name order.
-//
-// They are the admissions the fill did not carry out, which it holds
-// sorted by join level and, at one level, in name order: reversing that
-// order and then each run of equal levels gives the ranking without
-// another sort.
+// limit is a critical function's limit on resource j: its guarantee g
+// plus the reserve; on a resource of Options.Units, the reserve in whole
+// steps, and no more than g if the sum is below the unit's minimum, so
+// that the device accepts the limit too.
+func (pb *problem) limit(g, reserve float64, j int) float64 {
+	if st := pb.unitStep[j]; st > 0 {
+		reserve = roundDown(reserve, st)
+	}
+	l := g + reserve
+	if l < pb.umin[j] {
+		return g // g is 0 here: a non-zero guarantee is at least the minimum
+	}
+	return l
+}
+
+// rankMisfits returns the non-critical functions neither pass admitted,
+// ranked: the one that would join the fill last (highest join level)
+// first, as it is the furthest from fitting locally; at one level the
+// larger demand (canonical order, reversed) first; demands that differ
+// only in name in name order.
 func (pb *problem) rankMisfits(fr fillResult) []int {
-	rest := fr.events[fr.next:]
-	order := make([]event, 0, len(rest))
-	for _, e := range rest {
-		if e.admit() {
-			order = append(order, e)
+	var misfits []int
+	for i, f := range pb.fns {
+		if !f.critical && !fr.admitted[i] {
+			misfits = append(misfits, i)
 		}
 	}
-	slices.Reverse(order)
-	for lo := 0; lo < len(order); {
-		hi := lo + 1
-		for hi < len(order) && order[hi].at == order[lo].at {
-			hi++
+	level := func(i int) float64 { return pb.fns[i].tau / pb.fns[i].weight }
+	slices.SortFunc(misfits, func(a, b int) int {
+		if c := cmp.Compare(level(b), level(a)); c != 0 {
+			return c
 		}
-		slices.Reverse(order[lo:hi])
-		lo = hi
-	}
-	misfits := make([]int, len(order))
-	for k, e := range order {
-		misfits[k] = e.fn()
-	}
+		return cmp.Or(pb.compareDemand(b, a), cmp.Compare(a, b))
+	})
 	return misfits
 }
 
@@ -168,7 +179,7 @@ type explainer struct {
 	margin    float64
 	fr        fillResult // level, bottleneck and blocked only
 	// rank is, per function, its 1-based rank among the misfits, 0 for a
-	// function with an allocation.
+	// function with an allocation, -1 for one the second pass admitted.
 	rank    []int32
 	misfits int
 }
@@ -191,6 +202,8 @@ func (e *explainer) explain(function string) string {
 		w.str(" of ")
 		w.int(e.misfits)
 		w.str(" to migrate or degrade")
+	case e.rank[i] < 0:
+		w.late(f, e.fr)
 	case f.critical:
 		w.critical(e.margin, e.guarantee[i*R:(i+1)*R], e.reserve, e.named[i*R:(i+1)*R])
 	default:
@@ -252,7 +265,7 @@ func (w *writer) vector(row, add []float64, named []bool) {
 // reasonLen is about the length of a misfit's reason, less the name of
 // the bottleneck resource: a little above, so that the reasons of a plan
 // seldom outgrow the buffer sized for them.
-const reasonLen = 104
+const reasonLen = 190
 
 func (w *writer) bottleneckLen(fr fillResult) int {
 	if fr.bottleneck < 0 {
@@ -307,14 +320,29 @@ func (w *writer) misfit(f fn, i int, fr fillResult) {
 	if i == fr.blocked {
 		w.str("; not enough ")
 		w.bottleneck(fr)
-		w.str(" left when the fair fill reached it")
+		w.str(" left when the fair fill reached it, nor after it")
 		return
 	}
 	w.str("; the fair fill stopped at ")
 	w.percent(share(f.weight, fr.level))
 	w.str(" (")
 	w.bottleneck(fr)
-	w.str(")")
+	w.str(") before it joined, and what the fill left has not enough ")
+	w.str(string(w.res[fr.short[i]]))
+	w.str(" for its minimum")
+}
+
+// late explains a function the second pass admitted.
+func (w *writer) late(f fn, fr fillResult) {
+	w.str("non-critical, weight ")
+	w.num(f.weight)
+	w.str(": given its minimum (")
+	w.percent(f.tau)
+	w.str(" of its forecast peak), which fits in what the fair fill left; the fill stopped at ")
+	w.percent(share(f.weight, fr.level))
+	w.str(" (")
+	w.bottleneck(fr)
+	w.str(") before it joined")
 }
 
 // appendQuantity appends q in the unit of r, as hal.FormatQuantity formats

@@ -43,7 +43,7 @@ func ExamplePlanner_Plan() {
 	// metrics  guarantee cpu=2 cores memory=1GiB        limit cpu=2 cores memory=1GiB
 	// router   guarantee cpu=2.2 cores memory=2.2GiB    limit cpu=4 cores memory=14.33GiB
 	// reserve cpu=1.8 cores memory=12.13GiB
-	// batch does not fit: non-critical, weight 1: needs at least 66.7% of its forecast peak; not enough cpu left when the fair fill reached it
+	// batch does not fit: non-critical, weight 1: needs at least 66.7% of its forecast peak; not enough cpu left when the fair fill reached it, nor after it
 	// logs: non-critical, weight 1: fair share 66.7% of its forecast peak (needs 25%); the fill stopped at cpu
 }
 
@@ -82,5 +82,5 @@ func ExamplePlan_String() {
 	// logs      cpu=0.75 cores  cpu=0.75 cores
 	// router    cpu=2 cores     cpu=3.25 cores
 	// reserve: cpu=1.25 cores
-	// does not fit (1): batch, needs cpu=3 cores: non-critical, weight 1: needs at least 75% of its forecast peak; not enough cpu left when the fair fill reached it
+	// does not fit (1): batch, needs cpu=3 cores: non-critical, weight 1: needs at least 75% of its forecast peak; not enough cpu left when the fair fill reached it, nor after it
 }

@@ -29,6 +29,12 @@ type fillResult struct {
 	// have joined.
 	events []event
 	next   int
+	// late marks, per function, the non-critical functions the fill did
+	// not admit that the second pass did (see fits): they hold their
+	// minimum. short is, for each function neither pass admitted, the
+	// index of the resource its minimum lacked in the second pass.
+	late  []bool
+	short []int32
 }
 
 // event is a point where the fill's consumption changes slope: a function
@@ -37,7 +43,8 @@ type fillResult struct {
 type event struct {
 	at float64 // fill level
 	// order is 2*function for an admission, 2*function+1 for a
-	// saturation: at one level, functions go in name order and a
+	// saturation. At one level, events go in the canonical order of their
+	// functions (see problem.compare), never in name order, and a
 	// function's admission comes before its saturation.
 	order int
 }
@@ -68,14 +75,17 @@ func fill(pb *problem, avail []float64, s *scratch) fillResult {
 			events = append(events, event{at: 1 / f.weight, order: 2*i + 1})
 		}
 	}
-	// Events were appended in order (function, admission before
-	// saturation), which is the tie-break wanted at one level, so a
-	// stable sort by level finishes the job. A saturation is continuous,
-	// so where it falls among admissions of the same level does not
-	// change what fits.
+	// A stable sort by level, then each run of equal levels put in the
+	// canonical order of its functions: which of several functions that
+	// join at one level is tried first must not depend on their names.
+	// (A saturation is continuous, so where it falls among admissions of
+	// the same level does not change what fits; it is ordered all the
+	// same, so that the sums below add up in an order names do not
+	// change.)
 	s.events = events
 	s.buf = resize(s.buf, len(events))
 	events = sortByLevel(events, s.buf)
+	pb.orderTies(events)
 	res.events = events
 
 	// Consumption at level L is base + L*slope, per resource.
@@ -212,4 +222,182 @@ func sortByLevel(events, buf []event) []event {
 		src, buf = dst, src
 	}
 	return src
+}
+
+// orderTies sorts each run of events of equal level (events are sorted by
+// level) so that names play no part: the run's admissions first, smallest
+// function first (compare), then its saturations, ordered by a hash of
+// the function's demand (compareDemand on a collision). Where a
+// saturation falls among admissions of its level does not change what
+// fits; it is ordered all the same, so that the fill's sums add up in an
+// order that renaming cannot change. (The hash is cheaper than compare,
+// and saturations often tie by the thousand: every function that reaches
+// its peak at level 1/w.)
+func (pb *problem) orderTies(events []event) {
+	for lo := 0; lo < len(events); {
+		hi := lo + 1
+		for hi < len(events) && events[hi].at == events[lo].at {
+			hi++
+		}
+		if hi-lo > 1 {
+			pb.orderRun(events[lo:hi])
+		}
+		lo = hi
+	}
+}
+
+// orderRun orders one run of events of equal level (see orderTies).
+func (pb *problem) orderRun(run []event) {
+	type keyed struct {
+		key uint64
+		e   event
+	}
+	var admits []event
+	var sats []keyed
+	for _, e := range run {
+		if e.admit() {
+			admits = append(admits, e)
+		} else {
+			sats = append(sats, keyed{pb.demandHash(e.fn()), e})
+		}
+	}
+	slices.SortFunc(admits, func(a, b event) int { return pb.compare(a.fn(), b.fn()) })
+	slices.SortFunc(sats, func(a, b keyed) int {
+		if a.key != b.key {
+			return cmp.Compare(a.key, b.key)
+		}
+		return pb.compare(a.e.fn(), b.e.fn())
+	})
+	n := copy(run, admits)
+	for k, s := range sats {
+		run[n+k] = s.e
+	}
+}
+
+// demandHash is an FNV-1a hash of what compareDemand compares: equal
+// demands hash equal, and names play no part.
+func (pb *problem) demandHash(i int) uint64 {
+	h := uint64(14695981039346656037)
+	mix := func(x uint64) {
+		for range 8 {
+			h ^= x & 0xff
+			h *= 1099511628211
+			x >>= 8
+		}
+	}
+	for _, q := range pb.row(pb.min, i) {
+		mix(math.Float64bits(q))
+	}
+	for _, q := range pb.row(pb.peak, i) {
+		mix(math.Float64bits(q))
+	}
+	mix(math.Float64bits(pb.fns[i].weight))
+	R := len(pb.res)
+	for _, n := range pb.named[i*R : (i+1)*R] {
+		if n {
+			mix(1)
+		} else {
+			mix(0)
+		}
+	}
+	return h
+}
+
+// compare is the canonical order of functions, which decides between
+// functions that join the fill at the same level and, after the size, the
+// order of the second pass. It compares, resource by resource in resource
+// name order, the minimum rows, then the peak rows, then the weight, then
+// which resources the demands name: smaller first. Only functions equal
+// in all of these, whose demands are the same, are left in name order
+// (the order of their indices), which is the only thing that tells them
+// apart.
+func (pb *problem) compare(a, b int) int {
+	return cmp.Or(pb.compareDemand(a, b), cmp.Compare(a, b))
+}
+
+// compareDemand is compare without the last tie-break: 0 for functions
+// whose demands are the same but for the name.
+func (pb *problem) compareDemand(a, b int) int {
+	if c := slices.Compare(pb.row(pb.min, a), pb.row(pb.min, b)); c != 0 {
+		return c
+	}
+	if c := slices.Compare(pb.row(pb.peak, a), pb.row(pb.peak, b)); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(pb.fns[a].weight, pb.fns[b].weight); c != 0 {
+		return c
+	}
+	R := len(pb.res)
+	na, nb := pb.named[a*R:(a+1)*R], pb.named[b*R:(b+1)*R]
+	for j := range na {
+		if na[j] != nb[j] {
+			if !na[j] {
+				return -1
+			}
+			return 1
+		}
+	}
+	return 0
+}
+
+// fits is the second pass: after the fill stopped, every non-critical
+// function it did not admit is tried again, smallest first (the largest
+// fraction of the capacity its minimum takes on any resource, then the
+// canonical order), and admitted with exactly its minimum if that fits in
+// what is still free: avail less every guarantee given so far (free, which
+// it updates). guarantee holds the fill's guarantees, rounded; the
+// admitted functions' rows are set to their minimum. It marks them
+// admitted and late, and records in short, for each function left out,
+// the resource it lacked.
+func (pb *problem) fits(fr *fillResult, free, guarantee []float64) {
+	var rest []int
+	for i, f := range pb.fns {
+		if !f.critical && !fr.admitted[i] {
+			rest = append(rest, i)
+		}
+	}
+	fr.late = make([]bool, len(pb.fns))
+	fr.short = make([]int32, len(pb.fns))
+	if len(rest) == 0 {
+		return
+	}
+	size := make([]float64, len(pb.fns))
+	for _, i := range rest {
+		s := 0.0
+		for j, q := range pb.row(pb.min, i) {
+			switch {
+			case q == 0:
+			case pb.capacity[j] == 0:
+				s = math.Inf(1)
+			default:
+				s = math.Max(s, q/pb.capacity[j])
+			}
+		}
+		size[i] = s
+	}
+	slices.SortFunc(rest, func(a, b int) int {
+		if c := cmp.Compare(size[a], size[b]); c != 0 {
+			return c
+		}
+		return pb.compare(a, b)
+	})
+	for _, i := range rest {
+		m := pb.row(pb.min, i)
+		over := -1
+		for j, q := range m {
+			if q > 0 && q > free[j] {
+				over = j
+				break
+			}
+		}
+		if over >= 0 {
+			fr.short[i] = int32(over)
+			continue
+		}
+		for j, q := range m {
+			free[j] -= q
+		}
+		copy(pb.row(guarantee, i), m)
+		fr.admitted[i], fr.late[i] = true, true
+	}
 }

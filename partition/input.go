@@ -19,6 +19,8 @@ type problem struct {
 	index    map[hal.Resource]int
 	capacity []float64
 	gran     []float64 // per resource; 0 = continuous
+	umin     []float64 // per resource, the least non-zero guarantee; 0 = none
+	unitStep []float64 // per resource, the step of Options.Units; 0 = none
 
 	fns []fn
 	// flat rows, len(fns)*R each
@@ -53,10 +55,14 @@ func (p *Planner) prepare(capacity hal.Vector, demands []Demand, s *scratch) (*p
 	R := len(pb.res)
 	pb.capacity = make([]float64, R)
 	pb.gran = make([]float64, R)
+	pb.umin = make([]float64, R)
+	pb.unitStep = make([]float64, R)
 	for i, r := range pb.res {
 		pb.index[r] = i
 		pb.capacity[i] = capacity[r]
 		pb.gran[i] = p.granularity[r]
+		pb.umin[i] = p.unitMin[r]
+		pb.unitStep[i] = p.units[r].Step
 	}
 
 	s.order = resize(s.order, len(demands))
@@ -133,6 +139,10 @@ func (pb *problem) loadDemand(demands []Demand, order []int, k, R int) error {
 	}
 	tau := 0.0
 	for j := range R {
+		if !d.Critical && min[j] > 0 && min[j] < pb.umin[j] {
+			min[j] = pb.umin[j] // a device hands out no less
+			peak[j] = math.Max(peak[j], min[j])
+		}
 		if g := pb.gran[j]; g > 0 {
 			if !d.Critical { // critical guarantees round after the margin
 				peak[j] = roundUp(peak[j], g)

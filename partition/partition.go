@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math"
+	"slices"
 	"strings"
 	"sync"
 
@@ -72,7 +74,10 @@ type Plan struct {
 	// Function. Guarantee is the share reserved for the function; Limit is
 	// what it may burst to: a critical function's Limit is its Guarantee
 	// plus the whole Reserve, a non-critical function's Limit equals its
-	// Guarantee. An allocation names the resources its demand names.
+	// Guarantee. An allocation names the resources its demand names. On a
+	// resource of [Options.Units], a critical function's Limit adds the
+	// Reserve in whole steps (nothing, if the sum would be below the
+	// unit's Min), so that a device enforcing its units accepts it.
 	Allocations []hal.Allocation
 	// Reserve is kept free for bursts and lent to critical functions as
 	// burstable Limit headroom. It holds the configured reserve fraction of
@@ -145,10 +150,14 @@ type ShortfallError struct {
 	// Functions are the critical functions that demand a short resource,
 	// sorted.
 	Functions []string
-	// Need is what all critical functions together need, margin included.
+	// Need is what all critical functions together need, margin included,
+	// each guarantee rounded up to its resource's unit.
 	Need hal.Vector
 	// Capacity is the capacity the plan was asked to fit in.
 	Capacity hal.Vector
+
+	// steps holds the step of each short resource planned in whole units.
+	steps hal.Vector
 }
 
 // Error names each short resource and by how much it is short.
@@ -161,6 +170,9 @@ func (e *ShortfallError) Error() string {
 		}
 		fmt.Fprintf(&b, "%s by %s (need %s, capacity %s)", r,
 			hal.FormatQuantity(r, e.Shortfall[r]), hal.FormatQuantity(r, e.Need[r]), hal.FormatQuantity(r, e.Capacity[r]))
+		if st := e.steps[r]; st > 0 {
+			fmt.Fprintf(&b, " [%s is handed out in whole steps of %v: each critical guarantee was rounded up]", r, st)
+		}
 	}
 	if len(e.Functions) > 0 {
 		fmt.Fprintf(&b, "; critical functions involved: %s", strings.Join(e.Functions, ", "))
@@ -207,6 +219,15 @@ type Options struct {
 	// Critical guarantees are rounded up, non-critical ones down. A
 	// resource absent from Granularity is continuous.
 	Granularity hal.Vector
+	// Units gives, per resource, how a device hands it out; for a driver
+	// that implements [hal.Units], hal.UnitsOf(device). Guarantees of that
+	// resource are whole multiples of Step and, when not zero, at least
+	// Min. Critical guarantees round up (never below the demand plus the
+	// margin; a [*ShortfallError] if that does not fit), non-critical ones
+	// round down and to zero below Min, a non-critical function's minimum
+	// rounds up, so it is never given less than it asked for. A resource
+	// in both Units and Granularity must have the same step in both.
+	Units map[hal.Resource]Unit
 	// Logger receives a debug line per plan. nil discards.
 	Logger *slog.Logger
 	// Workers bounds how many goroutines one Plan call uses to load
@@ -217,6 +238,11 @@ type Options struct {
 	Workers int
 }
 
+// Unit is how a device hands out one resource: whole multiples of Step,
+// never a non-zero amount below Min. It is [hal.Unit], so a driver's
+// units ([hal.UnitsOf]) go into [Options.Units] as they are.
+type Unit = hal.Unit
+
 // Planner is the priority planner: critical functions first, then a
 // weighted fair fill of what remains among non-critical functions (see
 // the package documentation). Its zero value is not usable; call [New].
@@ -226,6 +252,8 @@ type Planner struct {
 	margin      float64
 	reserve     float64
 	granularity hal.Vector
+	unitMin     hal.Vector // Units' minimums, rounded up to the step
+	units       map[hal.Resource]Unit
 	log         *slog.Logger
 	workers     int // Options.Workers
 	// scratch pools *scratch buffers between Plan calls.
@@ -271,6 +299,26 @@ func New(opts Options) (*Planner, error) {
 		}
 	}
 	p.granularity = opts.Granularity.Clone()
+	if p.granularity == nil {
+		p.granularity = hal.Vector{}
+	}
+	p.unitMin = hal.Vector{}
+	p.units = maps.Clone(opts.Units)
+	for _, r := range slices.Sorted(maps.Keys(opts.Units)) {
+		u := opts.Units[r]
+		if err := u.Validate(); err != nil {
+			return nil, fmt.Errorf("%w: Options.Units resource %q: %w", ErrInvalidInput, r, err)
+		}
+		if g, ok := opts.Granularity[r]; ok && u.Step != 0 && g != u.Step {
+			return nil, fmt.Errorf("%w: Options.Units resource %q: Step %v differs from Options.Granularity %v", ErrInvalidInput, r, u.Step, g)
+		}
+		if u.Step > 0 {
+			p.granularity[r] = u.Step
+		}
+		if u.Min > 0 {
+			p.unitMin[r] = roundUp(u.Min, p.granularity[r])
+		}
+	}
 	if p.log == nil {
 		p.log = slog.New(slog.DiscardHandler)
 	}

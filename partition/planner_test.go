@@ -308,3 +308,98 @@ func TestLogsThroughTheCallersLogger(t *testing.T) {
 	assert.Contains(t, buf.String(), "partition: planned")
 	assert.Contains(t, buf.String(), "functions=2 allocations=1 does_not_fit=1")
 }
+
+// TestSmallFunctionIsNotPushedOutByALargerOne is the case of issue 20: a
+// function that fits in what is left gets its share whatever its name,
+// and a large function that does not fit does not take it out with it.
+func TestSmallFunctionIsNotPushedOutByALargerOne(t *testing.T) {
+	p := mustNew(t, partition.Options{}) // 10% margin, 10% reserve
+	capacity := hal.Vector{hal.CPU: 4}
+	for _, name := range []string{"stats", "astats", "zstats"} {
+		t.Run(name, func(t *testing.T) {
+			plan, err := p.Plan(context.Background(), capacity, []partition.Demand{
+				{Function: "forward", Critical: true, Expected: hal.Vector{hal.CPU: 1}, Peak: hal.Vector{hal.CPU: 1}},
+				{Function: name, Expected: hal.Vector{hal.CPU: 0.5}, Peak: hal.Vector{hal.CPU: 0.5}},
+				{Function: "reports", Expected: hal.Vector{hal.CPU: 10}, Peak: hal.Vector{hal.CPU: 10}},
+			})
+			require.NoError(t, err)
+			// 4 cores less the 0.4 reserve less forward's 1.1 leave 2.5:
+			// the 0.5 fits, the 10 does not.
+			approx(t, hal.Vector{hal.CPU: 0.5}, allocation(t, plan, name).Guarantee, name)
+			require.Len(t, plan.DoesNotFit, 1)
+			assert.Equal(t, "reports", plan.DoesNotFit[0].Function)
+			approx(t, hal.Vector{hal.CPU: 4 - 1.1 - 0.5}, plan.Reserve, "what nobody was guaranteed")
+		})
+	}
+}
+
+// TestSecondPassFitsWhatTheFillLeft: the fill stops when one function's
+// minimum does not fit; a function that would join later but fits in
+// what is left still gets its minimum, on resources the stop did not use
+// up.
+func TestSecondPassFitsWhatTheFillLeft(t *testing.T) {
+	p := mustNew(t, partition.Options{Reserve: partition.NoReserve})
+	plan, err := p.Plan(context.Background(), hal.Vector{"fpga.qslot": 8, "fpga.flow": 4096}, []partition.Demand{
+		// big joins at level 1 and needs 20 slots: the fill stops there.
+		{Function: "big", Expected: hal.Vector{"fpga.qslot": 20, "fpga.flow": 100}, Peak: hal.Vector{"fpga.qslot": 20, "fpga.flow": 100}},
+		// small would join at level 2 (weight 0.5), after the stop.
+		{Function: "small", Expected: hal.Vector{"fpga.qslot": 1, "fpga.flow": 100}, Peak: hal.Vector{"fpga.qslot": 1, "fpga.flow": 100}, Weight: 0.5},
+	})
+	require.NoError(t, err)
+	approx(t, hal.Vector{"fpga.qslot": 1, "fpga.flow": 100}, allocation(t, plan, "small").Guarantee, "small")
+	assert.Contains(t, plan.Explain("small"), "given its minimum")
+	require.Len(t, plan.DoesNotFit, 1)
+	assert.Equal(t, "big", plan.DoesNotFit[0].Function)
+	assert.Contains(t, plan.DoesNotFit[0].Reason, "not enough fpga.qslot")
+}
+
+// TestUnits is the whole-unit card of issue 20: a forecast of 2.2008
+// queue slots is planned in whole slots, flow entries in blocks of 64 of
+// at least 128, never below the demand of a critical function.
+func TestUnits(t *testing.T) {
+	p := mustNew(t, partition.Options{Units: map[hal.Resource]partition.Unit{
+		"fpga.qslot": {Step: 1},
+		"fpga.flow":  {Step: 64, Min: 100}, // Min rounds up to 128
+	}})
+	capacity := hal.Vector{"fpga.qslot": 8, "fpga.flow": 4096}
+	plan, err := p.Plan(context.Background(), capacity, []partition.Demand{
+		{Function: "forward", Critical: true, Peak: hal.Vector{"fpga.qslot": 2.2008, "fpga.flow": 10}},
+		{Function: "stats", Expected: hal.Vector{"fpga.qslot": 1, "fpga.flow": 100}, Peak: hal.Vector{"fpga.qslot": 1.5, "fpga.flow": 700}},
+		{Function: "reports", Expected: hal.Vector{"fpga.qslot": 1, "fpga.flow": 0}, Peak: hal.Vector{"fpga.qslot": 4, "fpga.flow": 0}},
+	})
+	require.NoError(t, err)
+	approx(t, hal.Vector{"fpga.qslot": 3, "fpga.flow": 128}, allocation(t, plan, "forward").Guarantee, "critical: 2.42 slots and 11 entries round up, the entries to the minimum")
+	for _, a := range plan.Allocations {
+		for r, q := range a.Guarantee {
+			step := map[hal.Resource]float64{"fpga.qslot": 1, "fpga.flow": 64}[r]
+			assert.InDeltaf(t, 0, math.Remainder(q, step), 1e-9, "%s %s=%v is not a whole number of steps", a.Function, r, q)
+			if r == "fpga.flow" && q != 0 {
+				assert.GreaterOrEqualf(t, q, 128.0, "%s gets fewer flow entries than the card hands out", a.Function)
+			}
+		}
+	}
+	stats := allocation(t, plan, "stats").Guarantee
+	assert.GreaterOrEqual(t, stats["fpga.flow"], 128.0, "stats's minimum of 100 entries becomes 128")
+	assert.GreaterOrEqual(t, stats["fpga.qslot"], 1.0)
+
+	// A critical demand that fits only unrounded is refused, and the
+	// error says why.
+	_, err = p.Plan(context.Background(), hal.Vector{"fpga.qslot": 2.5, "fpga.flow": 4096}, []partition.Demand{
+		{Function: "forward", Critical: true, Peak: hal.Vector{"fpga.qslot": 2.2}},
+	})
+	var short *partition.ShortfallError
+	require.ErrorAs(t, err, &short)
+	assert.Contains(t, err.Error(), "fpga.qslot is handed out in whole steps of 1")
+}
+
+func TestUnitsValidated(t *testing.T) {
+	for name, opts := range map[string]partition.Options{
+		"negative step": {Units: map[hal.Resource]partition.Unit{"fpga.qslot": {Step: -1}}},
+		"NaN min":       {Units: map[hal.Resource]partition.Unit{"fpga.qslot": {Min: math.NaN()}}},
+		"two steps":     {Units: map[hal.Resource]partition.Unit{"fpga.qslot": {Step: 2}}, Granularity: hal.Vector{"fpga.qslot": 1}},
+	} {
+		_, err := partition.New(opts)
+		require.ErrorIsf(t, err, partition.ErrInvalidInput, "%s", name)
+		assert.Containsf(t, err.Error(), `"fpga.qslot"`, "%s: the error names the resource", name)
+	}
+}

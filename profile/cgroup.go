@@ -10,10 +10,12 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-multierror"
 	"github.com/updraft-dev/updraft/hal"
+	"github.com/updraft-dev/updraft/internal/cgroupfs"
 )
 
 // MemoryPeak is the highest memory use, in bytes, the kernel has recorded
@@ -28,7 +30,7 @@ type CgroupVersion int
 
 // Cgroup layouts.
 const (
-	CgroupDetect CgroupVersion = iota // v2 if Root holds cgroup.controllers, else v1
+	CgroupDetect CgroupVersion = iota // as internal/cgroupfs.Detect: v2 if Root holds cgroup.controllers, v1 if it holds a v1 hierarchy
 	CgroupV1                          // one hierarchy per controller: Root/cpuacct, Root/memory, Root/blkio (+ Root/unified for PSI)
 	CgroupV2                          // the unified hierarchy at Root
 )
@@ -90,6 +92,7 @@ type CgroupOptions struct {
 type CgroupCollector struct {
 	root    string
 	version CgroupVersion
+	layout  cgroupfs.Layout
 	clock   func() time.Time
 	targets []CgroupTarget
 
@@ -127,14 +130,19 @@ func NewCgroupCollector(opts CgroupOptions) (*CgroupCollector, error) {
 	}
 	switch c.version {
 	case CgroupDetect:
+		l, err := cgroupfs.Detect(c.root)
+		if err != nil {
+			return nil, fmt.Errorf("profile: %w", err)
+		}
 		c.version = CgroupV1
-		if _, err := os.Stat(filepath.Join(c.root, "cgroup.controllers")); err == nil {
+		if l.V2 {
 			c.version = CgroupV2
 		}
 	case CgroupV1, CgroupV2:
 	default:
 		return nil, fmt.Errorf("profile: cgroup version %d is not CgroupDetect, CgroupV1 or CgroupV2", int(c.version))
 	}
+	c.layout = cgroupfs.Layout{Root: c.root, V2: c.version == CgroupV2}
 	for i, t := range opts.Targets {
 		if t.Function == "" {
 			return nil, fmt.Errorf("profile: cgroup target #%d (%q) has no function name", i, t.Path)
@@ -239,150 +247,63 @@ func (c *CgroupCollector) Collect(ctx context.Context) ([]Sample, error) {
 }
 
 // read takes one reading of t, putting memory levels straight into usage.
+// A file the system does not have (a controller not mounted, an old
+// kernel) is left out; a cgroup with no directory left is errCgroupGone.
 func (c *CgroupCollector) read(t CgroupTarget, now time.Time, usage hal.Vector) (cgroupReading, error) {
-	if c.version == CgroupV2 {
-		return c.readV2(t, now, usage)
-	}
-	return c.readV1(t, now, usage)
-}
-
-func (c *CgroupCollector) readV2(t CgroupTarget, now time.Time, usage hal.Vector) (cgroupReading, error) {
-	dir := filepath.Join(c.root, t.Path)
-	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
-		return cgroupReading{}, errCgroupGone
-	}
-	r := cgroupReading{at: now}
-	var errs *multierror.Error
-	if data, name, ok, err := readOptional(dir, "cpu.stat"); err != nil {
-		errs = multierror.Append(errs, err)
-	} else if ok {
-		usec, found, err := parseFlatKeyed(name, data, "usage_usec")
-		if err != nil {
-			errs = multierror.Append(errs, err)
-		} else if found {
-			r.cpuNanos, r.hasCPU = usec*1000, true
+	l := c.layout
+	rel := func(h string) string {
+		if l.V2 {
+			return t.Path
 		}
+		return t.v1Path(h)
 	}
-	readLevel(dir, "memory.current", hal.Memory, usage, &errs)
-	readLevel(dir, "memory.peak", MemoryPeak, usage, &errs)
-	if data, name, ok, err := readOptional(dir, "io.stat"); err != nil {
-		errs = multierror.Append(errs, err)
-	} else if ok {
-		if n, err := parseIOStatV2(name, data); err != nil {
-			errs = multierror.Append(errs, err)
-		} else {
-			r.ioBytes, r.hasIO = n, true
-		}
-	}
-	r.pressure = readPressure(dir, &errs)
-	return r, errs.ErrorOrNil()
-}
-
-func (c *CgroupCollector) readV1(t CgroupTarget, now time.Time, usage hal.Vector) (cgroupReading, error) {
-	r := cgroupReading{at: now}
-	var errs *multierror.Error
 	present := false
-	cpuDir := filepath.Join(c.root, "cpuacct", t.v1Path("cpuacct"))
-	if _, err := os.Stat(cpuDir); err == nil {
-		present = true
-		if data, name, ok, err := readOptional(cpuDir, "cpuacct.usage"); err != nil {
-			errs = multierror.Append(errs, err)
-		} else if ok {
-			if n, err := parseSingleValue(name, data); err != nil {
-				errs = multierror.Append(errs, err)
-			} else {
-				r.cpuNanos, r.hasCPU = n, true
-			}
-		}
-	}
-	memDir := filepath.Join(c.root, "memory", t.v1Path("memory"))
-	if _, err := os.Stat(memDir); err == nil {
-		present = true
-		readLevel(memDir, "memory.usage_in_bytes", hal.Memory, usage, &errs)
-		readLevel(memDir, "memory.max_usage_in_bytes", MemoryPeak, usage, &errs)
-	}
-	blkDir := filepath.Join(c.root, "blkio", t.v1Path("blkio"))
-	if _, err := os.Stat(blkDir); err == nil {
-		present = true
-		if data, name, ok, err := readOptional(blkDir, "blkio.throttle.io_service_bytes"); err != nil {
-			errs = multierror.Append(errs, err)
-		} else if ok {
-			if n, err := parseBlkioV1(name, data); err != nil {
-				errs = multierror.Append(errs, err)
-			} else {
-				r.ioBytes, r.hasIO = n, true
-			}
+	for _, h := range []string{cgroupfs.CPUAcct, cgroupfs.Memory, cgroupfs.Blkio} {
+		if _, err := os.Stat(l.Dir(h, rel(h))); err == nil {
+			present = true
 		}
 	}
 	if !present {
 		return cgroupReading{}, errCgroupGone
 	}
-	// A hybrid system keeps per-cgroup PSI in the unified hierarchy.
-	r.pressure = readPressure(filepath.Join(c.root, "unified", t.v1Path("unified")), &errs)
+	r := cgroupReading{at: now}
+	var errs *multierror.Error
+	keep := func(err error) bool { // false for an absent file, which is no error
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = multierror.Append(errs, err)
+		}
+		return err == nil
+	}
+	if cpu, err := l.CPUUsage(rel(cgroupfs.CPUAcct)); keep(err) {
+		r.cpuNanos, r.hasCPU = uint64(cpu), true
+	}
+	if n, err := l.MemoryUsage(rel(cgroupfs.Memory)); keep(err) {
+		usage[hal.Memory] = float64(n)
+	}
+	if n, err := l.MemoryPeak(rel(cgroupfs.Memory)); keep(err) {
+		usage[MemoryPeak] = float64(n)
+	}
+	if n, err := l.IOBytes(rel(cgroupfs.Blkio)); keep(err) {
+		r.ioBytes, r.hasIO = n, true
+	}
+	r.pressure = readPressure(l.PressureDir(rel(cgroupfs.Unified)), &errs)
 	return r, errs.ErrorOrNil()
-}
-
-// readOptional reads dir/file; a missing file (a controller the system
-// does not have) is not an error: ok is false.
-func readOptional(dir, file string) (data []byte, name string, ok bool, err error) {
-	name = filepath.Join(dir, file)
-	data, err = os.ReadFile(name)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return nil, name, false, nil
-	case err != nil:
-		return nil, name, false, err
-	}
-	return data, name, true, nil
-}
-
-func readLevel(dir, file string, res hal.Resource, usage hal.Vector, errs **multierror.Error) {
-	data, name, ok, err := readOptional(dir, file)
-	if err != nil {
-		*errs = multierror.Append(*errs, err)
-		return
-	}
-	if !ok {
-		return
-	}
-	n, err := parseSingleValue(name, data)
-	if err != nil {
-		*errs = multierror.Append(*errs, err)
-		return
-	}
-	usage[res] = float64(n)
 }
 
 func readPressure(dir string, errs **multierror.Error) map[hal.Resource]uint64 {
 	out := map[hal.Resource]uint64{}
-	for _, res := range []string{"cpu", "memory", "io"} {
-		data, name, ok, err := readOptional(dir, res+".pressure")
+	for _, res := range cgroupfs.Resources {
+		p, err := cgroupfs.CgroupPressure(dir, res)
 		if err != nil {
-			if !errors.Is(err, fs.ErrPermission) && !isNotSupported(err) {
+			if !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, fs.ErrPermission) && !errors.Is(err, syscall.EOPNOTSUPP) {
 				*errs = multierror.Append(*errs, err)
 			}
 			continue
 		}
-		if !ok {
-			continue
-		}
-		p, err := parsePSI(name, data)
-		if err != nil {
-			*errs = multierror.Append(*errs, err)
-			continue
-		}
-		if p.hasSome {
-			out[hal.Resource("pressure."+res)] = p.some
-		}
-		if p.hasFull && res != "cpu" {
-			out[hal.Resource("pressure."+res+".full")] = p.full
+		out[hal.Resource("pressure."+res)] = p.Some.Total
+		if p.Full != nil && res != "cpu" {
+			out[hal.Resource("pressure."+res+".full")] = p.Full.Total
 		}
 	}
 	return out
-}
-
-// isNotSupported reports the EOPNOTSUPP some kernels return when reading a
-// pressure file with PSI disabled.
-func isNotSupported(err error) bool {
-	return strings.Contains(err.Error(), "not supported")
 }

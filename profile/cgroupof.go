@@ -79,3 +79,10 @@ func parseProcCgroup(name string, data []byte) (map[string]string, error) {
 	}
 	return out, nil
 }
+
+func truncateText(s string) string {
+	if len(s) > 40 {
+		return s[:40] + "..."
+	}
+	return s
+}

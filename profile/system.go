@@ -11,6 +11,7 @@ import (
 	"github.com/hashicorp/go-multierror"
 	"github.com/prometheus/procfs"
 	"github.com/updraft-dev/updraft/hal"
+	"github.com/updraft-dev/updraft/internal/cgroupfs"
 )
 
 // Pressure resources report the share of wall time (0..1) during which
@@ -109,18 +110,16 @@ func (c *SystemCollector) Collect(ctx context.Context) ([]Sample, error) {
 		errs = multierror.Append(errs, fmt.Errorf("profile: %s/meminfo: no MemTotal or MemAvailable line", c.root))
 	}
 	if cur != nil {
-		for _, res := range []string{"cpu", "memory", "io"} {
-			ps, err := c.fs.PSIStatsForResource(res)
+		for _, res := range cgroupfs.Resources {
+			ps, err := cgroupfs.SystemPressure(c.root, res)
 			if errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) {
 				continue // no PSI on this kernel
 			}
 			if err != nil {
-				errs = multierror.Append(errs, fmt.Errorf("profile: %s/pressure/%s: %w", c.root, res, err))
+				errs = multierror.Append(errs, fmt.Errorf("profile: %s: %w", c.root, err))
 				continue
 			}
-			if ps.Some != nil {
-				cur.pressure[hal.Resource("pressure."+res)] = ps.Some.Total
-			}
+			cur.pressure[hal.Resource("pressure."+res)] = ps.Some.Total
 			if ps.Full != nil && res != "cpu" {
 				cur.pressure[hal.Resource("pressure."+res+".full")] = ps.Full.Total
 			}

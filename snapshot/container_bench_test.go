@@ -68,25 +68,6 @@ func (b *rwShardedMap) Store(k, v uint64) {
 	s.mu.Unlock()
 }
 
-// clone copies every shard under all the shard locks (a consistent cut):
-// the fair baseline of a capture, encoded outside the locks afterwards.
-func (b *rwShardedMap) clone() []map[uint64]uint64 {
-	for i := range b.shards {
-		b.shards[i].mu.Lock()
-	}
-	out := make([]map[uint64]uint64, len(b.shards))
-	for i := range b.shards {
-		out[i] = make(map[uint64]uint64, len(b.shards[i].m))
-		for k, v := range b.shards[i].m {
-			out[i][k] = v
-		}
-	}
-	for i := range b.shards {
-		b.shards[i].mu.Unlock()
-	}
-	return out
-}
-
 // hotContainer is the hot path the benchmark drives.
 type hotContainer interface {
 	Load(k uint64) (uint64, bool)

@@ -18,8 +18,9 @@
 //     long while it is written; its hot path is several times slower
 //     (writes tens of times). Both maps write the same format.
 //   - The [Engine] (from [New]) is the [Snapshotter]: Snapshot takes the cut
-//     and writes it, Restore verifies a snapshot fully before any source
-//     sees a byte.
+//     and writes it, Restore verifies a snapshot fully before any source's
+//     visible state changes ([Stager]s decode unverified bytes aside while
+//     it verifies, and commit only after).
 //   - A [Store] keeps snapshots: [FileStore] (the default: temp file, fsync,
 //     rename, directory fsync, checksum, retention), [MemStore] (tests and
 //     examples), and snapshot/etcdstore (a highly available etcd cluster).
@@ -84,8 +85,8 @@
 //	...
 //	err = eng.Restore(ctx, m) // after a failed update
 //
-// Throughput, pause and failures are exported through [Metrics], which the
-// host creates with [NewMetrics], registers, and passes in [Options.Metrics].
+// Throughput, pause and failures are exported through [Engine.Collector],
+// which the host registers.
 // Compression costs CPU: on a host short of it, [CompressionNone] trades
 // bytes stored for speed; for a remote or metered store, [CompressionZstd]
 // trades CPU for bytes. Restore reads any codec whatever the engine's

@@ -50,9 +50,6 @@ type Options struct {
 	Clock func() time.Time
 	// Logger receives progress and clean-up notices. nil discards them.
 	Logger *slog.Logger
-	// Metrics, when set, are updated by every Snapshot and Restore; the
-	// host registers them ([NewMetrics]). nil records nothing.
-	Metrics *Metrics
 	// Pause, when set, is called first when a cut starts and its resume
 	// function last when it ends: a host-wide pause (for example, stop the
 	// packet workers) around the sources' own [Pauser]s. It may be nil.
@@ -181,6 +178,7 @@ func newCompressor(opts Options, workers int) (*compressor, error) {
 // Engine is safe for concurrent use (two cuts over the same [Pauser]s wait
 // for each other's pause).
 type Engine struct {
+	metrics *metrics
 	store   Store
 	names   []string // sorted source names
 	sources map[string]Source
@@ -256,7 +254,7 @@ func New(store Store, sources map[string]Source, opts Options) (*Engine, error) 
 	for k, v := range sources {
 		srcs[k] = v
 	}
-	e := &Engine{store: store, names: names, sources: srcs, opts: opts, log: loggerOrDiscard(opts.Logger), comp: comp, workers: workers}
+	e := &Engine{metrics: newMetrics("updraft"), store: store, names: names, sources: srcs, opts: opts, log: loggerOrDiscard(opts.Logger), comp: comp, workers: workers}
 	switch {
 	case opts.RestoreMemory == 0:
 		e.restoreMemory = DefaultRestoreMemory
@@ -285,7 +283,7 @@ func (e *Engine) Store() Store { return e.store }
 // earlier snapshots are never touched.
 func (e *Engine) Snapshot(ctx context.Context) (m Manifest, err error) {
 	start := time.Now()
-	defer func() { e.opts.Metrics.observe("snapshot", start, m.RawBytes(), err) }()
+	defer func() { e.metrics.observe("snapshot", start, m.RawBytes(), err) }()
 	return e.snapshot(ctx)
 }
 
@@ -298,9 +296,7 @@ func (e *Engine) snapshot(ctx context.Context) (Manifest, error) {
 	if err != nil {
 		return Manifest{}, err
 	}
-	if e.opts.Metrics != nil {
-		e.opts.Metrics.Pause.Observe(pause.Seconds())
-	}
+	e.metrics.Pause.Observe(pause.Seconds())
 	defer closeViews(views)
 	m := Manifest{
 		ID:            newID(created),

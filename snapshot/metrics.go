@@ -6,10 +6,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Metrics are the Prometheus collectors an [Engine] updates when
-// [Options.Metrics] is set. The library never registers them: the host does,
-// with prometheus.MustRegister(m.Collectors()...) or its own registry.
-type Metrics struct {
+// metrics are the Prometheus collectors an [Engine] updates, exposed as one
+// collector by [Engine.Collector]. The library never registers them: the
+// host does, with its registry.
+type metrics struct {
 	// Pause observes each cut's pause, in seconds.
 	Pause prometheus.Histogram
 	// Duration observes whole snapshots and restores, in seconds, by op
@@ -21,10 +21,10 @@ type Metrics struct {
 	Failures *prometheus.CounterVec
 }
 
-// NewMetrics returns unregistered collectors named
-// <namespace>_snapshot_<metric>. namespace may be empty.
-func NewMetrics(namespace string) *Metrics {
-	return &Metrics{
+// newMetrics returns unregistered collectors named
+// <namespace>_snapshot_<metric>.
+func newMetrics(namespace string) *metrics {
+	return &metrics{
 		Pause: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: namespace, Subsystem: "snapshot", Name: "pause_seconds",
 			Help:    "How long a snapshot cut paused the sources.",
@@ -46,13 +46,29 @@ func NewMetrics(namespace string) *Metrics {
 	}
 }
 
-// Collectors returns every collector, for registration.
-func (m *Metrics) Collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.Pause, m.Duration, m.Bytes, m.Failures}
+// Describe implements prometheus.Collector.
+func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
+	m.Pause.Describe(ch)
+	m.Duration.Describe(ch)
+	m.Bytes.Describe(ch)
+	m.Failures.Describe(ch)
 }
 
+// Collect implements prometheus.Collector.
+func (m *metrics) Collect(ch chan<- prometheus.Metric) {
+	m.Pause.Collect(ch)
+	m.Duration.Collect(ch)
+	m.Bytes.Collect(ch)
+	m.Failures.Collect(ch)
+}
+
+// Collector returns the engine's metrics (updraft_snapshot_pause_seconds,
+// _duration_seconds, _bytes_total and _failures_total) as one
+// collector for the host to register.
+func (e *Engine) Collector() prometheus.Collector { return e.metrics }
+
 // observe records one operation; m may be nil.
-func (m *Metrics) observe(op string, start time.Time, rawBytes int64, err error) {
+func (m *metrics) observe(op string, start time.Time, rawBytes int64, err error) {
 	if m == nil {
 		return
 	}

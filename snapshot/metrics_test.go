@@ -13,15 +13,11 @@ import (
 func TestMetricsAreRecorded(t *testing.T) {
 	ctx := context.Background()
 	reg := prometheus.NewPedanticRegistry()
-	metrics := NewMetrics("test")
-	require.NoError(t, reg.Register(metrics.Pause))
-	for _, c := range metrics.Collectors()[1:] {
-		require.NoError(t, reg.Register(c))
-	}
 	src := &faultySource{data: []byte("0123456789")}
 	store := NewMemStore()
-	e, err := New(store, map[string]Source{"s": src}, Options{Metrics: metrics})
+	e, err := New(store, map[string]Source{"s": src}, Options{})
 	require.NoError(t, err)
+	require.NoError(t, reg.Register(e.Collector()))
 	m, err := e.Snapshot(ctx)
 	require.NoError(t, err)
 	require.NoError(t, e.Restore(ctx, m))
@@ -30,11 +26,11 @@ func TestMetricsAreRecorded(t *testing.T) {
 	require.Error(t, err)
 
 	got := gathered(t, reg)
-	require.Equal(t, 10.0, got["test_snapshot_bytes_total{op=snapshot}"])
-	require.Equal(t, 10.0, got["test_snapshot_bytes_total{op=restore}"])
-	require.Equal(t, 1.0, got["test_snapshot_failures_total{op=snapshot}"])
-	require.Equal(t, 1.0, got["test_snapshot_pause_seconds"], "one cut observed")
-	require.Equal(t, 1.0, got["test_snapshot_duration_seconds{op=restore}"])
+	require.Equal(t, 10.0, got["updraft_snapshot_bytes_total{op=snapshot}"])
+	require.Equal(t, 10.0, got["updraft_snapshot_bytes_total{op=restore}"])
+	require.Equal(t, 1.0, got["updraft_snapshot_failures_total{op=snapshot}"])
+	require.Equal(t, 1.0, got["updraft_snapshot_pause_seconds"], "one cut observed")
+	require.Equal(t, 1.0, got["updraft_snapshot_duration_seconds{op=restore}"])
 }
 
 // gathered flattens a registry into "name{label=value}" -> value (the

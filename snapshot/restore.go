@@ -200,7 +200,7 @@ func (e *Engine) Restore(ctx context.Context, m Manifest, sources ...string) (er
 	}
 	start := time.Now()
 	var restored int64
-	defer func() { e.opts.Metrics.observe("restore", start, restored, err) }()
+	defer func() { e.metrics.observe("restore", start, restored, err) }()
 	var spool *rawSpool
 	// m's sizes, when the caller has them, are only a hint: a snapshot
 	// they say is too large is not spooled only to be dropped half way.

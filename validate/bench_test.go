@@ -3,6 +3,7 @@ package validate_test
 import (
 	"context"
 	"fmt"
+	"github.com/updraft-dev/updraft/validate/internal/stats"
 	"io"
 	"math/rand/v2"
 	"net/http"
@@ -31,7 +32,7 @@ func BenchmarkVerdict(b *testing.B) {
 	b.Run("naive-p99", func(b *testing.B) {
 		baseP99 := make([]float64, checks)
 		for i := range checks {
-			baseP99[i] = validate.Quantile(sorted(base[i]), 0.99)
+			baseP99[i] = stats.Quantile(sorted(base[i]), 0.99)
 		}
 		b.ReportAllocs()
 		for b.Loop() {
@@ -39,7 +40,7 @@ func BenchmarkVerdict(b *testing.B) {
 			for i := range checks {
 				s := slices.Clone(now[i])
 				slices.Sort(s)
-				if validate.Quantile(s, 0.99) > 1.2*baseP99[i] {
+				if stats.Quantile(s, 0.99) > 1.2*baseP99[i] {
 					regressed++
 				}
 			}
@@ -95,7 +96,7 @@ func BenchmarkMannWhitney(b *testing.B) {
 	})
 	b.Run("mann-whitney", func(b *testing.B) {
 		for b.Loop() {
-			if _, err := validate.MannWhitney(x, y, validate.Greater); err != nil {
+			if _, err := stats.MannWhitney(x, y, stats.Greater); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -2,6 +2,7 @@ package validate_test
 
 import (
 	"context"
+	"github.com/updraft-dev/updraft/validate/internal/stats"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -141,7 +142,7 @@ func TestUpdateValidatedOnLoopback(t *testing.T) {
 			}
 			require.NoError(t, suite.RecordBaseline(ctx))
 			if c.doubled {
-				median := validate.Quantile(sorted(baseline), 0.5)
+				median := stats.Quantile(sorted(baseline), 0.5)
 				c.to.delay += time.Duration(median * float64(time.Millisecond))
 			}
 			up := &hostUpdate{svc: svc, to: &c.to}

@@ -2,6 +2,7 @@ package validate_test
 
 import (
 	"encoding/binary"
+	"github.com/updraft-dev/updraft/validate/internal/stats"
 	"math"
 	"testing"
 
@@ -75,7 +76,7 @@ func FuzzFisherExact(f *testing.F) {
 		if t1 > limit || t2 > limit || t1 < -limit || t2 < -limit {
 			return // keep each run fast
 		}
-		p, err := validate.FisherExact(e1, t1, e2, t2)
+		p, err := stats.FisherExact(e1, t1, e2, t2)
 		if e1 < 0 || e2 < 0 || e1 > t1 || e2 > t2 {
 			if err == nil {
 				t.Fatalf("impossible counts %d/%d %d/%d accepted", e1, t1, e2, t2)
@@ -89,7 +90,7 @@ func FuzzFisherExact(f *testing.F) {
 			t.Fatalf("p = %v", p)
 		}
 		if e2 < t2 {
-			q, err := validate.FisherExact(e1, t1, e2+1, t2)
+			q, err := stats.FisherExact(e1, t1, e2+1, t2)
 			if err != nil {
 				t.Fatal(err)
 			}

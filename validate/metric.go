@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/updraft-dev/updraft/validate/internal/stats"
 	"math"
 	"slices"
 	"sync"
@@ -183,7 +184,7 @@ func (m *MetricComparison) SetBaseline(samples []float64) error {
 	if err := checkFinite(samples); err != nil {
 		return fmt.Errorf("validate: metric %q: baseline: %w", m.name, err)
 	}
-	sorted := sortedCopy(samples)
+	sorted := stats.SortedCopy(samples)
 	m.mu.Lock()
 	m.recorded, m.baseline = true, sorted
 	m.mu.Unlock()
@@ -240,9 +241,9 @@ func (m *MetricComparison) Judge(base, now []float64) Result {
 		return res
 	}
 	if !slices.IsSorted(base) {
-		base = sortedCopy(base)
+		base = stats.SortedCopy(base)
 	}
-	now = sortedCopy(now)
+	now = stats.SortedCopy(now)
 	if len(base) < m.opts.MinSamples || len(now) < m.opts.MinSamples {
 		res.Verdict, res.Score = Marginal, 0.5
 		res.Err = fmt.Errorf("%w: metric %q has %d baseline and %d new samples, needs %d each",
@@ -251,11 +252,11 @@ func (m *MetricComparison) Judge(base, now []float64) Result {
 		return res
 	}
 	alpha := 1 - m.opts.Confidence
-	alt := map[Direction]Alternative{LowerIsBetter: Greater, HigherIsBetter: Less, EitherIsWorse: TwoSided}[m.opts.Direction]
-	mw := mannWhitneySorted(now, base, alt)
+	alt := map[Direction]stats.Alternative{LowerIsBetter: stats.Greater, HigherIsBetter: stats.Less, EitherIsWorse: stats.TwoSided}[m.opts.Direction]
+	mw := stats.MannWhitneySorted(now, base, alt)
 	significant := mw.PValue < alpha
 
-	baseMed, nowMed := Quantile(base, 0.5), Quantile(now, 0.5)
+	baseMed, nowMed := stats.Quantile(base, 0.5), stats.Quantile(now, 0.5)
 	if baseMed == 0 && nowMed == 0 { // sparse counts: the mean says more
 		baseMed, nowMed = mean(base), mean(now)
 	}
@@ -294,10 +295,10 @@ func (m *MetricComparison) Judge(base, now []float64) Result {
 
 // judgeBound checks one quantile bound; r is regression / limit.
 func (m *MetricComparison) judgeBound(b QuantileBound, base, now []float64) (line string, violated bool, r float64) {
-	bq, nq := Quantile(base, b.Quantile), Quantile(now, b.Quantile)
+	bq, nq := stats.Quantile(base, b.Quantile), stats.Quantile(now, b.Quantile)
 	reg := m.regression(bq, nq)
-	blo, bhi := QuantileInterval(base, b.Quantile, m.opts.Confidence)
-	nlo, nhi := QuantileInterval(now, b.Quantile, m.opts.Confidence)
+	blo, bhi := stats.QuantileInterval(base, b.Quantile, m.opts.Confidence)
+	nlo, nhi := stats.QuantileInterval(now, b.Quantile, m.opts.Confidence)
 	var separated bool
 	switch m.opts.Direction {
 	case LowerIsBetter:

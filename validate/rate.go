@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/updraft-dev/updraft/validate/internal/stats"
 	"math"
 	"sync"
 )
@@ -181,7 +182,7 @@ func (c *RateComparison) Judge(baseEvents, baseTotal, nowEvents, nowTotal int64)
 	nowRate := float64(nowEvents) / float64(nowTotal)
 	allowed := max(c.opts.AbsoluteTolerance, c.opts.RelativeTolerance*baseRate)
 	rise := nowRate - baseRate
-	p, _ := FisherExact(baseEvents, baseTotal, nowEvents, nowTotal) // counts checked above
+	p, _ := stats.FisherExact(baseEvents, baseTotal, nowEvents, nowTotal) // counts checked above
 	alpha := 1 - c.opts.Confidence
 	significant := p < alpha
 	res.Evidence = append(res.Evidence,

@@ -5,14 +5,16 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"github.com/updraft-dev/updraft/internal/cgroupfs"
 )
 
 // Cgroup v1 controllers the driver writes to. cpuacct is read for usage.
 const (
-	ctrlCPU     = "cpu"
-	ctrlCPUAcct = "cpuacct"
-	ctrlMemory  = "memory"
-	ctrlCPUSet  = "cpuset"
+	ctrlCPU     = cgroupfs.CPU
+	ctrlCPUAcct = cgroupfs.CPUAcct
+	ctrlMemory  = cgroupfs.Memory
+	ctrlCPUSet  = cgroupfs.CPUSet
 )
 
 // layout is where the cgroup hierarchies of one machine live.
@@ -21,21 +23,26 @@ type layout struct {
 	v2   bool // one unified hierarchy at root; else v1, one per controller
 }
 
-// detectLayout decides between a cgroup v2 unified hierarchy (root has
-// cgroup.controllers) and v1 hierarchies (root/cpu and root/memory exist).
-// On the v1 "hybrid" layout the unified hierarchy at root/unified carries
-// no controllers and is ignored.
+// detectLayout detects the layout with internal/cgroupfs.Detect (v2 when
+// root has cgroup.controllers; on the v1 "hybrid" layout the unified
+// hierarchy at root/unified carries no controllers and is used only for
+// PSI) and, on v1, requires the cpu and memory hierarchies the driver
+// writes to.
 func detectLayout(root string) (layout, error) {
-	if _, err := os.Stat(filepath.Join(root, "cgroup.controllers")); err == nil {
-		return layout{root: root, v2: true}, nil
+	l, err := cgroupfs.Detect(root)
+	if err != nil {
+		return layout{}, fmt.Errorf("linux: %w", err)
 	}
 	for _, c := range []string{ctrlCPU, ctrlMemory} {
-		if _, err := os.Stat(filepath.Join(root, c)); err != nil {
-			return layout{}, fmt.Errorf("linux: %s is neither a cgroup v2 hierarchy (no cgroup.controllers) nor holds cgroup v1 hierarchies (%s: %w)", root, c, err)
+		if !l.Has(c) {
+			return layout{}, fmt.Errorf("linux: %s holds cgroup v1 hierarchies but not %s: %w", root, c, cgroupfs.ErrNoCgroups)
 		}
 	}
-	return layout{root: root}, nil
+	return layout{root: root, v2: l.V2}, nil
 }
+
+// fs returns l as internal/cgroupfs reads it.
+func (l layout) fs() cgroupfs.Layout { return cgroupfs.Layout{Root: l.root, V2: l.v2} }
 
 // dir returns the directory of cgroup rel in controller's hierarchy; on v2
 // the controller is ignored.

@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/opencontainers/cgroups/fscommon"
 	"github.com/prometheus/procfs"
 
 	"github.com/updraft-dev/updraft/hal"
@@ -62,32 +61,20 @@ func (d *Device) sample(b Binding) (usageSample, error) {
 	return d.sampleTasks(b.PIDs)
 }
 
-// sampleCgroup reads a cgroup's CPU time and memory usage.
+// sampleCgroup reads a cgroup's CPU time and memory usage through
+// internal/cgroupfs.
 func (d *Device) sampleCgroup(rel string) (usageSample, error) {
 	s := usageSample{at: time.Now()}
-	if d.layout.v2 {
-		dir := d.layout.dir("", rel)
-		usec, err := fscommon.GetValueByKey(dir, "cpu.stat", "usage_usec")
-		if err != nil {
-			return s, err
-		}
-		mem, err := fscommon.GetCgroupParamUint(dir, "memory.current")
-		if err != nil {
-			return s, err
-		}
-		s.cpuSeconds, s.memoryBytes = float64(usec)/1e6, float64(mem)
-		return s, nil
-	}
-	acct := d.layout.dir(ctrlCPUAcct, rel)
-	ns, err := fscommon.GetCgroupParamUint(acct, "cpuacct.usage")
+	l := d.layout.fs()
+	cpu, err := l.CPUUsage(rel)
 	if err != nil {
 		return s, err
 	}
-	mem, err := fscommon.GetCgroupParamUint(d.layout.dir(ctrlMemory, rel), "memory.usage_in_bytes")
+	mem, err := l.MemoryUsage(rel)
 	if err != nil {
 		return s, err
 	}
-	s.cpuSeconds, s.memoryBytes = float64(ns)/1e9, float64(mem)
+	s.cpuSeconds, s.memoryBytes = cpu.Seconds(), float64(mem)
 	return s, nil
 }
 

@@ -82,21 +82,32 @@ func (s *Store) Lock(ctx context.Context, name, holder string) (func(context.Con
 	if err := recordArgs(ctx, "lock", name); err != nil {
 		return nil, err
 	}
-	sess, err := concurrency.NewSession(s.cli, concurrency.WithTTL(int(s.ttl.Seconds())), concurrency.WithContext(context.WithoutCancel(ctx)))
-	if err != nil {
-		return nil, fmt.Errorf("etcdstore: lock %q: session: %w", name, err)
-	}
-	m := concurrency.NewMutex(sess, s.lockKey(name))
-	if err := m.TryLock(ctx); err != nil {
-		_ = sess.Close()
-		if errors.Is(err, concurrency.ErrLocked) {
-			who := "an unnamed holder"
-			if resp, gerr := s.cli.Get(ctx, s.holderKey(name)); gerr == nil && len(resp.Kvs) > 0 {
-				who = fmt.Sprintf("%q", resp.Kvs[0].Value)
-			}
-			return nil, fmt.Errorf("%w: %q is held by %s", snapshot.ErrLocked, name, who)
+	var sess *concurrency.Session
+	var m *concurrency.Mutex
+	// Two attempts: a holder whose name is already gone (its lease just
+	// expired, or it is unlocking) leaves the lock free a moment later.
+	for attempt := 0; ; attempt++ {
+		var err error
+		sess, err = concurrency.NewSession(s.cli, concurrency.WithTTL(int(s.ttl.Seconds())), concurrency.WithContext(context.WithoutCancel(ctx)))
+		if err != nil {
+			return nil, fmt.Errorf("etcdstore: lock %q: session: %w", name, err)
 		}
-		return nil, fmt.Errorf("etcdstore: lock %q: %w", name, err)
+		m = concurrency.NewMutex(sess, s.lockKey(name))
+		err = m.TryLock(ctx)
+		if err == nil {
+			break
+		}
+		_ = sess.Close()
+		if !errors.Is(err, concurrency.ErrLocked) {
+			return nil, fmt.Errorf("etcdstore: lock %q: %w", name, err)
+		}
+		resp, gerr := s.cli.Get(ctx, s.holderKey(name))
+		if gerr == nil && len(resp.Kvs) > 0 {
+			return nil, fmt.Errorf("%w: %q is held by %q", snapshot.ErrLocked, name, resp.Kvs[0].Value)
+		}
+		if attempt == 1 {
+			return nil, fmt.Errorf("%w: %q is held by a holder that has not named itself yet", snapshot.ErrLocked, name)
+		}
 	}
 	if _, err := s.cli.Put(ctx, s.holderKey(name), holder, clientv3.WithLease(sess.Lease())); err != nil {
 		_ = m.Unlock(context.WithoutCancel(ctx))

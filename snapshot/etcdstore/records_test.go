@@ -2,6 +2,7 @@ package etcdstore
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -74,7 +75,11 @@ func TestRecordsAndLocks(t *testing.T) {
 				break
 			}
 			require.ErrorIs(t, err, snapshot.ErrLocked)
-			require.Contains(t, err.Error(), "machine-d", "only the dead holder has it")
+			// Only the dead holder has it (its name may expire a moment
+			// before its lock does).
+			if !strings.Contains(err.Error(), "machine-d") {
+				require.Contains(t, err.Error(), "not named itself")
+			}
 			require.True(t, time.Now().Before(deadline), "the dead holder's lease never expired")
 			time.Sleep(100 * time.Millisecond)
 		}

@@ -1,4 +1,4 @@
-package validate
+package stats
 
 import (
 	"math"
@@ -134,7 +134,7 @@ func TestMannWhitneyNormalCloseToExact(t *testing.T) {
 		if got := bruteU(x, y); got != float64(u) {
 			t.Fatalf("construction: U = %v, want %d", got, u)
 		}
-		xs, ys := sortedCopy(x), sortedCopy(y)
+		xs, ys := SortedCopy(x), SortedCopy(y)
 		sumX, tie := rankSum(xs, ys)
 		if tie != 0 {
 			t.Fatalf("unexpected ties")
@@ -292,7 +292,7 @@ func TestQuantileIntervalCoverage(t *testing.T) {
 		for i := range s {
 			s[i] = rng.Float64()
 		}
-		sorted := sortedCopy(s)
+		sorted := SortedCopy(s)
 		lo, hi := QuantileInterval(sorted, 0.9, 0.95)
 		if lo > hi {
 			t.Fatalf("interval [%v, %v] inverted", lo, hi)

@@ -1,4 +1,9 @@
-package validate
+// Package stats holds the statistical tests validate's comparisons use:
+// the Mann-Whitney U test (MannWhitney), Fisher's exact test (FisherExact)
+// and sample quantiles with distribution-free confidence intervals
+// (Quantile, QuantileInterval). It is internal: nothing outside validate
+// uses it, and its API may change with validate's needs.
+package stats
 
 import (
 	"fmt"
@@ -61,16 +66,16 @@ type MannWhitneyResult struct {
 // correction, as R's wilcox.test computes it.
 func MannWhitney(x, y []float64, alt Alternative) (MannWhitneyResult, error) {
 	if err := checkSample("x", x); err != nil {
-		return MannWhitneyResult{}, fmt.Errorf("validate: MannWhitney: %w", err)
+		return MannWhitneyResult{}, fmt.Errorf("stats: MannWhitney: %w", err)
 	}
 	if err := checkSample("y", y); err != nil {
-		return MannWhitneyResult{}, fmt.Errorf("validate: MannWhitney: %w", err)
+		return MannWhitneyResult{}, fmt.Errorf("stats: MannWhitney: %w", err)
 	}
 	if alt < TwoSided || alt > Less {
-		return MannWhitneyResult{}, fmt.Errorf("validate: MannWhitney: undefined alternative %d", int(alt))
+		return MannWhitneyResult{}, fmt.Errorf("stats: MannWhitney: undefined alternative %d", int(alt))
 	}
-	xs, ys := sortedCopy(x), sortedCopy(y)
-	return mannWhitneySorted(xs, ys, alt), nil
+	xs, ys := SortedCopy(x), SortedCopy(y)
+	return MannWhitneySorted(xs, ys, alt), nil
 }
 
 // checkSample rejects empty samples and non-finite values, naming the index.
@@ -86,14 +91,15 @@ func checkSample(name string, s []float64) error {
 	return nil
 }
 
-func sortedCopy(s []float64) []float64 {
+// SortedCopy returns a sorted copy of s.
+func SortedCopy(s []float64) []float64 {
 	c := slices.Clone(s)
 	slices.Sort(c)
 	return c
 }
 
-// mannWhitneySorted runs the test on sorted, finite, non-empty samples.
-func mannWhitneySorted(xs, ys []float64, alt Alternative) MannWhitneyResult {
+// MannWhitneySorted runs the test on sorted, finite, non-empty samples.
+func MannWhitneySorted(xs, ys []float64, alt Alternative) MannWhitneyResult {
 	n1, n2 := float64(len(xs)), float64(len(ys))
 	rankSumX, tieTerm := rankSum(xs, ys)
 	u := rankSumX - n1*(n1+1)/2
@@ -233,11 +239,11 @@ func uDistribution(n1, n2 int) []float64 {
 func FisherExact(events1, total1, events2, total2 int64) (float64, error) {
 	switch {
 	case events1 < 0 || events2 < 0 || total1 < 0 || total2 < 0:
-		return 0, fmt.Errorf("validate: FisherExact: negative count (%d/%d, %d/%d)", events1, total1, events2, total2)
+		return 0, fmt.Errorf("stats: FisherExact: negative count (%d/%d, %d/%d)", events1, total1, events2, total2)
 	case events1 > total1:
-		return 0, fmt.Errorf("validate: FisherExact: first group has %d events in %d trials", events1, total1)
+		return 0, fmt.Errorf("stats: FisherExact: first group has %d events in %d trials", events1, total1)
 	case events2 > total2:
-		return 0, fmt.Errorf("validate: FisherExact: second group has %d events in %d trials", events2, total2)
+		return 0, fmt.Errorf("stats: FisherExact: second group has %d events in %d trials", events2, total2)
 	}
 	n := total1 + total2
 	k := events1 + events2 // events in all

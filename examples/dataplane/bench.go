@@ -1,0 +1,489 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// The headline benchmark: steady load of both request classes over real
+// sockets, from clients that reuse their sessions, while one update runs,
+// three ways on the same program and load.
+const (
+	criticalClients    = 8
+	sessionsPerClient  = 4
+	noncriticalClients = 2
+	warmup             = 1500 * time.Millisecond
+	after              = 1500 * time.Millisecond
+)
+
+// proc is a server process of the benchmark, and the lines it prints.
+type proc struct {
+	cmd   *exec.Cmd
+	lines chan map[string]string
+}
+
+func startProc(c config, role string, env ...string) (*proc, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(exe, "-addr", c.addr, "-admin", c.admin, "-dir", c.dir, "-region", c.region)
+	cmd.Env = append(os.Environ(), append([]string{roleEnv + "=" + role, versionEnv + "=1"}, env...)...)
+	cmd.Stderr = io.Discard
+	if os.Getenv("DATAPLANE_DEBUG") != "" {
+		cmd.Stderr = os.Stderr
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	p := &proc{cmd: cmd, lines: make(chan map[string]string, 16)}
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			words := strings.Fields(sc.Text())
+			if len(words) == 0 {
+				continue
+			}
+			m := map[string]string{"event": words[0]}
+			for _, w := range words[1:] {
+				k, v, _ := strings.Cut(w, "=")
+				m[k] = v
+			}
+			p.lines <- m
+		}
+		close(p.lines)
+	}()
+	return p, nil
+}
+
+// both waits for a line announcing each of two events, in either order,
+// and returns the first's.
+func (p *proc) both(first, second string, timeout time.Duration) (map[string]string, error) {
+	deadline := time.Now().Add(timeout)
+	var got map[string]string
+	seen := map[string]bool{}
+	for !seen[first] || !seen[second] {
+		m, err := p.nextAny(time.Until(deadline))
+		if err != nil {
+			return nil, fmt.Errorf("waiting for %q and %q: %w", first, second, err)
+		}
+		seen[m["event"]] = true
+		if m["event"] == first {
+			got = m
+		}
+	}
+	return got, nil
+}
+
+func (p *proc) nextAny(timeout time.Duration) (map[string]string, error) {
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case m, ok := <-p.lines:
+		if !ok {
+			return nil, errors.New("the process ended")
+		}
+		return m, nil
+	case <-t.C:
+		return nil, fmt.Errorf("nothing within %v", timeout)
+	}
+}
+
+// next waits for the next line announcing event.
+func (p *proc) next(event string, timeout time.Duration) (map[string]string, error) {
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	for {
+		select {
+		case m, ok := <-p.lines:
+			if !ok {
+				return nil, fmt.Errorf("the process ended before %q", event)
+			}
+			if m["event"] == event {
+				return m, nil
+			}
+		case <-t.C:
+			return nil, fmt.Errorf("no %q within %v", event, timeout)
+		}
+	}
+}
+
+// sample is one request: when it started and ended, and whether it got
+// the answer it should.
+type sample struct {
+	start, end time.Time
+	ok         bool
+	critical   bool
+}
+
+// load drives the data plane until stop closes.
+type load struct {
+	addr    string
+	mu      sync.Mutex
+	samples []sample
+	acked   map[string]int64 // session → last value the data plane answered
+	extra   map[string]bool  // sessions with a request whose answer was lost
+	wg      sync.WaitGroup
+	stop    chan struct{}
+}
+
+func newLoad(addr string) *load {
+	return &load{addr: addr, acked: map[string]int64{}, extra: map[string]bool{}, stop: make(chan struct{})}
+}
+
+func (l *load) record(s sample) {
+	l.mu.Lock()
+	l.samples = append(l.samples, s)
+	l.mu.Unlock()
+}
+
+func (l *load) run() {
+	for c := 0; c < criticalClients; c++ {
+		l.wg.Go(func() {
+			client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 2}}
+			for i := 0; ; i++ {
+				select {
+				case <-l.stop:
+					return
+				default:
+				}
+				id := fmt.Sprintf("c%d-s%d", c, (i/2)%sessionsPerClient)
+				start := time.Now()
+				var s sample
+				if i%2 == 0 {
+					body, err := do(client, http.MethodPost, "http://"+l.addr+"/session/"+id)
+					n, perr := strconv.ParseInt(body, 10, 64)
+					s = sample{start, time.Now(), err == nil && perr == nil, true}
+					l.mu.Lock()
+					if s.ok {
+						l.acked[id] = n
+					} else {
+						l.extra[id] = true
+					}
+					l.mu.Unlock()
+				} else {
+					body, err := do(client, http.MethodGet, "http://"+l.addr+"/route?dst=10.1.2.3")
+					s = sample{start, time.Now(), err == nil && body == "eth1", true}
+				}
+				l.record(s)
+				if !s.ok {
+					time.Sleep(time.Millisecond) // a failing client retries at once, not in a tight loop
+				}
+			}
+		})
+	}
+	for c := 0; c < noncriticalClients; c++ {
+		l.wg.Go(func() {
+			client := &http.Client{Timeout: 5 * time.Second}
+			for i := 0; ; i++ {
+				select {
+				case <-l.stop:
+					return
+				default:
+				}
+				path := "/log"
+				if i%2 == 1 {
+					path = "/usage"
+				}
+				start := time.Now()
+				req, _ := http.NewRequest(http.MethodPost, "http://"+l.addr+path, strings.NewReader(fmt.Sprintf("client-%d", c)))
+				resp, err := client.Do(req)
+				ok := false
+				if err == nil {
+					_, _ = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					ok = resp.StatusCode < 300
+				}
+				l.record(sample{start, time.Now(), ok, false})
+				time.Sleep(2 * time.Millisecond)
+			}
+		})
+	}
+}
+
+func (l *load) halt() { close(l.stop); l.wg.Wait() }
+
+func do(client *http.Client, method, url string) (string, error) {
+	req, err := http.NewRequest(method, url, nil)
+	if err != nil {
+		return "", err
+	}
+	// Safe to retry on a connection the server closed while idle: a
+	// session bump is idempotent per key for this benchmark's accounting
+	// (an answer lost after the effect shows as a session ahead, never
+	// behind). Go's transport retries such requests only with this header.
+	if method == http.MethodPost {
+		req.Header.Set("Idempotency-Key", strconv.FormatInt(time.Now().UnixNano(), 36))
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return "", err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("%s", resp.Status)
+	}
+	return string(b), nil
+}
+
+// result is one way's figures.
+type result struct {
+	way                  string
+	sent, failed         int
+	gap                  time.Duration
+	p50Before, p99Before time.Duration
+	p50During, p99During time.Duration
+	kept, total          int
+	ncServed, ncDegraded int
+	gapAt                time.Duration // when the longest gap began, from the trigger
+	gapRun               time.Duration // the longest gap over the whole run
+	switchTook           time.Duration
+	note                 string
+}
+
+func (l *load) result(way string, trigger, switched time.Time, final string) result {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	r := result{way: way, switchTook: switched.Sub(trigger)}
+	var before, during []time.Duration
+	var okEnds []time.Time
+	for _, s := range l.samples {
+		if !s.critical {
+			if s.ok {
+				r.ncServed++
+			} else {
+				r.ncDegraded++
+			}
+			continue
+		}
+		r.sent++
+		if !s.ok {
+			r.failed++
+			continue
+		}
+		okEnds = append(okEnds, s.end)
+		switch {
+		case s.end.Before(trigger):
+			before = append(before, s.end.Sub(s.start))
+		case !s.start.After(switched.Add(200 * time.Millisecond)):
+			during = append(during, s.end.Sub(s.start))
+		}
+	}
+	slices.SortFunc(okEnds, func(a, b time.Time) int { return a.Compare(b) })
+	// The gap is the longest time without a successful critical response
+	// during the update: from the trigger to 100 ms after the switch
+	// completed. The longest over the whole run (machine noise included)
+	// is reported beside it.
+	until := switched.Add(100 * time.Millisecond)
+	for i := 1; i < len(okEnds); i++ {
+		d := okEnds[i].Sub(okEnds[i-1])
+		if d > r.gapRun {
+			r.gapRun = d
+		}
+		if d > r.gap && okEnds[i].After(trigger) && !okEnds[i-1].After(until) {
+			r.gap, r.gapAt = d, okEnds[i-1].Sub(trigger)
+		}
+	}
+	r.p50Before, r.p99Before = quantile(before, 0.5), quantile(before, 0.99)
+	r.p50During, r.p99During = quantile(during, 0.5), quantile(during, 0.99)
+	// A session survives when the data plane that serves after the update
+	// holds at least what it last acknowledged (an answer lost in flight
+	// may have counted one more).
+	client := &http.Client{Timeout: 5 * time.Second}
+	for id, want := range l.acked {
+		r.total++
+		body, err := do(client, http.MethodGet, "http://"+final+"/session/"+id)
+		got, perr := strconv.ParseInt(body, 10, 64)
+		if err == nil && perr == nil && got >= want {
+			r.kept++
+		}
+	}
+	return r
+}
+
+func quantile(d []time.Duration, q float64) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	slices.Sort(d)
+	return d[min(len(d)-1, int(q*float64(len(d))))]
+}
+
+// freeAddr returns a loopback address nobody listens on now.
+func freeAddr(ip string) (string, error) {
+	ln, err := net.Listen("tcp", ip+":0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+func runBench(ctx context.Context, c config, stdout io.Writer) error {
+	dir, err := os.MkdirTemp("", "dataplane-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	regionAddr, err := freeAddr("127.0.0.1")
+	if err != nil {
+		return err
+	}
+	region, err := startProc(config{addr: regionAddr, dir: dir}, roleRegion)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = region.cmd.Process.Kill(); _ = region.cmd.Wait() }()
+	if _, err := region.next("ready", 30*time.Second); err != nil {
+		return fmt.Errorf("region: %w", err)
+	}
+	fmt.Fprintf(stdout, "load: %d critical clients (%d sessions each, a session bump then a route lookup, over keep-alive connections), %d non-critical clients; %v before the update, %v after it\n",
+		criticalClients, sessionsPerClient, noncriticalClients, warmup, after)
+	var results []result
+	for _, way := range []string{roleUpdraft, roleRestart, roleTableflip} {
+		wc := config{dir: dir + "/" + way, region: "http://" + regionAddr + "/"}
+		if err := os.MkdirAll(wc.dir, 0o755); err != nil {
+			return err
+		}
+		if wc.addr, err = freeAddr("127.0.0.1"); err != nil {
+			return err
+		}
+		if wc.admin, err = freeAddr("127.0.0.1"); err != nil {
+			return err
+		}
+		r, err := benchOne(ctx, way, wc)
+		if err != nil {
+			return fmt.Errorf("%s: %w", way, err)
+		}
+		results = append(results, r)
+		fmt.Fprintf(stdout, "%-9s critical sent=%d failed=%d gap=%v (at %v; whole run %v) p50/p99 before=%v/%v during=%v/%v sessions=%d/%d | non-critical served=%d degraded-or-failed=%d | switch took %v%s\n",
+			r.way, r.sent, r.failed, r.gap.Round(10*time.Microsecond), r.gapAt.Round(time.Millisecond), r.gapRun.Round(10*time.Microsecond), r.p50Before.Round(time.Microsecond), r.p99Before.Round(time.Microsecond),
+			r.p50During.Round(time.Microsecond), r.p99During.Round(time.Microsecond), r.kept, r.total, r.ncServed, r.ncDegraded, r.switchTook.Round(time.Millisecond), r.note)
+	}
+	ms := func(d time.Duration) string {
+		return strconv.FormatFloat(float64(d)/float64(time.Millisecond), 'f', 2, 64)
+	}
+	u, rs, tf := results[0], results[1], results[2]
+	ratio := float64(rs.gap) / float64(max(u.gap, time.Microsecond))
+	fmt.Fprintf(stdout, "critical: updraft failed=%d gap=%sms sessions=%d/%d | restart failed=%d gap=%sms sessions=%d/%d | tableflip failed=%d gap=%sms sessions=%d/%d | ratio=%.1f\n",
+		u.failed, ms(u.gap), u.kept, u.total, rs.failed, ms(rs.gap), rs.kept, rs.total, tf.failed, ms(tf.gap), tf.kept, tf.total, ratio)
+	return nil
+}
+
+// benchOne starts the data plane the way names, loads it, runs one
+// update, and measures.
+func benchOne(ctx context.Context, way string, c config) (result, error) {
+	p, err := startProc(c, way)
+	if err != nil {
+		return result{}, err
+	}
+	procs := []*proc{p}
+	var successor int // the pid of the process that serves after the update, when another process started it
+	defer func() {
+		if successor > 0 {
+			_ = syscall.Kill(successor, syscall.SIGTERM)
+		}
+		for _, p := range procs {
+			_ = p.cmd.Process.Signal(syscall.SIGTERM)
+		}
+		for _, p := range procs {
+			done := make(chan struct{})
+			go func() { _ = p.cmd.Wait(); close(done) }()
+			select {
+			case <-done:
+			case <-time.After(10 * time.Second):
+				_ = p.cmd.Process.Kill()
+			}
+		}
+	}()
+	if _, err := p.next("ready", 30*time.Second); err != nil {
+		return result{}, err
+	}
+	l := newLoad(c.addr)
+	l.run()
+	time.Sleep(warmup)
+	trigger := time.Now()
+	var switched time.Time
+	note := ""
+	switch way {
+	case roleUpdraft:
+		resp, err := http.Post("http://"+c.admin+"/update", "", nil)
+		if err != nil {
+			l.halt()
+			return result{}, err
+		}
+		var rep struct{ Outcome, Err, Report string }
+		_ = json.NewDecoder(resp.Body).Decode(&rep)
+		resp.Body.Close()
+		for _, line := range strings.Split(rep.Report, "\n") {
+			if i := strings.Index(line, "switch pause"); i >= 0 {
+				note = "; " + line[i:]
+			}
+		}
+		if rep.Outcome != "committed" {
+			l.halt()
+			return result{}, fmt.Errorf("update %s: %s\n%s", rep.Outcome, rep.Err, rep.Report)
+		}
+		ready, err := p.both("ready", "exit", 30*time.Second) // the new process prints on the same pipe
+		if err != nil {
+			l.halt()
+			return result{}, err
+		}
+		successor, _ = strconv.Atoi(ready["pid"])
+		switched = time.Now()
+	case roleRestart:
+		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+		_ = p.cmd.Wait()
+		procs = nil
+		np, err := startProc(c, roleRestart, versionEnv+"=2")
+		if err != nil {
+			l.halt()
+			return result{}, err
+		}
+		procs = append(procs, np)
+		if _, err := np.next("ready", 30*time.Second); err != nil {
+			l.halt()
+			return result{}, err
+		}
+		switched = time.Now()
+	case roleTableflip:
+		_ = p.cmd.Process.Signal(syscall.SIGHUP)
+		// The new process, tableflip's child, prints on the same pipe;
+		// the old one may say it exits first.
+		ready, err := p.both("ready", "exit", 30*time.Second)
+		if err != nil {
+			l.halt()
+			return result{}, err
+		}
+		successor, _ = strconv.Atoi(ready["pid"])
+		switched = time.Now()
+	}
+	_ = ctx
+	time.Sleep(after)
+	l.halt()
+	r := l.result(way, trigger, switched, c.addr)
+	r.note = note
+	return r, nil
+}

@@ -1,0 +1,93 @@
+// Command dataplane is a small but real data plane wired to updraft as the
+// README tells a host: an HTTP router on loopback whose critical functions
+// (routing over a route table, a session table that clients depend on
+// across requests) keep their state in snapshot containers, and whose
+// non-critical ones (an access log, usage reporting) are throttled or
+// moved to another region during an update. It replaces its own binary
+// with updraft.SelfUpdate: POST /update on the admin port (or SIGHUP)
+// runs an update and answers with its report.
+//
+//	go run ./examples/dataplane                      # serve on 127.0.0.1:8080, admin on 127.0.0.1:8081
+//	curl -X POST 127.0.0.1:8080/session/alice        # a session's packet counter
+//	curl '127.0.0.1:8080/route?dst=10.1.2.3'         # the next hop
+//	curl -X POST 127.0.0.1:8081/update               # self-update; prints the report
+//	curl -X POST '127.0.0.1:8081/update?broken=1'    # a new version that fails validation: rolled back
+//	go run ./examples/dataplane -bench               # the headline benchmark (see BENCHMARKS.md)
+//
+// The device is hal/sim with its state in the data directory (a real host
+// passes hal/linux or its own driver). Usage reporting moves to the region
+// given by -region (run examples/region); without one it is throttled.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "dataplane:", err)
+		os.Exit(1)
+	}
+}
+
+// config is what the flags and the environment set.
+type config struct {
+	addr, admin, dir, region string
+	bench                    bool
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("dataplane", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var c config
+	fs.StringVar(&c.addr, "addr", "127.0.0.1:8080", "data-plane listen address")
+	fs.StringVar(&c.admin, "admin", "127.0.0.1:8081", "admin listen address (update, report, status, metrics)")
+	fs.StringVar(&c.dir, "dir", "", "directory for the snapshot store, journal, device state and leases (default: a new temporary one)")
+	fs.StringVar(&c.region, "region", "", "URL of a region serving \"count\" (examples/region); empty: usage is throttled, not moved")
+	fs.BoolVar(&c.bench, "bench", false, "run the headline benchmark: updraft's self-update against a plain restart and tableflip alone")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	switch role := os.Getenv(roleEnv); role {
+	case "", roleUpdraft:
+		if c.bench {
+			return runBench(ctx, c, stdout)
+		}
+		if c.dir == "" {
+			dir, err := os.MkdirTemp("", "dataplane-")
+			if err != nil {
+				return err
+			}
+			c.dir = dir
+		}
+		return serveUpdraft(ctx, c, stdout)
+	case roleRestart:
+		return serveRestart(ctx, c, stdout)
+	case roleTableflip:
+		return serveTableflip(ctx, c, stdout)
+	case roleRegion:
+		return serveRegion(ctx, c, stdout)
+	default:
+		return errors.New("unknown " + roleEnv + " " + role)
+	}
+}
+
+// Roles of the same binary: the updraft-wired data plane, the two
+// baselines of the benchmark, and a region.
+const (
+	roleEnv       = "DATAPLANE_ROLE"
+	roleUpdraft   = "updraft"
+	roleRestart   = "restart"
+	roleTableflip = "tableflip"
+	roleRegion    = "region"
+	versionEnv    = "DATAPLANE_VERSION"
+)
