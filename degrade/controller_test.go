@@ -170,7 +170,7 @@ func TestSetErrors(t *testing.T) {
 	}
 }
 
-func TestNewControllerRejectsBadOptions(t *testing.T) {
+func TestNewRejectsBadOptions(t *testing.T) {
 	cases := map[string]Options{
 		"Functions[1]":     {Functions: []string{"a", ""}},
 		"listed twice":     {Functions: []string{"a", "a"}},
@@ -184,8 +184,9 @@ func TestNewControllerRejectsBadOptions(t *testing.T) {
 		"MaxWindow":        {MaxWindow: -time.Second},
 	}
 	for field, opts := range cases {
-		if _, err := New(opts); err == nil || !strings.Contains(err.Error(), field) {
-			t.Errorf("NewController with bad %s = %v, want an error naming it", field, err)
+		if _, err := New(opts); err == nil || !strings.Contains(err.Error(), field) ||
+			(!errors.Is(err, ErrInvalidOptions) && !errors.Is(err, ErrUnknownFunction)) {
+			t.Errorf("New with bad %s = %v, want an error naming it and wrapping a sentinel", field, err)
 		}
 	}
 	defer func() {
