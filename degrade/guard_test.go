@@ -3,6 +3,9 @@ package degrade
 import (
 	"bufio"
 	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"strconv"
 	"strings"
@@ -217,5 +220,32 @@ func TestGuardOptionsRefused(t *testing.T) {
 		if _, err := New(Options{Guard: g}); !errors.Is(err, ErrInvalidOptions) || !strings.Contains(err.Error(), field) {
 			t.Errorf("New with bad Guard.%s = %v, want ErrInvalidOptions naming it", field, err)
 		}
+	}
+}
+
+// TestCriticalMiddlewareFeedsTheGuard serves critical requests over real
+// HTTP on 127.0.0.1 through CriticalMiddleware and checks that the guard's
+// next step sees each of them, and backs off when they are slow.
+func TestCriticalMiddlewareFeedsTheGuard(t *testing.T) {
+	ctl := MustNew(Options{Guard: GuardOptions{Baseline: time.Microsecond, SchedLatency: -1}})
+	srv := httptest.NewServer(ctl.CriticalMiddleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "ok")
+	})))
+	defer srv.Close()
+	for range 10 {
+		resp, err := http.Get(srv.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	st := ctl.StepGuard()
+	if st.CriticalP90 <= 0 {
+		t.Fatalf("guard step after 10 critical requests: %+v, want a critical p90", st)
+	}
+	// A loopback HTTP request takes far longer than the 1µs baseline.
+	if st.Factor >= 1 || !strings.Contains(st.Why, "critical p90") {
+		t.Fatalf("guard after requests slower than 2x baseline: %+v, want a back-off", st)
 	}
 }
