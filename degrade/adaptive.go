@@ -63,7 +63,7 @@ func (o AdaptiveOptions) withDefaults() (AdaptiveOptions, error) {
 	setFloat(&o.PressureThreshold, DefaultPressureThreshold)
 	setFloat(&o.PressureFull, DefaultPressureFull)
 	bad := func(format string, args ...any) (AdaptiveOptions, error) {
-		return o, fmt.Errorf("degrade: Options.Adaptive."+format, args...)
+		return o, fmt.Errorf("degrade: Options.Adaptive."+format+": %w", append(args, ErrInvalidOptions)...)
 	}
 	switch {
 	case o.MinLimit < 1:

@@ -179,6 +179,18 @@ func BenchmarkAcquireRelease(b *testing.B) {
 				}
 			}
 		}},
+		{"degrade/handle-throttle-concurrency", func(b *testing.B) func() {
+			ctl := throttled(b, degrade.Policy{Mode: degrade.Throttle, MaxConcurrent: slots})
+			h, err := ctl.Handle("f")
+			if err != nil {
+				b.Fatal(err)
+			}
+			return func() {
+				if release, err := h.Acquire(); err == nil {
+					release()
+				}
+			}
+		}},
 		{"degrade/normal", func(b *testing.B) func() {
 			ctl := degrade.MustNew(degrade.Options{Functions: []string{"f"}})
 			return func() {

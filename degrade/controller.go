@@ -172,10 +172,10 @@ func New(opts Options) (*Controller, error) {
 		return nil, err
 	}
 	if opts.PressureInterval < 0 {
-		return nil, fmt.Errorf("degrade: Options.PressureInterval %s must be >= 0", opts.PressureInterval)
+		return nil, fmt.Errorf("degrade: Options.PressureInterval %s must be >= 0: %w", opts.PressureInterval, ErrInvalidOptions)
 	}
 	if opts.MaxWindow < 0 {
-		return nil, fmt.Errorf("degrade: Options.MaxWindow %s must be >= 0", opts.MaxWindow)
+		return nil, fmt.Errorf("degrade: Options.MaxWindow %s must be >= 0: %w", opts.MaxWindow, ErrInvalidOptions)
 	}
 	c := &Controller{
 		now:             opts.Clock,
@@ -207,7 +207,7 @@ func New(opts Options) (*Controller, error) {
 				return nil, fmt.Errorf("degrade: Options.Functions[%d]: %w", i, err)
 			}
 			if c.closed[name] {
-				return nil, fmt.Errorf("degrade: Options.Functions[%d]: %q listed twice", i, name)
+				return nil, fmt.Errorf("degrade: Options.Functions[%d]: %q listed twice: %w", i, name, ErrInvalidOptions)
 			}
 			c.closed[name] = true
 			fns[name] = newFunction(name)

@@ -170,7 +170,7 @@ func TestSetErrors(t *testing.T) {
 	}
 }
 
-func TestNewControllerRejectsBadOptions(t *testing.T) {
+func TestNewRejectsBadOptions(t *testing.T) {
 	cases := map[string]Options{
 		"Functions[1]":     {Functions: []string{"a", ""}},
 		"listed twice":     {Functions: []string{"a", "a"}},
@@ -184,8 +184,9 @@ func TestNewControllerRejectsBadOptions(t *testing.T) {
 		"MaxWindow":        {MaxWindow: -time.Second},
 	}
 	for field, opts := range cases {
-		if _, err := New(opts); err == nil || !strings.Contains(err.Error(), field) {
-			t.Errorf("NewController with bad %s = %v, want an error naming it", field, err)
+		if _, err := New(opts); err == nil || !strings.Contains(err.Error(), field) ||
+			(!errors.Is(err, ErrInvalidOptions) && !errors.Is(err, ErrUnknownFunction)) {
+			t.Errorf("New with bad %s = %v, want an error naming it and wrapping a sentinel", field, err)
 		}
 	}
 	defer func() {
@@ -562,5 +563,41 @@ func TestAdmissionReadsNoClock(t *testing.T) {
 	r3()
 	if s := ctl.Status()[0]; s.Mode != Normal || s.InFlight != 0 {
 		t.Fatalf("after the deadline: %+v, want Normal with nothing in flight", s)
+	}
+}
+
+// TestHandleFollowsModeChanges checks that a Handle taken before Set sees
+// the window, its limit and its end, and that Handle refuses names the
+// controller refuses.
+func TestHandleFollowsModeChanges(t *testing.T) {
+	clk := newFakeClock()
+	ctl := MustNew(Options{Clock: clk.Now, Functions: []string{"f"}})
+	if _, err := ctl.Handle("g"); !errors.Is(err, ErrUnknownFunction) {
+		t.Fatalf("Handle(undeclared) = %v, want ErrUnknownFunction", err)
+	}
+	h, err := ctl.Handle("f")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ctl.Set("f", Policy{Mode: Throttle, MaxConcurrent: 1}, "", clk.Now().Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	release, err := h.Acquire()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.AcquirePriority(PriorityHigh); !errors.Is(err, ErrThrottled) {
+		t.Fatalf("second Acquire through the handle over a limit of 1 = %v, want ErrThrottled", err)
+	}
+	release()
+	if err := ctl.Clear("f"); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		r, err := h.Acquire()
+		if err != nil {
+			t.Fatalf("Acquire after Clear = %v", err)
+		}
+		defer r()
 	}
 }

@@ -9,11 +9,19 @@
 //   - [Normal]: every request admitted (functions never Set are Normal, and
 //     their admission costs one map lookup);
 //   - [Throttle]: a rate limit (lock-free GCRA token bucket) and/or a
-//     concurrency limit, fixed or adaptive (AIMD on latency, tightened by
-//     PSI pressure); excess requests get [ErrThrottled], HTTP 429;
+//     concurrency limit, fixed or adaptive (AIMD on the function's own
+//     latency, tightened by PSI pressure and by the critical guard);
+//     excess requests get [ErrThrottled], HTTP 429;
 //   - [Disable]: every request gets [ErrDisabled], HTTP 503;
-//   - [Shed]: an exact share of requests, lowest [Priority] first, gets
-//     [ErrShed], HTTP 503.
+//   - [Shed]: an exact share of requests gets [ErrShed], HTTP 503, lower
+//     [Priority] requests at a higher share.
+//
+// The critical guard protects the critical functions' latency: the host
+// reports each critical request's latency with [Controller.ObserveCritical]
+// and runs [Controller.RunGuard]; every adaptive throttle is then scaled by
+// how far the critical latency (and the Go scheduler's latency) is above
+// its baseline — fast down, gently up — and each change is explained in an
+// event, the status document and the metrics (see [GuardOptions]).
 //
 // Every degradation is a window with a deadline and ends by itself then, so
 // a lost Clear never leaves a function stuck disabled.
@@ -45,5 +53,5 @@
 // Rejections are errors wrapping the sentinels above and are
 // [*RejectedError] values (errors.As) with Retry-After and a user message.
 // Configuration mistakes wrap [ErrUnknownFunction], [ErrInvalidPolicy],
-// [ErrWindowPassed] or [ErrWindowTooLong].
+// [ErrInvalidOptions], [ErrWindowPassed] or [ErrWindowTooLong].
 package degrade

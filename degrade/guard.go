@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"net/http"
 	"runtime/metrics"
 	"slices"
 	"sync"
@@ -347,4 +348,16 @@ func histogramQuantile(buckets []float64, counts, prev []uint64, q float64) time
 		}
 	}
 	return 0
+}
+
+// CriticalMiddleware wraps the handler of a critical function: it serves
+// every request (it never rejects) and reports each request's latency,
+// from entering the middleware to next returning, with
+// [Controller.ObserveCritical].
+func (c *Controller) CriticalMiddleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		defer func() { c.ObserveCritical(time.Since(start)) }()
+		next.ServeHTTP(w, r)
+	})
 }

@@ -163,7 +163,9 @@ type Policy struct {
 	// adaptive limit never exceeds.
 	MaxConcurrent int `json:"maxConcurrent,omitempty"`
 	// Adaptive makes a Throttle's concurrency limit follow the function's
-	// latency and the machine's pressure (see [AdaptiveOptions]).
+	// latency and the machine's pressure (see [AdaptiveOptions]), scaled by
+	// the critical guard (see [GuardOptions]), which may close it (limit 0)
+	// while the critical path is over its bounds.
 	Adaptive bool `json:"adaptive,omitempty"`
 	// ShedFraction is, for Shed, the share of normal-priority requests
 	// dropped, in (0, 1]. Low-priority requests are dropped at twice that

@@ -6,6 +6,7 @@ import (
 	"math"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestModeStringAndParse(t *testing.T) {
@@ -130,4 +131,44 @@ func TestPolicyString(t *testing.T) {
 			t.Errorf("%+v.String() = %q, want %q", p, got, want)
 		}
 	}
+}
+
+// FuzzPolicy decodes a policy from JSON as a host's configuration would,
+// and checks that a policy Validate accepts is enforced as written: Set
+// takes it, and a rate limit with burst b admits at most b requests at one
+// instant (an overflowing interval admitted every request).
+func FuzzPolicy(f *testing.F) {
+	f.Add([]byte(`{"mode":"throttle","ratePerSecond":1e-10}`))
+	f.Add([]byte(`{"mode":"throttle","ratePerSecond":50,"burst":10}`))
+	f.Add([]byte(`{"mode":"shed","shedFraction":0.5}`))
+	f.Add([]byte(`{"mode":"throttle","adaptive":true,"maxConcurrent":4}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var p Policy
+		if json.Unmarshal(data, &p) != nil {
+			return
+		}
+		if err := p.Validate(); err != nil {
+			if !errors.Is(err, ErrInvalidPolicy) {
+				t.Fatalf("Validate error %v does not wrap ErrInvalidPolicy", err)
+			}
+			return
+		}
+		clk := newFakeClock()
+		ctl := MustNew(Options{Clock: clk.Now})
+		if err := ctl.Set("f", p, "fuzz", clk.Now().Add(time.Hour)); err != nil {
+			t.Fatalf("Set(%+v) = %v after Validate accepted it", p, err)
+		}
+		if p.Mode != Throttle || p.RatePerSecond == 0 {
+			return
+		}
+		admitted := 0
+		for range max(p.Burst, 1) + 2 {
+			if ctl.Allow("f") == nil {
+				admitted++
+			}
+		}
+		if admitted > max(p.Burst, 1) {
+			t.Fatalf("%+v admitted %d requests at one instant, more than the burst", p, admitted)
+		}
+	})
 }

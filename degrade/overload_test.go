@@ -84,6 +84,12 @@ func (r loadResult) batchPerSecond() float64 {
 // critical latencies are reported with ctl.ObserveCritical. It returns once
 // every request has finished.
 func runLoad(ctl *degrade.Controller, multiple float64, surge time.Duration) loadResult {
+	return runLoadObserved(ctl, multiple, surge, nil)
+}
+
+// runLoadObserved is runLoad that also passes each critical latency to
+// observe, when not nil.
+func runLoadObserved(ctl *degrade.Controller, multiple float64, surge time.Duration, observe func(time.Duration)) loadResult {
 	spinIterations()
 	var (
 		wg       sync.WaitGroup
@@ -103,6 +109,9 @@ func runLoad(ctl *degrade.Controller, multiple float64, surge time.Duration) loa
 				work(criticalWork)
 				d := time.Since(at)
 				ctl.ObserveCritical(d)
+				if observe != nil {
+					observe(d)
+				}
 				if at.After(surgeAt) {
 					mu.Lock()
 					critical = append(critical, d)
