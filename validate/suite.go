@@ -49,8 +49,10 @@ type Options struct {
 	BaselineTimeout time.Duration
 	// Concurrency is how many checks run at once; 0 means all of them.
 	Concurrency int
-	// Clock is the time source; nil means [SystemClock].
-	Clock Clock
+	// Clock is the time source for durations; nil means time.Now.
+	// Timeouts, grace periods and retry delays are timers of package time
+	// (tests fake both with testing/synctest).
+	Clock func() time.Time
 	// Logger receives a record per attempt and per verdict; nil discards.
 	Logger *slog.Logger
 	// Metrics, when not nil, count verdicts, attempts and durations; the
@@ -88,7 +90,7 @@ func (o Options) withDefaults() (Options, error) {
 		o.Grace = DefaultGrace
 	}
 	if o.Clock == nil {
-		o.Clock = SystemClock{}
+		o.Clock = time.Now
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -244,7 +246,7 @@ func (s *Suite) forEach(f func(i int, c Check)) {
 // run runs c until it passes, its retries are spent, the check declines a
 // retry, or ctx ends.
 func (s *Suite) run(ctx context.Context, c Check) Result {
-	start := s.opts.Clock.Now()
+	start := s.opts.Clock()
 	name := c.Name()
 	if err := ctx.Err(); err != nil { // cut short before its turn came
 		return Result{Check: name, Verdict: Fail, Err: fmt.Errorf("validate: check %q not run: %w", name, err)}
@@ -268,7 +270,7 @@ func (s *Suite) run(ctx context.Context, c Check) Result {
 		}
 	}
 	res.Attempts = attempts
-	res.Duration = s.opts.Clock.Now().Sub(start)
+	res.Duration = s.opts.Clock().Sub(start)
 	s.opts.Metrics.observeCheck(res)
 	if res.Verdict != Pass {
 		s.opts.Logger.WarnContext(ctx, "validate: check did not pass", "check", name,
@@ -288,7 +290,7 @@ func (s *Suite) attempt(ctx context.Context, c Check) (res Result, abandoned boo
 		limit = t.Timeout()
 	}
 	timeout := fmt.Errorf("%w after %s", ErrTimeout, limit)
-	stop := s.opts.Clock.AfterFunc(limit, func() { cancel(timeout) })
+	stop := time.AfterFunc(limit, func() { cancel(timeout) }).Stop
 	defer stop()
 
 	done := make(chan Result, 1) // buffered: an abandoned Run still finishes
@@ -318,7 +320,7 @@ func (s *Suite) attempt(ctx context.Context, c Check) (res Result, abandoned boo
 	return res, false
 }
 
-// await waits up to d on the clock for a result from done.
+// await waits up to d for a result from done.
 func (s *Suite) await(done <-chan Result, d time.Duration) (Result, bool) {
 	select {
 	case res := <-done:
@@ -326,7 +328,7 @@ func (s *Suite) await(done <-chan Result, d time.Duration) (Result, bool) {
 	default:
 	}
 	expired := make(chan struct{})
-	stop := s.opts.Clock.AfterFunc(d, func() { close(expired) })
+	stop := time.AfterFunc(d, func() { close(expired) }).Stop
 	defer stop()
 	select {
 	case res := <-done:
@@ -336,10 +338,10 @@ func (s *Suite) await(done <-chan Result, d time.Duration) (Result, bool) {
 	}
 }
 
-// sleep waits d on the clock or until ctx ends.
+// sleep waits d or until ctx ends.
 func (s *Suite) sleep(ctx context.Context, d time.Duration) error {
 	expired := make(chan struct{})
-	stop := s.opts.Clock.AfterFunc(d, func() { close(expired) })
+	stop := time.AfterFunc(d, func() { close(expired) }).Stop
 	defer stop()
 	select {
 	case <-ctx.Done():
