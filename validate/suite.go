@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus"
 	"log/slog"
 	"math"
 	"sync"
@@ -55,9 +56,6 @@ type Options struct {
 	Clock func() time.Time
 	// Logger receives a record per attempt and per verdict; nil discards.
 	Logger *slog.Logger
-	// Metrics, when not nil, count verdicts, attempts and durations; the
-	// caller registers them (see [Metrics]).
-	Metrics *Metrics
 }
 
 // withDefaults fills zero fields and rejects bad ones.
@@ -105,8 +103,9 @@ func (o Options) withDefaults() (Options, error) {
 // twice at once is rarely what a caller means. Most callers want
 // [Suite.RecordBaseline] before the update and [Suite.Validate] after it.
 type Suite struct {
-	checks []Check // fixed at New; read-only afterwards
-	opts   Options
+	checks  []Check // fixed at New; read-only afterwards
+	opts    Options
+	metrics *metrics // safe for concurrent use
 }
 
 var (
@@ -144,8 +143,20 @@ func New(checks []Check, opts Options) (*Suite, error) {
 	if err := errs.ErrorOrNil(); err != nil {
 		return nil, err
 	}
-	return &Suite{checks: append([]Check(nil), checks...), opts: o}, nil
+	return &Suite{checks: append([]Check(nil), checks...), opts: o, metrics: newMetrics()}, nil
 }
+
+// Collector returns the Suite's Prometheus metrics for the caller to
+// register (the library registers nothing itself):
+//
+//	updraft_validate_validations_total{verdict}      validations by verdict
+//	updraft_validate_checks_total{check,verdict}     check outcomes
+//	updraft_validate_check_attempts_total{check}     attempts, retries included
+//	updraft_validate_check_duration_seconds{check}   time per check, all attempts
+//
+// Each Suite has its own collector; two Suites registered with one registry
+// conflict, as two of any collector with the same names do.
+func (s *Suite) Collector() prometheus.Collector { return s.metrics }
 
 // Checks returns the names of the suite's checks, in registration order.
 func (s *Suite) Checks() []string {
@@ -215,7 +226,7 @@ func (s *Suite) Validate(ctx context.Context) (Report, error) {
 	results := make([]Result, len(s.checks))
 	s.forEach(func(i int, c Check) { results[i] = s.run(ctx, c) })
 	report := newReport(results)
-	s.opts.Metrics.observeReport(report)
+	s.metrics.observeReport(report)
 	s.opts.Logger.InfoContext(ctx, "validate: verdict", "verdict", report.Verdict.String(),
 		"score", report.Score, "checks", len(results), "failed", len(report.Failed()))
 	if err := ctx.Err(); err != nil {
@@ -271,7 +282,7 @@ func (s *Suite) run(ctx context.Context, c Check) Result {
 	}
 	res.Attempts = attempts
 	res.Duration = s.opts.Clock().Sub(start)
-	s.opts.Metrics.observeCheck(res)
+	s.metrics.observeCheck(res)
 	if res.Verdict != Pass {
 		s.opts.Logger.WarnContext(ctx, "validate: check did not pass", "check", name,
 			"verdict", res.Verdict.String(), "attempts", attempts, "err", res.Err)

@@ -453,14 +453,13 @@ func TestChecksListsNames(t *testing.T) {
 }
 
 func TestMetricsCountVerdictsAndAttempts(t *testing.T) {
-	m := validate.NewMetrics()
-	reg := prometheus.NewPedanticRegistry()
-	require.NoError(t, reg.Register(m))
 	s, err := validate.New([]validate.Check{
 		validate.Func("up", func(context.Context) error { return nil }),
 		validate.Func("down", func(context.Context) error { return errors.New("x") }),
-	}, validate.Options{Metrics: m, Retries: 1, RetryDelay: time.Nanosecond})
+	}, validate.Options{Retries: 1, RetryDelay: time.Nanosecond})
 	require.NoError(t, err)
+	reg := prometheus.NewPedanticRegistry()
+	require.NoError(t, reg.Register(s.Collector()))
 	for range 2 {
 		_, err = s.Validate(context.Background())
 		require.NoError(t, err)
