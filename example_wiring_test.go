@@ -49,7 +49,7 @@ func Example_wiring() {
 	target, _ := migrate.NewCloudEventsTarget("eu-west", region.URL, migrate.CloudEventsOptions{Region: "eu-west", Key: key})
 	mover, _ := migrate.New([]migrate.Target{target}, migrate.Options{BufferDir: filepath.Join(dir, "leases")})
 	store, _ := snapshot.NewFileStore(filepath.Join(dir, "store"), snapshot.FileStoreOptions{}) // off the updated resource
-	degrader, _ := degrade.NewController(degrade.Options{})
+	degrader, _ := degrade.New(degrade.Options{})
 
 	orch, err := updraft.New([]updraft.Function{
 		{Name: "forward", Criticality: updraft.Critical, EntryPoint: true, DependsOn: []string{"conntrack"}, State: routes,

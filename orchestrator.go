@@ -51,7 +51,8 @@ type Options struct {
 	// function, and criticality follows the annotations and dependencies.
 	Profiler Profiler
 	// Partitioner plans allocations. Nil means partition.New with its
-	// defaults (margin and reserve as documented there).
+	// defaults (margin and reserve as documented there) and the units the
+	// device reports (hal.Units): a whole-unit device gets whole units.
 	Partitioner Partitioner
 	// Migrator moves functions that do not fit and have a Remote spec
 	// ([Mover] adapts a *migrate.Mover). Nil means nothing moves:
@@ -247,7 +248,7 @@ func (o *Orchestrator) buildCollaborators() error {
 		opts.Profiler = a
 	}
 	if opts.Partitioner == nil {
-		p, err := partition.New(partition.Options{})
+		p, err := partition.New(partition.Options{Units: hal.UnitsOf(o.device)})
 		if err != nil {
 			return fmt.Errorf("updraft: default partitioner: %w", err)
 		}
@@ -263,7 +264,7 @@ func (o *Orchestrator) buildCollaborators() error {
 	}
 	o.degrader = opts.Degrader
 	if o.degrader == nil {
-		c, err := degrade.NewController(degrade.Options{Clock: opts.Clock, Logger: opts.Logger})
+		c, err := degrade.New(degrade.Options{Clock: opts.Clock, Logger: opts.Logger})
 		if err != nil {
 			return fmt.Errorf("updraft: default degrader: %w", err)
 		}

@@ -103,6 +103,8 @@ type SelfUpdate struct {
 	mu        sync.Mutex // guards the fields below
 	listeners []*gatedListener
 	servers   []*http.Server
+	connMu    sync.Mutex
+	fresh     map[net.Conn]time.Time // connections of s's servers that have not sent a request, since when
 	orch      *Orchestrator
 	control   *wire // the channel to the process this one came from
 	child     *childProc
@@ -267,6 +269,26 @@ func (s *SelfUpdate) HTTP(srv *http.Server) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.servers = append(s.servers, srv)
+	// Track connections that never carry a request: an HTTP client may
+	// dial a connection it then leaves unused in its pool (it found
+	// another free first). With keep-alives off the server would wait for
+	// its first request forever; drain closes it instead.
+	prev := srv.ConnState
+	srv.ConnState = func(c net.Conn, st http.ConnState) {
+		s.connMu.Lock()
+		if st == http.StateNew {
+			if s.fresh == nil {
+				s.fresh = map[net.Conn]time.Time{}
+			}
+			s.fresh[c] = time.Now()
+		} else {
+			delete(s.fresh, c)
+		}
+		s.connMu.Unlock()
+		if prev != nil {
+			prev(c, st)
+		}
+	}
 }
 
 // Start is called once the Orchestrator is built, before the host waits
@@ -315,6 +337,30 @@ func (s *SelfUpdate) drain(ctx context.Context) error {
 	s.mu.Lock()
 	ls := slices.Clone(s.listeners)
 	s.mu.Unlock()
+	// Connections that have sent nothing for unusedAfter are closed: a
+	// client that meant to use one would have by then.
+	const unusedAfter = 20 * time.Millisecond
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		t := time.NewTicker(unusedAfter / 2)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+			}
+			s.connMu.Lock()
+			for c, since := range s.fresh {
+				if time.Since(since) >= unusedAfter {
+					_ = c.Close()
+					delete(s.fresh, c)
+				}
+			}
+			s.connMu.Unlock()
+		}
+	}()
 	for _, g := range ls {
 		if err := g.waitIdle(ctx); err != nil {
 			return fmt.Errorf("updraft: self-update: drain: %w", err)

@@ -104,7 +104,8 @@ type adaptiveLimit struct {
 	opts    AdaptiveOptions
 	ceiling int             // the policy's MaxConcurrent, or opts.MaxLimit
 	current atomic.Int64    // effective limit: estimate scaled by pressure
-	factor  *pressureFactor // shared by the controller
+	factor  *pressureFactor // machine pressure; shared by the controller
+	guard   *pressureFactor // the critical guard's factor; shared by the controller
 
 	mu           sync.Mutex // guards the fields below
 	estimate     float64    // the AIMD limit before pressure
@@ -114,12 +115,12 @@ type adaptiveLimit struct {
 	lastDecrease int64 // Unix nanoseconds
 }
 
-func newAdaptiveLimit(opts AdaptiveOptions, maxConcurrent int, factor *pressureFactor) *adaptiveLimit {
+func newAdaptiveLimit(opts AdaptiveOptions, maxConcurrent int, factor, guard *pressureFactor) *adaptiveLimit {
 	ceiling := opts.MaxLimit
 	if maxConcurrent > 0 {
 		ceiling = maxConcurrent
 	}
-	l := &adaptiveLimit{opts: opts, ceiling: ceiling, factor: factor}
+	l := &adaptiveLimit{opts: opts, ceiling: ceiling, factor: factor, guard: guard}
 	l.estimate = float64(min(opts.InitialLimit, ceiling))
 	l.publish()
 	return l
@@ -128,12 +129,17 @@ func newAdaptiveLimit(opts AdaptiveOptions, maxConcurrent int, factor *pressureF
 // limit returns the effective limit now.
 func (l *adaptiveLimit) limit() int64 { return l.current.Load() }
 
-// publish recomputes the effective limit from the estimate and the pressure
-// factor. Callers hold mu, or own l exclusively.
+// publish recomputes the effective limit from the estimate, the pressure
+// factor (which keeps at least MinLimit) and the critical guard's factor
+// (which may close the function: limit 0). Callers hold mu, or own l
+// exclusively.
 func (l *adaptiveLimit) publish() {
 	f := l.factor.load()
 	floor := float64(min(l.opts.MinLimit, l.ceiling))
 	eff := math.Max(floor, math.Floor(l.estimate*f))
+	if g := l.guard; g != nil {
+		eff = math.Floor(eff * g.load())
+	}
 	l.current.Store(int64(eff))
 }
 

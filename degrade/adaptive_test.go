@@ -17,7 +17,7 @@ func newTestLimit(t *testing.T, opts AdaptiveOptions, maxConcurrent int) (*adapt
 		t.Fatal(err)
 	}
 	var f pressureFactor
-	return newAdaptiveLimit(o, maxConcurrent, &f), &f
+	return newAdaptiveLimit(o, maxConcurrent, &f, nil), &f
 }
 
 func TestAdaptiveGrowsWhileFastAndBusy(t *testing.T) {
@@ -106,7 +106,7 @@ func TestAdaptivePressureTightens(t *testing.T) {
 
 func TestControllerObservePressure(t *testing.T) {
 	clk := newFakeClock()
-	ctl := New(Options{Clock: clk.Now, Adaptive: AdaptiveOptions{InitialLimit: 40}})
+	ctl := MustNew(Options{Clock: clk.Now, Adaptive: AdaptiveOptions{InitialLimit: 40}})
 	if err := ctl.Set("batch", Policy{Mode: Throttle, Adaptive: true}, "update", clk.Now().Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
@@ -137,7 +137,7 @@ func (c *countingPressure) Pressure(ctx context.Context) (float64, error) {
 func TestRunAppliesPressure(t *testing.T) {
 	src := &countingPressure{reads: make(chan struct{})}
 	src.Set(60)
-	ctl := New(Options{Pressure: src, PressureInterval: time.Millisecond})
+	ctl := MustNew(Options{Pressure: src, PressureInterval: time.Millisecond})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() { done <- ctl.Run(ctx) }()
@@ -155,7 +155,7 @@ func TestRunAppliesPressure(t *testing.T) {
 		t.Fatalf("Run = %v, want context.Canceled", err)
 	}
 	close(src.reads)
-	if err := New(Options{}).Run(context.Background()); err == nil {
+	if err := MustNew(Options{}).Run(context.Background()); err == nil {
 		t.Fatal("Run without a pressure source returned nil")
 	}
 }

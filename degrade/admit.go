@@ -1,6 +1,7 @@
 package degrade
 
 import (
+	"math"
 	"sync/atomic"
 	"time"
 )
@@ -21,13 +22,20 @@ func noRelease() {}
 // release is then nil.
 //
 // A function never declared nor Set is Normal and admitted without any
-// shared write. Acquire takes no lock and is safe for concurrent use.
+// shared write. Acquire takes no lock and is safe for concurrent use. It
+// reads the clock only when the window is time-limited (a rate, or an
+// adaptive limit that measures latency) or when it is about to refuse a
+// request: a request admitted under a window without a rate is admitted
+// without reading the clock, and the window ends on its timer (with the
+// default clock) or when the first request it would refuse sees its
+// deadline passed, so no request is refused after the deadline.
 func (c *Controller) Acquire(function string) (release func(), err error) {
 	return c.AcquirePriority(function, PriorityNormal)
 }
 
 // AcquirePriority is [Controller.Acquire] for a request of priority p, which
-// matters only in [Shed] mode: lower priorities are dropped first.
+// matters only in [Shed] mode: lower priorities are dropped at a higher
+// share.
 func (c *Controller) AcquirePriority(function string, p Priority) (release func(), err error) {
 	f := c.lookup(function)
 	if f == nil {
@@ -35,57 +43,71 @@ func (c *Controller) AcquirePriority(function string, p Priority) (release func(
 	}
 	w := f.win.Load()
 	if w == nil {
-		f.inflight.Add(1)
-		f.counts.admitted.Add(1)
-		return f.release, nil
+		return f.admitNormal()
 	}
-	now := c.now().UnixNano()
-	if now >= w.untilNano {
-		c.expireSoon(f, w)
-		f.inflight.Add(1)
-		f.counts.admitted.Add(1)
-		return f.release, nil
+	var now int64 // Unix nanoseconds; 0 until read
+	if w.clocked {
+		now = c.now().UnixNano()
+		if now >= w.untilNano {
+			c.expireSoon(f, w)
+			return f.admitNormal()
+		}
 	}
-	if err := c.check(f, w, p, now); err != nil {
+	if expired, err := c.check(f, w, p, &now); expired {
+		return f.admitNormal()
+	} else if err != nil {
 		return nil, err
 	}
 	if w.policy.Mode != Throttle {
 		f.inflight.Add(1)
-		w.counts.admitted.Add(1)
+		f.counts.admitted.Add(1)
 		return f.release, nil
 	}
 	// Take a concurrency slot first, then a token, giving the slot back if
 	// the rate refuses: a refused request never holds either.
-	limit := w.concurrencyLimit()
+	limit := w.admitLimit()
 	n := f.inflight.Add(1)
-	if limit > 0 && n > limit {
+	if n > limit {
+		if c.pastDeadline(f, w, &now) {
+			f.counts.admitted.Add(1) // keeps the slot it took
+			return f.release, nil
+		}
 		f.inflight.Add(-1)
 		w.counts.throttled.Add(1)
 		return nil, w.reject(f.name, ErrThrottled, retryBusy)
 	}
-	if w.rateLimited {
+	if w.rateLimited { // clocked: now was read above
 		if ok, wait := w.bucket.allow(now); !ok {
 			f.inflight.Add(-1)
 			w.counts.throttled.Add(1)
 			return nil, w.reject(f.name, ErrThrottled, wait)
 		}
 	}
-	w.counts.admitted.Add(1)
+	f.counts.admitted.Add(1)
 	if w.adaptive == nil {
 		return f.release, nil
 	}
+	start := now
 	return func() {
 		end := c.now().UnixNano()
 		f.inflight.Add(-1)
-		w.adaptive.observe(time.Duration(end-now), n, end)
+		w.adaptive.observe(time.Duration(end-start), n, end)
 	}, nil
+}
+
+// admitNormal admits one request as if the function were Normal.
+func (f *function) admitNormal() (release func(), err error) {
+	f.inflight.Add(1)
+	f.counts.admitted.Add(1)
+	return f.release, nil
 }
 
 // Allow reports whether one request of function that needs no release (it
 // ends at once, or its duration does not matter) is admitted now, at
 // [PriorityNormal]: nil, or a rejection as from [Controller.Acquire]. A
 // concurrency limit is checked against the requests in flight without
-// taking a slot. Allow takes no lock and is safe for concurrent use.
+// taking a slot. Allow takes no lock, reads the clock as Acquire does, and
+// is safe for concurrent use.
 func (c *Controller) Allow(function string) error {
 	return c.AllowPriority(function, PriorityNormal)
 }
@@ -101,17 +123,27 @@ func (c *Controller) AllowPriority(function string, p Priority) error {
 		f.counts.admitted.Add(1)
 		return nil
 	}
-	now := c.now().UnixNano()
-	if now >= w.untilNano {
-		c.expireSoon(f, w)
+	var now int64
+	if w.clocked {
+		now = c.now().UnixNano()
+		if now >= w.untilNano {
+			c.expireSoon(f, w)
+			f.counts.admitted.Add(1)
+			return nil
+		}
+	}
+	if expired, err := c.check(f, w, p, &now); expired {
 		f.counts.admitted.Add(1)
 		return nil
-	}
-	if err := c.check(f, w, p, now); err != nil {
+	} else if err != nil {
 		return err
 	}
 	if w.policy.Mode == Throttle {
-		if limit := w.concurrencyLimit(); limit > 0 && f.inflight.Load() >= limit {
+		if f.inflight.Load() >= w.admitLimit() {
+			if c.pastDeadline(f, w, &now) {
+				f.counts.admitted.Add(1)
+				return nil
+			}
 			w.counts.throttled.Add(1)
 			return w.reject(f.name, ErrThrottled, retryBusy)
 		}
@@ -122,23 +154,45 @@ func (c *Controller) AllowPriority(function string, p Priority) error {
 			}
 		}
 	}
-	w.counts.admitted.Add(1)
+	f.counts.admitted.Add(1)
 	return nil
 }
 
-// check applies the Disable and Shed modes, counting rejections.
-func (c *Controller) check(f *function, w *window, p Priority, now int64) error {
+// check applies the Disable and Shed modes, counting rejections. Before it
+// refuses it checks w's deadline (reading the clock if *now is 0) and
+// reports expired instead when the deadline has passed.
+func (c *Controller) check(f *function, w *window, p Priority, now *int64) (expired bool, err error) {
 	switch w.policy.Mode {
 	case Disable:
+		if c.pastDeadline(f, w, now) {
+			return true, nil
+		}
 		w.counts.disabled.Add(1)
-		return w.reject(f.name, ErrDisabled, time.Duration(w.untilNano-now))
+		return false, w.reject(f.name, ErrDisabled, time.Duration(w.untilNano-*now))
 	case Shed:
 		if w.shed.drop(p) {
+			if c.pastDeadline(f, w, now) {
+				return true, nil
+			}
 			w.counts.shed.Add(1)
-			return w.reject(f.name, ErrShed, retryBusy)
+			return false, w.reject(f.name, ErrShed, retryBusy)
 		}
 	}
-	return nil
+	return false, nil
+}
+
+// pastDeadline reports whether w's deadline has passed, reading the clock
+// into *now if it is still 0, and then asks for w to be ended. Requests call
+// it before refusing, so that no request is refused after the window.
+func (c *Controller) pastDeadline(f *function, w *window, now *int64) bool {
+	if *now == 0 {
+		*now = c.now().UnixNano()
+	}
+	if *now < w.untilNano {
+		return false
+	}
+	c.expireSoon(f, w)
+	return true
 }
 
 // expireSoon asks, once per window, for the window to be ended in the
@@ -148,6 +202,19 @@ func (c *Controller) expireSoon(f *function, w *window) {
 	if w.expiring.CompareAndSwap(false, true) {
 		go c.expire(f, w)
 	}
+}
+
+// admitLimit returns how many requests may be in flight under w now
+// (math.MaxInt64 for no limit; 0 when the critical guard closed an
+// adaptive throttle).
+func (w *window) admitLimit() int64 {
+	if w.adaptive != nil {
+		return w.adaptive.limit()
+	}
+	if w.fixed == 0 {
+		return math.MaxInt64
+	}
+	return w.fixed
 }
 
 // concurrencyLimit returns the window's concurrency limit now, 0 for none.

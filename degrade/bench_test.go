@@ -1,12 +1,14 @@
 package degrade_test
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"testing"
 	"time"
 
+	"golang.org/x/sync/semaphore"
 	"golang.org/x/time/rate"
 
 	"github.com/updraft-dev/updraft/degrade"
@@ -19,7 +21,7 @@ import (
 func BenchmarkAllow(b *testing.B) {
 	until := time.Now().Add(time.Hour)
 	newCtl := func(b *testing.B, p *degrade.Policy) *degrade.Controller {
-		ctl := degrade.New(degrade.Options{})
+		ctl := degrade.MustNew(degrade.Options{})
 		if p != nil {
 			if err := ctl.Set("f", *p, "bench", until); err != nil {
 				b.Fatal(err)
@@ -113,20 +115,103 @@ func BenchmarkMiddleware(b *testing.B) {
 	}
 	b.Run("bare", func(b *testing.B) { serve(b, bare, "") })
 	b.Run("middleware/normal", func(b *testing.B) {
-		serve(b, degrade.New(degrade.Options{}).Middleware("f", bare), "")
+		serve(b, degrade.MustNew(degrade.Options{}).Middleware("f", bare), "")
 	})
 	b.Run("middleware/throttle-admit", func(b *testing.B) {
-		ctl := degrade.New(degrade.Options{})
+		ctl := degrade.MustNew(degrade.Options{})
 		if err := ctl.Set("f", degrade.Policy{Mode: degrade.Throttle, RatePerSecond: 1e9, Burst: 1000, MaxConcurrent: 100}, "bench", time.Now().Add(time.Hour)); err != nil {
 			b.Fatal(err)
 		}
 		serve(b, ctl.Middleware("f", bare), "")
 	})
 	b.Run("middleware/disabled-json", func(b *testing.B) {
-		ctl := degrade.New(degrade.Options{})
+		ctl := degrade.MustNew(degrade.Options{})
 		if err := ctl.Set("f", degrade.Policy{Mode: degrade.Disable}, "bench", time.Now().Add(time.Hour)); err != nil {
 			b.Fatal(err)
 		}
 		serve(b, ctl.Middleware("f", bare), "application/json")
 	})
+}
+
+// BenchmarkAcquireRelease measures one Acquire and its release, serial and
+// from parallel goroutines, beside golang.org/x/sync/semaphore in the same
+// run: Weighted.TryAcquire+Release (non-blocking, the closest analogue of
+// Acquire, which never waits) and Weighted.Acquire+Release. The degrade
+// sides are a function under a concurrency-only throttle (no rate: no clock
+// on the admission path), a declared function in Normal mode, and an
+// adaptive throttle (which reads the clock twice to measure latency).
+func BenchmarkAcquireRelease(b *testing.B) {
+	const slots = 1 << 20 // never reached: every request is admitted
+	ctx := context.Background()
+	until := time.Now().Add(time.Hour)
+	throttled := func(b *testing.B, p degrade.Policy) *degrade.Controller {
+		ctl := degrade.MustNew(degrade.Options{Functions: []string{"f"}})
+		if err := ctl.Set("f", p, "bench", until); err != nil {
+			b.Fatal(err)
+		}
+		return ctl
+	}
+	sides := []struct {
+		name string
+		op   func(b *testing.B) func()
+	}{
+		{"semaphore/try-acquire-release", func(b *testing.B) func() {
+			s := semaphore.NewWeighted(slots)
+			return func() {
+				if s.TryAcquire(1) {
+					s.Release(1)
+				}
+			}
+		}},
+		{"semaphore/acquire-release", func(b *testing.B) func() {
+			s := semaphore.NewWeighted(slots)
+			return func() {
+				if s.Acquire(ctx, 1) == nil {
+					s.Release(1)
+				}
+			}
+		}},
+		{"degrade/throttle-concurrency", func(b *testing.B) func() {
+			ctl := throttled(b, degrade.Policy{Mode: degrade.Throttle, MaxConcurrent: slots})
+			return func() {
+				if release, err := ctl.Acquire("f"); err == nil {
+					release()
+				}
+			}
+		}},
+		{"degrade/normal", func(b *testing.B) func() {
+			ctl := degrade.MustNew(degrade.Options{Functions: []string{"f"}})
+			return func() {
+				if release, err := ctl.Acquire("f"); err == nil {
+					release()
+				}
+			}
+		}},
+		{"degrade/throttle-adaptive", func(b *testing.B) func() {
+			ctl := throttled(b, degrade.Policy{Mode: degrade.Throttle, Adaptive: true, MaxConcurrent: slots})
+			return func() {
+				if release, err := ctl.Acquire("f"); err == nil {
+					release()
+				}
+			}
+		}},
+	}
+	for _, side := range sides {
+		b.Run("serial/"+side.name, func(b *testing.B) {
+			op := side.op(b)
+			b.ReportAllocs()
+			for b.Loop() {
+				op()
+			}
+		})
+		b.Run("parallel/"+side.name, func(b *testing.B) {
+			op := side.op(b)
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					op()
+				}
+			})
+		})
+	}
 }

@@ -44,6 +44,11 @@ type Options struct {
 	// limits as the machine comes under pressure. [NewPSI] reads Linux PSI
 	// for the machine, [NewCgroupPSI] for one cgroup v2 group.
 	Pressure PressureSource
+	// Guard tunes the critical guard, which scales every Adaptive throttle
+	// by the critical functions' latency (reported with
+	// [Controller.ObserveCritical]) and the Go scheduler's latency; zero
+	// fields take defaults. See [GuardOptions].
+	Guard GuardOptions
 	// PressureInterval is how often Run reads Pressure (0 =
 	// DefaultPressureInterval).
 	PressureInterval time.Duration
@@ -59,7 +64,7 @@ type Options struct {
 
 // Controller puts named functions into Normal, Throttle, Disable or Shed
 // mode for planned windows, admits or rejects their requests, and tells
-// users and the host what is reduced. Create it with [New].
+// users and the host what is reduced. Create it with [New] (or [MustNew]).
 //
 // All methods are safe for concurrent use. The hot path, [Controller.Acquire]
 // and [Controller.Allow], takes no lock: it reads an immutable map and the
@@ -81,6 +86,10 @@ type Controller struct {
 	degraded atomic.Pointer[string]               // header value: degraded functions, sorted
 	factor   pressureFactor                       // share of adaptive limits kept
 
+	subscriberPanics atomic.Uint64 // subscriber calls that panicked (recovered)
+	guard            *guard        // the critical guard; immutable pointer
+	guardFactor      pressureFactor
+
 	mu         sync.Mutex   // serialises mode changes; guards the fields below and function.since
 	subs       []subscriber // in subscription order
 	nextSub    uint64
@@ -91,14 +100,21 @@ type Controller struct {
 // function is one named function's state. The pointer stays the same for
 // the controller's life; its window changes.
 type function struct {
-	name     string
-	win      atomic.Pointer[window] // nil: Normal
-	inflight atomic.Int64           // admitted and not yet released
-	release  func()                 // decrements inflight; shared by plain admissions
-	since    time.Time              // when the current Normal began; guarded by Controller.mu
+	// Read by every request, written at mode changes.
+	name    string
+	win     atomic.Pointer[window] // nil: Normal
+	release func()                 // decrements inflight; shared by plain admissions
+	since   time.Time              // when the current Normal began; guarded by Controller.mu
+	past    counters               // requests of ended windows, folded in under Controller.mu
 
-	counts counters // requests while Normal (no window, or one past its deadline)
-	past   counters // requests of ended windows, folded in under Controller.mu
+	// Written by every request: on a cache line of their own (away from
+	// the fields above, which every request reads), and together, so an
+	// admission and its release touch one contended line, as a semaphore's
+	// mutex and count do.
+	_        [64]byte
+	inflight atomic.Int64 // admitted and not yet released
+	counts   counters     // admissions (in every mode), and rejections while Normal
+	_        [64]byte
 }
 
 // counters tally requests by outcome.
@@ -123,10 +139,11 @@ type window struct {
 	// touches few cache lines: the rate limiter's state, the request
 	// tallies and the shedding counters.
 	bucket tokenBucket // Throttle with a rate (rateLimited)
-	counts counters    // requests under this window; folded into function.past when it ends
+	counts counters    // rejections under this window (admissions count in function.counts); folded into function.past when it ends
 	shed   shedder     // Shed
 
-	rateLimited bool
+	rateLimited bool // Throttle with a rate
+	clocked     bool // rateLimited or adaptive: every request reads the clock
 	policy      Policy
 	reason      string
 	since       time.Time
@@ -142,21 +159,15 @@ type window struct {
 	rejections [3]atomic.Pointer[RejectedError]
 }
 
-// New returns a Controller. It panics on options no program should pass
-// (an invalid adaptive setting, a bad name in Functions); [NewController]
-// returns those as an error instead.
-func New(opts Options) *Controller {
-	c, err := NewController(opts)
-	if err != nil {
-		panic(err)
-	}
-	return c
-}
-
-// NewController is [New] returning invalid options as an error naming the
-// field at fault.
-func NewController(opts Options) (*Controller, error) {
+// New returns a Controller, or an error naming the option at fault (an
+// invalid adaptive setting, a negative interval, a bad or repeated name in
+// Functions). [MustNew] panics instead.
+func New(opts Options) (*Controller, error) {
 	adaptive, err := opts.Adaptive.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	guardOpts, err := opts.Guard.withDefaults()
 	if err != nil {
 		return nil, err
 	}
@@ -174,6 +185,7 @@ func NewController(opts Options) (*Controller, error) {
 		pressureEvery:   opts.PressureInterval,
 		maxWindow:       opts.MaxWindow,
 		requestPriority: opts.RequestPriority,
+		guard:           newGuard(guardOpts),
 	}
 	if c.now == nil {
 		c.now = time.Now
@@ -205,6 +217,16 @@ func NewController(opts Options) (*Controller, error) {
 	empty := ""
 	c.degraded.Store(&empty)
 	return c, nil
+}
+
+// MustNew is [New] for options fixed in the program: it panics where New
+// returns an error, as regexp.MustCompile does.
+func MustNew(opts Options) *Controller {
+	c, err := New(opts)
+	if err != nil {
+		panic(err)
+	}
+	return c
 }
 
 func newFunction(name string) *function {
@@ -343,13 +365,14 @@ func (c *Controller) newWindow(p Policy, reason string, now, until time.Time) *w
 			w.rateLimited = true
 		}
 		if p.Adaptive {
-			w.adaptive = newAdaptiveLimit(c.adaptive, p.MaxConcurrent, &c.factor)
+			w.adaptive = newAdaptiveLimit(c.adaptive, p.MaxConcurrent, &c.factor, &c.guardFactor)
 		} else {
 			w.fixed = int64(p.MaxConcurrent)
 		}
 	case Shed:
 		w.shed.init(p.ShedFraction)
 	}
+	w.clocked = w.rateLimited || w.adaptive != nil
 	return w
 }
 

@@ -2,6 +2,7 @@ package degrade
 
 import (
 	"errors"
+	"log/slog"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -12,7 +13,7 @@ import (
 )
 
 func TestUnsetFunctionIsNormal(t *testing.T) {
-	ctl := New(Options{})
+	ctl := MustNew(Options{})
 	release, err := ctl.Acquire("never-set")
 	if err != nil || release == nil {
 		t.Fatalf("Acquire(never-set) = release nil? %t, %v; want admitted", release == nil, err)
@@ -28,7 +29,7 @@ func TestUnsetFunctionIsNormal(t *testing.T) {
 
 func TestDisableWindowAndExpiry(t *testing.T) {
 	clk := newFakeClock()
-	ctl := New(Options{Clock: clk.Now})
+	ctl := MustNew(Options{Clock: clk.Now})
 	evs := events(t, ctl)
 	start := clk.Now()
 	until := start.Add(10 * time.Minute)
@@ -83,7 +84,7 @@ func TestDisableWindowAndExpiry(t *testing.T) {
 
 func TestExpiryNoticedByRequest(t *testing.T) {
 	clk := newFakeClock()
-	ctl := New(Options{Clock: clk.Now})
+	ctl := MustNew(Options{Clock: clk.Now})
 	evs := events(t, ctl)
 	if err := ctl.Set("upload", Policy{Mode: Disable}, "", clk.Now().Add(time.Second)); err != nil {
 		t.Fatal(err)
@@ -102,7 +103,7 @@ func TestExpiryNoticedByRequest(t *testing.T) {
 }
 
 func TestExpiryByRealTimer(t *testing.T) {
-	ctl := New(Options{})
+	ctl := MustNew(Options{})
 	evs := events(t, ctl)
 	if err := ctl.Set("report", Policy{Mode: Disable}, "maintenance", time.Now().Add(20*time.Millisecond)); err != nil {
 		t.Fatal(err)
@@ -119,7 +120,7 @@ func TestExpiryByRealTimer(t *testing.T) {
 
 func TestSetErrors(t *testing.T) {
 	clk := newFakeClock()
-	ctl := New(Options{Clock: clk.Now, Functions: []string{"search", "upload"}})
+	ctl := MustNew(Options{Clock: clk.Now, Functions: []string{"search", "upload"}})
 	later := clk.Now().Add(time.Minute)
 	cases := []struct {
 		name     string
@@ -161,10 +162,10 @@ func TestSetErrors(t *testing.T) {
 	if err := ctl.Clear("search"); err != nil {
 		t.Fatalf("Clear(declared, normal) = %v", err)
 	}
-	if err := New(Options{}).Clear("never"); !errors.Is(err, ErrUnknownFunction) {
+	if err := MustNew(Options{}).Clear("never"); !errors.Is(err, ErrUnknownFunction) {
 		t.Fatalf("Clear(never set) = %v", err)
 	}
-	if err := New(Options{}).Set("never", Policy{Mode: Normal}, "", later); err != nil {
+	if err := MustNew(Options{}).Set("never", Policy{Mode: Normal}, "", later); err != nil {
 		t.Fatalf("Set(never set, Normal) = %v, want nil", err)
 	}
 }
@@ -183,7 +184,7 @@ func TestNewControllerRejectsBadOptions(t *testing.T) {
 		"MaxWindow":        {MaxWindow: -time.Second},
 	}
 	for field, opts := range cases {
-		if _, err := NewController(opts); err == nil || !strings.Contains(err.Error(), field) {
+		if _, err := New(opts); err == nil || !strings.Contains(err.Error(), field) {
 			t.Errorf("NewController with bad %s = %v, want an error naming it", field, err)
 		}
 	}
@@ -192,12 +193,12 @@ func TestNewControllerRejectsBadOptions(t *testing.T) {
 			t.Error("New with bad options did not panic")
 		}
 	}()
-	New(Options{Functions: []string{""}})
+	MustNew(Options{Functions: []string{""}})
 }
 
 func TestThrottleConcurrency(t *testing.T) {
 	clk := newFakeClock()
-	ctl := New(Options{Clock: clk.Now})
+	ctl := MustNew(Options{Clock: clk.Now})
 	// Two requests in flight before the throttle count against it.
 	r1, _ := ctl.Acquire("search") // never set: not counted
 	r1()
@@ -249,7 +250,7 @@ func TestThrottleConcurrency(t *testing.T) {
 
 func TestThrottleRate(t *testing.T) {
 	clk := newFakeClock()
-	ctl := New(Options{Clock: clk.Now})
+	ctl := MustNew(Options{Clock: clk.Now})
 	if err := ctl.Set("search", Policy{Mode: Throttle, RatePerSecond: 2, Burst: 2}, "update", clk.Now().Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
@@ -279,7 +280,7 @@ func TestThrottleRate(t *testing.T) {
 
 func TestShedByPriority(t *testing.T) {
 	clk := newFakeClock()
-	ctl := New(Options{Clock: clk.Now})
+	ctl := MustNew(Options{Clock: clk.Now})
 	if err := ctl.Set("feed", Policy{Mode: Shed, ShedFraction: 0.5}, "update", clk.Now().Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
@@ -304,7 +305,7 @@ func TestShedByPriority(t *testing.T) {
 
 func TestSetReplacesAndClear(t *testing.T) {
 	clk := newFakeClock()
-	ctl := New(Options{Clock: clk.Now, Functions: []string{"b", "a"}})
+	ctl := MustNew(Options{Clock: clk.Now, Functions: []string{"b", "a"}})
 	evs := events(t, ctl)
 	until := clk.Now().Add(time.Hour)
 	if err := ctl.Set("a", Policy{Mode: Disable}, "first", until); err != nil {
@@ -350,7 +351,7 @@ func TestSetReplacesAndClear(t *testing.T) {
 
 func TestSubscriberMayCallController(t *testing.T) {
 	clk := newFakeClock()
-	ctl := New(Options{Clock: clk.Now})
+	ctl := MustNew(Options{Clock: clk.Now})
 	var seen []string
 	var cancel func()
 	cancel = ctl.Subscribe(func(ev Event) {
@@ -377,18 +378,25 @@ func TestSubscriberMayCallController(t *testing.T) {
 	}
 }
 
-func TestSubscriberPanicDoesNotWedgeDelivery(t *testing.T) {
+func TestSubscriberPanicIsRecovered(t *testing.T) {
 	clk := newFakeClock()
-	ctl := New(Options{Clock: clk.Now})
+	var logs strings.Builder
+	ctl := MustNew(Options{Clock: clk.Now, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	cancel := ctl.Subscribe(func(Event) { panic("subscriber bug") })
-	func() {
-		defer func() {
-			if recover() == nil {
-				t.Error("subscriber panic not propagated to the caller")
-			}
-		}()
-		_ = ctl.Set("a", Policy{Mode: Disable}, "", clk.Now().Add(time.Minute))
-	}()
+	var after []Cause
+	ctl.Subscribe(func(ev Event) { after = append(after, ev.Cause) })
+	if err := ctl.Set("a", Policy{Mode: Disable}, "", clk.Now().Add(time.Minute)); err != nil {
+		t.Fatalf("Set with a panicking subscriber = %v, want nil", err)
+	}
+	if mode := ctl.Status()[0].Mode; mode != Disable {
+		t.Fatalf("mode after Set with a panicking subscriber = %s, want disable", mode)
+	}
+	if !strings.Contains(logs.String(), "subscriber bug") || !strings.Contains(logs.String(), "level=ERROR") {
+		t.Errorf("panic not logged at Error; log:\n%s", logs.String())
+	}
+	if got := ctl.subscriberPanics.Load(); got != 1 {
+		t.Errorf("subscriber panics counted = %d, want 1", got)
+	}
 	cancel()
 	evs := events(t, ctl)
 	if err := ctl.Clear("a"); err != nil {
@@ -397,6 +405,9 @@ func TestSubscriberPanicDoesNotWedgeDelivery(t *testing.T) {
 	if ev := nextEvent(t, evs); ev.Cause != CauseClear {
 		t.Fatalf("event after a panicking subscriber = %+v", ev)
 	}
+	if diff := cmp.Diff([]Cause{CauseSet, CauseClear}, after); diff != "" {
+		t.Errorf("events seen by the subscriber after the panicking one (-want +got):\n%s", diff)
+	}
 }
 
 // TestConcurrentModeChanges runs traffic while modes flip; under -race it
@@ -404,7 +415,7 @@ func TestSubscriberPanicDoesNotWedgeDelivery(t *testing.T) {
 // request is released. Modes keep flipping until traffic has seen both
 // admissions and rejections (the scheduler decides when workers run).
 func TestConcurrentModeChanges(t *testing.T) {
-	ctl := New(Options{})
+	ctl := MustNew(Options{})
 	var wg sync.WaitGroup
 	stop := make(chan struct{})
 	var admitted, rejected atomic.Int64
@@ -465,7 +476,7 @@ func TestConcurrentModeChanges(t *testing.T) {
 
 func TestMaxWindowOption(t *testing.T) {
 	clk := newFakeClock()
-	ctl := New(Options{Clock: clk.Now, MaxWindow: 72 * time.Hour})
+	ctl := MustNew(Options{Clock: clk.Now, MaxWindow: 72 * time.Hour})
 	must(t, ctl.Set("f", Policy{Mode: Disable}, "long migration", clk.Now().Add(48*time.Hour)))
 	if err := ctl.Set("f", Policy{Mode: Disable}, "", clk.Now().Add(73*time.Hour)); !errors.Is(err, ErrWindowTooLong) {
 		t.Fatalf("Set beyond MaxWindow = %v", err)
@@ -476,7 +487,7 @@ func TestMaxWindowOption(t *testing.T) {
 // latencies measured on the controller's clock.
 func TestAdaptiveThroughController(t *testing.T) {
 	clk := newFakeClock()
-	ctl := New(Options{Clock: clk.Now, Adaptive: AdaptiveOptions{InitialLimit: 4, MinLimit: 1}})
+	ctl := MustNew(Options{Clock: clk.Now, Adaptive: AdaptiveOptions{InitialLimit: 4, MinLimit: 1}})
 	must(t, ctl.Set("batch", Policy{Mode: Throttle, Adaptive: true, MaxConcurrent: 64}, "update", clk.Now().Add(time.Hour)))
 	limit := func() int { return ctl.Status()[0].Limit }
 	// Fast requests that fill the limit: it grows.
@@ -511,5 +522,45 @@ func TestAdaptiveThroughController(t *testing.T) {
 	}
 	if st := ctl.Status()[0]; st.InFlight != 0 {
 		t.Fatalf("in flight = %d", st.InFlight)
+	}
+}
+
+// TestAdmissionReadsNoClock checks that requests admitted under windows
+// that are not time-limited (a concurrency-only throttle, a shed that keeps
+// the request) read no clock, that a refusal does, and that a refusal after
+// the deadline (before the window's timer) admits instead.
+func TestAdmissionReadsNoClock(t *testing.T) {
+	clk := newFakeClock()
+	var reads atomic.Int64
+	ctl := MustNew(Options{Clock: func() time.Time { reads.Add(1); return clk.Now() }})
+	until := clk.Now().Add(time.Minute)
+	if err := ctl.Set("f", Policy{Mode: Throttle, MaxConcurrent: 2}, "", until); err != nil {
+		t.Fatal(err)
+	}
+	before := reads.Load()
+	r1, err1 := ctl.Acquire("f")
+	r2, err2 := ctl.Acquire("f")
+	if err1 != nil || err2 != nil {
+		t.Fatalf("Acquire within the limit = %v, %v", err1, err2)
+	}
+	if got := reads.Load() - before; got != 0 {
+		t.Fatalf("two admissions under a concurrency-only throttle read the clock %d times, want 0", got)
+	}
+	if _, err := ctl.Acquire("f"); !errors.Is(err, ErrThrottled) {
+		t.Fatalf("Acquire over the limit = %v, want ErrThrottled", err)
+	}
+	if got := reads.Load() - before; got != 1 {
+		t.Fatalf("a refusal read the clock %d times, want 1", got)
+	}
+	clk.Advance(2 * time.Minute) // past the deadline; the real timer has not fired
+	r3, err := ctl.Acquire("f")
+	if err != nil {
+		t.Fatalf("Acquire over the limit after the deadline = %v, want admitted", err)
+	}
+	r1()
+	r2()
+	r3()
+	if s := ctl.Status()[0]; s.Mode != Normal || s.InFlight != 0 {
+		t.Fatalf("after the deadline: %+v, want Normal with nothing in flight", s)
 	}
 }

@@ -20,7 +20,7 @@
 //
 // Sketch of use:
 //
-//	ctl := degrade.New(degrade.Options{Logger: logger})
+//	ctl := degrade.MustNew(degrade.Options{Logger: logger})
 //	mux.Handle("/search", ctl.Middleware("search", searchHandler))
 //	mux.Handle("/status/degradation", ctl.StatusHandler())
 //	cancel := ctl.Subscribe(func(ev degrade.Event) { notify <- ev })

@@ -26,6 +26,8 @@ var (
 	ErrInvalidPolicy = errors.New("degrade: invalid policy")
 	// ErrWindowPassed: the window's end is not in the future.
 	ErrWindowPassed = errors.New("degrade: window already passed")
+	// ErrInvalidOptions: an Options field is out of range.
+	ErrInvalidOptions = errors.New("degrade: invalid options")
 	// ErrWindowTooLong: the window's end is further away than
 	// Options.MaxWindow.
 	ErrWindowTooLong = errors.New("degrade: window too long")

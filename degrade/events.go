@@ -2,6 +2,7 @@ package degrade
 
 import (
 	"fmt"
+	"runtime/debug"
 	"slices"
 	"time"
 )
@@ -17,9 +18,12 @@ const (
 	CauseClear
 	// CauseExpired: its window reached its deadline.
 	CauseExpired
+	// CauseGuard: the critical guard lowered every adaptive limit, or
+	// restored them in full (Event.Guard says why; Function is empty).
+	CauseGuard
 )
 
-// String returns "set", "clear" or "expired".
+// String returns "set", "clear", "expired" or "guard".
 func (c Cause) String() string {
 	switch c {
 	case CauseSet:
@@ -28,6 +32,8 @@ func (c Cause) String() string {
 		return "clear"
 	case CauseExpired:
 		return "expired"
+	case CauseGuard:
+		return "guard"
 	}
 	return fmt.Sprintf("cause(%d)", int(c))
 }
@@ -45,6 +51,9 @@ type Event struct {
 	Reason   string    `json:"reason"`         // the degradation's reason (also on its end)
 	At       time.Time `json:"at"`             // when the change took effect
 	Until    time.Time `json:"until,omitzero"` // the new window's deadline; zero when restored
+	// Guard is the critical guard's state after a CauseGuard change, nil
+	// otherwise.
+	Guard *GuardState `json:"guard,omitempty"`
 }
 
 // Subscribe calls fn on every mode change, in the order the changes
@@ -53,6 +62,13 @@ type Event struct {
 // controller's lock is released: it may call the controller, but it should
 // not block; hand slow work (mail, chat) to a goroutine of your own. A call
 // already under way when cancel is invoked may still complete.
+//
+// A panic in fn is recovered: it never reaches the caller of Set, Clear,
+// Status or Acquire (a bug in a notification must not abort a mode change,
+// nor an update that drives one). It is logged at Error with its stack
+// through Options.Logger, counted in updraft_degrade_subscriber_panics_total
+// (see [Controller.Collector]), and the remaining subscribers still receive
+// the event.
 func (c *Controller) Subscribe(fn func(Event)) (cancel func()) {
 	if fn == nil {
 		return func() {}
@@ -94,11 +110,24 @@ func (c *Controller) deliver() {
 		c.mu.Unlock()
 		locked = false
 		for _, s := range subs {
-			s.fn(ev)
+			c.call(s, ev)
 		}
 		c.mu.Lock()
 		locked = true
 	}
+}
+
+// call runs one subscriber, recovering and reporting its panic.
+func (c *Controller) call(s subscriber, ev Event) {
+	defer func() {
+		if v := recover(); v != nil {
+			c.subscriberPanics.Add(1)
+			c.log.Error("degrade: subscriber panicked; event not delivered to it",
+				"function", ev.Function, "to", ev.To.String(), "cause", ev.Cause.String(),
+				"panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+		}
+	}()
+	s.fn(ev)
 }
 
 // subscriber is one Subscribe call.

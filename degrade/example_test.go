@@ -18,7 +18,7 @@ var exampleNow = time.Date(2026, 11, 26, 22, 0, 0, 0, time.UTC)
 func exampleClock() time.Time { return exampleNow }
 
 func ExampleController_Set() {
-	ctl := degrade.New(degrade.Options{Clock: exampleClock})
+	ctl := degrade.MustNew(degrade.Options{Clock: exampleClock})
 	err := ctl.Set("search", degrade.Policy{Mode: degrade.Disable},
 		"the search index is being rebuilt", exampleNow.Add(15*time.Minute))
 	if err != nil {
@@ -44,7 +44,7 @@ func ExampleController_Set() {
 }
 
 func ExampleController_Set_badInput() {
-	ctl := degrade.New(degrade.Options{Clock: exampleClock, Functions: []string{"search"}})
+	ctl := degrade.MustNew(degrade.Options{Clock: exampleClock, Functions: []string{"search"}})
 	fmt.Println(ctl.Set("serach", degrade.Policy{Mode: degrade.Disable}, "", exampleNow.Add(time.Minute)))
 	fmt.Println(ctl.Set("search", degrade.Policy{Mode: degrade.Throttle, RatePerSecond: -1}, "", exampleNow.Add(time.Minute)))
 	fmt.Println(ctl.Set("search", degrade.Policy{Mode: degrade.Disable}, "", exampleNow.Add(-time.Minute)))
@@ -55,7 +55,7 @@ func ExampleController_Set_badInput() {
 }
 
 func ExampleController_Middleware() {
-	ctl := degrade.New(degrade.Options{Clock: exampleClock})
+	ctl := degrade.MustNew(degrade.Options{Clock: exampleClock})
 	search := ctl.Middleware("search", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "results\n")
 	}))
@@ -78,7 +78,7 @@ func ExampleController_Middleware() {
 }
 
 func ExampleController_Subscribe() {
-	ctl := degrade.New(degrade.Options{Clock: exampleClock})
+	ctl := degrade.MustNew(degrade.Options{Clock: exampleClock})
 	cancel := ctl.Subscribe(func(ev degrade.Event) {
 		// Hand slow notifications (mail, chat) to a goroutine of your own.
 		fmt.Printf("%s: %s -> %s (%s, %q)\n", ev.Function, ev.From, ev.To, ev.Cause, ev.Reason)
@@ -92,7 +92,7 @@ func ExampleController_Subscribe() {
 }
 
 func ExampleController_StatusHandler() {
-	ctl := degrade.New(degrade.Options{Clock: exampleClock, Functions: []string{"checkout", "search"}})
+	ctl := degrade.MustNew(degrade.Options{Clock: exampleClock, Functions: []string{"checkout", "search"}})
 	_ = ctl.Set("search", degrade.Policy{Mode: degrade.Throttle, MaxConcurrent: 8}, "the data plane is being updated", exampleNow.Add(10*time.Minute))
 	rec := httptest.NewRecorder()
 	ctl.StatusHandler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/status", nil))
@@ -121,7 +121,10 @@ func ExampleController_StatusHandler() {
 	//       "until": "2026-11-26T22:10:00Z",
 	//       "limit": 8
 	//     }
-	//   ]
+	//   ],
+	//   "guard": {
+	//     "factor": 1
+	//   }
 	// }
 }
 
@@ -132,7 +135,7 @@ func ExampleNewPSI() {
 		fmt.Println(err)
 		return
 	}
-	ctl := degrade.New(degrade.Options{Pressure: psi, PressureInterval: 5 * time.Second})
+	ctl := degrade.MustNew(degrade.Options{Pressure: psi, PressureInterval: 5 * time.Second})
 	percent, err := psi.Pressure(context.Background())
 	fmt.Println(percent, err)
 	ctl.ObservePressure(percent) // Run does this every PressureInterval

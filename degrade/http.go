@@ -152,7 +152,7 @@ func (c *Controller) StatusHandler() http.Handler {
 			http.Error(w, "degrade: status: method "+r.Method+" not allowed, use GET", http.StatusMethodNotAllowed)
 			return
 		}
-		doc := &statusJSON{Time: c.now().UTC(), Functions: c.Status()}
+		doc := &statusJSON{Time: c.now().UTC(), Functions: c.Status(), Guard: c.GuardState()}
 		for i := range doc.Functions {
 			s := &doc.Functions[i]
 			s.Since, s.Until = s.Since.UTC(), s.Until.UTC()

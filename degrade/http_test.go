@@ -49,7 +49,7 @@ func newTestServer(t *testing.T, ctl *Controller) *httptest.Server {
 
 func TestMiddlewareOverHTTP(t *testing.T) {
 	clk := newFakeClock()
-	ctl := New(Options{Clock: clk.Now, RequestPriority: func(r *http.Request) Priority {
+	ctl := MustNew(Options{Clock: clk.Now, RequestPriority: func(r *http.Request) Priority {
 		p, _ := ParsePriority(r.Header.Get("X-Test-Priority"))
 		return p
 	}})
@@ -128,7 +128,7 @@ func TestMiddlewareOverHTTP(t *testing.T) {
 
 func TestMiddlewareReleasesOnPanic(t *testing.T) {
 	clk := newFakeClock()
-	ctl := New(Options{Clock: clk.Now})
+	ctl := MustNew(Options{Clock: clk.Now})
 	must(t, ctl.Set("f", Policy{Mode: Throttle, MaxConcurrent: 1}, "", clk.Now().Add(time.Hour)))
 	h := ctl.Middleware("f", http.HandlerFunc(func(http.ResponseWriter, *http.Request) { panic(http.ErrAbortHandler) }))
 	func() {
@@ -142,7 +142,7 @@ func TestMiddlewareReleasesOnPanic(t *testing.T) {
 
 func TestStatusHandlerOverHTTP(t *testing.T) {
 	clk := newFakeClock()
-	ctl := New(Options{Clock: clk.Now, Functions: []string{"checkout", "search"}})
+	ctl := MustNew(Options{Clock: clk.Now, Functions: []string{"checkout", "search"}})
 	srv := newTestServer(t, ctl)
 
 	resp, body := get(t, srv.URL+"/status", "")
@@ -261,7 +261,7 @@ func must(t *testing.T, err error) {
 // TestHTTPUnderConcurrentModeChanges sends real HTTP requests while modes
 // flip and the status handler is read; every answer must be well formed.
 func TestHTTPUnderConcurrentModeChanges(t *testing.T) {
-	ctl := New(Options{})
+	ctl := MustNew(Options{})
 	srv := newTestServer(t, ctl)
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}}
 	defer client.CloseIdleConnections()

@@ -30,10 +30,22 @@ func newTokenBucket(ratePerSecond float64, burst int) *tokenBucket {
 // init sets up a zero bucket in place; see newTokenBucket.
 func (b *tokenBucket) init(ratePerSecond float64, burst int) {
 	burst = max(burst, 1)
-	b.interval = int64(math.Max(1, math.Round(float64(time.Second)/ratePerSecond)))
+	// Clamp in float64 before converting: int64 of a float beyond its range
+	// is undefined (it gave a negative interval, admitting everything, for
+	// rates of 1e-10/s). Policy.Validate refuses such rates; the clamp keeps
+	// the bucket safe whatever it is given.
+	const maxInterval = 1 << 60 // about 36 years; exact in float64
+	interval := math.Round(float64(time.Second) / ratePerSecond)
+	if !(interval <= maxInterval) { // also NaN
+		interval = maxInterval
+	}
+	b.interval = max(1, int64(interval))
 	b.window = b.interval * int64(burst)
-	if b.window/int64(burst) != b.interval { // overflow for absurd rates
-		b.window = math.MaxInt64 / 2
+	// Cap the window at twice the largest interval (so tat+interval never
+	// overflows for times before the year 2150) while keeping room for one
+	// request even at the clamped interval.
+	if b.window/int64(burst) != b.interval || b.window > 1<<61 {
+		b.window = 1 << 61
 	}
 }
 

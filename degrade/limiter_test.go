@@ -82,3 +82,26 @@ func TestShedderExactShare(t *testing.T) {
 		}
 	}
 }
+
+// TestTokenBucketAbsurdRates checks that rates too small for an int64
+// interval (1e-10/s gave a negative interval and admitted everything) admit
+// exactly the burst, and that a huge burst does not overflow the window.
+func TestTokenBucketAbsurdRates(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano()
+	for _, rate := range []float64{1e-10, 1e-300, 5e-324} {
+		b := newTokenBucket(rate, 2)
+		admitted := 0
+		for i := range 10 {
+			if ok, _ := b.allow(now + int64(i)*int64(time.Hour)); ok {
+				admitted++
+			}
+		}
+		if admitted != 2 {
+			t.Errorf("rate %g/s, burst 2: admitted %d of 10 requests over 10 hours, want 2", rate, admitted)
+		}
+	}
+	b := newTokenBucket(1e-6, 1<<40)
+	if ok, _ := b.allow(now); !ok {
+		t.Error("rate 1e-6/s, burst 2^40: first request refused")
+	}
+}

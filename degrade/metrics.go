@@ -11,6 +11,12 @@ const (
 	MetricConcurrencyLimit = "updraft_degrade_concurrency_limit"
 	MetricInFlight         = "updraft_degrade_in_flight"
 	MetricPressureFactor   = "updraft_degrade_pressure_factor"
+	MetricSubscriberPanics = "updraft_degrade_subscriber_panics_total"
+	MetricGuardFactor      = "updraft_degrade_guard_factor"
+	MetricGuardBackoffs    = "updraft_degrade_guard_backoffs_total"
+	MetricGuardCriticalP90 = "updraft_degrade_guard_critical_p90_seconds"
+	MetricGuardBaseline    = "updraft_degrade_guard_baseline_seconds"
+	MetricGuardSchedP99    = "updraft_degrade_guard_sched_p99_seconds"
 )
 
 var _ prometheus.Collector = (*collector)(nil)
@@ -20,6 +26,9 @@ var _ prometheus.Collector = (*collector)(nil)
 type collector struct {
 	c                                     *Controller
 	mode, requests, limit, inflight, pres *prometheus.Desc
+	panics                                *prometheus.Desc
+	guardFactor, guardBackoffs, guardP90  *prometheus.Desc
+	guardBaseline, guardSched             *prometheus.Desc
 }
 
 // Collector returns a Prometheus collector for the controller, for the host
@@ -35,7 +44,12 @@ type collector struct {
 //   - updraft_degrade_in_flight{function}: admitted requests not yet released;
 //
 // and updraft_degrade_pressure_factor, the share of adaptive limits kept
-// under pressure. Functions never declared nor Set are not counted. A
+// under pressure, and updraft_degrade_subscriber_panics_total, subscriber
+// calls that panicked (recovered; see [Controller.Subscribe]), and the
+// critical guard's updraft_degrade_guard_factor,
+// updraft_degrade_guard_backoffs_total and the latencies of its last step
+// (updraft_degrade_guard_critical_p90_seconds, _baseline_seconds,
+// _sched_p99_seconds); see [GuardOptions]. Functions never declared nor Set are not counted. A
 // request racing with a mode change may be missed by the request counters
 // (they stay monotonic).
 func (c *Controller) Collector() prometheus.Collector {
@@ -46,12 +60,19 @@ func (c *Controller) Collector() prometheus.Collector {
 		limit:    prometheus.NewDesc(MetricConcurrencyLimit, "Concurrency limit in force for the function (0 = none).", []string{"function"}, nil),
 		inflight: prometheus.NewDesc(MetricInFlight, "Admitted requests of the function not yet released.", []string{"function"}, nil),
 		pres:     prometheus.NewDesc(MetricPressureFactor, "Share of adaptive concurrency limits kept under system pressure (1 = no pressure).", nil, nil),
+		panics:   prometheus.NewDesc(MetricSubscriberPanics, "Subscriber calls that panicked; the panics were recovered and logged.", nil, nil),
+
+		guardFactor:   prometheus.NewDesc(MetricGuardFactor, "Share of adaptive concurrency limits kept by the critical guard (1 = critical path within bounds).", nil, nil),
+		guardBackoffs: prometheus.NewDesc(MetricGuardBackoffs, "Critical guard steps that lowered the adaptive limits.", nil, nil),
+		guardP90:      prometheus.NewDesc(MetricGuardCriticalP90, "Critical latency p90 seen at the guard's last step (0 = too few samples).", nil, nil),
+		guardBaseline: prometheus.NewDesc(MetricGuardBaseline, "Critical latency baseline the guard compares against.", nil, nil),
+		guardSched:    prometheus.NewDesc(MetricGuardSchedP99, "Go scheduler latency p99 seen at the guard's last step.", nil, nil),
 	}
 }
 
 // Describe sends the descriptors of every metric.
 func (m *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{m.mode, m.requests, m.limit, m.inflight, m.pres} {
+	for _, d := range []*prometheus.Desc{m.mode, m.requests, m.limit, m.inflight, m.pres, m.panics, m.guardFactor, m.guardBackoffs, m.guardP90, m.guardBaseline, m.guardSched} {
 		ch <- d
 	}
 }
@@ -95,7 +116,18 @@ func (m *collector) Collect(ch chan<- prometheus.Metric) {
 			prometheus.MustNewConstMetric(m.inflight, prometheus.GaugeValue, float64(f.inflight.Load()), name))
 	}
 	m.c.mu.Unlock()
-	out = append(out, prometheus.MustNewConstMetric(m.pres, prometheus.GaugeValue, m.c.factor.load()))
+	out = append(out, prometheus.MustNewConstMetric(m.pres, prometheus.GaugeValue, m.c.factor.load()),
+		prometheus.MustNewConstMetric(m.panics, prometheus.CounterValue, float64(m.c.subscriberPanics.Load())))
+	g := m.c.guard
+	g.mu.Lock()
+	st, backoffs := g.state, g.backoffs
+	g.mu.Unlock()
+	out = append(out,
+		prometheus.MustNewConstMetric(m.guardFactor, prometheus.GaugeValue, st.Factor),
+		prometheus.MustNewConstMetric(m.guardBackoffs, prometheus.CounterValue, float64(backoffs)),
+		prometheus.MustNewConstMetric(m.guardP90, prometheus.GaugeValue, st.CriticalP90.Seconds()),
+		prometheus.MustNewConstMetric(m.guardBaseline, prometheus.GaugeValue, st.Baseline.Seconds()),
+		prometheus.MustNewConstMetric(m.guardSched, prometheus.GaugeValue, st.SchedP99.Seconds()))
 	for _, metric := range out {
 		ch <- metric
 	}

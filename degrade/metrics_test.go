@@ -13,7 +13,7 @@ import (
 
 func TestCollector(t *testing.T) {
 	clk := newFakeClock()
-	ctl := New(Options{Clock: clk.Now, Functions: []string{"checkout", "search", "upload"}})
+	ctl := MustNew(Options{Clock: clk.Now, Functions: []string{"checkout", "search", "upload"}})
 	reg := prometheus.NewPedanticRegistry()
 	if err := reg.Register(ctl.Collector()); err != nil {
 		t.Fatal(err)

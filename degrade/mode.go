@@ -20,8 +20,11 @@ const (
 	Throttle
 	// Disable rejects every request with [ErrDisabled] (HTTP 503).
 	Disable
-	// Shed drops a share of requests, lowest priority first, with [ErrShed]
-	// (HTTP 503).
+	// Shed drops a share of requests with [ErrShed] (HTTP 503). Every
+	// priority's share is fixed by ShedFraction, lower priorities at a
+	// higher share (see [Priority]): low and normal requests are dropped
+	// together, not strictly lowest first, so that Shed needs no knowledge
+	// of the traffic's mix.
 	Shed
 )
 
@@ -72,7 +75,8 @@ func ParseMode(s string) (Mode, error) {
 }
 
 // Priority ranks requests of one function for [Shed]: lower priorities are
-// dropped first. [Controller.Acquire] uses [PriorityNormal];
+// dropped at a higher share (low at twice normal's, high only once
+// ShedFraction exceeds 0.5). [Controller.Acquire] uses [PriorityNormal];
 // [Controller.AcquirePriority] takes an explicit one.
 type Priority int8
 
@@ -127,6 +131,20 @@ func shedShare(f float64, p Priority) float64 {
 	}
 }
 
+// The bounds [Policy.Validate] puts on a rate limit, so that every accepted
+// rate is enforced as written: the interval between admissions, in
+// nanoseconds, and that interval times Burst must fit in an int64.
+const (
+	// MinRatePerSecond is the smallest non-zero RatePerSecond: one request
+	// per 10^6 seconds (about 11.6 days).
+	MinRatePerSecond = 1e-6
+	// MaxRatePerSecond is the largest RatePerSecond: one request per
+	// nanosecond, the clock's resolution.
+	MaxRatePerSecond = 1e9
+	// MaxBurst is the largest Burst.
+	MaxBurst = 1 << 20
+)
+
 // Policy says how a function is reduced. Which fields matter depends on
 // Mode; fields that do not apply to the mode must be zero, so a policy
 // reads as what it does.
@@ -134,10 +152,11 @@ type Policy struct {
 	// Mode is the reduction; see the Mode constants.
 	Mode Mode `json:"mode"`
 	// RatePerSecond is, for Throttle, the number of requests admitted per
-	// second on average (0 = no rate limit). Must not be negative.
+	// second on average: 0 (no rate limit) or within [MinRatePerSecond,
+	// MaxRatePerSecond].
 	RatePerSecond float64 `json:"ratePerSecond,omitempty"`
 	// Burst is, for Throttle with a rate, how many requests may be admitted
-	// at once after a quiet spell (0 = 1).
+	// at once after a quiet spell (0 = 1; at most MaxBurst).
 	Burst int `json:"burst,omitempty"`
 	// MaxConcurrent is, for Throttle, how many requests may be in flight at
 	// once (0 = no fixed limit). With Adaptive it is the ceiling the
@@ -147,7 +166,8 @@ type Policy struct {
 	// latency and the machine's pressure (see [AdaptiveOptions]).
 	Adaptive bool `json:"adaptive,omitempty"`
 	// ShedFraction is, for Shed, the share of normal-priority requests
-	// dropped, in (0, 1]. Low-priority requests go first; see [Priority].
+	// dropped, in (0, 1]. Low-priority requests are dropped at twice that
+	// share, high-priority ones at 2*ShedFraction-1; see [Priority].
 	ShedFraction float64 `json:"shedFraction,omitempty"`
 }
 
@@ -163,8 +183,11 @@ func (p Policy) Validate() error {
 	if math.IsNaN(p.RatePerSecond) || math.IsInf(p.RatePerSecond, 0) || p.RatePerSecond < 0 {
 		return bad("RatePerSecond %v must be a finite number >= 0", p.RatePerSecond)
 	}
-	if p.Burst < 0 {
-		return bad("Burst %d must be >= 0", p.Burst)
+	if p.RatePerSecond != 0 && (p.RatePerSecond < MinRatePerSecond || p.RatePerSecond > MaxRatePerSecond) {
+		return bad("RatePerSecond %v must be 0 (no rate limit) or within [%g, %g]", p.RatePerSecond, MinRatePerSecond, MaxRatePerSecond)
+	}
+	if p.Burst < 0 || p.Burst > MaxBurst {
+		return bad("Burst %d must be within [0, %d]", p.Burst, MaxBurst)
 	}
 	if p.MaxConcurrent < 0 {
 		return bad("MaxConcurrent %d must be >= 0", p.MaxConcurrent)
@@ -249,9 +272,11 @@ var _ json.Marshaler = (*statusJSON)(nil)
 
 // statusJSON is the status handler's document.
 type statusJSON struct {
-	Degraded  bool      `json:"degraded"`
-	Time      time.Time `json:"time"`
-	Functions []Status  `json:"functions"`
+	Degraded  bool       `json:"degraded"`
+	Time      time.Time  `json:"time"`
+	Functions []Status   `json:"functions"`
+	Guard     GuardState `json:"guard"` // the critical guard's state and last explanation
+
 }
 
 // MarshalJSON encodes the document; Functions is never null.

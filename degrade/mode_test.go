@@ -53,6 +53,11 @@ func TestShedShareOrdersPriorities(t *testing.T) {
 			t.Errorf("shedShare(%v) low=%v normal=%v high=%v: want low >= normal = f >= high", f, low, normal, high)
 		}
 	}
+	// The documented behaviour: low and normal are dropped together, low
+	// at twice the share, rather than strictly lowest first.
+	if low, normal := shedShare(0.25, PriorityLow), shedShare(0.25, PriorityNormal); low != 0.5 || normal != 0.25 {
+		t.Errorf("shedShare(0.25) low=%v normal=%v, want 0.5 and 0.25", low, normal)
+	}
 	if got := shedShare(0.5, PriorityHigh); got != 0 {
 		t.Errorf("high priority shed at f=0.5 = %v, want 0", got)
 	}
@@ -67,6 +72,8 @@ func TestPolicyValidate(t *testing.T) {
 		{Mode: Disable},
 		{Mode: Throttle, RatePerSecond: 10},
 		{Mode: Throttle, RatePerSecond: 0.5, Burst: 3},
+		{Mode: Throttle, RatePerSecond: MinRatePerSecond, Burst: MaxBurst},
+		{Mode: Throttle, RatePerSecond: MaxRatePerSecond},
 		{Mode: Throttle, MaxConcurrent: 4},
 		{Mode: Throttle, Adaptive: true},
 		{Mode: Throttle, Adaptive: true, MaxConcurrent: 8, RatePerSecond: 100},
@@ -88,6 +95,10 @@ func TestPolicyValidate(t *testing.T) {
 		{Policy{Mode: Throttle, RatePerSecond: -1}, "RatePerSecond"},
 		{Policy{Mode: Throttle, RatePerSecond: math.NaN()}, "RatePerSecond"},
 		{Policy{Mode: Throttle, RatePerSecond: math.Inf(1)}, "RatePerSecond"},
+		{Policy{Mode: Throttle, RatePerSecond: 1e-10}, "RatePerSecond"},
+		{Policy{Mode: Throttle, RatePerSecond: 5e-324}, "RatePerSecond"},
+		{Policy{Mode: Throttle, RatePerSecond: 1e10}, "RatePerSecond"},
+		{Policy{Mode: Throttle, RatePerSecond: 1, Burst: MaxBurst + 1}, "Burst"},
 		{Policy{Mode: Throttle, RatePerSecond: 1, Burst: -2}, "Burst"},
 		{Policy{Mode: Throttle, MaxConcurrent: 2, Burst: 2}, "Burst"},
 		{Policy{Mode: Throttle, MaxConcurrent: -3}, "MaxConcurrent"},

@@ -17,13 +17,18 @@ import (
 // every allocation that names its resources; if one device fails, those
 // already applied are undone before Apply returns.
 //
-// A device that panics in Apply has the devices before it undone, and the
+// An allocation naming a resource no device offers is refused with
+// [ErrUnknownResource] before any device is asked. A device that panics in
+// Apply has the devices before it undone, and the
 // panic goes on its way.
 //
 // A combined device implements [Meter] when at least one of its devices
 // does; usage is summed over the devices that measure. It implements
 // [Journaled] when every one of its devices does: its record holds each
-// device's record, and UndoRecord undoes them in reverse order.
+// device's record, and UndoRecord undoes them in reverse order. It always
+// implements [Units]: the union of the units of the devices that report
+// them (empty when none does; a resource two devices name, which Capacity
+// refuses anyway, takes the first device's unit).
 func Combine(devices ...Device) Device {
 	c := &combined{devices: devices}
 	for _, d := range devices {
@@ -78,13 +83,31 @@ func (c *combined) apply(ctx context.Context, allocs []Allocation, applyOne func
 			_ = undoAll(context.WithoutCancel(ctx))
 		}
 	}()
+	capacities := make([]Vector, len(c.devices))
+	offered := map[Resource]bool{}
 	for i, d := range c.devices {
 		capacity, err := d.Capacity(ctx)
 		if err != nil {
 			ok = true
-			return nil, multierror.Append(fmt.Errorf("hal: device %d capacity: %w", i, err), undoAll(ctx))
+			return nil, fmt.Errorf("hal: device %d capacity: %w", i, err)
 		}
-		part := restrict(allocs, capacity)
+		capacities[i] = capacity
+		for r := range capacity {
+			offered[r] = true
+		}
+	}
+	for _, a := range allocs {
+		for _, v := range []Vector{a.Guarantee, a.Limit} {
+			for _, r := range v.Resources() {
+				if !offered[r] {
+					ok = true
+					return nil, fmt.Errorf("hal: function %q resource %q: %w", a.Function, r, ErrUnknownResource)
+				}
+			}
+		}
+	}
+	for i, d := range c.devices {
+		part := restrict(allocs, capacities[i])
 		if len(part) == 0 {
 			continue
 		}
@@ -150,6 +173,19 @@ func (c *journaledCombined) UndoRecord(ctx context.Context, record []byte) error
 		}
 	}
 	return errs.ErrorOrNil()
+}
+
+// Units returns the union of the devices' units.
+func (c *combined) Units() map[Resource]Unit {
+	out := map[Resource]Unit{}
+	for _, d := range c.devices {
+		for r, u := range UnitsOf(d) {
+			if _, dup := out[r]; !dup {
+				out[r] = u
+			}
+		}
+	}
+	return out
 }
 
 func (c *combined) Usage(ctx context.Context, function string) (Vector, error) {

@@ -92,5 +92,10 @@ type Meter interface {
 // they have no binding for. Check with errors.Is.
 var ErrUnknownFunction = errors.New("hal: unknown function")
 
+// ErrUnknownResource is returned (wrapped) by [Combine]'s Apply for an
+// allocation naming a resource none of its devices offers. Check with
+// errors.Is.
+var ErrUnknownResource = errors.New("hal: no device offers the resource")
+
 // NopUndo is an Undo that does nothing.
 func NopUndo(context.Context) error { return nil }

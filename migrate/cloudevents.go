@@ -8,8 +8,10 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/updraft-dev/updraft/hal"
@@ -32,6 +34,23 @@ type CloudEventsOptions struct {
 	// default an answer's signature is checked when present, so plain
 	// CloudEvents receivers (Knative, OpenFaaS, Cloud Run) work.
 	RequireSignedAnswers bool
+	// AcknowledgeOnly declares that the receiver acknowledges invocations
+	// (HTTP 202, or 2xx without an event) and never answers them, as a
+	// Functions Framework CloudEvent function or an event sink does. Only
+	// functions declared with Spec.NoAnswer are placed on it.
+	AcknowledgeOnly bool
+	// ReplyTo is the absolute http(s) URL at which the host serves this
+	// target's [CloudEventsTarget.ReplyHandler]. When set, invocations
+	// carry it (extension ExtReplyTo), and an invocation acknowledged
+	// without an answer (202) waits, up to the call's deadline, for the
+	// answer to arrive there: a signed CloudEvent whose ExtRequest is the
+	// invocation's id. An AcknowledgeOnly target with ReplyTo can then
+	// host functions that need an answer.
+	ReplyTo string
+	// FollowRedirects follows an endpoint's 3xx answers. By default they
+	// are not followed (the CloudEvents HTTP webhook spec forbids it) and
+	// the call fails with ErrRejected naming the Location.
+	FollowRedirects bool
 	// Source is the CloudEvents source of requests; default "updraft/lease".
 	Source string
 	// Client sends the requests; default a client of its own with
@@ -67,6 +86,12 @@ type CloudEventsTarget struct {
 	// rt is the transport of the target's own client (opts.Client was
 	// nil), which send uses directly; nil with a caller's client.
 	rt http.RoundTripper
+
+	waiters sync.Map // request id → chan Event: invocations waiting for an answer at ReplyTo
+
+	probeMu     sync.Mutex
+	probeType   string // type of the last successful probe's answer; guarded by probeMu
+	probeStatus int    // its HTTP status; guarded by probeMu
 }
 
 var _ Target = (*CloudEventsTarget)(nil)
@@ -89,6 +114,11 @@ func NewCloudEventsTarget(name, endpoint string, opts CloudEventsOptions) (*Clou
 	if err := checkKey(opts.Key); len(opts.Key) > 0 && err != nil {
 		return nil, fmt.Errorf("migrate: target %s: %w", name, err)
 	}
+	if opts.ReplyTo != "" {
+		if ru, err := url.Parse(opts.ReplyTo); err != nil || (ru.Scheme != "http" && ru.Scheme != "https") || ru.Host == "" {
+			return nil, fmt.Errorf("migrate: target %s: CloudEventsOptions.ReplyTo %q is not an absolute http(s) URL", name, opts.ReplyTo)
+		}
+	}
 	if opts.Provider == "" {
 		opts.Provider = "cloudevents"
 	}
@@ -96,6 +126,11 @@ func NewCloudEventsTarget(name, endpoint string, opts CloudEventsOptions) (*Clou
 		opts.Source = "updraft/lease"
 	}
 	var rt http.RoundTripper
+	if opts.Client != nil && !opts.FollowRedirects {
+		c := *opts.Client // the caller's client is not modified
+		c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+		opts.Client = &c
+	}
 	if opts.Client == nil {
 		tr := http.DefaultTransport.(*http.Transport).Clone()
 		tr.MaxIdleConnsPerHost = 64
@@ -133,33 +168,138 @@ func (t *CloudEventsTarget) Info() TargetInfo { return t.info }
 func (t *CloudEventsTarget) URL() string { return t.url }
 
 // Probe implements [Target]: it posts an [EventProbe] and expects a 2xx.
+// It records how the probe was answered (see [ProbeAnswerer]): a
+// [Handler] answers with an [EventResult]; a plain receiver with an event
+// of its own type, or with a bare acknowledgement.
 func (t *CloudEventsTarget) Probe(ctx context.Context) (time.Duration, error) {
 	start := time.Now()
 	ev := t.newEvent(EventProbe, "", "probe-"+strconv.FormatInt(start.UnixNano(), 36), "", nil)
 	var answer Event
-	status, ans, err := t.post(ctx, &ev, &answer)
+	var after time.Duration
+	status, ans, err := t.post(ctx, &ev, &answer, &after)
 	if err != nil {
 		return 0, err
 	}
 	if status/100 != 2 {
 		return 0, fmt.Errorf("%w: target %s: probe answered HTTP %d%s", ErrUnreachable, t.info.Name, status, errorText(ans))
 	}
+	typ := ""
+	if ans != nil {
+		typ = ans.Type
+	}
+	t.probeMu.Lock()
+	t.probeType, t.probeStatus = typ, status
+	t.probeMu.Unlock()
 	return time.Since(start), nil
 }
 
-// Call implements [Target].
+// ReplyHandler returns the handler to serve at CloudEventsOptions.ReplyTo:
+// it takes the answers that receivers post there (binary or structured
+// CloudEvents; signed, when the target has a key) and hands each to the
+// invocation waiting for it, matched by its ExtRequest (or, without one,
+// its id). It answers 202 when an invocation took the answer, 404 when
+// none waits for it (unknown, or past its deadline), 401 when the
+// signature does not verify.
+func (t *CloudEventsTarget) ReplyHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost {
+			w.Header().Set("Allow", http.MethodPost)
+			http.Error(w, "migrate: POST a CloudEvent", http.StatusMethodNotAllowed)
+			return
+		}
+		body, err := readBody(r.Body, r.ContentLength, t.opts.MaxAnswerBytes)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		var ev Event
+		if err := readWireEvent(r.Context(), r.Header, body, &ev); err != nil {
+			http.Error(w, "migrate: reply is not a CloudEvent: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+		if t.signer != nil {
+			if err := t.signer.verify(&ev, t.now(), t.opts.Window); err != nil {
+				w.Header()["Www-Authenticate"] = []string{WWWAuthenticate}
+				http.Error(w, err.Error(), http.StatusUnauthorized)
+				return
+			}
+		}
+		id := ev.Req
+		if id == "" {
+			id = ev.ID
+		}
+		ch, ok := t.waiters.Load(id)
+		if !ok {
+			http.Error(w, fmt.Sprintf("migrate: no invocation %q waits for an answer here", id), http.StatusNotFound)
+			return
+		}
+		select {
+		case ch.(chan Event) <- ev:
+			w.WriteHeader(http.StatusAccepted)
+		default:
+			http.Error(w, fmt.Sprintf("migrate: invocation %q already has its answer", id), http.StatusConflict)
+		}
+	})
+}
+
+// ProbeAnswer implements [ProbeAnswerer].
+func (t *CloudEventsTarget) ProbeAnswer() ProbeAnswer {
+	t.probeMu.Lock()
+	defer t.probeMu.Unlock()
+	return ProbeAnswer{AcknowledgeOnly: t.opts.AcknowledgeOnly, RepliesLater: t.opts.ReplyTo != "", Type: t.probeType, Status: t.probeStatus}
+}
+
+// Call implements [Target]. An invocation the target accepted — a 2xx
+// with no body, or with a CloudEvent — is never reported as a target
+// failure: when the answer is missing or of a type the request does not
+// accept, the error wraps [ErrNoAnswer] and the invocation counts as
+// applied; with req.NoAnswer a bare acknowledgement completes it. A 2xx
+// whose body is not a CloudEvent, or whose answer's signature does not
+// verify, is a refusal (ErrRejected): such a target is not a receiver.
 func (t *CloudEventsTarget) Call(ctx context.Context, req Request) ([]byte, error) {
 	typ := EventType(req.Kind)
 	if typ == "" {
 		return nil, fmt.Errorf("migrate: target %s: request kind %d is unknown", t.info.Name, req.Kind)
 	}
-	ev := t.newEvent(typ, req.Function, req.ID, req.Generation, req.Payload)
+	replyTo := ""
+	var replies chan Event
+	if t.opts.ReplyTo != "" && req.Kind == KindInvoke && !req.NoAnswer {
+		replyTo, replies = t.opts.ReplyTo, make(chan Event, 1)
+		t.waiters.Store(req.ID, replies)
+		defer t.waiters.Delete(req.ID)
+	}
+	ev := t.newEventReply(typ, req.Function, req.ID, req.Generation, replyTo, req.Payload)
 	var answer Event
-	status, ans, err := t.post(ctx, &ev, &answer)
+	var after time.Duration
+	status, ans, err := t.post(ctx, &ev, &answer, &after)
 	if err != nil {
 		return nil, fmt.Errorf("%w (%s of %q, id %s)", err, req.Kind, req.Function, req.ID)
 	}
-	return t.interpret(req, status, ans)
+	if replies != nil && status/100 == 2 && ans == nil {
+		select {
+		case answer = <-replies: // the answer came back to ReplyTo
+			status, ans = http.StatusOK, &answer
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w: target %s: %s of %q (id %s) was accepted (HTTP %d) but no answer reached %s before the call's deadline (it counts as applied, and is not run again): %v",
+				ErrNoAnswer, t.info.Name, req.Kind, req.Function, req.ID, status, t.opts.ReplyTo, ctx.Err())
+		}
+	}
+	res, err := t.interpret(req, status, ans)
+	if after > 0 && errors.Is(err, ErrUnreachable) {
+		return nil, &RetryAfterError{After: after, Err: err}
+	}
+	var fe *FunctionError
+	switch {
+	case err == nil || req.Kind != KindInvoke || status/100 != 2 || errors.As(err, &fe):
+		return res, err
+	case req.NoAnswer && ans == nil:
+		return nil, nil // accepted; the caller needs no answer
+	default:
+		// Accepted (2xx, a CloudEvents answer or none) but not answered
+		// as the function needs: not a target failure, or the lease
+		// would run it again elsewhere.
+		return nil, fmt.Errorf("%w (it counts as applied, and is not run again): %v", ErrNoAnswer, err) // not %w: no target failure
+	}
 }
 
 // answers reports whether ans may be the answer to request id: a signed
@@ -203,6 +343,9 @@ func (t *CloudEventsTarget) interpret(req Request, status int, ans *Event) ([]by
 	case ans == nil:
 		return nil, fmt.Errorf("%w: %s: HTTP %d without an answer event", ErrRejected, where, status)
 	}
+	if ans.Type != EventError && slices.Contains(req.AnswerTypes, ans.Type) && answers(ans, req.ID) {
+		return ans.Data, nil
+	}
 	if !answers(ans, req.ID) {
 		return nil, fmt.Errorf("%w: %s: the signed answer is for request %q", ErrRejected, where, ans.ID)
 	}
@@ -215,12 +358,16 @@ func (t *CloudEventsTarget) interpret(req Request, status int, ans *Event) ([]by
 		}
 		return nil, fmt.Errorf("%w: %s: error answer with HTTP %d%s", ErrRejected, where, status, msg)
 	default:
-		return nil, fmt.Errorf("%w: %s: answer has type %q, want %s or %s", ErrRejected, where, ans.Type, EventResult, EventError)
+		return nil, fmt.Errorf("%w: %s: answer has type %q, want %s or %s (or a type in Spec.AnswerTypes)", ErrRejected, where, ans.Type, EventResult, EventError)
 	}
 }
 
 func (t *CloudEventsTarget) newEvent(typ, function, id, gen string, data []byte) Event {
-	ev := Event{ID: id, Source: t.opts.Source, Type: typ, Subject: function, Time: t.now(), Gen: gen, Data: data}
+	return t.newEventReply(typ, function, id, gen, "", data)
+}
+
+func (t *CloudEventsTarget) newEventReply(typ, function, id, gen, replyTo string, data []byte) Event {
+	ev := Event{ID: id, Source: t.opts.Source, Type: typ, Subject: function, Time: t.now(), Gen: gen, ReplyTo: replyTo, Data: data}
 	if t.signer != nil {
 		ev.Sig = t.signer.sign(&ev)
 	}
@@ -230,7 +377,9 @@ func (t *CloudEventsTarget) newEvent(typ, function, id, gen string, data []byte)
 // post sends ev in binary mode and returns the status and the answer
 // event, if any, read into ans (which the caller provides, so that it
 // may live on its stack).
-func (t *CloudEventsTarget) post(ctx context.Context, ev, ans *Event) (int, *Event, error) {
+//
+// For a 429 or 503 it sets *after to the wait its Retry-After asks for.
+func (t *CloudEventsTarget) post(ctx context.Context, ev, ans *Event, after *time.Duration) (int, *Event, error) {
 	resp, err := t.send(ctx, ev)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -239,23 +388,31 @@ func (t *CloudEventsTarget) post(ctx context.Context, ev, ans *Event) (int, *Eve
 		return 0, nil, fmt.Errorf("%w: target %s: %v", ErrUnreachable, t.info.Name, err)
 	}
 	defer resp.Body.Close()
+	status := resp.StatusCode
+	if status/100 == 3 {
+		return status, nil, fmt.Errorf("%w: target %s: HTTP %d redirect to %q not followed (the CloudEvents webhook spec forbids it; set CloudEventsOptions.FollowRedirects to follow)",
+			ErrRejected, t.info.Name, status, resp.Header.Get("Location"))
+	}
 	body, err := readAnswer(resp, t.opts.MaxAnswerBytes)
 	if err != nil {
-		return 0, nil, fmt.Errorf("target %s: %w", t.info.Name, err)
+		return status, nil, fmt.Errorf("target %s: %w", t.info.Name, err)
+	}
+	if status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable {
+		*after = parseRetryAfter(resp.Header.Get("Retry-After"), t.now())
 	}
 	err = readWireEvent(ctx, resp.Header, body, ans)
 	if errors.Is(err, errNotCloudEvent) {
-		if resp.StatusCode/100 == 2 && len(body) > 0 {
-			return 0, nil, fmt.Errorf("%w: target %s: HTTP %d answer is not a CloudEvent (%d bytes of %q)",
-				ErrRejected, t.info.Name, resp.StatusCode, len(body), resp.Header.Get("Content-Type"))
+		if status/100 == 2 && len(body) > 0 {
+			return status, nil, fmt.Errorf("%w: target %s: HTTP %d answer is not a CloudEvent (%d bytes of %q)",
+				ErrRejected, t.info.Name, status, len(body), resp.Header.Get("Content-Type"))
 		}
-		return resp.StatusCode, nil, nil
+		return status, nil, nil
 	}
 	if err != nil {
-		return 0, nil, fmt.Errorf("%w: target %s: HTTP %d answer is a malformed CloudEvent: %v", ErrRejected, t.info.Name, resp.StatusCode, err)
+		return status, nil, fmt.Errorf("%w: target %s: HTTP %d answer is a malformed CloudEvent: %v", ErrRejected, t.info.Name, status, err)
 	}
 	if err := t.checkSignature(ans); err != nil {
-		return 0, nil, err
+		return status, nil, err
 	}
 	return resp.StatusCode, ans, nil
 }
@@ -264,8 +421,8 @@ func (t *CloudEventsTarget) post(ctx context.Context, ev, ans *Event) (int, *Eve
 // straight to the transport: that skips what http.Client does per
 // request for cookies, timeouts and redirects (a copy of every header
 // among it), none of which that client uses. Should the endpoint
-// redirect, the request is sent again through the client, which follows
-// the redirect as it always would.
+// redirect and FollowRedirects be set, the request is sent again through
+// the client, which follows the redirect.
 func (t *CloudEventsTarget) send(ctx context.Context, ev *Event) (*http.Response, error) {
 	if t.rt == nil {
 		return t.opts.Client.Do(t.newRequest(ctx, ev, true))
@@ -276,6 +433,9 @@ func (t *CloudEventsTarget) send(ctx context.Context, ev *Event) (*http.Response
 	}
 	switch resp.StatusCode {
 	case http.StatusMovedPermanently, http.StatusFound, http.StatusSeeOther, http.StatusTemporaryRedirect, http.StatusPermanentRedirect:
+		if !t.opts.FollowRedirects {
+			return resp, nil
+		}
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
 		resp.Body.Close()
 		return t.opts.Client.Do(t.newRequest(ctx, ev, true))
@@ -310,6 +470,46 @@ func (t *CloudEventsTarget) newRequest(ctx context.Context, ev *Event, rewindabl
 	hreq.Header["User-Agent"] = emptyValue // net/http then sends no User-Agent line: each header line costs both ends
 	return hreq
 }
+
+// MaxRetryAfter bounds the wait a Retry-After header can ask for: a
+// longer one is cut to it (and a lease fails over once the wait would
+// outlast its Options.FailoverAfter).
+const MaxRetryAfter = time.Minute
+
+// parseRetryAfter reads a Retry-After value (RFC 9110 10.2.3: seconds, or
+// an HTTP date) as a wait from now, bounded by MaxRetryAfter; 0 when the
+// value is absent or unreadable.
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	if v == "" {
+		return 0
+	}
+	var d time.Duration
+	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if secs <= 0 {
+			return 0
+		}
+		d = time.Duration(min(secs, int64(MaxRetryAfter/time.Second))) * time.Second
+	} else if at, err := http.ParseTime(v); err == nil {
+		d = at.Sub(now)
+	}
+	return max(0, min(d, MaxRetryAfter))
+}
+
+// RetryAfterError is an ErrUnreachable error of a target that asked to be
+// retried no sooner than After (an HTTP Retry-After). A lease waits at
+// least that long before its next attempt. Targets of one's own may
+// return it.
+type RetryAfterError struct {
+	After time.Duration
+	Err   error
+}
+
+func (e *RetryAfterError) Error() string {
+	return fmt.Sprintf("%v (retry after %v)", e.Err, e.After)
+}
+
+// Unwrap returns the underlying error.
+func (e *RetryAfterError) Unwrap() error { return e.Err }
 
 // emptyValue is a header value net/http never modifies.
 var emptyValue = []string{""}

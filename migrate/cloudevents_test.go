@@ -68,14 +68,14 @@ func TestTargetBadAnswers(t *testing.T) {
 		want   error
 		text   string
 	}{
-		{"ACK without an event", func(event.Event) (*event.Event, protocol.Result) { return nil, nil }, migrate.ErrRejected, "without an answer event"},
+		{"ACK without an event", func(event.Event) (*event.Event, protocol.Result) { return nil, nil }, migrate.ErrNoAnswer, "without an answer event"},
 		{"wrong event type", func(ev event.Event) (*event.Event, protocol.Result) {
 			a := cloudevents.NewEvent()
 			a.SetID("x")
 			a.SetSource("s")
 			a.SetType("com.example.surprise")
 			return &a, nil
-		}, migrate.ErrRejected, `type "com.example.surprise"`},
+		}, migrate.ErrNoAnswer, `type "com.example.surprise"`},
 		{"500 without an event", func(event.Event) (*event.Event, protocol.Result) {
 			return nil, cehttp.NewResult(http.StatusInternalServerError, "down for maintenance")
 		}, migrate.ErrUnreachable, "HTTP 500"},
@@ -151,9 +151,11 @@ func TestTargetReadsStructuredAnswers(t *testing.T) {
 	require.Equal(t, "from JSON", string(out))
 }
 
-// A target with its own client (which sends through the transport
-// directly) still follows an endpoint's redirect, body and signature
-// intact, as http.Client would.
+// By default a target does not follow a redirect (the CloudEvents webhook
+// spec forbids it) and says so; with FollowRedirects, a target with its
+// own client (which sends through the transport directly) follows it,
+// body and signature intact, as http.Client would, and so does a
+// caller's client.
 func TestTargetFollowsRedirect(t *testing.T) {
 	h := migrate.NewHandler(migrate.HandlerOptions{Key: testKey})
 	h.Register("echo", func(_ context.Context, p []byte) ([]byte, error) { return append([]byte("echo:"), p...), nil }, nil)
@@ -161,8 +163,15 @@ func TestTargetFollowsRedirect(t *testing.T) {
 	mux.Handle("/fn", h)
 	mux.Handle("/old", http.RedirectHandler("/fn", http.StatusPermanentRedirect))
 	reg := startRegion(t, "127.0.0.3", mux)
-	ct := newTarget(t, "moved", reg.url+"old", migrate.CloudEventsOptions{Key: testKey})
-	out, err := ct.Call(ctxT(t), migrate.Request{Kind: migrate.KindInvoke, Function: "echo", ID: "redirected-1", Payload: []byte("hi")})
-	require.NoError(t, err)
-	require.Equal(t, "echo:hi", string(out))
+	for _, client := range []*http.Client{nil, {}} {
+		ct := newTarget(t, "moved", reg.url+"old", migrate.CloudEventsOptions{Key: testKey, Client: client})
+		_, err := ct.Call(ctxT(t), migrate.Request{Kind: migrate.KindInvoke, Function: "echo", ID: "not-redirected", Payload: []byte("hi")})
+		require.ErrorIs(t, err, migrate.ErrRejected)
+		require.ErrorContains(t, err, `HTTP 308 redirect to "/fn" not followed`)
+
+		ct = newTarget(t, "moved", reg.url+"old", migrate.CloudEventsOptions{Key: testKey, Client: client, FollowRedirects: true})
+		out, err := ct.Call(ctxT(t), migrate.Request{Kind: migrate.KindInvoke, Function: "echo", ID: "redirected-1", Payload: []byte("hi")})
+		require.NoError(t, err)
+		require.Equal(t, "echo:hi", string(out))
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // specVersion is the CloudEvents version this package speaks.
@@ -26,8 +27,11 @@ type Event struct {
 	// it from the signature on events read.
 	Time                 time.Time
 	Req, FnErr, Gen, Sig string // extensions ExtRequest, ExtFunctionError, ExtGeneration, ExtSignature
-	ContentType          string
-	Data                 []byte
+	// ReplyTo is extension ExtReplyTo: where a receiver that answers
+	// asynchronously sends the answer.
+	ReplyTo     string
+	ContentType string
+	Data        []byte
 }
 
 // Binary-mode header names (canonical form).
@@ -42,6 +46,7 @@ const (
 	hdrFnErr       = "Ce-Updraftfnerr"
 	hdrGen         = "Ce-Updraftgen"
 	hdrSig         = "Ce-Updraftsig"
+	hdrReplyTo     = "Ce-Updraftreplyto"
 	hdrContentType = "Content-Type"
 	octetStream    = "application/octet-stream"
 )
@@ -54,10 +59,10 @@ var (
 
 // writeHeaders sets e's attributes as binary-mode headers on h.
 func (e *Event) writeHeaders(h http.Header) {
-	vals := make([]string, 0, 9) // one allocation backs every value slice
+	vals := make([]string, 0, 10) // one allocation backs every value slice
 	set := func(k, v string) {
 		if v != "" {
-			vals = append(vals, v)
+			vals = append(vals, encodeHeaderValue(v))
 			h[k] = vals[len(vals)-1 : len(vals) : len(vals)]
 		}
 	}
@@ -72,19 +77,93 @@ func (e *Event) writeHeaders(h http.Header) {
 	set(hdrReq, e.Req)
 	set(hdrFnErr, e.FnErr)
 	set(hdrGen, e.Gen)
+	set(hdrReplyTo, e.ReplyTo)
 	set(hdrSig, e.Sig)
 	switch {
 	case len(e.Data) == 0:
 	case e.ContentType == "" || e.ContentType == octetStream:
 		h[hdrContentType] = octetStreamValue
 	default:
-		set(hdrContentType, e.ContentType)
+		h[hdrContentType] = []string{e.ContentType}
 	}
+}
+
+// needsEncoding reports whether c must be percent-encoded in a ce- header
+// value (CloudEvents HTTP binding 3.1.3.2): space, '"', '%', and every
+// byte outside printable ASCII.
+func needsEncoding(c byte) bool { return c <= ' ' || c > '~' || c == '"' || c == '%' }
+
+// encodeHeaderValue percent-encodes v for a ce- header (the UTF-8 bytes of
+// each character that needs it, upper-case hex). The common value needs
+// nothing and is returned as is, without allocating.
+func encodeHeaderValue(v string) string {
+	i := 0
+	for i < len(v) && !needsEncoding(v[i]) {
+		i++
+	}
+	if i == len(v) {
+		return v
+	}
+	const hex = "0123456789ABCDEF"
+	b := make([]byte, i, len(v)+8)
+	copy(b, v[:i])
+	for ; i < len(v); i++ {
+		if c := v[i]; needsEncoding(c) {
+			b = append(b, '%', hex[c>>4], hex[c&15])
+		} else {
+			b = append(b, c)
+		}
+	}
+	return string(b)
+}
+
+// decodeHeaderValue undoes the percent-encoding of a ce- header value. A
+// '%' not followed by two hex digits, or a result that is not UTF-8, is
+// an error; a UTF-8 value without '%' is returned as is.
+func decodeHeaderValue(name, v string) (string, error) {
+	i := strings.IndexByte(v, '%')
+	if i < 0 {
+		if !utf8.ValidString(v) {
+			return "", fmt.Errorf("header %s: the value is not UTF-8", name)
+		}
+		return v, nil
+	}
+	b := make([]byte, 0, len(v))
+	for ; i >= 0; i = strings.IndexByte(v, '%') {
+		b = append(b, v[:i]...)
+		if i+2 >= len(v) || unhex(v[i+1]) < 0 || unhex(v[i+2]) < 0 {
+			return "", fmt.Errorf("header %s: %q is not a valid percent-encoding (want %%XX with hex digits)", name, v[i:min(len(v), i+3)])
+		}
+		b = append(b, byte(unhex(v[i+1])<<4|unhex(v[i+2])))
+		v = v[i+3:]
+	}
+	b = append(b, v...)
+	if !utf8.Valid(b) {
+		return "", fmt.Errorf("header %s: the percent-decoded value is not UTF-8", name)
+	}
+	return string(b), nil
+}
+
+func unhex(c byte) int {
+	switch {
+	case '0' <= c && c <= '9':
+		return int(c - '0')
+	case 'a' <= c && c <= 'f':
+		return int(c - 'a' + 10)
+	case 'A' <= c && c <= 'F':
+		return int(c - 'A' + 10)
+	}
+	return -1
 }
 
 // errNotCloudEvent is returned by readWireEvent when the message is in
 // no CloudEvents encoding at all.
 var errNotCloudEvent = errors.New("not a CloudEvent (no ce-specversion header, no cloudevents content type)")
+
+// errUnsupportedFormat is returned by readWireEvent for an event format
+// (structured content type) this package does not read; a Handler answers
+// it with 415.
+var errUnsupportedFormat = errors.New("unsupported CloudEvents format")
 
 // readWireEvent reads a CloudEvent from an HTTP message's headers and
 // complete body into e: binary mode directly, structured mode from its
@@ -93,7 +172,11 @@ var errNotCloudEvent = errors.New("not a CloudEvent (no ce-specversion header, n
 func readWireEvent(ctx context.Context, h http.Header, body []byte, e *Event) error {
 	sv := header(h, hdrSpecVersion)
 	if sv == "" {
-		if strings.HasPrefix(header(h, hdrContentType), "application/cloudevents") {
+		ct := header(h, hdrContentType)
+		if strings.HasPrefix(ct, "application/cloudevents") {
+			if mt, _, _ := strings.Cut(ct, ";"); strings.TrimSpace(mt) != "application/cloudevents+json" {
+				return fmt.Errorf("%w: content type %q (this receiver reads binary mode and application/cloudevents+json)", errUnsupportedFormat, ct)
+			}
 			if err := decodeStructured(body, e); err != nil {
 				return fmt.Errorf("structured CloudEvent: %w", err)
 			}
@@ -104,10 +187,17 @@ func readWireEvent(ctx context.Context, h http.Header, body []byte, e *Event) er
 	if sv != specVersion {
 		return fmt.Errorf("ce-specversion %q is not supported (want %s)", sv, specVersion)
 	}
-	*e = Event{
-		ID: header(h, hdrID), Source: header(h, hdrSource), Type: header(h, hdrType), Subject: header(h, hdrSubject),
-		Req: header(h, hdrReq), FnErr: header(h, hdrFnErr), Gen: header(h, hdrGen), Sig: header(h, hdrSig),
-		ContentType: header(h, hdrContentType), Data: body,
+	*e = Event{ContentType: header(h, hdrContentType), Data: body}
+	for _, f := range [...]struct {
+		dst  *string
+		name string
+	}{{&e.ID, hdrID}, {&e.Source, hdrSource}, {&e.Type, hdrType}, {&e.Subject, hdrSubject},
+		{&e.Req, hdrReq}, {&e.FnErr, hdrFnErr}, {&e.Gen, hdrGen}, {&e.Sig, hdrSig}, {&e.ReplyTo, hdrReplyTo}} {
+		v, err := decodeHeaderValue(f.name, header(h, f.name))
+		if err != nil {
+			return err
+		}
+		*f.dst = v
 	}
 	switch {
 	case e.ID == "":

@@ -135,7 +135,7 @@ func (r *route) deliver(seq uint64, t Target, gen string) {
 
 func (r *route) invokeRequest(seq uint64, gen string, payload []byte) Request {
 	return Request{Kind: KindInvoke, Function: r.spec.Function, ID: r.invocationID(seq), Payload: payload,
-		Generation: gen, Local: r.spec.Local, State: r.spec.State}
+		Generation: gen, Local: r.spec.Local, State: r.spec.State, NoAnswer: r.spec.NoAnswer, AnswerTypes: r.spec.AnswerTypes}
 }
 
 // answer records that seq was answered: hands the answer to its waiter (a
@@ -304,12 +304,13 @@ func (r *route) replaySerial(t Target, gen string, from uint64, onlyUnanswered b
 
 // attempt makes one call, bounded by CallTimeout. An attempt that runs
 // out of time has an unknown outcome, so it counts as unreachable (to be
-// retried under the same idempotency key), not as an answer.
+// retried under the same idempotency key), not as an answer — unless the
+// target accepted it (ErrNoAnswer): that counts as applied.
 func (r *route) attempt(ctx context.Context, t Target, req Request) ([]byte, error) {
 	cctx, cancel := context.WithTimeout(ctx, r.l.m.opts.CallTimeout)
 	defer cancel()
 	res, err := t.Call(cctx, req)
-	if err != nil && ctx.Err() == nil && cctx.Err() != nil && !errors.Is(err, ErrUnreachable) {
+	if err != nil && ctx.Err() == nil && cctx.Err() != nil && !errors.Is(err, ErrUnreachable) && !errors.Is(err, ErrNoAnswer) {
 		err = fmt.Errorf("%w: %s of %q on %s: no answer within %v: %w", ErrUnreachable, req.Kind, req.Function, t.Info().Name, r.l.m.opts.CallTimeout, err)
 	}
 	return res, err

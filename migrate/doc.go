@@ -19,31 +19,46 @@
 // buffer. [Lease.Return] drains, imports the state that changed remotely,
 // and routes locally again.
 //
-// Durability: the buffer protects invocations against the target's
-// failure, not against this process's. Records are appended without
-// fsync, in batches of up to 64 KiB (and at once when a target stops
-// answering), and recent payloads are also held in memory; a lease does
-// not outlive its process, so nothing reads the files after a crash.
-// Appending costs no system call on the invocation path.
+// Durability: each invocation is written to the lease's buffer under
+// Options.BufferDir and fsynced before it is delivered (concurrent
+// invocations share one fsync), so an invocation whose answer Invoke
+// returned is on disk. The lease's directory also holds its functions'
+// targets, generations and last checkpoints, so that [Mover.Reattach] in
+// a new process finds the lease by id, re-delivers what the buffer holds
+// (the target deduplicates) and Return brings everything home
+// (reattach_test.go: a host SIGKILLed mid-stream, every acknowledged
+// invocation took effect once).
 //
 // Targets speak CloudEvents 1.0 over HTTP in binary mode
-// ([CloudEventsTarget]), so Knative, OpenFaaS, Cloud Run or Azure can host
-// a function; a [Handler] serves the same Go functions in the remote
-// region (see examples/region). Requests are signed with HMAC-SHA256
-// ([Sign], [Verify]) and refused when unsigned, tampered with or outside a
+// ([CloudEventsTarget]) and the short wire protocol written in SPEC.md
+// (answers, state and generation, deduplication, the MAC with test
+// vectors); package migrate/migratetest checks a receiver against it. A
+// [Handler] serves the same Go functions in the remote region (see
+// examples/region). Plain CloudEvents receivers work within limits that
+// Migrate enforces: a receiver that acknowledges without answering (202)
+// hosts functions declared [Spec.NoAnswer], or, when the target has
+// CloudEventsOptions.ReplyTo, answers later at that address
+// ([CloudEventsTarget.ReplyHandler]); one that replies with its own
+// event type hosts functions that list it in [Spec.AnswerTypes]; stateful
+// functions need the state protocol. An invocation a target accepted is
+// never run again elsewhere or at home ([ErrNoAnswer]). Tested receivers:
+// the Handler, receivers built with the cloudevents SDK for Go, and a
+// bare 202 receiver. Requests are signed with HMAC-SHA256 ([SignEvent],
+// [VerifyEvent]) and refused when unsigned, tampered with or outside a
 // time window (keys of at least [MinKeyBytes]); mutual TLS is the
 // alternative. A lease's requests and a Handler's answers carry their
 // time inside the signature extension ("t=<unix nanoseconds>,v1=<mac>",
 // see [ExtSignature]) instead of in the optional ce-time, one header line
-// fewer each way; Handlers and Verify also accept Sign's "v1=<mac>" with
-// ce-time, so SDK clients keep working. [LocalTarget] runs functions
+// fewer each way; Handlers and VerifyEvent also accept SignEvent's "v1=<mac>" with
+// ce-time, so SDK clients keep working (package migrate/cesdk signs
+// and verifies events of the SDK). [LocalTarget] runs functions
 // in-process on reserved slots.
 //
 //	ce, _ := migrate.NewCloudEventsTarget("eu-1", "https://eu-1.example/fn",
 //		migrate.CloudEventsOptions{Region: "eu-west"})
 //	m, err := migrate.New([]migrate.Target{ce, migrate.NewLocalTarget("spare", migrate.LocalOptions{Slots: 2})},
 //		migrate.Options{Key: key, Logger: logger})
-//	lease, err := m.Migrate(ctx, "", []migrate.Spec{{Function: "thumbnail", Local: thumbnail, State: cache}})
+//	lease, err := m.Migrate(ctx, "update-42", []migrate.Spec{{Function: "thumbnail", Local: thumbnail, State: cache}})
 //	out, err := lease.Invoke(ctx, "thumbnail", img) // runs in eu-1
 //	err = lease.Return(ctx)                            // state back, local again
 //
@@ -65,12 +80,13 @@
 // Observability: logs go to Options.Logger (nil discards); counters per
 // function (invocations, retries, failovers, replays, checkpoints, buffer
 // overflow) are Prometheus collectors the caller registers
-// ([Mover.Collectors]); [Lease.Stats] and [Mover.Unhealthy] answer the same
+// ([Mover.Collector]); [Lease.Stats] and [Mover.Unhealthy] answer the same
 // questions in code.
 //
 // Errors callers branch on are sentinels ([ErrUnknownFunction],
 // [ErrNoTarget], [ErrPayloadTooLarge], [ErrBufferFull], [ErrUnreachable],
-// [ErrRejected], [ErrUnauthorized], [ErrStateMismatch]) checked with
+// [ErrRejected], [ErrUnauthorized], [ErrStateMismatch], [ErrNoAnswer],
+// [ErrNotFound]) checked with
 // errors.Is, and [*FunctionError] for a function's own error, checked with
 // errors.As.
 package migrate

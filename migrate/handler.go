@@ -7,9 +7,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -19,7 +22,14 @@ const (
 	DefaultMaxPayloadBytes = 1 << 20  // 1 MiB
 	DefaultMaxStateBytes   = 64 << 20 // 64 MiB
 	DefaultDedupEntries    = 100_000
+	DefaultBodyTimeout     = 10 * time.Second
 )
+
+// initialBodyBytes is the most a Handler allocates for a body before its
+// bytes arrive: a body declared longer grows with what arrives, so a
+// stalled request claiming a large Content-Length costs this, not its
+// claim.
+const initialBodyBytes = 64 << 10
 
 // HandlerOptions configure a [Handler]. Zero fields take the documented
 // defaults.
@@ -48,6 +58,18 @@ type HandlerOptions struct {
 	// DefaultDedupEntries. An id evicted early (beyond this count inside
 	// the window) would run again if replayed.
 	DedupEntries int
+	// BodyTimeout bounds how long a request's body may take to arrive
+	// after its header (a slow or stalled body is cut off, 408); default
+	// DefaultBodyTimeout. Applies when served by net/http's Server.
+	BodyTimeout time.Duration
+	// DedupPath, when set, is a file in which the Handler records every
+	// invocation it ran (with its answer) and every put-state it applied,
+	// fsynced before it answers (concurrent requests share one fsync), so
+	// that a request replayed or retried within Window after a restart is
+	// answered from the record instead of running again. Opened by
+	// OpenHandler, which keeps one Window's worth. Default: deduplication
+	// lives in memory only.
+	DedupPath string
 	// Clock is the time source; default time.Now.
 	Clock Clock
 	// Logger receives refusals and failures; nil discards.
@@ -69,20 +91,40 @@ type Handler struct {
 
 	mu    sync.RWMutex
 	funcs map[string]*hosted // guarded by mu
+
+	// refusals numbers the refusals of requests without a readable id,
+	// which get "refusal-<started>-<n>" as their own: unique per source.
+	refusals atomic.Uint64
+	started  string // base-36 Unix nanoseconds at NewHandler
+
+	log      *dedupLog                // nil without DedupPath
+	restored map[string][]dedupRecord // read from log at open, by function; consumed by Register under mu
 }
 
 var _ http.Handler = (*Handler)(nil)
 
-// NewHandler returns a Handler with no functions. It panics if opts.Key is
-// shorter than MinKeyBytes, or empty while opts.Insecure is not set: a
-// handler that would refuse every request, or trust a guessable key, is a
+// NewHandler returns a Handler with no functions. It panics where
+// [OpenHandler] returns an error: a handler that would refuse every
+// request, trust a guessable key, or cannot open its DedupPath is a
 // configuration error worth finding at start-up.
 func NewHandler(opts HandlerOptions) *Handler {
+	h, err := OpenHandler(opts)
+	if err != nil {
+		panic(err.Error())
+	}
+	return h
+}
+
+// OpenHandler returns a Handler with no functions, or an error if
+// opts.Key is shorter than MinKeyBytes, or empty while opts.Insecure is
+// not set, or opts.DedupPath cannot be read and rewritten. Close it to
+// release its DedupPath.
+func OpenHandler(opts HandlerOptions) (*Handler, error) {
 	if len(opts.Key) == 0 && !opts.Insecure {
-		panic("migrate: NewHandler: HandlerOptions.Key is empty (set Insecure to serve unsigned events)")
+		return nil, errors.New("migrate: NewHandler: HandlerOptions.Key is empty (set Insecure to serve unsigned events)")
 	}
 	if err := checkKey(opts.Key); len(opts.Key) > 0 && err != nil {
-		panic("migrate: NewHandler: " + err.Error())
+		return nil, fmt.Errorf("migrate: NewHandler: %w", err)
 	}
 	if opts.Source == "" {
 		opts.Source = "updraft/handler"
@@ -91,17 +133,37 @@ func NewHandler(opts HandlerOptions) *Handler {
 	positiveOr(&opts.MaxPayloadBytes, DefaultMaxPayloadBytes)
 	positiveOr(&opts.MaxStateBytes, DefaultMaxStateBytes)
 	positiveOr(&opts.DedupEntries, DefaultDedupEntries)
+	positiveOr(&opts.BodyTimeout, DefaultBodyTimeout)
 	if opts.Clock == nil {
 		opts.Clock = time.Now
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	h := &Handler{opts: opts, funcs: make(map[string]*hosted)}
+	h := &Handler{opts: opts, funcs: make(map[string]*hosted), started: strconv.FormatInt(time.Now().UnixNano(), 36)}
 	if len(opts.Key) > 0 {
 		h.signer = newSigner(opts.Key)
 	}
-	return h
+	if opts.DedupPath != "" {
+		log, recs, err := openDedupLog(opts.DedupPath, opts.Clock(), opts.Window)
+		if err != nil {
+			return nil, err
+		}
+		h.log, h.restored = log, make(map[string][]dedupRecord)
+		for _, r := range recs {
+			h.restored[r.function] = append(h.restored[r.function], r)
+		}
+	}
+	return h, nil
+}
+
+// Close releases the Handler's DedupPath; it does nothing without one.
+// Requests served after Close are not recorded durably.
+func (h *Handler) Close() error {
+	if h.log == nil {
+		return nil
+	}
+	return h.log.Close()
 }
 
 // Register serves f (with its state st, which may be nil) under name. It
@@ -119,8 +181,13 @@ func (h *Handler) Register(name string, f Func, st State) {
 	if _, dup := h.funcs[name]; dup {
 		panic(fmt.Sprintf("migrate: Handler.Register(%q): registered twice", name))
 	}
-	h.funcs[name] = &hosted{name: name, f: f, st: st,
+	hf := &hosted{name: name, f: f, st: st, log: h.log,
 		dedup: newDedup(h.opts.DedupEntries, h.opts.Window), puts: newDedup(h.opts.DedupEntries, h.opts.Window)}
+	for _, r := range h.restored[name] {
+		hf.restore(r)
+	}
+	delete(h.restored, name)
+	h.funcs[name] = hf
 }
 
 // ServeHTTP implements http.Handler.
@@ -137,22 +204,41 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if t := header(r.Header, hdrType); t == EventPutState || t == "" {
 		limit = max(h.opts.MaxStateBytes, h.opts.MaxPayloadBytes)
 	}
+	if len(r.TransferEncoding) > 0 {
+		// net/http drops a Content-Length sent beside Transfer-Encoding
+		// (RFC 9112 6.3), so the two cannot be told apart here; closing
+		// the connection after the answer means nothing after this body
+		// is ever read as a request of its own (no desync behind a proxy).
+		w.Header()["Connection"] = []string{"close"}
+	}
 	if r.ContentLength > limit {
 		h.refuse(w, "", http.StatusRequestEntityTooLarge, fmt.Errorf("%w: request body of %d bytes, limit %d", ErrPayloadTooLarge, r.ContentLength, limit))
 		return
 	}
+	// A slow or stalled body is cut off (not supported by every
+	// ResponseWriter, e.g. httptest's; then the server's own timeouts apply).
+	_ = http.NewResponseController(w).SetReadDeadline(h.opts.Clock().Add(h.opts.BodyTimeout))
 	body, err := readBody(r.Body, r.ContentLength, limit)
 	if err != nil {
 		status := http.StatusBadRequest
-		if errors.Is(err, ErrPayloadTooLarge) {
+		var ne net.Error
+		switch {
+		case errors.Is(err, ErrPayloadTooLarge):
 			status = http.StatusRequestEntityTooLarge
+		case errors.As(err, &ne) && ne.Timeout(), errors.Is(err, os.ErrDeadlineExceeded):
+			status = http.StatusRequestTimeout
+			w.Header()["Connection"] = []string{"close"}
 		}
 		h.refuse(w, "", status, err)
 		return
 	}
 	var ev Event
 	if err := readWireEvent(r.Context(), r.Header, body, &ev); err != nil {
-		h.refuse(w, "", http.StatusBadRequest, fmt.Errorf("migrate: handler: request is not a valid CloudEvent: %w", err))
+		status := http.StatusBadRequest
+		if errors.Is(err, errUnsupportedFormat) {
+			status = http.StatusUnsupportedMediaType
+		}
+		h.refuse(w, "", status, fmt.Errorf("migrate: handler: request is not a valid CloudEvent: %w", err))
 		return
 	}
 	status, answer, why := h.serve(r.Context(), &ev)
@@ -163,8 +249,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.answer(w, ev.ID, answer, why)
 }
 
-// readBody reads a whole body of at most limit bytes.
+// readBody reads a whole body of at most limit bytes, allocating no more
+// than initialBodyBytes before the bytes arrive.
 func readBody(body io.Reader, length, limit int64) ([]byte, error) {
+	if length > initialBodyBytes {
+		length = -1 // grow with what arrives, not with what is claimed
+	}
 	b, over, err := readAll(body, length, limit)
 	if err != nil {
 		return nil, fmt.Errorf("migrate: handler: read request body: %w", err)
@@ -272,8 +362,16 @@ func (h *Handler) answer(w http.ResponseWriter, reqID string, data []byte, fnErr
 	h.write(w, &ev, http.StatusOK)
 }
 
+// WWWAuthenticate is the challenge a [Handler] sends with a 401 (RFC 9110
+// 11.6.1): the scheme names the signature extension that authenticates
+// requests (see SPEC.md).
+const WWWAuthenticate = `UpdraftHMAC realm="updraft", extension="` + ExtSignature + `", alg="hmac-sha256"`
+
 // refuse writes a non-2xx status with an EventError explaining why.
 func (h *Handler) refuse(w http.ResponseWriter, reqID string, status int, why error) {
+	if status == http.StatusUnauthorized {
+		w.Header()["Www-Authenticate"] = []string{WWWAuthenticate}
+	}
 	ev := h.newAnswer(reqID, EventError, []byte(why.Error()))
 	h.write(w, &ev, status)
 }
@@ -284,7 +382,7 @@ func (h *Handler) refuse(w http.ResponseWriter, reqID string, status int, why er
 func (h *Handler) newAnswer(reqID, typ string, data []byte) Event {
 	id := reqID
 	if id == "" {
-		id = "refusal"
+		id = "refusal-" + h.started + "-" + strconv.FormatUint(h.refusals.Add(1), 10)
 	}
 	return Event{ID: id, Source: h.opts.Source, Type: typ, Time: h.opts.Clock(), Data: data}
 }

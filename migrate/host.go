@@ -3,6 +3,7 @@ package migrate
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -20,7 +21,8 @@ type hosted struct {
 	run sync.RWMutex
 
 	dedup *dedup
-	puts  *dedup // put-state ids already applied; never reset, so a replayed put cannot roll the state back
+	puts  *dedup    // put-state ids already applied; never reset, so a replayed put cannot roll the state back
+	log   *dedupLog // durable record of both (a Handler's DedupPath); nil: memory only
 
 	genMu sync.Mutex
 	gen   string // generation of the state last imported; guarded by genMu
@@ -71,8 +73,35 @@ func (h *hosted) invoke(ctx context.Context, id string, payload []byte, now time
 	h.run.RLock()
 	res, err := h.f(context.WithoutCancel(ctx), payload)
 	h.run.RUnlock()
+	if h.log != nil {
+		rec := dedupRecord{kind: dedupResult, at: now, function: h.name, id: id, data: res}
+		if err != nil {
+			rec.kind, rec.data = dedupFnErr, []byte(err.Error())
+		}
+		if lerr := h.log.append(rec); lerr != nil {
+			// The effect happened; answering it lets the caller go on, and
+			// the memory still deduplicates until a restart.
+			return res, errors.Join(err, lerr)
+		}
+	}
 	h.dedup.finish(o, res, err)
 	return res, err
+}
+
+// restore seeds the dedup sets with a record of an earlier process.
+func (h *hosted) restore(r dedupRecord) {
+	o := &outcome{at: r.at, finished: true, result: r.data}
+	d := h.dedup
+	switch r.kind {
+	case dedupFnErr:
+		o.result, o.fnErr = nil, errors.New(string(r.data))
+	case dedupPut:
+		o.result, d = nil, h.puts
+	}
+	d.mu.Lock()
+	d.byID[r.id] = o
+	d.order = append(d.order, r.id)
+	d.mu.Unlock()
 }
 
 // putState replaces the state; the answers kept for earlier ids no longer
@@ -88,6 +117,9 @@ func (h *hosted) putState(ctx context.Context, id, gen string, data []byte, now 
 		return o.fnErr
 	}
 	err := h.importState(ctx, gen, data)
+	if err == nil && h.log != nil {
+		err = h.log.append(dedupRecord{kind: dedupPut, at: now, function: h.name, id: id})
+	}
 	h.puts.finish(o, nil, err)
 	return err
 }

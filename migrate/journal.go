@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+
+	"github.com/updraft-dev/updraft/internal/durable"
 )
 
 // journal is one function's bounded on-disk invocation buffer. Every
@@ -375,40 +377,13 @@ func decodeRecord(b []byte) (uint64, []byte, error) {
 	return binary.BigEndian.Uint64(b), b[recordHeader:len(body):len(body)], nil
 }
 
-// syncDir fsyncs a directory, so that files created or renamed in it
-// survive a crash.
+// syncDir and writeFileDurably are internal/durable's, with this package's
+// prefix on errors.
 func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("migrate: fsync %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("migrate: fsync %s: %w", dir, err)
+	if err := durable.SyncDir(dir); err != nil {
+		return fmt.Errorf("migrate: %w", err)
 	}
 	return nil
 }
 
-// writeFileDurably replaces path with b: a temporary file, fsynced,
-// renamed over it, and the directory fsynced.
-func writeFileDurably(path string, b []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), path)
-	}
-	if err != nil {
-		os.Remove(f.Name())
-		return err
-	}
-	return syncDir(filepath.Dir(path))
-}
+func writeFileDurably(path string, b []byte) error { return durable.WriteFile(path, b) }

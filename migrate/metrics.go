@@ -3,7 +3,7 @@ package migrate
 import "github.com/prometheus/client_golang/prometheus"
 
 // metrics are the Mover's Prometheus counters, by function. The library
-// registers nothing itself: callers register [Mover.Collectors].
+// registers nothing itself: callers register [Mover.Collector].
 type metrics struct {
 	invocations, retries, failovers, replayed, checkpoints, overflow *prometheus.CounterVec
 }
@@ -24,12 +24,28 @@ func newMetrics() *metrics {
 	}
 }
 
-// Collectors returns the Mover's Prometheus collectors (counters labelled
-// by function: invocations, retries, failovers, replayed, checkpoints,
-// buffer overflow), for the caller to register.
-func (m *Mover) Collectors() []prometheus.Collector {
+// Collector returns the Mover's Prometheus metrics as one collector
+// (counters labelled by function: invocations, retries, failovers,
+// replayed, checkpoints, buffer overflow), for the caller to register —
+// the project's one metrics convention.
+func (m *Mover) Collector() prometheus.Collector {
 	x := m.metrics
-	return []prometheus.Collector{x.invocations, x.retries, x.failovers, x.replayed, x.checkpoints, x.overflow}
+	return collectors{x.invocations, x.retries, x.failovers, x.replayed, x.checkpoints, x.overflow}
+}
+
+// collectors is several collectors as one.
+type collectors []prometheus.Collector
+
+func (cs collectors) Describe(ch chan<- *prometheus.Desc) {
+	for _, c := range cs {
+		c.Describe(ch)
+	}
+}
+
+func (cs collectors) Collect(ch chan<- prometheus.Metric) {
+	for _, c := range cs {
+		c.Collect(ch)
+	}
 }
 
 // routeMetrics are one function's counters.

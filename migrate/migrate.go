@@ -46,6 +46,18 @@ type Spec struct {
 	// target that declares a capacity only receives functions whose
 	// demands, summed, fit within it.
 	Demand hal.Vector
+	// NoAnswer declares that the function's callers need no answer (its
+	// effect is all that matters). A target's acknowledgement — HTTP 202,
+	// or any 2xx without an event — then completes an invocation, and
+	// Invoke returns a nil result. Only such functions may be placed on
+	// targets that acknowledge without answering (see [ProbeAnswerer]).
+	NoAnswer bool
+	// AnswerTypes lists CloudEvents types, besides [EventResult], that a
+	// target's answer to an invocation may have: a plain receiver that
+	// replies with events of its own type. The answer's data is the
+	// result. A target whose probe is answered with an event of another
+	// type is not chosen for a function that needs an answer.
+	AnswerTypes []string
 }
 
 // Validate returns an error naming the function and field at fault.
@@ -62,6 +74,11 @@ func (s Spec) Validate() error {
 	for i, r := range s.Regions {
 		if r == "" {
 			return fmt.Errorf("migrate: function %q: Regions[%d] is empty", s.Function, i)
+		}
+	}
+	for i, t := range s.AnswerTypes {
+		if t == "" || t == EventError {
+			return fmt.Errorf("migrate: function %q: AnswerTypes[%d] is %q (want a non-empty type other than %s)", s.Function, i, t, EventError)
 		}
 	}
 	if err := s.Demand.Validate(); err != nil {
@@ -135,7 +152,38 @@ var (
 	// the request expects (it restarted, or the state was replaced). It
 	// wraps into ErrRejected on the calling side.
 	ErrStateMismatch = errors.New("migrate: state generation mismatch")
+	// ErrNoAnswer: the target accepted an invocation (HTTP 2xx) but gave
+	// no usable answer (no event, or one of a type the function did not
+	// declare). The invocation counts as applied: it is neither retried
+	// nor run elsewhere or at home, so its effect happens once.
+	ErrNoAnswer = errors.New("migrate: target accepted the invocation without a usable answer")
 )
+
+// ProbeAnswerer is an optional interface of a [Target] that knows how it
+// answers invocations: placement uses it to keep functions off targets
+// that cannot give them what they need (see [Spec.NoAnswer]).
+// [CloudEventsTarget] implements it; a Target without it is taken to
+// follow the whole [Target] contract.
+type ProbeAnswerer interface {
+	// ProbeAnswer reports what the target declared and how its last
+	// successful probe was answered.
+	ProbeAnswer() ProbeAnswer
+}
+
+// ProbeAnswer is how a target answers (see [ProbeAnswerer]).
+type ProbeAnswer struct {
+	// AcknowledgeOnly: the target was declared to acknowledge
+	// invocations (HTTP 202, or 2xx without an event) and never answer.
+	AcknowledgeOnly bool
+	// RepliesLater: answers acknowledged invocations later, at an
+	// address the lease serves (CloudEventsOptions.ReplyTo).
+	RepliesLater bool
+	// Type is the type of the event the last probe was answered with;
+	// "" for a bare acknowledgement. A [Handler] answers with EventResult.
+	Type string
+	// Status is the probe's HTTP status.
+	Status int
+}
 
 // FunctionError is the error a function itself returned, locally or in a
 // remote region. Its effect counts as applied: it is not retried.

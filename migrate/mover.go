@@ -302,6 +302,8 @@ func (m *Mover) candidates(spec Spec, health map[string]probeResult, used map[st
 			skipped = append(skipped, fmt.Sprintf("%s is in region %q, not in the allow-list %v", info.Name, info.Region, spec.Regions))
 		case h.err != nil:
 			skipped = append(skipped, fmt.Sprintf("%s failed its probe: %v", info.Name, h.err))
+		case unfit(spec, t) != "":
+			skipped = append(skipped, unfit(spec, t))
 		case len(info.Capacity) > 0 && !used[info.Name].Add(spec.Demand).FitsWithin(info.Capacity):
 			skipped = append(skipped, fmt.Sprintf("%s lacks room (short by %s)", info.Name,
 				used[info.Name].Add(spec.Demand).Shortfall(info.Capacity)))
@@ -310,6 +312,41 @@ func (m *Mover) candidates(spec Spec, health map[string]probeResult, used map[st
 		}
 	}
 	return cands, skipped
+}
+
+// unfit says why t cannot host spec's function, from what t declared
+// and how it answered its probe (see [ProbeAnswerer]), or "" when it can:
+// a stateful function needs a target that speaks this package's state
+// protocol (its probe is answered with an EventResult); a function whose
+// callers need an answer cannot go to a target declared to acknowledge
+// only, nor to one that answers with events of a type the function does
+// not accept. (A target that acknowledged the probe without an event may
+// still answer invocations; should it not, the invocation fails with
+// ErrNoAnswer and is not run again.)
+func unfit(spec Spec, t Target) string {
+	pa, ok := t.(ProbeAnswerer)
+	if !ok {
+		return ""
+	}
+	a := pa.ProbeAnswer()
+	name := t.Info().Name
+	switch {
+	case spec.State != nil && (a.AcknowledgeOnly || a.Type != EventResult):
+		how := fmt.Sprintf("answered its probe with HTTP %d and an event of type %q", a.Status, a.Type)
+		if a.AcknowledgeOnly {
+			how = "is declared AcknowledgeOnly"
+		} else if a.Type == "" {
+			how = fmt.Sprintf("answered its probe with HTTP %d and no event", a.Status)
+		}
+		return fmt.Sprintf("%s %s: it does not speak the updraft state protocol that function %q's State needs (a Handler answers probes with %s)", name, how, spec.Function, EventResult)
+	case spec.NoAnswer:
+		return ""
+	case a.AcknowledgeOnly && !a.RepliesLater:
+		return fmt.Sprintf("%s is declared AcknowledgeOnly without a ReplyTo, and function %q needs an answer (set Spec.NoAnswer if its callers need none)", name, spec.Function)
+	case a.Type != "" && a.Type != EventResult && !slices.Contains(spec.AnswerTypes, a.Type):
+		return fmt.Sprintf("%s answers with events of type %q, which function %q does not accept (list it in Spec.AnswerTypes)", name, a.Type, spec.Function)
+	}
+	return ""
 }
 
 // Unhealthy returns the targets whose last probe failed, or that a lease

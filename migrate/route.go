@@ -110,13 +110,19 @@ func (r *route) enqueue(payload []byte, inline bool) (chan result, error) {
 }
 
 // call makes one request, retrying with exponential backoff while the
-// target is unreachable, for up to FailoverAfter.
+// target is unreachable, for up to FailoverAfter. A target's Retry-After
+// (a *RetryAfterError) lengthens the wait before the next attempt; a wait
+// that would pass FailoverAfter ends the retries instead.
 func (r *route) call(ctx context.Context, t Target, req Request) ([]byte, error) {
 	o := &r.l.m.opts
 	deadline := time.Now().Add(o.FailoverAfter)
 	wait := o.RetryInitial
 	for {
 		res, err := r.attempt(ctx, t, req)
+		var ra *RetryAfterError
+		if errors.As(err, &ra) {
+			wait = max(wait, min(ra.After, MaxRetryAfter)) // the target asked; bounded
+		}
 		if err == nil || !errors.Is(err, ErrUnreachable) || time.Now().Add(wait).After(deadline) {
 			return res, err
 		}

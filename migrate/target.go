@@ -87,6 +87,11 @@ type Request struct {
 	// (see ExtGeneration); empty for stateless functions. A target that
 	// holds state of another generation refuses with ErrRejected.
 	Generation string
+	// NoAnswer and AnswerTypes are the spec's: an invocation is complete
+	// on a bare acknowledgement when NoAnswer is set, and an answer event
+	// may have one of AnswerTypes besides EventResult.
+	NoAnswer    bool
+	AnswerTypes []string
 	// Local and State are the spec's; only in-process targets use them.
 	Local Func
 	State State

@@ -49,6 +49,12 @@ const (
 	// state was replaced — refuses with 409 Conflict instead of running on
 	// the wrong state.
 	ExtGeneration = "updraftgen"
+	// ExtReplyTo, on an invocation sent by a target with
+	// CloudEventsOptions.ReplyTo, is the URL to which a receiver that
+	// acknowledges at once (202) posts the answer later: an EventResult
+	// (or a type the function accepts) or EventError whose ExtRequest is
+	// the invocation's id. When present it is signed (see SPEC.md).
+	ExtReplyTo = "updraftreplyto"
 )
 
 // EventType returns the CloudEvents type of a request kind.
@@ -186,6 +192,11 @@ func (s *signer) macInto(mac *[macTextLen]byte, e *Event, timeLine []byte) {
 	b = append(b, '\n')
 	for _, f := range [...]string{e.Req, e.FnErr, e.Gen} {
 		b = append(b, f...)
+		b = append(b, '\n')
+	}
+	if e.ReplyTo != "" { // a line only when present: events without it sign as before
+		b = append(b, "replyto:"...)
+		b = append(b, e.ReplyTo...)
 		b = append(b, '\n')
 	}
 	b = strconv.AppendInt(b, int64(len(e.Data)), 10)

@@ -48,7 +48,7 @@ func (pb *problem) build(margin float64, guarantee, reserve []float64, fr fillRe
 				a.Limit = make(hal.Vector, len(a.Guarantee))
 				for j, q := range g {
 					if named[j] {
-						a.Limit[pb.res[j]] = q + reserve[j]
+						a.Limit[pb.res[j]] = pb.limit(q, reserve[j], j)
 					}
 				}
 			} else {
@@ -112,6 +112,21 @@ func (pb *problem) build(margin float64, guarantee, reserve []float64, fr fillRe
 	return plan
 }
 
+// limit is a critical function's limit on resource j: its guarantee g
+// plus the reserve; on a resource of Options.Units, the reserve in whole
+// steps, and no more than g if the sum is below the unit's minimum, so
+// that the device accepts the limit too.
+func (pb *problem) limit(g, reserve float64, j int) float64 {
+	if st := pb.unitStep[j]; st > 0 {
+		reserve = roundDown(reserve, st)
+	}
+	l := g + reserve
+	if l < pb.umin[j] {
+		return g // g is 0 here: a non-zero guarantee is at least the minimum
+	}
+	return l
+}
+
 // rankMisfits returns the non-critical functions neither pass admitted,
 // ranked: the one that would join the fill last (highest join level)
 // first, as it is the furthest from fitting locally; at one level the
@@ -126,7 +141,10 @@ func (pb *problem) rankMisfits(fr fillResult) []int {
 	}
 	level := func(i int) float64 { return pb.fns[i].tau / pb.fns[i].weight }
 	slices.SortFunc(misfits, func(a, b int) int {
-		return cmp.Or(cmp.Compare(level(b), level(a)), pb.compareDemand(b, a), cmp.Compare(a, b))
+		if c := cmp.Compare(level(b), level(a)); c != 0 {
+			return c
+		}
+		return cmp.Or(pb.compareDemand(b, a), cmp.Compare(a, b))
 	})
 	return misfits
 }

@@ -120,8 +120,8 @@
 //
 // Resources with a natural unit (queue slots, flow-table entries) are
 // planned in whole units with [Options.Units] (a step and a least non-zero
-// amount per resource, as a driver that implements hal.Units reports
-// them) or, step only, [Options.Granularity]: critical guarantees round up
+// amount per resource: for a driver that implements [hal.Units],
+// Options{Units: hal.UnitsOf(device)}) or, step only, [Options.Granularity]: critical guarantees round up
 // (never below the demand plus the margin; if the rounded guarantees do
 // not fit, the [*ShortfallError] says that rounding was applied),
 // non-critical ones round down, and to zero below the minimum; a

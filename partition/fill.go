@@ -50,7 +50,6 @@ type event struct {
 }
 
 func (e event) fn() int     { return e.order >> 1 }
-func (e event) flag() int   { return e.order & 1 }
 func (e event) admit() bool { return e.order&1 == 0 }
 
 // fill raises one common level L. At level L, non-critical function i,
@@ -226,8 +225,14 @@ func sortByLevel(events, buf []event) []event {
 }
 
 // orderTies sorts each run of events of equal level (events are sorted by
-// level) by the canonical order of their functions, a function's
-// admission before its saturation.
+// level) so that names play no part: the run's admissions first, smallest
+// function first (compare), then its saturations, ordered by a hash of
+// the function's demand (compareDemand on a collision). Where a
+// saturation falls among admissions of its level does not change what
+// fits; it is ordered all the same, so that the fill's sums add up in an
+// order that renaming cannot change. (The hash is cheaper than compare,
+// and saturations often tie by the thousand: every function that reaches
+// its peak at level 1/w.)
 func (pb *problem) orderTies(events []event) {
 	for lo := 0; lo < len(events); {
 		hi := lo + 1
@@ -235,15 +240,67 @@ func (pb *problem) orderTies(events []event) {
 			hi++
 		}
 		if hi-lo > 1 {
-			slices.SortFunc(events[lo:hi], func(a, b event) int {
-				if a.fn() == b.fn() {
-					return cmp.Compare(a.flag(), b.flag())
-				}
-				return pb.compare(a.fn(), b.fn())
-			})
+			pb.orderRun(events[lo:hi])
 		}
 		lo = hi
 	}
+}
+
+// orderRun orders one run of events of equal level (see orderTies).
+func (pb *problem) orderRun(run []event) {
+	type keyed struct {
+		key uint64
+		e   event
+	}
+	var admits []event
+	var sats []keyed
+	for _, e := range run {
+		if e.admit() {
+			admits = append(admits, e)
+		} else {
+			sats = append(sats, keyed{pb.demandHash(e.fn()), e})
+		}
+	}
+	slices.SortFunc(admits, func(a, b event) int { return pb.compare(a.fn(), b.fn()) })
+	slices.SortFunc(sats, func(a, b keyed) int {
+		if a.key != b.key {
+			return cmp.Compare(a.key, b.key)
+		}
+		return pb.compare(a.e.fn(), b.e.fn())
+	})
+	n := copy(run, admits)
+	for k, s := range sats {
+		run[n+k] = s.e
+	}
+}
+
+// demandHash is an FNV-1a hash of what compareDemand compares: equal
+// demands hash equal, and names play no part.
+func (pb *problem) demandHash(i int) uint64 {
+	h := uint64(14695981039346656037)
+	mix := func(x uint64) {
+		for range 8 {
+			h ^= x & 0xff
+			h *= 1099511628211
+			x >>= 8
+		}
+	}
+	for _, q := range pb.row(pb.min, i) {
+		mix(math.Float64bits(q))
+	}
+	for _, q := range pb.row(pb.peak, i) {
+		mix(math.Float64bits(q))
+	}
+	mix(math.Float64bits(pb.fns[i].weight))
+	R := len(pb.res)
+	for _, n := range pb.named[i*R : (i+1)*R] {
+		if n {
+			mix(1)
+		} else {
+			mix(0)
+		}
+	}
+	return h
 }
 
 // compare is the canonical order of functions, which decides between
@@ -319,7 +376,10 @@ func (pb *problem) fits(fr *fillResult, free, guarantee []float64) {
 		size[i] = s
 	}
 	slices.SortFunc(rest, func(a, b int) int {
-		return cmp.Or(cmp.Compare(size[a], size[b]), pb.compare(a, b))
+		if c := cmp.Compare(size[a], size[b]); c != 0 {
+			return c
+		}
+		return pb.compare(a, b)
 	})
 	for _, i := range rest {
 		m := pb.row(pb.min, i)

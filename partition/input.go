@@ -20,6 +20,7 @@ type problem struct {
 	capacity []float64
 	gran     []float64 // per resource; 0 = continuous
 	umin     []float64 // per resource, the least non-zero guarantee; 0 = none
+	unitStep []float64 // per resource, the step of Options.Units; 0 = none
 
 	fns []fn
 	// flat rows, len(fns)*R each
@@ -55,11 +56,13 @@ func (p *Planner) prepare(capacity hal.Vector, demands []Demand, s *scratch) (*p
 	pb.capacity = make([]float64, R)
 	pb.gran = make([]float64, R)
 	pb.umin = make([]float64, R)
+	pb.unitStep = make([]float64, R)
 	for i, r := range pb.res {
 		pb.index[r] = i
 		pb.capacity[i] = capacity[r]
 		pb.gran[i] = p.granularity[r]
 		pb.umin[i] = p.unitMin[r]
+		pb.unitStep[i] = p.units[r].Step
 	}
 
 	s.order = resize(s.order, len(demands))

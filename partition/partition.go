@@ -74,7 +74,10 @@ type Plan struct {
 	// Function. Guarantee is the share reserved for the function; Limit is
 	// what it may burst to: a critical function's Limit is its Guarantee
 	// plus the whole Reserve, a non-critical function's Limit equals its
-	// Guarantee. An allocation names the resources its demand names.
+	// Guarantee. An allocation names the resources its demand names. On a
+	// resource of [Options.Units], a critical function's Limit adds the
+	// Reserve in whole steps (nothing, if the sum would be below the
+	// unit's Min), so that a device enforcing its units accepts it.
 	Allocations []hal.Allocation
 	// Reserve is kept free for bursts and lent to critical functions as
 	// burstable Limit headroom. It holds the configured reserve fraction of
@@ -216,8 +219,8 @@ type Options struct {
 	// Critical guarantees are rounded up, non-critical ones down. A
 	// resource absent from Granularity is continuous.
 	Granularity hal.Vector
-	// Units gives, per resource, how a device hands it out (for a driver
-	// that reports them, what hal.Units says): guarantees of that
+	// Units gives, per resource, how a device hands it out; for a driver
+	// that implements [hal.Units], hal.UnitsOf(device). Guarantees of that
 	// resource are whole multiples of Step and, when not zero, at least
 	// Min. Critical guarantees round up (never below the demand plus the
 	// margin; a [*ShortfallError] if that does not fit), non-critical ones
@@ -235,17 +238,10 @@ type Options struct {
 	Workers int
 }
 
-// Unit is how a device hands out one resource. Its fields are those of
-// the hal package's unit type, so that a driver's units convert with
-// partition.Unit(u).
-type Unit struct {
-	// Step is the granularity: every guarantee is a whole multiple of
-	// it. 0 means continuous.
-	Step float64
-	// Min is the least non-zero guarantee, rounded up to Step. 0 means
-	// none.
-	Min float64
-}
+// Unit is how a device hands out one resource: whole multiples of Step,
+// never a non-zero amount below Min. It is [hal.Unit], so a driver's
+// units ([hal.UnitsOf]) go into [Options.Units] as they are.
+type Unit = hal.Unit
 
 // Planner is the priority planner: critical functions first, then a
 // weighted fair fill of what remains among non-critical functions (see
@@ -257,6 +253,7 @@ type Planner struct {
 	reserve     float64
 	granularity hal.Vector
 	unitMin     hal.Vector // Units' minimums, rounded up to the step
+	units       map[hal.Resource]Unit
 	log         *slog.Logger
 	workers     int // Options.Workers
 	// scratch pools *scratch buffers between Plan calls.
@@ -306,15 +303,11 @@ func New(opts Options) (*Planner, error) {
 		p.granularity = hal.Vector{}
 	}
 	p.unitMin = hal.Vector{}
+	p.units = maps.Clone(opts.Units)
 	for _, r := range slices.Sorted(maps.Keys(opts.Units)) {
 		u := opts.Units[r]
-		for _, f := range []struct {
-			name string
-			v    float64
-		}{{"Step", u.Step}, {"Min", u.Min}} {
-			if math.IsNaN(f.v) || math.IsInf(f.v, 0) || f.v < 0 {
-				return nil, fmt.Errorf("%w: Options.Units resource %q: %s %v must be a finite number >= 0", ErrInvalidInput, r, f.name, f.v)
-			}
+		if err := u.Validate(); err != nil {
+			return nil, fmt.Errorf("%w: Options.Units resource %q: %w", ErrInvalidInput, r, err)
 		}
 		if g, ok := opts.Granularity[r]; ok && u.Step != 0 && g != u.Step {
 			return nil, fmt.Errorf("%w: Options.Units resource %q: Step %v differs from Options.Granularity %v", ErrInvalidInput, r, u.Step, g)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"math/big"
 	"slices"
 
 	"github.com/updraft-dev/updraft/hal"
@@ -98,27 +99,97 @@ func (p *Planner) Plan(ctx context.Context, capacity hal.Vector, demands []Deman
 }
 
 // sum adds up, per resource, the rows of v of the functions pick picks.
-// It adds each resource's quantities in increasing order, so that the
-// sums, to the last bit, do not depend on the order of the functions,
-// which is their name order: a plan must not change when functions are
-// renamed.
+// The sums are exact until the one rounding at the end (see exactSum), so
+// that they do not depend, to the last bit, on the order of the
+// functions, which is their name order: a plan must not change when
+// functions are renamed.
 func (pb *problem) sum(v []float64, pick func(i int) bool) []float64 {
 	R := len(pb.res)
-	sums := make([]float64, R)
-	var q []float64
-	for j := range R {
-		q = q[:0]
-		for i := range pb.fns {
-			if pick(i) {
-				q = append(q, v[i*R+j])
+	acc := make([]exactSum, R)
+	for i := range pb.fns {
+		if pick(i) {
+			for j, q := range v[i*R : (i+1)*R] {
+				acc[j].add(q)
 			}
 		}
-		slices.Sort(q)
-		for _, x := range q {
-			sums[j] += x
-		}
+	}
+	sums := make([]float64, R)
+	for j := range acc {
+		sums[j] = acc[j].float64()
 	}
 	return sums
+}
+
+// exactSum adds finite float64 values without rounding: every float64 is
+// an integer multiple of 2^-1074, so the sum is kept as that integer, in
+// 32-bit digits held in int64 limbs (each can take 2^31 additions before
+// it could overflow). The result is rounded once, to the nearest float64,
+// so it is the same whatever the order of the additions.
+type exactSum struct {
+	limbs  [68]int64 // digit k weighs 2^(32k-1074)
+	n      int
+	lo, hi int // the limbs in use are [lo, hi)
+}
+
+func (s *exactSum) add(x float64) {
+	if x == 0 {
+		return
+	}
+	b := math.Float64bits(x)
+	e := int(b >> 52 & 0x7ff)
+	m := b & (1<<52 - 1)
+	if e > 0 {
+		m |= 1 << 52
+		e--
+	}
+	// |x| = m * 2^(e-1074), m < 2^53, 0 <= e <= 2045
+	k, off := e/32, uint(e%32)
+	hi, lo := m>>(64-off), m<<off // m<<off as a 128-bit number
+	if off == 0 {
+		hi = 0
+	}
+	sign := int64(1)
+	if b>>63 == 1 {
+		sign = -1
+	}
+	if s.lo == s.hi {
+		s.lo, s.hi = k, k+3
+	} else {
+		s.lo, s.hi = min(s.lo, k), max(s.hi, k+3)
+	}
+	s.limbs[k] += sign * int64(lo&0xffffffff)
+	s.limbs[k+1] += sign * int64(lo>>32)
+	s.limbs[k+2] += sign * int64(hi&0xffffffff)
+	if s.n++; s.n == 1<<30 {
+		s.carry()
+	}
+}
+
+// carry moves each limb's excess over 32 bits into the next one.
+func (s *exactSum) carry() {
+	s.lo, s.hi = 0, len(s.limbs)
+	for k := range len(s.limbs) - 1 {
+		c := s.limbs[k] >> 32 // arithmetic shift: floor division by 2^32
+		s.limbs[k] -= c << 32
+		s.limbs[k+1] += c
+	}
+	s.n = 0
+}
+
+func (s *exactSum) float64() float64 {
+	if s.lo == s.hi {
+		return 0
+	}
+	total := new(big.Int)
+	d := new(big.Int)
+	for k := s.hi - 1; k >= s.lo; k-- {
+		total.Lsh(total, 32)
+		total.Add(total, d.SetInt64(s.limbs[k]))
+	}
+	f := new(big.Float).SetInt(total) // exact: the precision grows to fit
+	f.SetMantExp(f, 32*s.lo-1074)
+	r, _ := f.Float64() // nearest, ties to even
+	return r
 }
 
 // shortfall returns a *ShortfallError if the critical guarantees exceed

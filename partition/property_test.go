@@ -620,6 +620,9 @@ func TestPropertyUnits(t *testing.T) {
 			sum := hal.Vector{}
 			for _, a := range plan.Allocations {
 				sum = sum.Add(a.Guarantee)
+				if err := hal.CheckUnits(units, a); err != nil {
+					t.Errorf("a device with these units refuses the plan: %v", err)
+				}
 				for r, u := range units {
 					q := a.Guarantee[r]
 					if k := q / u.Step; math.Abs(k-math.Round(k)) > 1e-6 {

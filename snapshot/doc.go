@@ -7,16 +7,20 @@
 //   - A [Source] is a piece of state the host registers. Its Capture runs
 //     while the cut is paused and only takes a [View] (an immutable root);
 //     the view's WriteTo serialises it afterwards, outside the pause.
-//   - [Map] is a concurrent map to keep critical state in. Its capture is
-//     O(1) at any size (a persistent hash trie behind an atomic pointer);
-//     readers never block, not even during a cut.
-//   - [ShardedMap] is the same for state written on the hot path: writes
-//     cost about a mutex-guarded map's, capture is O(shards) (a few µs), and
-//     the first write to a shard after a capture copies that shard. Both
-//     maps write the same format.
+//   - [ShardedMap] is the container to keep critical state in, including
+//     tables written on the hot path: its reads and writes cost about what
+//     a sharded RWMutex map's do, its capture is O(shards) whatever the
+//     state's size (readers are not stopped), and its views write deltas (what
+//     changed between two views, at a cost in proportion to the change)
+//     for the self-update hand-over.
+//   - [Map] is a persistent hash trie whose views are free (O(1), nothing
+//     ever copied), for state captured very often or whose views are held
+//     long while it is written; its hot path is several times slower
+//     (writes tens of times). Both maps write the same format.
 //   - The [Engine] (from [New]) is the [Snapshotter]: Snapshot takes the cut
-//     and writes it, Restore verifies a snapshot fully before any source
-//     sees a byte.
+//     and writes it, Restore verifies a snapshot fully before any source's
+//     visible state changes ([Stager]s decode unverified bytes aside while
+//     it verifies, and commit only after).
 //   - A [Store] keeps snapshots: [FileStore] (the default: temp file, fsync,
 //     rename, directory fsync, checksum, retention), [MemStore] (tests and
 //     examples), and snapshot/etcdstore (a highly available etcd cluster).
@@ -29,8 +33,9 @@
 // reverse order. The time between the first pause and the last resume is
 // reported as [Manifest.Pause]. If a pause or capture fails or panics, the
 // cut is abandoned, everything paused so far is resumed, and the error
-// (matching [ErrCapture]) is returned. A [Map] pauses by holding its writer
-// lock, so its writers wait for the cut and its readers do not notice it.
+// (matching [ErrCapture]) is returned. A [ShardedMap] or a [Map] pauses by
+// stopping its writers, so its writers wait for the cut and its readers do
+// not notice it.
 // Sources without Pauser are captured as they are at that moment.
 //
 // # Optional interfaces
@@ -46,6 +51,11 @@
 //     through [Source.Restore], after verification.
 //   - io.Closer on a [View]: Close is called once the view has been written,
 //     or when the cut is abandoned, to release what the view holds.
+//   - [DeltaView] on a [View] and [DeltaSource] on a [Source]: the view
+//     writes what changed since an earlier view of the same source, and
+//     the source applies it (verified whole first). The self-update
+//     hand-over sends a bulk copy while the old process serves, then the
+//     delta during the pause. [ShardedMap] implements both.
 //
 // # Format
 //
@@ -65,7 +75,7 @@
 //
 // # Usage
 //
-//	routes, _ := snapshot.NewMap[string, []byte](snapshot.MapOptions[string, []byte]{})
+//	routes, _ := snapshot.NewShardedMap(snapshot.MapOptions[string, []byte]{})
 //	store, err := snapshot.NewFileStore("/var/lib/myapp/snapshots", snapshot.FileStoreOptions{Retain: 3})
 //	if err != nil { ... }
 //	eng, err := snapshot.New(store, map[string]snapshot.Source{"routes": routes},
@@ -89,5 +99,5 @@
 // Errors callers branch on are sentinels checked with errors.Is:
 // [ErrNotFound], [ErrCorrupt], [ErrTruncated], [ErrKeyRequired],
 // [ErrWrongKey], [ErrNotEncrypted], [ErrFormatVersion], [ErrAppVersion],
-// [ErrSourceMismatch], [ErrCapture].
+// [ErrSourceMismatch], [ErrCapture], [ErrDeltaBase].
 package snapshot

@@ -20,6 +20,8 @@ import (
 	"sync"
 
 	"github.com/hashicorp/go-multierror"
+
+	"github.com/updraft-dev/updraft/internal/durable"
 )
 
 // DefaultRetain is how many committed snapshots a [FileStore] keeps when
@@ -345,13 +347,8 @@ func (s *FileStore) reuseSpare(tmp string) (f *os.File, ok bool) {
 }
 
 func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("snapshot: fsync directory %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("snapshot: fsync directory %s: %w", dir, err)
+	if err := durable.SyncDir(dir); err != nil {
+		return fmt.Errorf("snapshot: %w", err)
 	}
 	return nil
 }

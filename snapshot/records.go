@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+
+	"github.com/updraft-dev/updraft/internal/durable"
 )
 
 // ErrLocked is returned by a Lock while another holder has the lock; the
@@ -145,26 +147,10 @@ func (s *FileStore) PutRecord(ctx context.Context, name string, data []byte) err
 	if err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(dir, "."+name+tempMarker+"*")
-	if err != nil {
+	if err := durable.WriteFile(filepath.Join(dir, name), data); err != nil {
 		return fmt.Errorf("snapshot: filestore put record %q: %w", name, err)
 	}
-	tmp := f.Name()
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, filepath.Join(dir, name))
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("snapshot: filestore put record %q: %w", name, err)
-	}
-	return syncDir(dir)
+	return nil
 }
 
 // GetRecord returns the record name, or an error matching [ErrNotFound].

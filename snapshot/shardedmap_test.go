@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -47,12 +48,14 @@ func TestShardedMapPauseBlocksWritersNotReaders(t *testing.T) {
 	v, ok := m.Load(1)
 	require.True(t, ok)
 	require.Equal(t, 1, v)
-	require.False(t, m.gate.TryRLock(), "writers can enter during a pause")
+	require.True(t, m.frozen.Load(), "writers can enter during a pause")
 	// A capture inside the pause does not wait for the lock it already has.
 	captured, err := m.Capture(ctx)
 	require.NoError(t, err)
 	view := captured.(*ShardedMapView[int, int])
 	require.Equal(t, 1, view.Len())
+	inView, _ := view.Load(1)
+	require.Equal(t, 1, inView, "a write got through the pause")
 	m.Resume()
 	<-wrote
 	v, _ = m.Load(1)
@@ -153,4 +156,62 @@ func TestShardedMapInACut(t *testing.T) {
 	}
 	close(stop)
 	<-done
+}
+
+// A capture taken while writers run is a consistent cut: each writer
+// stores round r under its key A and then under its key B (another shard,
+// or another source of the same cut), so a view that holds B = r without
+// A ≥ r would show a write without one that happened before it.
+func TestShardedMapCaptureIsAConsistentCut(t *testing.T) {
+	ctx := context.Background()
+	m, err := NewShardedMap(MapOptions[uint64, uint64]{})
+	require.NoError(t, err)
+	other := newTestMap(t, MapOptions[uint64, uint64]{})
+	eng, err := New(NewMemStore(), map[string]Source{"a": m, "b": other}, Options{})
+	require.NoError(t, err)
+	const writers, rounds = 8, 5000
+	// Writer w's keys: A = 2w and B = 2w+1 in m, and A = 2w in m, B = 2w in
+	// other across the two sources.
+	var wg sync.WaitGroup
+	for w := range uint64(writers) {
+		wg.Go(func() {
+			for r := uint64(1); r <= rounds; r++ {
+				m.Store(2*w, r)
+				m.Store(2*w+1, r)
+				other.Store(2*w, r)
+			}
+		})
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	check := func(a *ShardedMapView[uint64, uint64], b *MapView[uint64, uint64]) {
+		for w := range uint64(writers) {
+			ra, _ := a.Load(2 * w)
+			rb, _ := a.Load(2*w + 1)
+			ro, _ := b.Load(2 * w)
+			require.LessOrEqual(t, rb, ra, "writer %d: B = %d seen with A = %d", w, rb, ra)
+			require.LessOrEqual(t, ro, rb, "writer %d: other's B = %d seen with B = %d", w, ro, rb)
+		}
+	}
+	for cuts := 0; ; cuts++ {
+		select {
+		case <-done:
+			require.Positive(t, cuts)
+			return
+		default:
+		}
+		views, _, err := eng.cut(ctx)
+		require.NoError(t, err)
+		a := views[0].(*ShardedMapView[uint64, uint64])
+		b := views[1].(*MapView[uint64, uint64])
+		check(a, b)
+		direct := m.View() // a capture outside any cut, consistent for m alone
+		for w := range uint64(writers) {
+			ra, _ := direct.Load(2 * w)
+			rb, _ := direct.Load(2*w + 1)
+			require.LessOrEqual(t, rb, ra, "View: writer %d", w)
+		}
+		direct.Close()
+		closeViews(views)
+	}
 }

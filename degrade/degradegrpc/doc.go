@@ -9,7 +9,7 @@
 // retry delay, and "retry-after" plus "updraft-degraded" response headers;
 // admitted calls carry "updraft-degraded" while anything is degraded.
 //
-//	ctl := degrade.New(degrade.Options{})
+//	ctl := degrade.MustNew(degrade.Options{})
 //	srv := grpc.NewServer(grpc.ChainUnaryInterceptor(
 //		degradegrpc.UnaryServerInterceptor(ctl, degradegrpc.ByService)))
 //

@@ -11,7 +11,7 @@ import (
 )
 
 func ExampleUnaryServerInterceptor() {
-	ctl := degrade.New(degrade.Options{})
+	ctl := degrade.MustNew(degrade.Options{})
 	srv := grpc.NewServer(grpc.ChainUnaryInterceptor(
 		degradegrpc.UnaryServerInterceptor(ctl, degradegrpc.ByService)))
 	defer srv.Stop()
@@ -24,7 +24,7 @@ func ExampleUnaryServerInterceptor() {
 
 func ExampleStatusOf() {
 	now := time.Date(2026, 11, 26, 22, 0, 0, 0, time.UTC)
-	ctl := degrade.New(degrade.Options{Clock: func() time.Time { return now }})
+	ctl := degrade.MustNew(degrade.Options{Clock: func() time.Time { return now }})
 	_ = ctl.Set("search.v1.Search", degrade.Policy{Mode: degrade.Disable}, "index rebuild", now.Add(time.Minute))
 	_, err := ctl.Acquire("search.v1.Search")
 	st := degradegrpc.StatusOf(err)

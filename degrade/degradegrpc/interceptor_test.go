@@ -50,7 +50,7 @@ func serve(t *testing.T, ctl *degrade.Controller) healthpb.HealthClient {
 const service = "grpc.health.v1.Health"
 
 func TestInterceptorOverLoopback(t *testing.T) {
-	ctl := degrade.New(degrade.Options{})
+	ctl := degrade.MustNew(degrade.Options{})
 	client := serve(t, ctl)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()

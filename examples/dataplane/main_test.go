@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"os"
 	"os/exec"
@@ -140,7 +141,9 @@ func TestUpdatesKeepRoutesAndSessions(t *testing.T) {
 		var rep struct{ Outcome string }
 		return json.NewDecoder(resp.Body).Decode(&rep) == nil && rep.Outcome == "committed"
 	}, 30*time.Second, 20*time.Millisecond, "version 2 finished the update")
+	t.Logf("after the commit: %v", func() map[string]int64 { mu.Lock(); defer mu.Unlock(); return maps.Clone(acked) }())
 	outcome, why, report = update("?broken=1")
+	t.Logf("rolled-back update's report:\n%s", report)
 	assert.Equal(t, "rolled back", outcome, report)
 	assert.Contains(t, why, "version 3 is broken", "the report says why")
 	close(stop)

@@ -78,7 +78,7 @@ func serveUpdraft(ctx context.Context, c config, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	degrader, err := degrade.NewController(degrade.Options{Functions: []string{"accesslog", "usage"}})
+	degrader, err := degrade.New(degrade.Options{Functions: []string{"accesslog", "usage"}})
 	if err != nil {
 		return err
 	}
@@ -263,7 +263,7 @@ func serveRestart(ctx context.Context, c config, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	degrader, _ := degrade.NewController(degrade.Options{})
+	degrader, _ := degrade.New(degrade.Options{})
 	srv := &http.Server{Handler: p.handler(degrader, func(ctx context.Context, _ string, b []byte) ([]byte, error) { return p.countUsage(ctx, b) })}
 	go func() { _ = srv.Serve(ln) }()
 	fmt.Fprintf(stdout, "ready role=restart version=%s pid=%d data=%s\n", p.version, os.Getpid(), ln.Addr())
@@ -303,7 +303,7 @@ func serveTableflip(ctx context.Context, c config, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	degrader, _ := degrade.NewController(degrade.Options{})
+	degrader, _ := degrade.New(degrade.Options{})
 	srv := &http.Server{Handler: p.handler(degrader, func(ctx context.Context, _ string, b []byte) ([]byte, error) { return p.countUsage(ctx, b) })}
 	go func() { _ = srv.Serve(ln) }()
 	if err := upg.Ready(); err != nil {

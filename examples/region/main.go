@@ -36,6 +36,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	region := fs.String("region", "", "name of this region (required)")
 	key := fs.String("key", os.Getenv("UPDRAFT_KEY"), "shared HMAC key (default $UPDRAFT_KEY, else the demo key)")
 	window := fs.Duration("window", migrate.DefaultWindow, "accepted clock difference for signed requests")
+	dedup := fs.String("dedup", "", "file recording the requests served, so a restarted region does not run them again (default: memory only)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -50,7 +51,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(*key) < migrate.MinKeyBytes {
 		return fmt.Errorf("-key is %d bytes; use at least %d", len(*key), migrate.MinKeyBytes)
 	}
-	h := migrate.NewHandler(migrate.HandlerOptions{Key: []byte(*key), Source: "updraft/region/" + *region, Window: *window, Logger: logger})
+	h, err := migrate.OpenHandler(migrate.HandlerOptions{Key: []byte(*key), Source: "updraft/region/" + *region, Window: *window,
+		DedupPath: *dedup, Logger: logger})
+	if err != nil {
+		return err
+	}
+	defer h.Close()
 	counters := &migrate.MapState{}
 	h.Register("count", Count(counters), counters)
 	h.Register("upper", Upper, nil)

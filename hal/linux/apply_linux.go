@@ -37,6 +37,9 @@ func (d *Device) apply(ctx context.Context, allocs []hal.Allocation, onRecord fu
 		return nil, fmt.Errorf("linux: apply: %w", err)
 	}
 	cores := capacity[hal.CPU]
+	if err := overCapacity(allocs, capacity); err != nil {
+		return nil, err
+	}
 
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -177,6 +180,22 @@ func weightOf(l layout, guarantee, cores float64) uint64 {
 }
 
 // applyOne enforces one function's allocation.
+// overCapacity refuses allocations whose guarantees together exceed the
+// capacity: the kernel could not honour them.
+func overCapacity(allocs []hal.Allocation, capacity hal.Vector) error {
+	total := hal.Vector{}
+	for _, a := range allocs {
+		total = total.Add(a.Guarantee)
+	}
+	for _, r := range total.Resources() {
+		if c, ok := capacity[r]; ok && total[r] > c*(1+1e-9) {
+			return fmt.Errorf("linux: apply: resource %q: guarantees total %s, more than the capacity %s: %w",
+				r, hal.FormatQuantity(r, total[r]), hal.FormatQuantity(r, c), ErrOverCapacity)
+		}
+	}
+	return nil
+}
+
 func (d *Device) applyOne(j *journal, b Binding, a hal.Allocation, cores float64) error {
 	v := valuesOf(d.layout, a, b, cores, d.cfg.IO)
 	if b.Cgroup != "" {

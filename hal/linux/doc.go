@@ -41,8 +41,9 @@
 //   - CPU limit: a CFS quota of limit × [CPUPeriod] (cpu.cfs_quota_us and
 //     cpu.cfs_period_us on v1, cpu.max on v2); no limit means unlimited.
 //   - [Binding.CPUs]: cpuset.cpus, when set.
-//   - Memory limit: memory.limit_in_bytes and memory.memsw.limit_in_bytes set
-//     equal (so the limit cannot be escaped into swap) on v1; memory.max with
+//   - Memory limit: memory.limit_in_bytes, and memory.memsw.limit_in_bytes
+//     set equal to it where the kernel has it (swap accounting on), so the
+//     limit cannot be escaped into swap, on v1; memory.max with
 //     memory.swap.max 0 on v2; no limit means unlimited.
 //   - Memory guarantee: memory.min and memory.low on v2; the soft limit
 //     (memory.soft_limit_in_bytes) on v1, which has no hard protection.
@@ -56,8 +57,9 @@
 //     not enforced. Without Config.IO an allocation naming [hal.IO] is
 //     refused with [ErrUnsupportedResource].
 //
-// Quantities beyond what a cgroup file can hold mean "unlimited" (limits)
-// or "everything" (memory guarantee).
+// Limits beyond what a cgroup file can hold mean "unlimited". Guarantees of one Apply that together
+// exceed [Device.Capacity] are refused with [ErrOverCapacity] naming the
+// resource, before anything changes.
 //
 // The cgroup the driver creates for a PIDs binding lives in
 // Parent/<function>. An Apply that allocates CPU (or, on v2, memory) to
@@ -80,7 +82,10 @@
 // # Optional interfaces
 //
 // *Device implements [hal.Meter]: [Device.Usage] measures a function's CPU
-// cores and memory bytes now.
+// cores and memory bytes now. It implements [hal.Journaled] too (see
+// [Device.ApplyJournaled]). It passes hal/haltest's conformance suite on
+// the fixture trees and, as root, on real cgroups (a function bound to an
+// existing cgroup, one to a process moved into a created cgroup).
 //
 // All methods of *Device are safe for concurrent use; Apply and the Undo it
 // returns are serialised by the device.

@@ -34,6 +34,9 @@ var (
 	// ErrUnsupportedResource: an allocation names a resource this driver
 	// does not enforce.
 	ErrUnsupportedResource = errors.New("linux: unsupported resource")
+	// ErrOverCapacity: the guarantees of one Apply together exceed what
+	// [Device.Capacity] reports.
+	ErrOverCapacity = errors.New("linux: guarantees exceed capacity")
 )
 
 // Limits of the mapping from allocations to cgroup values.

@@ -140,19 +140,27 @@ func TestFixtureV2(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// Quantities beyond what cgroups can express mean "no limit" and
-	// "protect everything".
-	undo, err = dev.Apply(ctx, []hal.Allocation{{Function: "svc",
-		Guarantee: hal.Vector{hal.Memory: 1e30}, Limit: hal.Vector{hal.CPU: 1e30, hal.Memory: 1e30}}})
+	// Limits beyond what cgroups can express mean "no limit"; guarantees
+	// beyond the capacity cannot be honoured and are refused.
+	undo, err = dev.Apply(ctx, []hal.Allocation{{Function: "svc", Limit: hal.Vector{hal.CPU: 1e30, hal.Memory: 1e30}}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	got = readTree(t, filepath.Join(root, "cgroup", "svc"))
-	if got["cpu.max"] != "max 100000" || got["memory.max"] != "max" || got["memory.min"] != "max" {
-		t.Errorf("huge allocation: cpu.max %q memory.max %q memory.min %q; want max 100000, max, max", got["cpu.max"], got["memory.max"], got["memory.min"])
+	if got["cpu.max"] != "max 100000" || got["memory.max"] != "max" {
+		t.Errorf("huge limits: cpu.max %q memory.max %q; want max 100000, max", got["cpu.max"], got["memory.max"])
 	}
 	if err := undo(ctx); err != nil {
 		t.Fatal(err)
+	}
+	before = readTree(t, filepath.Join(root, "cgroup"))
+	_, err = dev.Apply(ctx, []hal.Allocation{{Function: "svc",
+		Guarantee: hal.Vector{hal.Memory: 1e30}, Limit: hal.Vector{hal.Memory: 1e30}}})
+	if !errors.Is(err, linux.ErrOverCapacity) || !strings.Contains(err.Error(), `resource "memory"`) {
+		t.Errorf("a guarantee beyond capacity: err = %v, want linux.ErrOverCapacity naming \"memory\"", err)
+	}
+	if diff := cmp.Diff(before, readTree(t, filepath.Join(root, "cgroup"))); diff != "" {
+		t.Errorf("a refused Apply changed files (-before +after):\n%s", diff)
 	}
 
 	u, err := dev.Usage(ctx, "svc")

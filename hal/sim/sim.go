@@ -8,12 +8,12 @@ import (
 	"fmt"
 	"maps"
 	"os"
-	"path/filepath"
 	"slices"
 	"sync"
 	"time"
 
 	"github.com/updraft-dev/updraft/hal"
+	"github.com/updraft-dev/updraft/internal/durable"
 )
 
 func init() { hal.Register("sim", hal.DriverFunc(open)) }
@@ -27,6 +27,9 @@ type Config struct {
 	// in another process, sees them and can undo from a journaled record:
 	// what a crash test of a host needs of a device.
 	StatePath string `json:"state,omitempty"`
+	// Units, when set, are the device's [hal.Units]: Apply refuses an
+	// amount of a resource that is not whole in its unit.
+	Units map[hal.Resource]hal.Unit `json:"units,omitempty"`
 }
 
 func open(config string) (hal.Device, error) {
@@ -48,8 +51,19 @@ func Open(c Config) (*Device, error) {
 	if err := c.Capacity.Validate(); err != nil {
 		return nil, fmt.Errorf("sim: config field \"capacity\": %w", err)
 	}
+	for _, r := range slices.Sorted(maps.Keys(c.Units)) {
+		if _, ok := c.Capacity[r]; !ok {
+			return nil, fmt.Errorf("sim: config field \"units\": resource %q is not in \"capacity\"", r)
+		}
+		if err := c.Units[r].Validate(); err != nil {
+			return nil, fmt.Errorf("sim: config field \"units\" resource %q: %w", r, err)
+		}
+	}
 	d := New(c.Capacity)
 	d.statePath = c.StatePath
+	if len(c.Units) > 0 {
+		d.units = maps.Clone(c.Units)
+	}
 	if c.StatePath == "" {
 		return d, nil
 	}
@@ -89,7 +103,8 @@ type Device struct {
 	failApply, failUndo,
 	failCapacity error
 	delay     time.Duration
-	statePath string // "" keeps the state in memory only
+	statePath string                    // "" keeps the state in memory only
+	units     map[hal.Resource]hal.Unit // immutable after Open; nil: all continuous
 }
 
 // Event is one entry of the device's history.
@@ -103,7 +118,12 @@ var (
 	_ hal.Device    = (*Device)(nil)
 	_ hal.Journaled = (*Device)(nil)
 	_ hal.Meter     = (*Device)(nil)
+	_ hal.Units     = (*Device)(nil)
 )
+
+// Units implements [hal.Units]: the units of [Config.Units] (none for a
+// device made by [New]).
+func (d *Device) Units() map[hal.Resource]hal.Unit { return d.units }
 
 // New returns a device with the given capacity and no allocations.
 func New(capacity hal.Vector) *Device {
@@ -214,9 +234,14 @@ func (d *Device) apply(ctx context.Context, allocs []hal.Allocation, journal fun
 		if err := a.Validate(); err != nil {
 			return nil, fmt.Errorf("sim: apply: %w", err)
 		}
-		for r := range a.Guarantee {
-			if _, ok := d.capacity[r]; !ok {
-				return nil, fmt.Errorf("sim: apply: function %q: unknown resource %q", a.Function, r)
+		if err := hal.CheckUnits(d.units, a); err != nil {
+			return nil, fmt.Errorf("sim: apply: %w", err)
+		}
+		for _, v := range []hal.Vector{a.Guarantee, a.Limit} {
+			for r := range v {
+				if _, ok := d.capacity[r]; !ok {
+					return nil, fmt.Errorf("sim: apply: function %q: unknown resource %q", a.Function, r)
+				}
 			}
 		}
 		if _, seen := before[a.Function]; !seen {
@@ -324,39 +349,12 @@ func (d *Device) setLocked(next map[string]hal.Allocation) error {
 		if err != nil {
 			return err
 		}
-		if err := writeFileAtomic(d.statePath, b); err != nil {
+		if err := durable.WriteFile(d.statePath, b); err != nil {
 			return fmt.Errorf("state file: %w", err)
 		}
 	}
 	d.allocs = next
 	return nil
-}
-
-func writeFileAtomic(path string, b []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), path)
-	}
-	if err != nil {
-		os.Remove(f.Name())
-		return err
-	}
-	d, err := os.Open(filepath.Dir(path))
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 func (d *Device) wait(ctx context.Context) error {

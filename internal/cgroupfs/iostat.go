@@ -45,7 +45,7 @@ func ParseBlkio(name string, data []byte) (uint64, error) {
 	err := eachLine(name, data, func(fields []string) error {
 		if len(fields) == 2 && fields[0] == "Total" {
 			if _, err := strconv.ParseUint(fields[1], 10, 64); err != nil {
-				return fmt.Errorf("Total %q is not an unsigned integer", truncate(fields[1]))
+				return fmt.Errorf("the Total line's %q is not an unsigned integer", truncate(fields[1]))
 			}
 			return nil
 		}

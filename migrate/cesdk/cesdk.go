@@ -25,7 +25,7 @@ func FromSDK(ev *event.Event) *migrate.Event {
 	}
 	return &migrate.Event{
 		ID: ev.ID(), Source: ev.Source(), Type: ev.Type(), Subject: ev.Subject(), Time: ev.Time(),
-		Req: str(migrate.ExtRequest), FnErr: str(migrate.ExtFunctionError), Gen: str(migrate.ExtGeneration), Sig: str(migrate.ExtSignature),
+		Req: str(migrate.ExtRequest), FnErr: str(migrate.ExtFunctionError), Gen: str(migrate.ExtGeneration), Sig: str(migrate.ExtSignature), ReplyTo: str(migrate.ExtReplyTo),
 		ContentType: ev.DataContentType(), Data: ev.Data(),
 	}
 }

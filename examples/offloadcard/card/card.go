@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"maps"
 	"math"
+	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 
@@ -23,8 +25,12 @@ const (
 )
 
 // Granularity returns the unit each card resource is planned in, whole
-// queues and whole flow entries, for partition.Options.Granularity.
+// queues and whole flow entries, for partition.Options.Granularity. A
+// planner that honours [hal.Units] learns the same from [Card.Units].
 func Granularity() hal.Vector { return hal.Vector{Queue: 1, Flow: 1} }
+
+// units is what [Card.Units] reports.
+var units = map[hal.Resource]hal.Unit{Queue: {Step: 1}, Flow: {Step: 1}}
 
 // Limits of the simulated hardware.
 const (
@@ -53,6 +59,13 @@ type Config struct {
 	// Functions, when not empty, are the only functions the card serves
 	// (its virtual functions); allocations for any other are refused.
 	Functions []string `json:"functions,omitempty"`
+	// State, when set, is a file standing in for the card's own memory,
+	// which outlives the process that configured it: the queue table and
+	// flow quotas are loaded from it by [New] and rewritten atomically
+	// (temporary file, fsync, rename) after every change. A card opened
+	// again on the same file, in another process, can then undo from a
+	// journaled record. Installed flow entries (traffic) are not kept.
+	State string `json:"state,omitempty"`
 }
 
 // Validate returns an error naming the field at fault.
@@ -105,6 +118,7 @@ func Open(config string) (hal.Device, error) {
 type Card struct {
 	queues, flows int
 	allowed       map[string]bool // nil: any function
+	statePath     string          // "" keeps the configuration in memory only
 
 	mu sync.Mutex // guards st
 	st state
@@ -123,9 +137,14 @@ func (s state) clone() state {
 }
 
 var (
-	_ hal.Device = (*Card)(nil)
-	_ hal.Meter  = (*Card)(nil)
+	_ hal.Device    = (*Card)(nil)
+	_ hal.Meter     = (*Card)(nil)
+	_ hal.Journaled = (*Card)(nil)
+	_ hal.Units     = (*Card)(nil)
 )
+
+// Units implements [hal.Units]: whole queues and whole flow entries.
+func (k *Card) Units() map[hal.Resource]hal.Unit { return units }
 
 // New returns a card configured by c, with all queues free and an empty
 // flow table.
@@ -141,6 +160,12 @@ func New(c Config) (*Card, error) {
 		}
 	}
 	k.st = state{owner: make([]string, c.Queues), reserved: map[string]int{}, limit: map[string]int{}, installed: map[string]int{}}
+	k.statePath = c.State
+	if c.State != "" {
+		if err := k.load(); err != nil {
+			return nil, err
+		}
+	}
 	return k, nil
 }
 
@@ -154,14 +179,32 @@ func (k *Card) Capacity(ctx context.Context) (hal.Vector, error) {
 
 // Apply gives each function the number of queues in its Guarantee, and
 // reserves its flow-entry Guarantee with its Limit as ceiling (no Limit:
-// the whole table). Quantities must be whole numbers. Functions not in
-// allocs keep what they had. Apply changes nothing if any allocation is
-// refused or the guarantees in force afterwards exceed the card.
+// the whole table). Quantities must be whole numbers (see [Card.Units]).
+// Functions not in allocs keep what they had. Apply changes nothing if any
+// allocation is refused or the guarantees in force afterwards exceed the
+// card. The returned Undo gives back, of what this Apply changed, each
+// queue's owner and each named function's flow quota as they were.
 //
 // A function already holding more flow entries than its new limit keeps
 // them (a real card does not drop live flows) but cannot install more
 // until it is back under the limit.
 func (k *Card) Apply(ctx context.Context, allocs []hal.Allocation) (hal.Undo, error) {
+	return k.apply(ctx, allocs, nil)
+}
+
+// ApplyJournaled implements [hal.Journaled]: it is Apply, and before it
+// changes anything it journals a record of the owner of every queue the
+// Apply reassigns and the flow quota (or none) of every function it
+// names. [Card.UndoRecord] puts those back, on this card or on one opened
+// again on the same [Config.State] file.
+func (k *Card) ApplyJournaled(ctx context.Context, allocs []hal.Allocation, journal func([]byte) error) (hal.Undo, error) {
+	if journal == nil {
+		return nil, errors.New("card: apply: journal is nil")
+	}
+	return k.apply(ctx, allocs, journal)
+}
+
+func (k *Card) apply(ctx context.Context, allocs []hal.Allocation, journal func([]byte) error) (hal.Undo, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("card: apply: %w", err)
 	}
@@ -182,7 +225,6 @@ func (k *Card) Apply(ctx context.Context, allocs []hal.Allocation) (hal.Undo, er
 
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	prev := k.st.clone()
 	next := k.st.clone()
 	for i, o := range next.owner {
 		if _, ok := wants[o]; ok {
@@ -198,8 +240,8 @@ func (k *Card) Apply(ctx context.Context, allocs []hal.Allocation) (hal.Undo, er
 			}
 		}
 		if w.queues > 0 {
-			return nil, fmt.Errorf("card: apply: function %q: %d more queues than the card has free (it has %d queues); nothing was changed",
-				f, w.queues, k.queues)
+			return nil, fmt.Errorf("card: apply: function %q guarantee %q: %d more queues than the card has free (it has %d queues); nothing was changed",
+				f, Queue, w.queues, k.queues)
 		}
 		next.reserved[f] = w.reserved
 		if w.limit >= 0 {
@@ -213,10 +255,113 @@ func (k *Card) Apply(ctx context.Context, allocs []hal.Allocation) (hal.Undo, er
 		total += r
 	}
 	if total > k.flows {
-		return nil, fmt.Errorf("card: apply: flow reservations total %d entries, the table has %d; nothing was changed", total, k.flows)
+		return nil, fmt.Errorf("card: apply: %q: flow reservations total %d entries, the table has %d; nothing was changed", Flow, total, k.flows)
 	}
-	k.st = next
-	return hal.Once(func(ctx context.Context) error { return k.restore(ctx, prev) }), nil
+
+	rec := record{Version: recordVersion, Device: "offloadcard", Queues: k.queues, Owners: map[int]string{}, Quotas: map[string]*quota{}}
+	for i, o := range k.st.owner {
+		if next.owner[i] != o {
+			rec.Owners[i] = o
+		}
+	}
+	for _, f := range order {
+		rec.Quotas[f] = k.st.quotaOf(f)
+	}
+	if journal != nil {
+		b, err := json.Marshal(rec)
+		if err != nil {
+			return nil, fmt.Errorf("card: apply: %w", err)
+		}
+		if err := journal(b); err != nil {
+			return nil, fmt.Errorf("card: apply: journal: %w", err)
+		}
+	}
+	if err := k.setLocked(next); err != nil {
+		return nil, fmt.Errorf("card: apply: %w", err)
+	}
+	return hal.Once(func(ctx context.Context) error { return k.restore(ctx, rec) }), nil
+}
+
+// record is what ApplyJournaled journals: what the Apply is about to
+// change, as it was before.
+type record struct {
+	Version int               `json:"v"`
+	Device  string            `json:"device"`
+	Queues  int               `json:"queues"` // the card's queue count, checked on undo
+	Owners  map[int]string    `json:"owners"` // queue -> owner before ("" = free)
+	Quotas  map[string]*quota `json:"quotas"` // function -> flow quota before (nil = none)
+}
+
+// quota is one function's flow-table configuration in a record.
+type quota struct {
+	Reserved int `json:"reserved"`
+	Limit    int `json:"limit"` // -1: the whole table
+}
+
+const recordVersion = 1
+
+// quotaOf returns f's flow quota, or nil when it has none.
+func (s state) quotaOf(f string) *quota {
+	r, ok := s.reserved[f]
+	if !ok {
+		if _, ok := s.limit[f]; !ok {
+			return nil
+		}
+	}
+	q := &quota{Reserved: r, Limit: -1}
+	if l, ok := s.limit[f]; ok {
+		q.Limit = l
+	}
+	return q
+}
+
+// UndoRecord implements [hal.Journaled]: it gives each queue in the record
+// its owner before the journaled Apply, and each function its flow quota.
+// It sets absolute values, so running it again does nothing more.
+func (k *Card) UndoRecord(ctx context.Context, b []byte) error {
+	rec, err := k.decodeRecord(b)
+	if err != nil {
+		return err
+	}
+	return k.restore(ctx, rec)
+}
+
+func (k *Card) decodeRecord(b []byte) (record, error) {
+	var rec record
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&rec); err != nil {
+		return rec, fmt.Errorf("card: undo record: %w", err)
+	}
+	if dec.More() {
+		return rec, errors.New("card: undo record: data after the record")
+	}
+	if rec.Device != "offloadcard" {
+		return rec, fmt.Errorf("card: undo record: written by device %q, not offloadcard", rec.Device)
+	}
+	if rec.Version != recordVersion {
+		return rec, fmt.Errorf("card: undo record: version %d, this driver reads %d", rec.Version, recordVersion)
+	}
+	if rec.Queues != k.queues {
+		return rec, fmt.Errorf("card: undo record: field \"queues\": written for a card of %d queues, this one has %d", rec.Queues, k.queues)
+	}
+	for i, o := range rec.Owners {
+		if i < 0 || i >= k.queues {
+			return rec, fmt.Errorf("card: undo record: field \"owners\": queue %d is outside 0..%d", i, k.queues-1)
+		}
+		if o != "" && k.allowed != nil && !k.allowed[o] {
+			return rec, fmt.Errorf("card: undo record: field \"owners\": queue %d: function %q is not served by this card", i, o)
+		}
+	}
+	for f, q := range rec.Quotas {
+		if f == "" {
+			return rec, errors.New("card: undo record: field \"quotas\": empty function name")
+		}
+		if q != nil && (q.Reserved < 0 || q.Reserved > k.flows || q.Limit < -1 || q.Limit > k.flows) {
+			return rec, fmt.Errorf("card: undo record: field \"quotas\": function %q: reserved %d, limit %d outside the table of %d", f, q.Reserved, q.Limit, k.flows)
+		}
+	}
+	return rec, nil
 }
 
 // grant is one allocation in the card's whole units.
@@ -241,10 +386,12 @@ func (k *Card) check(a hal.Allocation) (w grant, err error) {
 			}
 		}
 	}
+	if err := hal.CheckUnits(units, a); err != nil {
+		return w, fmt.Errorf("card: apply (plan with a planner that honours hal.Units, or partition.Options{Granularity: card.Granularity()}): %w", err)
+	}
 	whole := func(field string, r hal.Resource, q float64) (int, error) {
 		if q != math.Trunc(q) {
-			return 0, fmt.Errorf("card: apply: function %q %s %q: %v is not a whole number (plan with partition.Options{Granularity: card.Granularity()})",
-				a.Function, field, r, q)
+			return 0, fmt.Errorf("card: apply: function %q %s %q: %v is not a whole number: %w", a.Function, field, r, q, hal.ErrNotInUnits)
 		}
 		return int(q), nil
 	}
@@ -263,16 +410,141 @@ func (k *Card) check(a hal.Allocation) (w grant, err error) {
 	return w, nil
 }
 
-func (k *Card) restore(ctx context.Context, prev state) error {
+func (k *Card) restore(ctx context.Context, rec record) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("card: undo: %w", err)
 	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	installed := k.st.installed // traffic is not configuration: keep it
-	k.st = prev.clone()
-	k.st.installed = installed
+	next := k.st.clone()
+	for i, o := range rec.Owners {
+		next.owner[i] = o
+	}
+	for f, q := range rec.Quotas {
+		delete(next.reserved, f)
+		delete(next.limit, f)
+		if q == nil {
+			continue
+		}
+		next.reserved[f] = q.Reserved
+		if q.Limit >= 0 {
+			next.limit[f] = q.Limit
+		}
+	}
+	total := 0
+	for _, r := range next.reserved {
+		total += r
+	}
+	if total > k.flows {
+		return fmt.Errorf("card: undo: flow reservations would total %d entries, the table has %d (was the card changed since?); nothing was changed", total, k.flows)
+	}
+	if err := k.setLocked(next); err != nil {
+		return fmt.Errorf("card: undo: %w", err)
+	}
 	return nil
+}
+
+// setLocked puts next in force, and in the state file when there is one.
+// Installed entries are traffic, not configuration: the current ones stay.
+func (k *Card) setLocked(next state) error {
+	next.installed = k.st.installed
+	if k.statePath != "" {
+		b, err := json.Marshal(stateFile{Queues: k.queues, Owners: next.owner, Reserved: next.reserved, Limit: next.limit})
+		if err != nil {
+			return err
+		}
+		if err := writeFileAtomic(k.statePath, b); err != nil {
+			return fmt.Errorf("state file: %w", err)
+		}
+	}
+	k.st = next
+	return nil
+}
+
+// stateFile is what Config.State holds.
+type stateFile struct {
+	Queues   int            `json:"queues"`
+	Owners   []string       `json:"owners"`
+	Reserved map[string]int `json:"reserved"`
+	Limit    map[string]int `json:"limit"`
+}
+
+// load reads the state file, if it exists, into k.st.
+func (k *Card) load() error {
+	b, err := os.ReadFile(k.statePath)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("card: config field \"state\": %w", err)
+	}
+	var st stateFile
+	if err := json.Unmarshal(b, &st); err != nil {
+		return fmt.Errorf("card: state file %s: %w", k.statePath, err)
+	}
+	if st.Queues != k.queues || len(st.Owners) != k.queues {
+		return fmt.Errorf("card: state file %s: written for a card of %d queues, this one has %d", k.statePath, st.Queues, k.queues)
+	}
+	total := 0
+	for f, r := range st.Reserved {
+		if r < 0 {
+			return fmt.Errorf("card: state file %s: function %q reserves %d flow entries", k.statePath, f, r)
+		}
+		total += r
+	}
+	if total > k.flows {
+		return fmt.Errorf("card: state file %s: reservations total %d flow entries, the table has %d", k.statePath, total, k.flows)
+	}
+	for f, l := range st.Limit {
+		if l < 0 {
+			return fmt.Errorf("card: state file %s: function %q has a flow limit of %d", k.statePath, f, l)
+		}
+	}
+	for i, o := range st.Owners {
+		if o != "" && k.allowed != nil && !k.allowed[o] {
+			return fmt.Errorf("card: state file %s: queue %d: function %q is not served by this card", k.statePath, i, o)
+		}
+	}
+	k.st.owner = st.Owners
+	if st.Reserved != nil {
+		k.st.reserved = st.Reserved
+	}
+	if st.Limit != nil {
+		k.st.limit = st.Limit
+	}
+	return nil
+}
+
+// writeFileAtomic replaces path with b: temporary file, fsync, rename,
+// fsync of the directory.
+func writeFileAtomic(path string, b []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), path)
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return err
+	}
+	d, err := os.Open(filepath.Dir(path))
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // Usage returns the queues function owns and the flow entries it has

@@ -116,10 +116,10 @@ func TestApplyIsAllOrNothing(t *testing.T) {
 		{"too many queues", []hal.Allocation{
 			{Function: "log", Guarantee: hal.Vector{card.Queue: 2}},
 			{Function: "fw", Guarantee: hal.Vector{card.Queue: 3}},
-		}, `function "log": 1 more queues`, nil},
+		}, `function "log" guarantee "nic.queue": 1 more queues`, nil},
 		{"flow reservations", []hal.Allocation{{Function: "log", Guarantee: hal.Vector{card.Flow: 95}}}, "total 105 entries", nil},
-		{"fractional queue", []hal.Allocation{{Function: "log", Guarantee: hal.Vector{card.Queue: 1.5}}}, `function "log" guarantee "nic.queue": 1.5 is not a whole number`, nil},
-		{"fractional limit", []hal.Allocation{{Function: "log", Limit: hal.Vector{card.Flow: 2.5}}}, `limit "nic.flow"`, nil},
+		{"fractional queue", []hal.Allocation{{Function: "log", Guarantee: hal.Vector{card.Queue: 1.5}}}, `function "log" guarantee "nic.queue": 1.5 is not a whole multiple of 1`, hal.ErrNotInUnits},
+		{"fractional limit", []hal.Allocation{{Function: "log", Limit: hal.Vector{card.Flow: 2.5}}}, `limit "nic.flow"`, hal.ErrNotInUnits},
 		{"foreign resource", []hal.Allocation{{Function: "log", Guarantee: hal.Vector{hal.CPU: 1}}}, `resource "cpu" is not on this card`, nil},
 		{"unknown function", []hal.Allocation{{Function: "dpi", Guarantee: hal.Vector{card.Queue: 1}}}, `"dpi" is not served`, hal.ErrUnknownFunction},
 		{"negative", []hal.Allocation{{Function: "log", Guarantee: hal.Vector{card.Queue: -1}}}, "negative", nil},

@@ -1,0 +1,221 @@
+package degrade
+
+import (
+	"bufio"
+	"errors"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// readGuardTrace reads a testdata/guard trace: one guard step a line,
+// "schedP99µs;critical latencies in µs separated by spaces".
+func readGuardTrace(t *testing.T, name string) []GuardInput {
+	t.Helper()
+	f, err := os.Open("testdata/guard/" + name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var steps []GuardInput
+	sc := bufio.NewScanner(f)
+	sc.Buffer(nil, 1<<20)
+	for line := 1; sc.Scan(); line++ {
+		text := sc.Text()
+		if text == "" || strings.HasPrefix(text, "#") {
+			continue
+		}
+		sched, crit, ok := strings.Cut(text, ";")
+		if !ok {
+			t.Fatalf("%s:%d: no ';'", name, line)
+		}
+		us, err := strconv.Atoi(sched)
+		if err != nil {
+			t.Fatalf("%s:%d: %v", name, line, err)
+		}
+		in := GuardInput{SchedP99: time.Duration(us) * time.Microsecond}
+		for _, field := range strings.Fields(crit) {
+			us, err := strconv.Atoi(field)
+			if err != nil {
+				t.Fatalf("%s:%d: %v", name, line, err)
+			}
+			in.Critical = append(in.Critical, time.Duration(us)*time.Microsecond)
+		}
+		steps = append(steps, in)
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return steps
+}
+
+// checkGuardReaction replays a trace of calm (steps [0, surgeAt)), surge
+// ([surgeAt, calmAt)) and calm again through a controller with one adaptive
+// throttle, and checks that the guard leaves the limit alone while calm,
+// backs off within two steps of the surge, keeps it down during the surge,
+// and recovers by at most Recovery a step, in full within 1/Recovery+2
+// steps of calm.
+func checkGuardReaction(t *testing.T, trace string, surgeAt, calmAt int, wantWhy string) {
+	clk := newFakeClock()
+	ctl := MustNew(Options{Clock: clk.Now, Adaptive: AdaptiveOptions{InitialLimit: 8}})
+	evs := events(t, ctl)
+	if err := ctl.Set("batch", Policy{Mode: Throttle, Adaptive: true}, "", clk.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if ev := nextEvent(t, evs); ev.Cause != CauseSet {
+		t.Fatalf("first event %+v, want the Set", ev)
+	}
+	steps := readGuardTrace(t, trace)
+	recovery := DefaultGuardRecovery
+	prev := 1.0
+	fullAgain := -1
+	for i, in := range steps {
+		clk.Advance(DefaultGuardInterval)
+		st := ctl.StepGuardWith(in)
+		limit := ctl.Status()[0].Limit
+		switch {
+		case i < surgeAt:
+			if st.Factor != 1 || limit != 8 {
+				t.Fatalf("step %d (calm): factor %v, limit %d; want 1 and 8 (%s)", i, st.Factor, limit, st.Why)
+			}
+		case i >= surgeAt+2 && i < calmAt:
+			if st.Factor > 0.5 || limit > 4 {
+				t.Fatalf("step %d (surge): factor %v, limit %d; want <= 0.5 and <= 4", i, st.Factor, limit)
+			}
+		case i >= calmAt:
+			if st.Factor-prev > recovery+1e-9 {
+				t.Fatalf("step %d (calm again): factor rose %v -> %v, more than Recovery %v", i, prev, st.Factor, recovery)
+			}
+			if st.Factor == 1 && fullAgain < 0 {
+				fullAgain = i
+			}
+		}
+		if i == surgeAt+1 {
+			ev := nextEvent(t, evs)
+			if ev.Cause != CauseGuard || ev.Guard == nil || !strings.Contains(ev.Reason, wantWhy) {
+				t.Fatalf("event at the surge = %+v, want CauseGuard explaining %q", ev, wantWhy)
+			}
+		}
+		prev = st.Factor
+	}
+	if max := calmAt + int(1/recovery) + 2; fullAgain < 0 || fullAgain > max {
+		t.Fatalf("factor back to 1 at step %d, want by step %d (final state %+v)", fullAgain, max, ctl.GuardState())
+	}
+	if limit := ctl.Status()[0].Limit; limit != 8 {
+		t.Fatalf("limit after recovery = %d, want 8", limit)
+	}
+}
+
+func TestGuardReactsToCriticalLatency(t *testing.T) {
+	checkGuardReaction(t, "latency-surge.trace", 20, 35, "critical p90")
+}
+
+func TestGuardReactsToSchedulerLatency(t *testing.T) {
+	checkGuardReaction(t, "sched-surge.trace", 20, 35, "scheduler p99")
+}
+
+// TestGuardClosesAndReopens checks that a guard factor near 0 closes an
+// adaptive throttle (limit 0: every request refused, although MinLimit is
+// 1) and that the function reopens as the factor recovers.
+func TestGuardClosesAndReopens(t *testing.T) {
+	clk := newFakeClock()
+	ctl := MustNew(Options{Clock: clk.Now, Guard: GuardOptions{Baseline: time.Millisecond}})
+	if err := ctl.Set("batch", Policy{Mode: Throttle, Adaptive: true}, "", clk.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	slow := GuardInput{Critical: []time.Duration{50 * time.Millisecond, 50 * time.Millisecond, 50 * time.Millisecond, 50 * time.Millisecond, 50 * time.Millisecond}}
+	for range 3 {
+		ctl.StepGuardWith(slow)
+	}
+	if st := ctl.GuardState(); st.Factor != 0 {
+		t.Fatalf("factor after three steps at 50x baseline = %v, want 0", st.Factor)
+	}
+	if _, err := ctl.Acquire("batch"); !errors.Is(err, ErrThrottled) {
+		t.Fatalf("Acquire with the guard closed = %v, want ErrThrottled", err)
+	}
+	for range 20 {
+		ctl.StepGuardWith(GuardInput{}) // no critical traffic: calm
+	}
+	release, err := ctl.Acquire("batch")
+	if err != nil {
+		t.Fatalf("Acquire after recovery = %v", err)
+	}
+	release()
+}
+
+// TestPressureTrace replays a recorded shape of PSI "some avg10" through
+// ObservePressure: the adaptive limit holds below the threshold, falls to
+// MinLimit at the peak, and comes back as the average decays.
+func TestPressureTrace(t *testing.T) {
+	data, err := os.ReadFile("testdata/guard/psi-surge.trace")
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk := newFakeClock()
+	ctl := MustNew(Options{Clock: clk.Now, Adaptive: AdaptiveOptions{InitialLimit: 10}})
+	if err := ctl.Set("batch", Policy{Mode: Throttle, Adaptive: true}, "", clk.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	var limits []int
+	for _, line := range strings.Split(string(data), "\n") {
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		psi, err := strconv.ParseFloat(line, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctl.ObservePressure(psi)
+		limits = append(limits, ctl.Status()[0].Limit)
+	}
+	if len(limits) != 40 {
+		t.Fatalf("read %d readings, want 40", len(limits))
+	}
+	for i, l := range limits[:10] {
+		if l != 10 {
+			t.Fatalf("reading %d (calm): limit %d, want 10", i, l)
+		}
+	}
+	if l := limits[19]; l != DefaultMinLimit {
+		t.Fatalf("at the peak (70%%): limit %d, want MinLimit %d", l, DefaultMinLimit)
+	}
+	if l := limits[39]; l != 10 {
+		t.Fatalf("after the decay: limit %d, want 10", l)
+	}
+}
+
+// TestSchedHistogramQuantile checks the scheduler-latency percentile on a
+// runtime/metrics-shaped histogram delta.
+func TestSchedHistogramQuantile(t *testing.T) {
+	buckets := []float64{0, 1e-4, 1e-3, 1e-2, 1e-1}
+	prev := []uint64{5, 5, 5, 5}
+	counts := []uint64{5 + 90, 5 + 9, 5 + 1, 5}
+	if got := histogramQuantile(buckets, counts, prev, 0.99); got != time.Millisecond {
+		t.Fatalf("p99 = %v, want 1ms (the 99th of 100 falls in the 100µs-1ms bucket)", got)
+	}
+	if got := histogramQuantile(buckets, prev, prev, 0.99); got != 0 {
+		t.Fatalf("p99 of an empty delta = %v, want 0", got)
+	}
+	var r schedReader
+	r.p99()
+	if d := r.p99(); d < 0 {
+		t.Fatalf("live scheduler p99 = %v", d)
+	}
+}
+
+func TestGuardOptionsRefused(t *testing.T) {
+	for field, g := range map[string]GuardOptions{
+		"Tolerance":     {Tolerance: 0.9},
+		"Recovery":      {Recovery: 2},
+		"MinSamples":    {MinSamples: -1},
+		"Interval":      {Interval: -time.Second},
+		"Baseline":      {Baseline: -time.Second},
+		"BaselineShare": {BaselineShare: -1},
+	} {
+		if _, err := New(Options{Guard: g}); !errors.Is(err, ErrInvalidOptions) || !strings.Contains(err.Error(), field) {
+			t.Errorf("New with bad Guard.%s = %v, want ErrInvalidOptions naming it", field, err)
+		}
+	}
+}
