@@ -2,8 +2,7 @@ package degrade
 
 import (
 	"context"
-	"fmt"
-	"math"
+	"github.com/prometheus/procfs"
 
 	"github.com/updraft-dev/updraft/internal/cgroupfs"
 )
@@ -28,7 +27,7 @@ type CgroupPSI struct {
 // here.
 func NewCgroupPSI(dir string, resources ...string) (*CgroupPSI, error) {
 	if len(resources) == 0 {
-		resources = []string{"cpu", "memory", "io"}
+		resources = cgroupfs.Resources
 	}
 	p := &CgroupPSI{dir: dir, resources: append([]string(nil), resources...)}
 	if _, err := p.Pressure(context.Background()); err != nil {
@@ -40,17 +39,7 @@ func NewCgroupPSI(dir string, resources ...string) (*CgroupPSI, error) {
 // Pressure returns the highest "some avg10" percentage among the watched
 // resources' <resource>.pressure files.
 func (p *CgroupPSI) Pressure(ctx context.Context) (float64, error) {
-	worst := 0.0
-	for _, res := range p.resources {
-		if err := ctx.Err(); err != nil {
-			return 0, fmt.Errorf("degrade: cgroup PSI: %w", err)
-		}
-		stats, err := cgroupfs.CgroupPressure(p.dir, res)
-		if err != nil {
-			return 0, fmt.Errorf("degrade: cgroup PSI: %w", err)
-		}
-		v := stats.Some.Avg10
-		worst = math.Max(worst, v)
-	}
-	return worst, nil
+	return worstAvg10(ctx, "cgroup PSI", p.resources, func(res string) (procfs.PSIStats, error) {
+		return cgroupfs.CgroupPressure(p.dir, res)
+	})
 }

@@ -31,7 +31,7 @@ func NewPSI(procRoot string, resources ...string) (*PSI, error) {
 		return nil, fmt.Errorf("degrade: PSI at %q: %w", procRoot, err)
 	}
 	if len(resources) == 0 {
-		resources = []string{"cpu", "memory", "io"}
+		resources = cgroupfs.Resources
 	}
 	p := &PSI{root: procRoot, resources: append([]string(nil), resources...)}
 	if _, err := p.Pressure(context.Background()); err != nil {
@@ -43,17 +43,25 @@ func NewPSI(procRoot string, resources ...string) (*PSI, error) {
 // Pressure returns the highest "some avg10" percentage among the watched
 // resources.
 func (p *PSI) Pressure(ctx context.Context) (float64, error) {
+	return worstAvg10(ctx, "PSI", p.resources, func(res string) (procfs.PSIStats, error) {
+		return cgroupfs.SystemPressure(p.root, res)
+	})
+}
+
+// worstAvg10 returns the highest "some avg10" that read gives for
+// resources; [PSI] and [CgroupPSI] differ only in read. internal/cgroupfs
+// has checked each avg10 is a percentage.
+func worstAvg10(ctx context.Context, what string, resources []string, read func(resource string) (procfs.PSIStats, error)) (float64, error) {
 	worst := 0.0
-	for _, res := range p.resources {
+	for _, res := range resources {
 		if err := ctx.Err(); err != nil {
-			return 0, fmt.Errorf("degrade: PSI: %w", err)
+			return 0, fmt.Errorf("degrade: %s: %w", what, err)
 		}
-		stats, err := cgroupfs.SystemPressure(p.root, res)
+		stats, err := read(res)
 		if err != nil {
-			return 0, fmt.Errorf("degrade: %w", err)
+			return 0, fmt.Errorf("degrade: %s: %w", what, err)
 		}
-		v := stats.Some.Avg10
-		worst = math.Max(worst, v)
+		worst = math.Max(worst, stats.Some.Avg10)
 	}
 	return worst, nil
 }

@@ -30,8 +30,8 @@
 //     outcome.
 //   - [Timeouter]: the check has its own per-attempt timeout ([WithTimeout]).
 //
-// Logs go to Options.Logger (nil discards them); Prometheus collectors,
-// when wanted, come from [NewMetrics] and are registered by the caller.
+// Logs go to Options.Logger (nil discards them); the caller registers
+// [Suite.Collector] for Prometheus metrics.
 //
 // Bad input never passes by default: a Suite without checks refuses to
 // validate ([ErrNoChecks]) unless Options.AllowNoChecks is set; too few

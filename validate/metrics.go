@@ -2,34 +2,20 @@ package validate
 
 import "github.com/prometheus/client_golang/prometheus"
 
-// Metrics are the Prometheus collectors a [Suite] updates when given them
-// in Options.Metrics. The library registers nothing itself: the caller
-// registers a Metrics (it is a prometheus.Collector) with its own registry.
-//
-//	m := validate.NewMetrics()
-//	registry.MustRegister(m)
-//	suite, err := validate.New(checks, validate.Options{Metrics: m})
-//
-// Series:
-//
-//	updraft_validate_validations_total{verdict}      validations by verdict
-//	updraft_validate_checks_total{check,verdict}     check outcomes
-//	updraft_validate_check_attempts_total{check}     attempts, retries included
-//	updraft_validate_check_duration_seconds{check}   time per check, all attempts
-//
-// A Metrics is safe for concurrent use and may be shared by several suites.
-type Metrics struct {
+// metrics are the collectors behind [Suite.Collector]; safe for
+// concurrent use.
+type metrics struct {
 	validations *prometheus.CounterVec
 	checks      *prometheus.CounterVec
 	attempts    *prometheus.CounterVec
 	duration    *prometheus.HistogramVec
 }
 
-var _ prometheus.Collector = (*Metrics)(nil)
+var _ prometheus.Collector = (*metrics)(nil)
 
-// NewMetrics returns unregistered collectors.
-func NewMetrics() *Metrics {
-	return &Metrics{
+// newMetrics returns unregistered collectors.
+func newMetrics() *metrics {
+	return &metrics{
 		validations: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "updraft", Subsystem: "validate", Name: "validations_total",
 			Help: "Validations run, by verdict (pass, marginal, fail).",
@@ -51,7 +37,7 @@ func NewMetrics() *Metrics {
 }
 
 // Describe implements prometheus.Collector.
-func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
+func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 	m.validations.Describe(ch)
 	m.checks.Describe(ch)
 	m.attempts.Describe(ch)
@@ -59,7 +45,7 @@ func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 }
 
 // Collect implements prometheus.Collector.
-func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
+func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	m.validations.Collect(ch)
 	m.checks.Collect(ch)
 	m.attempts.Collect(ch)
@@ -67,7 +53,7 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 }
 
 // observeCheck records one check's result; m may be nil.
-func (m *Metrics) observeCheck(r Result) {
+func (m *metrics) observeCheck(r Result) {
 	if m == nil {
 		return
 	}
@@ -77,7 +63,7 @@ func (m *Metrics) observeCheck(r Result) {
 }
 
 // observeReport records one validation's verdict; m may be nil.
-func (m *Metrics) observeReport(r Report) {
+func (m *metrics) observeReport(r Report) {
 	if m == nil {
 		return
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus"
 	"log/slog"
 	"math"
 	"sync"
@@ -49,13 +50,12 @@ type Options struct {
 	BaselineTimeout time.Duration
 	// Concurrency is how many checks run at once; 0 means all of them.
 	Concurrency int
-	// Clock is the time source; nil means [SystemClock].
-	Clock Clock
+	// Clock is the time source for durations; nil means time.Now.
+	// Timeouts, grace periods and retry delays are timers of package time
+	// (tests fake both with testing/synctest).
+	Clock func() time.Time
 	// Logger receives a record per attempt and per verdict; nil discards.
 	Logger *slog.Logger
-	// Metrics, when not nil, count verdicts, attempts and durations; the
-	// caller registers them (see [Metrics]).
-	Metrics *Metrics
 }
 
 // withDefaults fills zero fields and rejects bad ones.
@@ -88,7 +88,7 @@ func (o Options) withDefaults() (Options, error) {
 		o.Grace = DefaultGrace
 	}
 	if o.Clock == nil {
-		o.Clock = SystemClock{}
+		o.Clock = time.Now
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -103,8 +103,9 @@ func (o Options) withDefaults() (Options, error) {
 // twice at once is rarely what a caller means. Most callers want
 // [Suite.RecordBaseline] before the update and [Suite.Validate] after it.
 type Suite struct {
-	checks []Check // fixed at New; read-only afterwards
-	opts   Options
+	checks  []Check // fixed at New; read-only afterwards
+	opts    Options
+	metrics *metrics // safe for concurrent use
 }
 
 var (
@@ -142,8 +143,20 @@ func New(checks []Check, opts Options) (*Suite, error) {
 	if err := errs.ErrorOrNil(); err != nil {
 		return nil, err
 	}
-	return &Suite{checks: append([]Check(nil), checks...), opts: o}, nil
+	return &Suite{checks: append([]Check(nil), checks...), opts: o, metrics: newMetrics()}, nil
 }
+
+// Collector returns the Suite's Prometheus metrics for the caller to
+// register (the library registers nothing itself):
+//
+//	updraft_validate_validations_total{verdict}      validations by verdict
+//	updraft_validate_checks_total{check,verdict}     check outcomes
+//	updraft_validate_check_attempts_total{check}     attempts, retries included
+//	updraft_validate_check_duration_seconds{check}   time per check, all attempts
+//
+// Each Suite has its own collector; two Suites registered with one registry
+// conflict, as two of any collector with the same names do.
+func (s *Suite) Collector() prometheus.Collector { return s.metrics }
 
 // Checks returns the names of the suite's checks, in registration order.
 func (s *Suite) Checks() []string {
@@ -213,7 +226,7 @@ func (s *Suite) Validate(ctx context.Context) (Report, error) {
 	results := make([]Result, len(s.checks))
 	s.forEach(func(i int, c Check) { results[i] = s.run(ctx, c) })
 	report := newReport(results)
-	s.opts.Metrics.observeReport(report)
+	s.metrics.observeReport(report)
 	s.opts.Logger.InfoContext(ctx, "validate: verdict", "verdict", report.Verdict.String(),
 		"score", report.Score, "checks", len(results), "failed", len(report.Failed()))
 	if err := ctx.Err(); err != nil {
@@ -244,7 +257,7 @@ func (s *Suite) forEach(f func(i int, c Check)) {
 // run runs c until it passes, its retries are spent, the check declines a
 // retry, or ctx ends.
 func (s *Suite) run(ctx context.Context, c Check) Result {
-	start := s.opts.Clock.Now()
+	start := s.opts.Clock()
 	name := c.Name()
 	if err := ctx.Err(); err != nil { // cut short before its turn came
 		return Result{Check: name, Verdict: Fail, Err: fmt.Errorf("validate: check %q not run: %w", name, err)}
@@ -268,8 +281,8 @@ func (s *Suite) run(ctx context.Context, c Check) Result {
 		}
 	}
 	res.Attempts = attempts
-	res.Duration = s.opts.Clock.Now().Sub(start)
-	s.opts.Metrics.observeCheck(res)
+	res.Duration = s.opts.Clock().Sub(start)
+	s.metrics.observeCheck(res)
 	if res.Verdict != Pass {
 		s.opts.Logger.WarnContext(ctx, "validate: check did not pass", "check", name,
 			"verdict", res.Verdict.String(), "attempts", attempts, "err", res.Err)
@@ -288,7 +301,7 @@ func (s *Suite) attempt(ctx context.Context, c Check) (res Result, abandoned boo
 		limit = t.Timeout()
 	}
 	timeout := fmt.Errorf("%w after %s", ErrTimeout, limit)
-	stop := s.opts.Clock.AfterFunc(limit, func() { cancel(timeout) })
+	stop := time.AfterFunc(limit, func() { cancel(timeout) }).Stop
 	defer stop()
 
 	done := make(chan Result, 1) // buffered: an abandoned Run still finishes
@@ -318,7 +331,7 @@ func (s *Suite) attempt(ctx context.Context, c Check) (res Result, abandoned boo
 	return res, false
 }
 
-// await waits up to d on the clock for a result from done.
+// await waits up to d for a result from done.
 func (s *Suite) await(done <-chan Result, d time.Duration) (Result, bool) {
 	select {
 	case res := <-done:
@@ -326,7 +339,7 @@ func (s *Suite) await(done <-chan Result, d time.Duration) (Result, bool) {
 	default:
 	}
 	expired := make(chan struct{})
-	stop := s.opts.Clock.AfterFunc(d, func() { close(expired) })
+	stop := time.AfterFunc(d, func() { close(expired) }).Stop
 	defer stop()
 	select {
 	case res := <-done:
@@ -336,10 +349,10 @@ func (s *Suite) await(done <-chan Result, d time.Duration) (Result, bool) {
 	}
 }
 
-// sleep waits d on the clock or until ctx ends.
+// sleep waits d or until ctx ends.
 func (s *Suite) sleep(ctx context.Context, d time.Duration) error {
 	expired := make(chan struct{})
-	stop := s.opts.Clock.AfterFunc(d, func() { close(expired) })
+	stop := time.AfterFunc(d, func() { close(expired) }).Stop
 	defer stop()
 	select {
 	case <-ctx.Done():

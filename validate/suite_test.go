@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/hashicorp/go-multierror"
@@ -214,22 +215,18 @@ func TestConcurrencyLimit(t *testing.T) {
 	require.Len(t, entered, n-limit, "every check ran")
 }
 
-func TestTimeoutCancelsTheCheck(t *testing.T) {
-	clk := newManualClock()
+func TestTimeoutCancelsTheCheck(t *testing.T) { synctest.Test(t, testTimeoutCancelsTheCheck) }
+
+func testTimeoutCancelsTheCheck(t *testing.T) {
 	blocked := checkFunc{"hangs-until-cancelled", func(ctx context.Context) validate.Result {
 		<-ctx.Done()
 		return validate.Result{Verdict: validate.Fail, Err: ctx.Err()}
 	}}
-	s, err := validate.New([]validate.Check{blocked}, validate.Options{Clock: clk, Timeout: time.Hour, Grace: time.Minute})
+	s, err := validate.New([]validate.Check{blocked}, validate.Options{Timeout: time.Hour, Grace: time.Minute})
 	require.NoError(t, err)
-	done := make(chan validate.Report)
-	go func() {
-		rep, _ := s.Validate(context.Background())
-		done <- rep
-	}()
-	clk.waitTimer(t, time.Hour)
-	clk.Advance(time.Hour)
-	rep := <-done
+	start := time.Now()
+	rep, _ := s.Validate(context.Background())
+	require.Equal(t, time.Hour, time.Since(start), "fake time spent waiting")
 	r := rep.Results[0]
 	require.Equal(t, validate.Fail, r.Verdict)
 	require.ErrorIs(t, r.Err, validate.ErrTimeout)
@@ -238,27 +235,23 @@ func TestTimeoutCancelsTheCheck(t *testing.T) {
 }
 
 func TestCheckIgnoringCancellationIsAbandoned(t *testing.T) {
-	clk := newManualClock()
+	synctest.Test(t, testCheckIgnoringCancellationIsAbandoned)
+}
+
+func testCheckIgnoringCancellationIsAbandoned(t *testing.T) {
 	release := make(chan struct{})
-	defer close(release)
+	defer close(release) // lets the abandoned Run end before the bubble does
 	var runs atomic.Int32
 	stubborn := checkFunc{"ignores-ctx", func(context.Context) validate.Result {
 		runs.Add(1)
 		<-release
 		return result(validate.Pass, 1)
 	}}
-	s, err := validate.New([]validate.Check{stubborn}, validate.Options{Clock: clk, Timeout: time.Hour, Grace: time.Minute, Retries: 3})
+	s, err := validate.New([]validate.Check{stubborn}, validate.Options{Timeout: time.Hour, Grace: time.Minute, Retries: 3})
 	require.NoError(t, err)
-	done := make(chan validate.Report)
-	go func() {
-		rep, _ := s.Validate(context.Background())
-		done <- rep
-	}()
-	clk.waitTimer(t, time.Hour)
-	clk.Advance(time.Hour)
-	clk.waitTimer(t, time.Minute)
-	clk.Advance(time.Minute)
-	rep := <-done
+	start := time.Now()
+	rep, _ := s.Validate(context.Background())
+	require.Equal(t, time.Hour+time.Minute, time.Since(start), "fake time spent waiting")
 	r := rep.Results[0]
 	require.Equal(t, validate.Fail, r.Verdict)
 	require.ErrorIs(t, r.Err, validate.ErrTimeout)
@@ -268,7 +261,10 @@ func TestCheckIgnoringCancellationIsAbandoned(t *testing.T) {
 }
 
 func TestRetriesFlakyCheckUntilItPasses(t *testing.T) {
-	clk := newManualClock()
+	synctest.Test(t, testRetriesFlakyCheckUntilItPasses)
+}
+
+func testRetriesFlakyCheckUntilItPasses(t *testing.T) {
 	var calls atomic.Int32
 	flaky := validate.Func("flaky", func(context.Context) error {
 		if calls.Add(1) < 3 {
@@ -276,18 +272,11 @@ func TestRetriesFlakyCheckUntilItPasses(t *testing.T) {
 		}
 		return nil
 	})
-	s, err := validate.New([]validate.Check{flaky}, validate.Options{Clock: clk, Timeout: time.Hour, Retries: 5, RetryDelay: time.Second})
+	s, err := validate.New([]validate.Check{flaky}, validate.Options{Timeout: time.Hour, Retries: 5, RetryDelay: time.Second})
 	require.NoError(t, err)
-	done := make(chan validate.Report)
-	go func() {
-		rep, _ := s.Validate(context.Background())
-		done <- rep
-	}()
-	for range 2 {
-		clk.waitTimer(t, time.Second)
-		clk.Advance(time.Second)
-	}
-	rep := <-done
+	start := time.Now()
+	rep, _ := s.Validate(context.Background())
+	require.Equal(t, 2*time.Second, time.Since(start), "fake time spent waiting")
 	r := rep.Results[0]
 	require.Equal(t, validate.Pass, r.Verdict, rep.String())
 	require.Equal(t, 3, r.Attempts)
@@ -464,14 +453,13 @@ func TestChecksListsNames(t *testing.T) {
 }
 
 func TestMetricsCountVerdictsAndAttempts(t *testing.T) {
-	m := validate.NewMetrics()
-	reg := prometheus.NewPedanticRegistry()
-	require.NoError(t, reg.Register(m))
 	s, err := validate.New([]validate.Check{
 		validate.Func("up", func(context.Context) error { return nil }),
 		validate.Func("down", func(context.Context) error { return errors.New("x") }),
-	}, validate.Options{Metrics: m, Retries: 1, RetryDelay: time.Nanosecond})
+	}, validate.Options{Retries: 1, RetryDelay: time.Nanosecond})
 	require.NoError(t, err)
+	reg := prometheus.NewPedanticRegistry()
+	require.NoError(t, reg.Register(s.Collector()))
 	for range 2 {
 		_, err = s.Validate(context.Background())
 		require.NoError(t, err)
@@ -505,23 +493,21 @@ func TestMetricsCountVerdictsAndAttempts(t *testing.T) {
 }
 
 func TestWithTimeoutOverridesTheSuiteTimeout(t *testing.T) {
-	clk := newManualClock()
+	synctest.Test(t, testWithTimeoutOverridesTheSuiteTimeout)
+}
+
+func testWithTimeoutOverridesTheSuiteTimeout(t *testing.T) {
 	hang := validate.Func("hangs", func(ctx context.Context) error { <-ctx.Done(); return ctx.Err() })
 	base := &recorder{name: "records"}
 	s, err := validate.New([]validate.Check{
 		validate.WithTimeout(hang, time.Minute),
-		validate.WithTimeout(base, 2*time.Minute), // a distinct duration: waitTimer below finds hang's
-	}, validate.Options{Clock: clk, Timeout: time.Hour})
+		validate.WithTimeout(base, 2*time.Minute),
+	}, validate.Options{Timeout: time.Hour})
 	require.NoError(t, err)
 	require.NoError(t, s.RecordBaseline(context.Background()), "RecordBaseline is forwarded")
-	done := make(chan validate.Report)
-	go func() {
-		rep, _ := s.Validate(context.Background())
-		done <- rep
-	}()
-	clk.waitTimer(t, time.Minute) // the check's own timeout, not the Suite's hour
-	clk.Advance(time.Minute)
-	rep := <-done
+	start := time.Now()
+	rep, _ := s.Validate(context.Background())
+	require.Equal(t, time.Minute, time.Since(start), "fake time spent waiting")
 	require.ErrorIs(t, rep.Results[0].Err, validate.ErrTimeout)
 	require.ErrorContains(t, rep.Results[0].Err, "after 1m0s")
 	require.Equal(t, validate.Pass, rep.Results[1].Verdict, "the wrapped recorder got its baseline")

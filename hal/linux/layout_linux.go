@@ -46,12 +46,7 @@ func (l layout) fs() cgroupfs.Layout { return cgroupfs.Layout{Root: l.root, V2: 
 
 // dir returns the directory of cgroup rel in controller's hierarchy; on v2
 // the controller is ignored.
-func (l layout) dir(controller, rel string) string {
-	if l.v2 {
-		return filepath.Join(l.root, rel)
-	}
-	return filepath.Join(l.root, controller, rel)
-}
+func (l layout) dir(controller, rel string) string { return l.fs().Dir(controller, rel) }
 
 // hierarchyRoot returns the root of controller's hierarchy.
 func (l layout) hierarchyRoot(controller string) string { return l.dir(controller, "") }
