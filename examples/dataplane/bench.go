@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -261,6 +262,41 @@ type result struct {
 	gapRun               time.Duration // the longest gap over the whole run
 	switchTook           time.Duration
 	note                 string
+	gapNoise             time.Duration // the longest gap before the trigger: the machine's own noise
+	top                  []gapSpan     // the longest gaps during the update, longest first
+	phases               []phaseJSON   // updraft's timeline, when the way is updraft
+	trigger              time.Time
+}
+
+// gapSpan is one stretch without a successful critical response.
+type gapSpan struct{ from, to time.Time }
+
+// breakdown lays the longest gaps beside the update's phases, offsets from
+// the trigger, so a long gap can be put down to the phase it fell in (or to
+// none: the machine's noise).
+func (r result) breakdown() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%-9s noise gap before the trigger=%v; phases (start+duration from the trigger):", r.way, r.gapNoise.Round(10*time.Microsecond))
+	for _, ph := range r.phases {
+		st := time.Unix(0, ph.Start).Sub(r.trigger)
+		fmt.Fprintf(&b, " %s@%v+%v", ph.Phase, st.Round(100*time.Microsecond), time.Duration(ph.Nanos).Round(100*time.Microsecond))
+	}
+	for i, g := range r.top {
+		fmt.Fprintf(&b, "\n%-9s gap #%d %v from %v:", r.way, i+1, g.to.Sub(g.from).Round(10*time.Microsecond), g.from.Sub(r.trigger).Round(100*time.Microsecond))
+		in := false
+		for _, ph := range r.phases {
+			st := time.Unix(0, ph.Start)
+			en := st.Add(time.Duration(ph.Nanos))
+			if st.Before(g.to) && en.After(g.from) {
+				fmt.Fprintf(&b, " in %s", ph.Phase)
+				in = true
+			}
+		}
+		if !in {
+			b.WriteString(" in no phase of the update")
+		}
+	}
+	return b.String()
 }
 
 func (l *load) result(way string, trigger, switched time.Time, final string) result {
@@ -297,8 +333,16 @@ func (l *load) result(way string, trigger, switched time.Time, final string) res
 	// completed. The longest over the whole run (machine noise included)
 	// is reported beside it.
 	until := switched.Add(100 * time.Millisecond)
+	r.trigger = trigger
+	var spans []gapSpan
 	for i := 1; i < len(okEnds); i++ {
 		d := okEnds[i].Sub(okEnds[i-1])
+		if !okEnds[i].After(trigger) && d > r.gapNoise {
+			r.gapNoise = d
+		}
+		if okEnds[i].After(trigger) && !okEnds[i-1].After(until) {
+			spans = append(spans, gapSpan{okEnds[i-1], okEnds[i]})
+		}
 		if d > r.gapRun {
 			r.gapRun = d
 		}
@@ -306,6 +350,8 @@ func (l *load) result(way string, trigger, switched time.Time, final string) res
 			r.gap, r.gapAt = d, okEnds[i-1].Sub(trigger)
 		}
 	}
+	slices.SortFunc(spans, func(a, b gapSpan) int { return cmp.Compare(b.to.Sub(b.from), a.to.Sub(a.from)) })
+	r.top = spans[:min(3, len(spans))]
 	r.p50Before, r.p99Before = quantile(before, 0.5), quantile(before, 0.99)
 	r.p50During, r.p99During = quantile(during, 0.5), quantile(during, 0.99)
 	// A session survives when the data plane that serves after the update
@@ -381,6 +427,7 @@ func runBench(ctx context.Context, c config, stdout io.Writer) error {
 		fmt.Fprintf(stdout, "%-9s critical sent=%d failed=%d gap=%v (at %v; whole run %v) p50/p99 before=%v/%v during=%v/%v sessions=%d/%d | non-critical served=%d degraded-or-failed=%d | switch took %v%s\n",
 			r.way, r.sent, r.failed, r.gap.Round(10*time.Microsecond), r.gapAt.Round(time.Millisecond), r.gapRun.Round(10*time.Microsecond), r.p50Before.Round(time.Microsecond), r.p99Before.Round(time.Microsecond),
 			r.p50During.Round(time.Microsecond), r.p99During.Round(time.Microsecond), r.kept, r.total, r.ncServed, r.ncDegraded, r.switchTook.Round(time.Millisecond), r.note)
+		fmt.Fprintln(stdout, r.breakdown())
 	}
 	ms := func(d time.Duration) string {
 		return strconv.FormatFloat(float64(d)/float64(time.Millisecond), 'f', 2, 64)
@@ -427,6 +474,7 @@ func benchOne(ctx context.Context, way string, c config) (result, error) {
 	trigger := time.Now()
 	var switched time.Time
 	note := ""
+	var phases []phaseJSON
 	switch way {
 	case roleUpdraft:
 		resp, err := http.Post("http://"+c.admin+"/update", "", nil)
@@ -434,9 +482,13 @@ func benchOne(ctx context.Context, way string, c config) (result, error) {
 			l.halt()
 			return result{}, err
 		}
-		var rep struct{ Outcome, Err, Report string }
+		var rep struct {
+			Outcome, Err, Report string
+			Phases               []phaseJSON
+		}
 		_ = json.NewDecoder(resp.Body).Decode(&rep)
 		resp.Body.Close()
+		phases = rep.Phases
 		for _, line := range strings.Split(rep.Report, "\n") {
 			if i := strings.Index(line, "switch pause"); i >= 0 {
 				note = "; " + line[i:]
@@ -485,5 +537,6 @@ func benchOne(ctx context.Context, way string, c config) (result, error) {
 	l.halt()
 	r := l.result(way, trigger, switched, c.addr)
 	r.note = note
+	r.phases = phases
 	return r, nil
 }

@@ -205,6 +205,14 @@ func serveUpdraft(ctx context.Context, c config, stdout io.Writer) error {
 	return nil
 }
 
+// phaseJSON is one line of a report's timeline.
+type phaseJSON struct {
+	Phase   string `json:"phase"`
+	Outcome string `json:"outcome"`
+	Start   int64  `json:"start_unix_nano"`
+	Nanos   int64  `json:"duration_ns"`
+}
+
 // writeReport answers an update request: the outcome, the error and the
 // report as text, in JSON.
 func writeReport(w http.ResponseWriter, report *updraft.Report, err error) {
@@ -212,9 +220,16 @@ func writeReport(w http.ResponseWriter, report *updraft.Report, err error) {
 		Outcome string `json:"outcome"`
 		Err     string `json:"err,omitempty"`
 		Report  string `json:"report"`
+		// Phases is the timeline with wall-clock starts (Unix nanoseconds),
+		// so a client can lay its own observations beside it.
+		Phases []phaseJSON `json:"phases,omitempty"`
+		Flags  []string    `json:"flags,omitempty"`
 	}{}
 	if report != nil {
-		out.Outcome, out.Report = string(report.Outcome), report.String()
+		out.Outcome, out.Report, out.Flags = string(report.Outcome), report.String(), report.Flags
+		for _, ph := range report.Phases {
+			out.Phases = append(out.Phases, phaseJSON{Phase: string(ph.Phase), Outcome: string(ph.Outcome), Start: ph.Start.UnixNano(), Nanos: int64(ph.Duration)})
+		}
 	}
 	if err != nil {
 		out.Err = err.Error()
