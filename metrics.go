@@ -51,6 +51,6 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 // Collector returns the Orchestrator's Prometheus metrics (updates and
 // resumes by outcome, phase durations) together with those of the
 // collaborators New built itself (the default degrade controller, snapshot
-// engine), for the host to register; updraft registers nothing itself.
+// engine and validation suite), for the host to register; updraft registers nothing itself.
 // Collaborators the host passed in Options expose their own Collector.
 func (o *Orchestrator) Collector() prometheus.Collector { return o.metrics }

@@ -256,11 +256,12 @@ func (o *Orchestrator) buildCollaborators() error {
 	}
 	o.validator = opts.Validator
 	if o.validator == nil {
-		v, err := validate.New(opts.Checks, validate.Options{AllowNoChecks: opts.AllowNoChecks, Logger: opts.Logger})
+		v, err := validate.New(opts.Checks, validate.Options{AllowNoChecks: opts.AllowNoChecks, Clock: opts.Clock, Logger: opts.Logger})
 		if err != nil {
 			return fmt.Errorf("updraft: validation: %w", err)
 		}
 		o.validator = v
+		o.metrics.parts = append(o.metrics.parts, v.Collector())
 	}
 	o.degrader = opts.Degrader
 	if o.degrader == nil {
