@@ -142,12 +142,13 @@ type load struct {
 	samples []sample
 	acked   map[string]int64 // session → last value the data plane answered
 	extra   map[string]bool  // sessions with a request whose answer was lost
+	lost    map[string]bool  // sessions whose counter went back: an acknowledged bump was lost
 	wg      sync.WaitGroup
 	stop    chan struct{}
 }
 
 func newLoad(addr string) *load {
-	return &load{addr: addr, acked: map[string]int64{}, extra: map[string]bool{}, stop: make(chan struct{})}
+	return &load{addr: addr, acked: map[string]int64{}, extra: map[string]bool{}, lost: map[string]bool{}, stop: make(chan struct{})}
 }
 
 func (l *load) record(s sample) {
@@ -175,6 +176,9 @@ func (l *load) run() {
 					s = sample{start, time.Now(), err == nil && perr == nil, true}
 					l.mu.Lock()
 					if s.ok {
+						if n <= l.acked[id] {
+							l.lost[id] = true // the data plane answered less than it had acknowledged
+						}
 						l.acked[id] = n
 					} else {
 						l.extra[id] = true
@@ -354,15 +358,17 @@ func (l *load) result(way string, trigger, switched time.Time, final string) res
 	r.top = spans[:min(3, len(spans))]
 	r.p50Before, r.p99Before = quantile(before, 0.5), quantile(before, 0.99)
 	r.p50During, r.p99During = quantile(during, 0.5), quantile(during, 0.99)
-	// A session survives when the data plane that serves after the update
-	// holds at least what it last acknowledged (an answer lost in flight
-	// may have counted one more).
+	// A session survives when its counter never went back (every answer
+	// above the one before: no acknowledged bump was lost at the switch)
+	// and the data plane that serves after the update holds at least what
+	// it last acknowledged (an answer lost in flight may have counted one
+	// more).
 	client := &http.Client{Timeout: 5 * time.Second}
 	for id, want := range l.acked {
 		r.total++
 		body, err := do(client, http.MethodGet, "http://"+final+"/session/"+id)
 		got, perr := strconv.ParseInt(body, 10, 64)
-		if err == nil && perr == nil && got >= want {
+		if err == nil && perr == nil && got >= want && !l.lost[id] {
 			r.kept++
 		}
 	}
