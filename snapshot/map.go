@@ -32,7 +32,7 @@ type MapOptions[K comparable, V any] struct {
 //
 // Most state belongs in [ShardedMap] instead: Map's hot path is far slower
 // than a sharded mutex map's. At 1M entries, in parallel on every core
-// (BenchmarkContainerPaired), its reads cost about 3-4x a sharded RWMutex
+// (BenchmarkContainerPaired), its reads cost about 3x a sharded RWMutex
 // map's and its writes 9-22x, each write leaving about 1.3 KB of garbage
 // in 10 allocations (it copies the path to the changed slot), so the
 // garbage collector takes much of its time. Keep Map for what ShardedMap

@@ -15,16 +15,18 @@ import (
 // is zero. More shards spread writers over more locks; fewer make the
 // capture pause shorter (it passes every shard: about 0.1 µs a shard on a
 // busy 2-core machine) and each shard's copy-on-write longer (n/shards
-// entries, while a view is open). 256 keeps the pause near 30 µs.
+// entries, while a view is open). With 256 the cut's pause was about
+// 50 µs at the median on a busy 2-core machine, at 10 MB to 1 GB
+// (BenchmarkContainerPause).
 const DefaultShards = 256
 
 // ShardedMap is the container to keep critical state in: tables read on
 // every packet and written on every flow (routes, sessions, connection
 // tracking). It is a fixed array of Go maps, each behind its own
 // read-write lock, so its hot path is a sharded mutex map's: at 1M entries,
-// in parallel on every core, reads, writes and a 90/10 mix cost within
-// about 1.1x of a sharded RWMutex map's in the same run, and a write of an
-// existing key allocates nothing (BenchmarkContainerPaired, recorded in
+// in parallel on every core, reads, writes and a 90/10 mix cost 0.8-1.2x
+// a sharded RWMutex map's in the same run, and a write of an existing key
+// allocates nothing (BenchmarkContainerPaired, recorded in
 // benchmarks/snapshot/SUMMARY-container.md).
 //
 // A capture freezes the writers (a flag each writer checks under its
