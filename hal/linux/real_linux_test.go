@@ -76,8 +76,13 @@ func TestCPUPartition(t *testing.T) {
 
 	cores := cpuCores(t, 3*time.Second, critical.PID(), noncritical.PID())
 	t.Logf("critical used %.3f cores (guarantee %.2f); non-critical %.3f (allocation %.2f)", cores[0], guaranteed, cores[1], held)
-	if math.Abs(cores[1]-held) > 0.15*held {
-		t.Errorf("non-critical used %.3f cores, want within 15%% of its allocation %.2f", cores[1], held)
+	// CFS bandwidth control hands quota out in slices (5 ms per CPU per
+	// 100 ms period by default): a two-thread burner can run up to a
+	// slice per CPU past its quota in a period, 10% here, and the 3 s
+	// window's edges add some jitter; 25% keeps the test about the
+	// quota (an unenforced limit would show 1.5 cores or more).
+	if math.Abs(cores[1]-held) > 0.25*held {
+		t.Errorf("non-critical used %.3f cores, want within 25%% of its allocation %.2f", cores[1], held)
 	}
 	if cores[0] < guaranteed {
 		t.Errorf("critical used %.3f cores, want at least its guarantee %.2f", cores[0], guaranteed)
