@@ -145,10 +145,21 @@ func FuzzParseCPUList(f *testing.F) {
 		if !slices.IsSorted(cpus) || len(slices.Compact(slices.Clone(cpus))) != len(cpus) {
 			t.Fatalf("ParseCPUList(%q) = %v, not sorted and distinct", s, cpus)
 		}
-		// Formatting the result and parsing it again gives the same CPUs.
-		parts := make([]string, len(cpus))
-		for i, c := range cpus {
-			parts[i] = strconv.Itoa(c)
+		// Formatting the result (with ranges, as the kernel does, so it is
+		// no longer than a list the parser took) and parsing it again
+		// gives the same CPUs.
+		var parts []string
+		for i := 0; i < len(cpus); {
+			j := i
+			for j+1 < len(cpus) && cpus[j+1] == cpus[j]+1 {
+				j++
+			}
+			if j == i {
+				parts = append(parts, strconv.Itoa(cpus[i]))
+			} else {
+				parts = append(parts, strconv.Itoa(cpus[i])+"-"+strconv.Itoa(cpus[j]))
+			}
+			i = j + 1
 		}
 		again, err := linux.ParseCPUList(strings.Join(parts, ","))
 		if err != nil || !slices.Equal(again, cpus) {
