@@ -112,6 +112,18 @@ func (h *resumeHost) update() Update {
 // been killed there.
 func (h *resumeHost) crashAt(t *testing.T, point string) {
 	t.Helper()
+	h.crashIn(t, "the update", point, func(o *Orchestrator) { _, _ = o.PrepareForUpdate(context.Background(), h.update()) })
+}
+
+// crashResumeAt runs Resume in a fresh Orchestrator that stops dead at point.
+func (h *resumeHost) crashResumeAt(t *testing.T, point string) {
+	t.Helper()
+	h.crashIn(t, "Resume", point, func(o *Orchestrator) { _, _ = o.Resume(context.Background(), h.update()) })
+}
+
+// crashIn runs run in a fresh Orchestrator whose goroutine exits at point.
+func (h *resumeHost) crashIn(t *testing.T, what, point string, run func(*Orchestrator)) {
+	t.Helper()
 	o := h.orchestrator(t)
 	reached := false
 	o.hook = func(p string) {
@@ -123,10 +135,10 @@ func (h *resumeHost) crashAt(t *testing.T, point string) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		_, _ = o.PrepareForUpdate(context.Background(), h.update())
+		run(o)
 	}()
 	<-done
-	require.True(t, reached, "the update never reached %q", point)
+	require.True(t, reached, "%s never reached %q", what, point)
 }
 
 // TestResumeFinishesWhatACrashLeft: for every point of an update that
@@ -292,24 +304,4 @@ func TestResumeAfterACrashDuringResume(t *testing.T) {
 			}
 		}
 	}
-}
-
-// crashResumeAt runs Resume in a fresh Orchestrator that stops dead at point.
-func (h *resumeHost) crashResumeAt(t *testing.T, point string) {
-	t.Helper()
-	o := h.orchestrator(t)
-	reached := false
-	o.hook = func(p string) {
-		if p == point {
-			reached = true
-			runtime.Goexit()
-		}
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_, _ = o.Resume(context.Background(), h.update())
-	}()
-	<-done
-	require.True(t, reached, "Resume never reached %q", point)
 }

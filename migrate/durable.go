@@ -1,7 +1,6 @@
 package migrate
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -221,15 +220,9 @@ func (r *route) giveBackReattached(ctx context.Context) error {
 			r.stats.replayed.Add(1)
 		}
 		if failed == nil && r.stateRemote && r.spec.State != nil {
-			data, err := r.call(ctx, t, Request{Kind: KindGetState, Function: r.spec.Function, ID: r.stateID("get"), Generation: gen})
-			if err == nil {
-				if err := r.spec.State.Import(ctx, bytes.NewReader(data)); err != nil {
-					return fmt.Errorf("migrate: return %q: import state from %s: %w", r.spec.Function, t.Info().Name, err)
-				}
-				r.mu.Lock()
-				r.stateRemote = false
-				r.mu.Unlock()
-			} else {
+			if reached, err := r.fetchStateHome(ctx, t, gen); reached && err != nil {
+				return err
+			} else if !reached {
 				failed = err
 			}
 		}

@@ -302,15 +302,9 @@ func (r *route) giveBack(ctx context.Context) error {
 	remote, t, gen, covered, last := r.stateRemote, r.target, r.gen, r.covered, r.j.last()
 	r.mu.Unlock()
 	if remote {
-		data, err := r.call(ctx, t, Request{Kind: KindGetState, Function: r.spec.Function, ID: r.stateID("get"), Generation: gen})
-		if err == nil {
-			if err := r.spec.State.Import(ctx, bytes.NewReader(data)); err != nil {
-				return fmt.Errorf("migrate: return %q: import state from %s: %w", r.spec.Function, t.Info().Name, err)
-			}
-			r.mu.Lock()
-			r.stateRemote = false
-			r.mu.Unlock()
-		} else {
+		if reached, err := r.fetchStateHome(ctx, t, gen); reached && err != nil {
+			return err
+		} else if !reached {
 			r.l.m.opts.Logger.Warn("migrate: target gone at return; replaying from checkpoint", "function", r.spec.Function, "err", err)
 			if err := r.replayHome(ctx, covered, last); err != nil {
 				return err
@@ -323,6 +317,23 @@ func (r *route) giveBack(ctx context.Context) error {
 	}
 	r.backOnce.Do(func() { close(r.back) })
 	return errs
+}
+
+// fetchStateHome gets the state from t and imports it at home. reached
+// is false when t could not be asked (err says why: the caller falls back
+// to the checkpoint); an Import that fails is an error with reached true.
+func (r *route) fetchStateHome(ctx context.Context, t Target, gen string) (reached bool, err error) {
+	data, err := r.call(ctx, t, Request{Kind: KindGetState, Function: r.spec.Function, ID: r.stateID("get"), Generation: gen})
+	if err != nil {
+		return false, err
+	}
+	if err := r.spec.State.Import(ctx, bytes.NewReader(data)); err != nil {
+		return true, fmt.Errorf("migrate: return %q: import state from %s: %w", r.spec.Function, t.Info().Name, err)
+	}
+	r.mu.Lock()
+	r.stateRemote = false
+	r.mu.Unlock()
+	return true, nil
 }
 
 // replayHome imports the checkpoint at home and re-runs the buffered
