@@ -40,7 +40,7 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // handoverMsg is a message of the hand-over protocol.
 type handoverMsg struct {
-	Type string `json:"type"` // hello, go, live, commit, ack, rollback, returned, error
+	Type string `json:"type"` // hello, bulk, restored, go, live, commit, ack, rollback, returned, error
 	PID  int    `json:"pid,omitempty"`
 	// go: what the new process takes over.
 	Update   string          `json:"update,omitempty"`
@@ -62,6 +62,8 @@ type handoverMsg struct {
 // Message types.
 const (
 	msgHello    = "hello"    // new → old: started, ready to receive state
+	msgBulk     = "bulk"     // old → new: the bulk state is all sent
+	msgRestored = "restored" // new → old: the bulk state is applied; ready for the switch
 	msgGo       = "go"       // old → new: the state is all there; take over
 	msgLive     = "live"     // new → old: serving
 	msgCommit   = "commit"   // old → new: validated; finish the update

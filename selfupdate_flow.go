@@ -14,7 +14,7 @@ import (
 // The hand-over, as the old process (O) and the new one (N) see it:
 //
 //	O: start N with the listeners and the channel     N: hello (its delta-capable sources)
-//	O: bulk state, while O serves                     N: restores it
+//	O: bulk state, while O serves                     N: restores it, then says so
 //	O: drain (gates shut, keep-alives off, in-flight requests finish),
 //	   detach the lease, final state as deltas,
 //	   go (lease, degraded modes)                     N: applies, reattaches the lease,
@@ -87,6 +87,14 @@ func (s *SelfUpdate) handTo(ctx context.Context, o *Orchestrator, spec processSp
 		defer bulk.release()
 		if _, err := sendCut(child.wire, bulk, nil, nil); err != nil {
 			return fmt.Errorf("updraft: self-update: bulk state: %w", err)
+		}
+		// The switch waits until the new process has applied the bulk:
+		// otherwise the pause would include the rest of its restore.
+		if err := child.wire.send(handoverMsg{Type: msgBulk}); err != nil {
+			return err
+		}
+		if _, err := child.expect(msgRestored); err != nil {
+			return fmt.Errorf("updraft: self-update: the new process did not apply the bulk state: %w", err)
 		}
 	}
 	o.at("selfupdate:bulk-sent")
@@ -290,15 +298,27 @@ func (s *SelfUpdate) takeOver(ctx context.Context) error {
 	if err := w.send(handoverMsg{Type: msgHello, PID: os.Getpid(), Deltas: o.deltaSources()}); err != nil {
 		return err
 	}
-	m, err := o.receiveUntil(ctx, w)
-	if err != nil {
-		if errors.Is(err, errPeerGone) {
-			// The old process died before the switch: this one finishes.
-			go s.resumeAlone(context.WithoutCancel(ctx))
-			return fmt.Errorf("updraft: self-update: the old process died before handing over; finishing the update with Resume: %w", err)
+	// Streams of state, then a message: "bulk" (answered once the bulk
+	// is applied, so the switch need not wait for it), then "go".
+	var m *handoverMsg
+	for {
+		var err error
+		if m, err = o.receiveUntil(ctx, w); err != nil {
+			if errors.Is(err, errPeerGone) {
+				// The old process died before the switch: this one finishes.
+				go s.resumeAlone(context.WithoutCancel(ctx))
+				return fmt.Errorf("updraft: self-update: the old process died before handing over; finishing the update with Resume: %w", err)
+			}
+			s.finish()
+			return err
 		}
-		s.finish()
-		return err
+		if m.Type != msgBulk {
+			break
+		}
+		if err := w.send(handoverMsg{Type: msgRestored, PID: os.Getpid()}); err != nil {
+			s.finish()
+			return err
+		}
 	}
 	if m.Type != msgGo {
 		s.finish()

@@ -42,7 +42,7 @@ func startProc(c config, role string, env ...string) (*proc, error) {
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(exe, "-addr", c.addr, "-admin", c.admin, "-dir", c.dir, "-region", c.region)
+	cmd := exec.Command(exe, "-addr", c.addr, "-admin", c.admin, "-dir", c.dir, "-region", c.region, "-flows", strconv.Itoa(c.flows))
 	cmd.Env = append(os.Environ(), append([]string{roleEnv + "=" + role, versionEnv + "=1"}, env...)...)
 	cmd.Stderr = io.Discard
 	if os.Getenv("DATAPLANE_DEBUG") != "" {
@@ -261,6 +261,7 @@ type result struct {
 	p50Before, p99Before time.Duration
 	p50During, p99During time.Duration
 	kept, total          int
+	flowsKept, flows     int // background flows the final process holds, of those preloaded
 	ncServed, ncDegraded int
 	gapAt                time.Duration // when the longest gap began, from the trigger
 	gapRun               time.Duration // the longest gap over the whole run
@@ -303,7 +304,7 @@ func (r result) breakdown() string {
 	return b.String()
 }
 
-func (l *load) result(way string, trigger, switched time.Time, final string) result {
+func (l *load) result(way string, trigger, switched time.Time, final string, flows int) result {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	r := result{way: way, switchTook: switched.Sub(trigger)}
@@ -372,6 +373,10 @@ func (l *load) result(way string, trigger, switched time.Time, final string) res
 			r.kept++
 		}
 	}
+	r.flows = flows
+	if body, err := do(client, http.MethodGet, "http://"+final+"/flows?n="+strconv.Itoa(flows)); err == nil {
+		r.flowsKept, _ = strconv.Atoi(body)
+	}
 	return r
 }
 
@@ -411,11 +416,12 @@ func runBench(ctx context.Context, c config, stdout io.Writer) error {
 	if _, err := region.next("ready", 30*time.Second); err != nil {
 		return fmt.Errorf("region: %w", err)
 	}
+	fmt.Fprintf(stdout, "state: %d background flows in the session table besides the clients' sessions (-flows)\n", c.flows)
 	fmt.Fprintf(stdout, "load: %d critical clients (%d sessions each, a session bump then a route lookup, over keep-alive connections), %d non-critical clients; %v before the update, %v after it\n",
 		criticalClients, sessionsPerClient, noncriticalClients, warmup, after)
 	var results []result
 	for _, way := range []string{roleUpdraft, roleRestart, roleTableflip} {
-		wc := config{dir: dir + "/" + way, region: "http://" + regionAddr + "/"}
+		wc := config{dir: dir + "/" + way, region: "http://" + regionAddr + "/", flows: c.flows}
 		if err := os.MkdirAll(wc.dir, 0o755); err != nil {
 			return err
 		}
@@ -430,9 +436,9 @@ func runBench(ctx context.Context, c config, stdout io.Writer) error {
 			return fmt.Errorf("%s: %w", way, err)
 		}
 		results = append(results, r)
-		fmt.Fprintf(stdout, "%-9s critical sent=%d failed=%d gap=%v (at %v; whole run %v) p50/p99 before=%v/%v during=%v/%v sessions=%d/%d | non-critical served=%d degraded-or-failed=%d | switch took %v%s\n",
+		fmt.Fprintf(stdout, "%-9s critical sent=%d failed=%d gap=%v (at %v; whole run %v) p50/p99 before=%v/%v during=%v/%v sessions=%d/%d flows=%d/%d | non-critical served=%d degraded-or-failed=%d | switch took %v%s\n",
 			r.way, r.sent, r.failed, r.gap.Round(10*time.Microsecond), r.gapAt.Round(time.Millisecond), r.gapRun.Round(10*time.Microsecond), r.p50Before.Round(time.Microsecond), r.p99Before.Round(time.Microsecond),
-			r.p50During.Round(time.Microsecond), r.p99During.Round(time.Microsecond), r.kept, r.total, r.ncServed, r.ncDegraded, r.switchTook.Round(time.Millisecond), r.note)
+			r.p50During.Round(time.Microsecond), r.p99During.Round(time.Microsecond), r.kept, r.total, r.flowsKept, r.flows, r.ncServed, r.ncDegraded, r.switchTook.Round(time.Millisecond), r.note)
 		fmt.Fprintln(stdout, r.breakdown())
 	}
 	ms := func(d time.Duration) string {
@@ -541,7 +547,7 @@ func benchOne(ctx context.Context, way string, c config) (result, error) {
 	_ = ctx
 	time.Sleep(after)
 	l.halt()
-	r := l.result(way, trigger, switched, c.addr)
+	r := l.result(way, trigger, switched, c.addr, c.flows)
 	r.note = note
 	r.phases = phases
 	return r, nil

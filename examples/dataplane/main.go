@@ -43,6 +43,7 @@ func main() {
 type config struct {
 	addr, admin, dir, region string
 	bench                    bool
+	flows                    int
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -53,9 +54,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&c.admin, "admin", "127.0.0.1:8081", "admin listen address (update, report, status, metrics)")
 	fs.StringVar(&c.dir, "dir", "", "directory for the snapshot store, journal, device state and leases (default: a new temporary one)")
 	fs.StringVar(&c.region, "region", "", "URL of a region serving \"count\" (examples/region); empty: usage is throttled, not moved")
+	fs.IntVar(&c.flows, "flows", defaultFlows, "background flows preloaded into the session table at a fresh start (the default is Linux's default connection-tracking table size, nf_conntrack_max)")
 	fs.BoolVar(&c.bench, "bench", false, "run the headline benchmark: updraft's self-update against a plain restart and tableflip alone")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if c.flows < 0 {
+		return fmt.Errorf("flag -flows: %d is negative", c.flows)
 	}
 	switch role := os.Getenv(roleEnv); role {
 	case "", roleUpdraft:
@@ -91,3 +96,8 @@ const (
 	roleRegion    = "region"
 	versionEnv    = "DATAPLANE_VERSION"
 )
+
+// defaultFlows is how many flows the session table holds besides the
+// clients' sessions: 262144, the size of Linux's connection-tracking table
+// by default (net.netfilter.nf_conntrack_max on a host with 4 GiB or more).
+const defaultFlows = 262144

@@ -37,6 +37,9 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
+// testFlows is the background flows the test's data plane starts with.
+const testFlows = 5000
+
 // TestUpdatesKeepRoutesAndSessions runs the data plane as a real process,
 // with a client bumping sessions throughout, and updates it twice: to a
 // version that passes validation (it takes over, with every session) and
@@ -51,7 +54,7 @@ func TestUpdatesKeepRoutesAndSessions(t *testing.T) {
 	exe, err := os.Executable()
 	require.NoError(t, err)
 	cmd := exec.Command(exe, "-test.run=^$")
-	cmd.Env = append(os.Environ(), serveEnv+"=-addr "+addr+" -admin "+admin+" -dir "+dir, roleEnv+"="+roleUpdraft, versionEnv+"=1")
+	cmd.Env = append(os.Environ(), serveEnv+"=-addr "+addr+" -admin "+admin+" -dir "+dir+" -flows "+strconv.Itoa(testFlows), roleEnv+"="+roleUpdraft, versionEnv+"=1")
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
 	require.NoError(t, err)
@@ -158,22 +161,56 @@ func TestUpdatesKeepRoutesAndSessions(t *testing.T) {
 	assert.Equal(t, "eth1", hop)
 	mu.Lock()
 	defer mu.Unlock()
-	ahead := 0
 	for id, n := range acked {
 		body, err := do(client, http.MethodGet, "http://"+addr+"/session/"+id)
 		require.NoError(t, err)
 		got, err := strconv.ParseInt(body, 10, 64)
 		require.NoError(t, err)
-		// No acknowledged write is lost. A session one ahead of its last
-		// answer (an effect whose answer never came back although no
-		// request failed) was seen once in about fifteen runs of the
-		// rolled-back hand-over under load; it is logged, not hidden, and
-		// not yet explained.
-		assert.GreaterOrEqual(t, got, n, "session %s lost an acknowledged write", id)
-		if got > n {
-			ahead++
-			t.Logf("session %s holds %d, its last answer was %d", id, got, n)
-		}
+		// No acknowledged write is lost, and none is counted twice: a
+		// bump retried by the client after its connection closed before
+		// the answer carries the same Idempotency-Key and is answered, not
+		// counted again.
+		assert.Equal(t, n, got, "session %s: the data plane holds %d, its last answer was %d", id, got, n)
 	}
-	assert.LessOrEqual(t, ahead, 1, "sessions ahead of their last answer")
+	kept, err := do(client, http.MethodGet, "http://"+addr+"/flows?n="+strconv.Itoa(testFlows))
+	require.NoError(t, err)
+	assert.Equal(t, strconv.Itoa(testFlows), kept, "background flows kept across both updates")
+}
+
+// TestRetriedBumpIsCountedOnce: a bump repeated with its Idempotency-Key
+// (the client's retry of a request whose answer was lost) is answered with
+// the count it already got; another key counts again.
+func TestRetriedBumpIsCountedOnce(t *testing.T) {
+	p, err := newPlane("1")
+	require.NoError(t, err)
+	assert.Equal(t, int64(1), p.track("s", "k1"))
+	assert.Equal(t, int64(1), p.track("s", "k1"), "the retry is not counted")
+	assert.Equal(t, int64(2), p.track("s", "k2"))
+	assert.Equal(t, int64(3), p.track("s", ""), "no key: always counted")
+	assert.Equal(t, int64(4), p.track("s", ""))
+	// The key travels with the count through the container's codec, so a
+	// retry that reaches the process that took over is recognised there.
+	b, err := sessionCodec.Append(nil, session{N: 7, Key: "k9"})
+	require.NoError(t, err)
+	got, err := sessionCodec.Decode(b)
+	require.NoError(t, err)
+	assert.Equal(t, session{N: 7, Key: "k9"}, got)
+	_, err = sessionCodec.Decode(nil)
+	assert.Error(t, err)
+}
+
+// FuzzSessionCodec: the session codec decodes what it encodes, and any
+// other input is decoded or refused without a panic.
+func FuzzSessionCodec(f *testing.F) {
+	f.Add(int64(0), "")
+	f.Add(int64(-5), "key")
+	f.Add(int64(1<<62), "k\x00\xff")
+	f.Fuzz(func(t *testing.T, n int64, key string) {
+		b, err := sessionCodec.Append(nil, session{N: n, Key: key})
+		require.NoError(t, err)
+		got, err := sessionCodec.Decode(b)
+		require.NoError(t, err)
+		require.Equal(t, session{N: n, Key: key}, got)
+		_, _ = sessionCodec.Decode([]byte(key))
+	})
 }

@@ -78,6 +78,9 @@ func serveUpdraft(ctx context.Context, c config, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if !up.Inherited() {
+		p.preload(c.flows) // a new process that takes over gets the table from the old one
+	}
 	degrader, err := degrade.New(degrade.Options{Functions: []string{"accesslog", "usage"}})
 	if err != nil {
 		return err
@@ -263,9 +266,13 @@ func serveRestart(ctx context.Context, c config, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	statePath := filepath.Join(c.dir, "restart-state.json")
-	if err := p.load(statePath); err != nil {
+	statePath := filepath.Join(c.dir, "restart-state.gob")
+	loaded, err := p.load(statePath)
+	if err != nil {
 		return err
+	}
+	if !loaded {
+		p.preload(c.flows)
 	}
 	var ln net.Listener
 	for deadline := time.Now().Add(5 * time.Second); ; {
@@ -308,11 +315,13 @@ func serveTableflip(ctx context.Context, c config, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	statePath := filepath.Join(c.dir, "tableflip-state.json")
+	statePath := filepath.Join(c.dir, "tableflip-state.gob")
 	if upg.HasParent() {
-		if err := p.load(statePath); err != nil {
+		if _, err := p.load(statePath); err != nil {
 			return err
 		}
+	} else {
+		p.preload(c.flows)
 	}
 	ln, err := upg.Listen("tcp", c.addr)
 	if err != nil {

@@ -51,16 +51,16 @@ func (d *Device) apply(ctx context.Context, allocs []hal.Allocation, onRecord fu
 		return nil, err
 	}
 
-	sorted := slices.Clone(allocs)
-	slices.SortFunc(sorted, func(a, b hal.Allocation) int { return strings.Compare(a.Function, b.Function) })
+	sorted := d.mergeShared(allocs)
+	slices.SortFunc(sorted, func(a, b bound) int { return strings.Compare(a.Function, b.Function) })
 	var parentCPU, parentMemory float64 // guarantees of the functions in Parent
 	var parentNamesCPU, parentNamesMemory bool
 	parentExisted := d.parentExists()
-	for _, a := range sorted {
+	for _, ab := range sorted {
 		if err := ctx.Err(); err != nil {
 			return fail(fmt.Errorf("linux: apply: %w", err))
 		}
-		b := d.bindings[a.Function]
+		a, b := ab.Allocation, ab.binding
 		if err := d.applyOne(j, b, a, cores); err != nil {
 			return fail(err)
 		}
@@ -95,6 +95,77 @@ func (d *Device) apply(ctx context.Context, allocs []hal.Allocation, onRecord fu
 		defer d.mu.Unlock()
 		return j.undo(ctx)
 	}), nil
+}
+
+// bound is an allocation with the binding it is enforced through.
+type bound struct {
+	hal.Allocation
+	binding Binding
+}
+
+// mergeShared pairs each allocation with its binding, the allocations of
+// functions bound to one cgroup replaced by one for them all (its
+// Function and its binding's name them all, joined by "+", for messages):
+// per resource any of them names, the sum of their guarantees, and the
+// sum of their limits when each that names the resource limits it (no
+// limit otherwise).
+func (d *Device) mergeShared(allocs []hal.Allocation) []bound {
+	out := make([]bound, 0, len(allocs))
+	at := map[string]int{} // cgroup → index in out
+	for _, a := range allocs {
+		b := d.bindings[a.Function]
+		if b.Cgroup == "" {
+			out = append(out, bound{a, b})
+			continue
+		}
+		cg := strings.TrimPrefix(b.Cgroup, "/")
+		i, shared := at[cg]
+		if !shared {
+			at[cg] = len(out)
+			out = append(out, bound{hal.Allocation{Function: a.Function, Guarantee: a.Guarantee.Clone(), Limit: a.Limit.Clone()}, b})
+			continue
+		}
+		m := &out[i].Allocation
+		m.Function += "+" + a.Function
+		out[i].binding.Function = m.Function
+		for _, r := range resourcesOf(&a, m) {
+			nameA, nameM := names(a, r), names(*m, r)
+			limA, okA := a.Limit[r]
+			limM, okM := m.Limit[r]
+			if m.Guarantee == nil {
+				m.Guarantee = hal.Vector{}
+			}
+			m.Guarantee[r] += a.Guarantee[r]
+			switch {
+			case nameA && !okA, nameM && !okM: // one of them has no limit
+				delete(m.Limit, r)
+			case okA && okM:
+				m.Limit[r] = limA + limM
+			case okA: // only a names r
+				if m.Limit == nil {
+					m.Limit = hal.Vector{}
+				}
+				m.Limit[r] = limA
+			}
+		}
+	}
+	return out
+}
+
+// resourcesOf lists the resources either allocation names.
+func resourcesOf(a, b *hal.Allocation) []hal.Resource {
+	seen := map[hal.Resource]bool{}
+	var out []hal.Resource
+	for _, v := range []hal.Vector{a.Guarantee, a.Limit, b.Guarantee, b.Limit} {
+		for r := range v {
+			if !seen[r] {
+				seen[r] = true
+				out = append(out, r)
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // names reports whether a names r as a guarantee or a limit.

@@ -53,6 +53,17 @@ type Binding struct {
 	// (for example "dataplane/forward"), the function already runs in. On
 	// cgroup v1 it must exist in the cpu and memory hierarchies, and in
 	// cpuset when CPUs is set.
+	//
+	// Functions that run in one process share its cgroup: bind each of
+	// them to the same Cgroup (with the same CPUs). The kernel cannot tell
+	// them apart, so the driver sets that cgroup to the sum of their
+	// allocations (the sum of the guarantees; the sum of the limits, or
+	// no limit when one of them has none), and [Device.Usage] of each
+	// reports the whole cgroup's use. How they share the cgroup inside the
+	// process is for in-process admission (package degrade) to decide. A
+	// binary that replaces itself (updraft.SelfUpdate) binds this way: the
+	// process it starts inherits its cgroup, so the binding holds across
+	// the change of PID, where a PIDs binding would not.
 	Cgroup string `json:"cgroup,omitempty"`
 	// PIDs are processes (or, on cgroup v1, threads) the driver moves into
 	// Parent/Function, a cgroup it creates at Apply and removes at undo.
@@ -129,10 +140,12 @@ func (c Config) check() error {
 		functions[b.Function] = i
 		if b.Cgroup != "" {
 			cg := strings.TrimPrefix(b.Cgroup, "/")
-			if j, dup := cgroups[cg]; dup {
-				return fmt.Errorf("linux: config bindings[%d]: function %q: cgroup %q is already bound by bindings[%d]", i, b.Function, b.Cgroup, j)
+			if j, dup := cgroups[cg]; dup && c.Bindings[j].CPUs != b.CPUs {
+				return fmt.Errorf("linux: config bindings[%d]: function %q: cgroup %q is shared with bindings[%d] (function %q), whose cpus are %q, not %q: functions sharing a cgroup must agree on cpus",
+					i, b.Function, b.Cgroup, j, c.Bindings[j].Function, c.Bindings[j].CPUs, b.CPUs)
+			} else if !dup {
+				cgroups[cg] = i
 			}
-			cgroups[cg] = i
 		}
 		for _, pid := range b.PIDs {
 			if j, dup := pids[pid]; dup {

@@ -44,7 +44,7 @@ func TestParseConfigErrors(t *testing.T) {
 		{`{"bindings": [{"function": "f", "cgroup": "a", "cpus": "1-x"}]}`, `field "cpus"`},
 		{`{"bindings": [{"function": "f", "cgroup": "a"}, {"function": "f", "cgroup": "b"}]}`, `already bound by bindings[0]`},
 		{`{"bindings": [{"function": "f", "cgroup": "a"}]} {}`, "trailing"},
-		{`{"bindings": [{"function": "f", "cgroup": "a"}, {"function": "g", "cgroup": "/a"}]}`, `cgroup "/a" is already bound by bindings[0]`},
+		{`{"bindings": [{"function": "f", "cgroup": "a"}, {"function": "g", "cgroup": "/a", "cpus": "0"}]}`, `cgroup "/a" is shared with bindings[0] (function "f"), whose cpus are "", not "0"`},
 		{`{"bindings": [{"function": "f", "pids": [7]}, {"function": "g", "pids": [8, 7]}]}`, `pid 7 is already bound by bindings[0]`},
 		{`{"io": {"devices": ["8:0"], "bandwidth": 0}, "bindings": [{"function": "f", "cgroup": "a"}]}`, `"io"`},
 	} {

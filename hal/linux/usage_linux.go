@@ -15,7 +15,8 @@ import (
 // Usage returns what function uses now: CPU in cores, averaged over
 // [UsageWindow], and memory in bytes. A function bound to a cgroup is
 // measured by its cgroup (cpuacct and memory on v1, cpu.stat and
-// memory.current on v2); one bound to PIDs by its processes and threads in
+// memory.current on v2), the whole cgroup's use when functions share it;
+// one bound to PIDs by its processes and threads in
 // procfs (not by processes they forked). On cgroup v1 a cgroup's memory
 // counts only what its members allocated since joining it. Usage blocks for UsageWindow or
 // until ctx ends. An unbound function gives an error wrapping
