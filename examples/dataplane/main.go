@@ -14,9 +14,12 @@
 //	curl -X POST '127.0.0.1:8081/update?broken=1'    # a new version that fails validation: rolled back
 //	go run ./examples/dataplane -bench               # the headline benchmark (see BENCHMARKS.md)
 //
-// The device is hal/sim with its state in the data directory (a real host
-// passes hal/linux or its own driver). Usage reporting moves to the region
-// given by -region (run examples/region); without one it is throttled.
+// The device is hal/linux when the data plane runs as root: its functions
+// share the process's own cgroup, which it creates at a fresh start and
+// its successors inherit (see openDevice). Otherwise it is hal/sim with its
+// state in the data directory; the ready line says which, and why. Usage
+// reporting moves to the region given by -region (run examples/region);
+// without one it is throttled.
 package main
 
 import (
@@ -42,6 +45,7 @@ func main() {
 // config is what the flags and the environment set.
 type config struct {
 	addr, admin, dir, region string
+	device                   string
 	bench                    bool
 	flows                    int
 }
@@ -53,11 +57,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&c.addr, "addr", "127.0.0.1:8080", "data-plane listen address")
 	fs.StringVar(&c.admin, "admin", "127.0.0.1:8081", "admin listen address (update, report, status, metrics)")
 	fs.StringVar(&c.dir, "dir", "", "directory for the snapshot store, journal, device state and leases (default: a new temporary one)")
+	fs.StringVar(&c.device, "device", "auto", "the hal driver: linux (cgroups; needs root), sim, or auto (linux when it can, sim otherwise)")
 	fs.StringVar(&c.region, "region", "", "URL of a region serving \"count\" (examples/region); empty: usage is throttled, not moved")
 	fs.IntVar(&c.flows, "flows", defaultFlows, "background flows preloaded into the session table at a fresh start (the default is Linux's default connection-tracking table size, nf_conntrack_max)")
 	fs.BoolVar(&c.bench, "bench", false, "run the headline benchmark: updraft's self-update against a plain restart and tableflip alone")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if c.device != "auto" && c.device != "linux" && c.device != "sim" {
+		return fmt.Errorf("flag -device: %q is not auto, linux or sim", c.device)
 	}
 	if c.flows < 0 {
 		return fmt.Errorf("flag -flows: %d is negative", c.flows)

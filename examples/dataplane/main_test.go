@@ -5,14 +5,18 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"maps"
 	"net/http"
 	"os"
 	"os/exec"
+	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -26,7 +30,7 @@ const serveEnv = "DATAPLANE_TEST_SERVE"
 
 func TestMain(m *testing.M) {
 	if args := os.Getenv(serveEnv); args != "" {
-		ctx, stop := context.WithCancel(context.Background())
+		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
 		defer stop()
 		if err := run(ctx, strings.Fields(args), os.Stdout, os.Stderr); err != nil {
 			fmt.Fprintln(os.Stderr, "dataplane:", err)
@@ -59,37 +63,76 @@ func TestUpdatesKeepRoutesAndSessions(t *testing.T) {
 	out, err := cmd.StdoutPipe()
 	require.NoError(t, err)
 	require.NoError(t, cmd.Start())
-	pids := make(chan int, 8)
-	lines := bufio.NewScanner(out)
-	ready := make(chan string, 8)
+	type readyLine struct {
+		version, device string
+		pid             int
+	}
+	ready := make(chan readyLine, 8)
+	var (
+		pidsMu sync.Mutex
+		pids   []int
+	)
 	go func() {
+		lines := bufio.NewScanner(out)
 		for lines.Scan() {
 			f := strings.Fields(lines.Text())
+			if len(f) == 0 || f[0] != "ready" {
+				continue
+			}
+			var r readyLine
 			for _, w := range f {
-				if v, ok := strings.CutPrefix(w, "pid="); ok && f[0] == "ready" {
-					n, _ := strconv.Atoi(v)
-					pids <- n
-				}
-				if v, ok := strings.CutPrefix(w, "version="); ok && f[0] == "ready" {
-					ready <- v
+				k, v, _ := strings.Cut(w, "=")
+				switch k {
+				case "pid":
+					r.pid, _ = strconv.Atoi(v)
+				case "version":
+					r.version = v
+				case "device":
+					r.device = v
+				case "cgroup":
+					r.device += " cgroup=" + v
 				}
 			}
+			pidsMu.Lock()
+			pids = append(pids, r.pid)
+			pidsMu.Unlock()
+			ready <- r
 		}
 	}()
+	first := <-ready
+	require.Equal(t, "1", first.version)
+	cgroup, onLinux := strings.CutPrefix(first.device, "linux cgroup=")
 	t.Cleanup(func() {
-		for {
-			select {
-			case pid := <-pids:
-				if p, err := os.FindProcess(pid); err == nil {
-					_ = p.Kill()
+		// Stopped as a host stops it, so that the data plane that serves
+		// last leaves and removes its cgroup.
+		pidsMu.Lock()
+		defer pidsMu.Unlock()
+		for _, pid := range pids {
+			_ = syscall.Kill(pid, syscall.SIGTERM)
+		}
+		_ = cmd.Wait()
+		assert.Eventually(t, func() bool {
+			for _, pid := range pids {
+				if running(pid) {
+					return false
 				}
-			default:
-				_ = cmd.Wait()
-				return
 			}
+			return true
+		}, 30*time.Second, 10*time.Millisecond, "the data plane stops on SIGTERM")
+		if onLinux {
+			dir := filepath.Join("/sys/fs/cgroup/memory", cgroup)
+			if _, err := os.Stat("/sys/fs/cgroup/cgroup.controllers"); err == nil {
+				dir = filepath.Join("/sys/fs/cgroup", cgroup)
+			}
+			_, err := os.Stat(dir)
+			assert.True(t, os.IsNotExist(err), "the cgroup %s is removed when the last data plane stops (stat: %v)", dir, err)
 		}
 	})
-	require.Equal(t, "1", <-ready)
+	if os.Geteuid() == 0 {
+		// As root (CI) the data plane runs on hal/linux, in its own cgroup.
+		require.True(t, onLinux, "as root the device is hal/linux, not %q", first.device)
+	}
+	t.Logf("device: %s", first.device)
 
 	client := &http.Client{Timeout: 10 * time.Second}
 	acked := map[string]int64{}
@@ -132,7 +175,14 @@ func TestUpdatesKeepRoutesAndSessions(t *testing.T) {
 	}
 	outcome, why, report := update("")
 	require.Equal(t, "committed", outcome, "%s\n%s", why, report)
-	require.Equal(t, "2", <-ready, "version 2 took over")
+	second := <-ready
+	require.Equal(t, "2", second.version, "version 2 took over")
+	assert.Equal(t, first.device, second.device, "the new process serves from the cgroup it inherited")
+	if onLinux {
+		own, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", second.pid))
+		require.NoError(t, err)
+		assert.Contains(t, string(own), cgroup, "version 2 runs in the data plane's cgroup")
+	}
 	// Version 2 finishes the update (brings the moved functions home,
 	// undoes the partition); its report says when.
 	require.Eventually(t, func() bool {
@@ -213,4 +263,35 @@ func FuzzSessionCodec(f *testing.F) {
 		require.Equal(t, session{N: n, Key: key}, got)
 		_, _ = sessionCodec.Decode([]byte(key))
 	})
+}
+
+// running reports whether process pid is alive (neither gone nor a zombie).
+func running(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	// pid (comm) state ...: the state follows the last ')'.
+	i := strings.LastIndexByte(string(b), ')')
+	return i >= 0 && i+2 < len(b) && b[i+2] != 'Z'
+}
+
+// TestDeviceChoice: -device sim gives hal/sim and says why; -device linux
+// as a user who cannot manage cgroups is refused rather than simulated;
+// a bad -device value is refused naming the flag.
+func TestDeviceChoice(t *testing.T) {
+	functions := []string{"route"}
+	d, err := openDevice(config{device: "sim", dir: t.TempDir()}, false, functions)
+	require.NoError(t, err)
+	assert.Equal(t, "sim (-device_sim)", d.what)
+	assert.Empty(t, d.cgroup)
+	if os.Geteuid() != 0 {
+		_, err := openDevice(config{device: "linux", dir: t.TempDir()}, false, functions)
+		assert.Error(t, err, "hal/linux without root")
+		d, err := openDevice(config{device: "auto", dir: t.TempDir()}, false, functions)
+		require.NoError(t, err)
+		assert.Contains(t, d.what, "sim (not_root")
+	}
+	err = run(context.Background(), []string{"-device", "gpu"}, io.Discard, io.Discard)
+	assert.ErrorContains(t, err, `flag -device: "gpu"`)
 }

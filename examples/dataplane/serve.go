@@ -23,7 +23,6 @@ import (
 	"github.com/updraft-dev/updraft"
 	"github.com/updraft-dev/updraft/degrade"
 	"github.com/updraft-dev/updraft/hal"
-	"github.com/updraft-dev/updraft/hal/sim"
 	"github.com/updraft-dev/updraft/migrate"
 	"github.com/updraft-dev/updraft/snapshot"
 	"github.com/updraft-dev/updraft/validate"
@@ -94,9 +93,20 @@ func serveUpdraft(ctx context.Context, c config, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	dev, err := sim.Open(sim.Config{Capacity: hal.Vector{hal.CPU: 4, hal.Memory: 8 << 30}, StatePath: filepath.Join(c.dir, "device.json")})
+	functions := []string{"route", "conntrack", "accesslog", "usage"}
+	dev, err := openDevice(c, up.Inherited(), functions)
 	if err != nil {
 		return err
+	}
+	// The functions claim shares of the machine, so that on any machine
+	// the update has to move usage reporting away and throttle the access
+	// log to keep a reserve for the critical ones.
+	capacity, err := dev.driver.Capacity(ctx)
+	if err != nil {
+		return err
+	}
+	share := func(cpu, memory float64) hal.Vector {
+		return hal.Vector{hal.CPU: cpu * capacity[hal.CPU], hal.Memory: memory * capacity[hal.Memory]}
 	}
 	opts := updraft.Options{Store: store, Degrader: degrader, AppVersion: "dataplane", Holder: fmt.Sprintf("dataplane v%s pid %d", version(), os.Getpid())}
 	if c.region != "" {
@@ -127,14 +137,14 @@ func serveUpdraft(ctx context.Context, c config, stdout io.Writer) error {
 		}),
 	}
 	orch, err := updraft.New([]updraft.Function{
-		{Name: "route", Criticality: updraft.Critical, EntryPoint: true, DependsOn: []string{"conntrack"}, State: p.routes,
-			Demand: hal.Vector{hal.CPU: 1, hal.Memory: 1 << 30}},
-		{Name: "conntrack", State: p.sessions, Demand: hal.Vector{hal.CPU: 1, hal.Memory: 1 << 30}},
-		{Name: "accesslog", Criticality: updraft.NonCritical, Demand: hal.Vector{hal.CPU: 2},
+		{Name: functions[0], Criticality: updraft.Critical, EntryPoint: true, DependsOn: []string{"conntrack"}, State: p.routes,
+			Demand: share(0.25, 0.125)},
+		{Name: functions[1], State: p.sessions, Demand: share(0.25, 0.125)},
+		{Name: functions[2], Criticality: updraft.NonCritical, Demand: share(0.5, 0),
 			Degrade: &degrade.Policy{Mode: degrade.Throttle, RatePerSecond: 50, Burst: 50}},
-		{Name: "usage", Criticality: updraft.NonCritical, Func: p.countUsage, Demand: hal.Vector{hal.CPU: 2},
+		{Name: functions[3], Criticality: updraft.NonCritical, Func: p.countUsage, Demand: share(0.5, 0),
 			Remote: &updraft.Remote{State: p.usage}, Degrade: &degrade.Policy{Mode: degrade.Throttle, RatePerSecond: 50, Burst: 50}},
-	}, dev, opts)
+	}, dev.driver, opts)
 	if err != nil {
 		return err
 	}
@@ -182,11 +192,12 @@ func serveUpdraft(ctx context.Context, c config, stdout io.Writer) error {
 	if report != nil && report.Outcome != updraft.NothingToResume {
 		fmt.Fprintf(os.Stderr, "dataplane: resumed an interrupted update:\n%s\n", report)
 	}
-	fmt.Fprintf(stdout, "ready role=updraft version=%s pid=%d data=%s admin=%s\n", p.version, os.Getpid(), addr, adminLn.Addr())
+	fmt.Fprintf(stdout, "ready role=updraft version=%s pid=%d data=%s admin=%s device=%s\n", p.version, os.Getpid(), addr, adminLn.Addr(), dev.what)
 
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
+	stopping := false
 	for {
 		select {
 		case <-hup:
@@ -197,6 +208,7 @@ func serveUpdraft(ctx context.Context, c config, stdout io.Writer) error {
 			continue
 		case <-up.Done():
 		case <-ctx.Done():
+			stopping = true
 		}
 		break
 	}
@@ -204,6 +216,13 @@ func serveUpdraft(ctx context.Context, c config, stdout io.Writer) error {
 	defer cancel()
 	_ = srv.Shutdown(shut)
 	_ = adminSrv.Shutdown(shut)
+	if stopping {
+		// Stopped for good, not handed over: nobody serves from the
+		// cgroup any more.
+		if err := leaveCgroup(c.dir); err != nil {
+			fmt.Fprintln(os.Stderr, "dataplane: leave the cgroup:", err)
+		}
+	}
 	fmt.Fprintf(stdout, "exit role=updraft version=%s pid=%d\n", p.version, os.Getpid())
 	return nil
 }
