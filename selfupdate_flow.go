@@ -80,14 +80,24 @@ func (s *SelfUpdate) handTo(ctx context.Context, o *Orchestrator, spec processSp
 	r := o.current
 	authoritative := s.keptState()
 	var bulk *cut
+	var bulkSent, bulkApplied time.Time
 	if authoritative {
+		bulkStart := time.Now()
 		if bulk, err = takeCut(ctx, o.stateSources()); err != nil {
 			return err
 		}
 		defer bulk.release()
-		if _, err := sendCut(child.wire, bulk, nil, nil); err != nil {
+		size, err := sendCut(child.wire, bulk, nil, nil)
+		if err != nil {
 			return fmt.Errorf("updraft: self-update: bulk state: %w", err)
 		}
+		defer func() {
+			if err == nil {
+				r.report.Flags = append(r.report.Flags, fmt.Sprintf("self-update: bulk state %d bytes, sent in %v and applied by the new process %v later, while this one served",
+					size, bulkSent.Sub(bulkStart).Round(time.Microsecond), bulkApplied.Sub(bulkSent).Round(time.Microsecond)))
+			}
+		}()
+		bulkSent = time.Now()
 		// The switch waits until the new process has applied the bulk:
 		// otherwise the pause would include the rest of its restore.
 		if err := child.wire.send(handoverMsg{Type: msgBulk}); err != nil {
@@ -96,6 +106,7 @@ func (s *SelfUpdate) handTo(ctx context.Context, o *Orchestrator, spec processSp
 		if _, err := child.expect(msgRestored); err != nil {
 			return fmt.Errorf("updraft: self-update: the new process did not apply the bulk state: %w", err)
 		}
+		bulkApplied = time.Now()
 	}
 	o.at("selfupdate:bulk-sent")
 

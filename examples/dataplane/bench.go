@@ -502,8 +502,10 @@ func benchOne(ctx context.Context, way string, c config) (result, error) {
 		resp.Body.Close()
 		phases = rep.Phases
 		for _, line := range strings.Split(rep.Report, "\n") {
-			if i := strings.Index(line, "switch pause"); i >= 0 {
-				note = "; " + line[i:]
+			for _, what := range []string{"bulk state", "switch pause"} {
+				if i := strings.Index(line, what); i >= 0 {
+					note += "; " + line[i:]
+				}
 			}
 		}
 		if rep.Outcome != "committed" {
