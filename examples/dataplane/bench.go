@@ -138,6 +138,7 @@ type sample struct {
 // load drives the data plane until stop closes.
 type load struct {
 	addr    string
+	rate    float64 // critical requests per second, all clients together; 0: each client sends as fast as it is answered
 	mu      sync.Mutex
 	samples []sample
 	acked   map[string]int64 // session → last value the data plane answered
@@ -147,8 +148,8 @@ type load struct {
 	stop    chan struct{}
 }
 
-func newLoad(addr string) *load {
-	return &load{addr: addr, acked: map[string]int64{}, extra: map[string]bool{}, lost: map[string]bool{}, stop: make(chan struct{})}
+func newLoad(addr string, rate float64) *load {
+	return &load{addr: addr, rate: rate, acked: map[string]int64{}, extra: map[string]bool{}, lost: map[string]bool{}, stop: make(chan struct{})}
 }
 
 func (l *load) record(s sample) {
@@ -161,6 +162,14 @@ func (l *load) run() {
 	for c := 0; c < criticalClients; c++ {
 		l.wg.Go(func() {
 			client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 2}}
+			// Paced, each client sends on a fixed schedule, and a request's
+			// latency counts from when it was due (so a stall delays the
+			// requests behind it, and they count it).
+			var interval time.Duration
+			if l.rate > 0 {
+				interval = time.Duration(float64(time.Second) * criticalClients / l.rate)
+			}
+			t0 := time.Now().Add(time.Duration(c) * interval / criticalClients)
 			for i := 0; ; i++ {
 				select {
 				case <-l.stop:
@@ -169,6 +178,13 @@ func (l *load) run() {
 				}
 				id := fmt.Sprintf("c%d-s%d", c, (i/2)%sessionsPerClient)
 				start := time.Now()
+				if interval > 0 {
+					due := t0.Add(time.Duration(i) * interval)
+					if wait := time.Until(due); wait > 0 {
+						time.Sleep(wait)
+					}
+					start = due
+				}
 				var s sample
 				if i%2 == 0 {
 					body, err := do(client, http.MethodPost, "http://"+l.addr+"/session/"+id)
@@ -417,11 +433,16 @@ func runBench(ctx context.Context, c config, stdout io.Writer) error {
 		return fmt.Errorf("region: %w", err)
 	}
 	fmt.Fprintf(stdout, "state: %d background flows in the session table besides the clients' sessions (-flows)\n", c.flows)
+	pace := "each as fast as it is answered"
+	if c.rate > 0 {
+		pace = fmt.Sprintf("paced at %.0f requests/s in all", c.rate)
+	}
+	fmt.Fprintf(stdout, "critical load: %s (-rate)\n", pace)
 	fmt.Fprintf(stdout, "load: %d critical clients (%d sessions each, a session bump then a route lookup, over keep-alive connections), %d non-critical clients; %v before the update, %v after it\n",
 		criticalClients, sessionsPerClient, noncriticalClients, warmup, after)
 	var results []result
 	for _, way := range []string{roleUpdraft, roleRestart, roleTableflip} {
-		wc := config{dir: dir + "/" + way, region: "http://" + regionAddr + "/", flows: c.flows}
+		wc := config{dir: dir + "/" + way, region: "http://" + regionAddr + "/", flows: c.flows, rate: c.rate}
 		if err := os.MkdirAll(wc.dir, 0o755); err != nil {
 			return err
 		}
@@ -480,7 +501,7 @@ func benchOne(ctx context.Context, way string, c config) (result, error) {
 	if _, err := p.next("ready", 30*time.Second); err != nil {
 		return result{}, err
 	}
-	l := newLoad(c.addr)
+	l := newLoad(c.addr, c.rate)
 	l.run()
 	time.Sleep(warmup)
 	trigger := time.Now()

@@ -28,6 +28,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/signal"
 	"syscall"
@@ -48,6 +49,7 @@ type config struct {
 	device                   string
 	bench                    bool
 	flows                    int
+	rate                     float64
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -60,12 +62,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&c.device, "device", "auto", "the hal driver: linux (cgroups; needs root), sim, or auto (linux when it can, sim otherwise)")
 	fs.StringVar(&c.region, "region", "", "URL of a region serving \"count\" (examples/region); empty: usage is throttled, not moved")
 	fs.IntVar(&c.flows, "flows", defaultFlows, "background flows preloaded into the session table at a fresh start (the default is Linux's default connection-tracking table size, nf_conntrack_max)")
+	fs.Float64Var(&c.rate, "rate", 4000, "with -bench: critical requests per second, all clients together, each client on a fixed schedule; 0 sends each request as soon as the one before is answered")
 	fs.BoolVar(&c.bench, "bench", false, "run the headline benchmark: updraft's self-update against a plain restart and tableflip alone")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if c.device != "auto" && c.device != "linux" && c.device != "sim" {
 		return fmt.Errorf("flag -device: %q is not auto, linux or sim", c.device)
+	}
+	if c.rate < 0 || math.IsNaN(c.rate) || math.IsInf(c.rate, 0) {
+		return fmt.Errorf("flag -rate: %v is not a rate", c.rate)
 	}
 	if c.flows < 0 {
 		return fmt.Errorf("flag -flows: %d is negative", c.flows)
