@@ -292,3 +292,42 @@ func TestGuardOnRecordedTrace(t *testing.T) {
 		t.Errorf("factor at the end of the trace = %v, want 1 (%+v)", prev, ctl.GuardState())
 	}
 }
+
+// TestResetGuardReopens checks that ResetGuard puts a closed guard back to
+// full service at once, announces it with its reason, drops the critical
+// latencies reported before it, and keeps the baseline.
+func TestResetGuardReopens(t *testing.T) {
+	clk := newFakeClock()
+	ctl := MustNew(Options{Clock: clk.Now, Guard: GuardOptions{Baseline: time.Millisecond, MinSamples: 1, SchedLatency: -1}})
+	evs := events(t, ctl)
+	if err := ctl.Set("batch", Policy{Mode: Throttle, Adaptive: true}, "", clk.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	nextEvent(t, evs) // the Set
+	ctl.ResetGuard()  // at full service already: no change, no event
+	for range 2 {     // 50ms against 2 x 1ms: 1 -> 0.04 -> 0 (under 1%)
+		ctl.StepGuardWith(GuardInput{Critical: []time.Duration{50 * time.Millisecond}})
+	}
+	for range 2 {
+		if ev := nextEvent(t, evs); ev.Cause != CauseGuard {
+			t.Fatalf("event %+v, want a guard back-off", ev)
+		}
+	}
+	if _, err := ctl.Acquire("batch"); !errors.Is(err, ErrThrottled) {
+		t.Fatalf("Acquire with the guard closed = %v, want ErrThrottled", err)
+	}
+	ctl.ObserveCritical(time.Second) // reported before the reset: dropped
+	ctl.ResetGuard()
+	ev := nextEvent(t, evs)
+	if ev.Cause != CauseGuard || ev.Guard == nil || ev.Guard.Factor != 1 || !strings.Contains(ev.Guard.Why, "guard reset: factor 0 -> 1") {
+		t.Fatalf("event after ResetGuard = %+v, want the guard back to 1 with its reason", ev)
+	}
+	release, err := ctl.Acquire("batch")
+	if err != nil {
+		t.Fatalf("Acquire after ResetGuard = %v", err)
+	}
+	release()
+	if st := ctl.StepGuard(); st.Factor != 1 || st.CriticalP90 != 0 || st.Baseline != time.Millisecond {
+		t.Fatalf("step after ResetGuard = %+v, want factor 1, no critical sample (the 1s one dropped), baseline kept", st)
+	}
+}
