@@ -297,12 +297,14 @@ func rejectionIndex(cause error) int {
 // and a map read). In Normal mode, or under a throttle with only a
 // MaxConcurrent limit, a Handle's Acquire and its release are one atomic
 // operation each on the function's own cache line, reading no clock and
-// allocating nothing; benchmarks/degrade/acquire-4.txt records them at
-// 9.3 ns serially and 10.5 ns from two goroutines (medians of 5), beside
-// golang.org/x/sync/semaphore's Acquire+Release at 29.6 and 21.0 ns in the
-// same run. Get it with [Controller.Handle]. Safe for concurrent use; it
-// stays valid for the controller's life and follows every mode change of
-// its function.
+// allocating nothing. benchmarks/degrade/acquire-{4,5,6}.txt record them
+// (medians of 5 a run, three runs) at 5.5-10.2 ns serially, beside
+// golang.org/x/sync/semaphore's Acquire+Release at 18.9-29.6 ns in the same
+// runs; from two goroutines on two cores hammering the one function, both
+// sides contend for one cache line and a Handle measured 10.5-34.1 ns
+// against the semaphore's 21.0-26.9 ns (0.5-1.3x). Get it with
+// [Controller.Handle]. Safe for concurrent use; it stays valid for the
+// controller's life and follows every mode change of its function.
 type Handle struct {
 	c *Controller
 	f *function
