@@ -91,9 +91,11 @@ type Options struct {
 	Degrader Degrader
 	// AdaptiveDegrade makes every Throttle policy applied during the
 	// window Adaptive (its MaxConcurrent, if any, the ceiling). While a
-	// function is under an Adaptive throttle, the Orchestrator runs the
-	// degrade controller's critical guard, fed with the latency of the
-	// critical functions' Invoke calls (see guard.go).
+	// function the update reduced is under an Adaptive throttle, and the
+	// Degrader is a *degrade.Controller, the Orchestrator runs the
+	// controller's critical guard (RunGuard), fed with the latency of
+	// Invoke calls of the functions judged critical; its back-offs are
+	// flagged in the report.
 	AdaptiveDegrade bool
 	// Window is how long the update is expected to take; forecasts cover
 	// it and degraded modes end by themselves when it is over. Zero means
