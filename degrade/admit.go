@@ -301,8 +301,10 @@ func rejectionIndex(cause error) int {
 // (medians of 5 a run, three runs) at 5.5-10.2 ns serially, beside
 // golang.org/x/sync/semaphore's Acquire+Release at 18.9-29.6 ns in the same
 // runs; from two goroutines on two cores hammering the one function, both
-// sides contend for one cache line and a Handle measured 10.5-34.1 ns
-// against the semaphore's 21.0-26.9 ns (0.5-1.3x). Get it with
+// sides contend for one cache line and a Handle under MaxConcurrent
+// measured 0.5-1.8x the semaphore in the same run (six runs, in
+// acquire-{4,5,6}.txt and acquire-mutex-fallback-experiment.txt), a Handle
+// in Normal mode 0.5-1.1x. Get it with
 // [Controller.Handle]. Safe for concurrent use; it stays valid for the
 // controller's life and follows every mode change of its function.
 type Handle struct {
