@@ -89,6 +89,14 @@ type Options struct {
 	// [Orchestrator.Degrader]; a host that mounts the controller's HTTP
 	// middleware usually builds it and passes it here.
 	Degrader Degrader
+	// AdaptiveDegrade makes every Throttle policy applied during the
+	// window Adaptive (its MaxConcurrent, if any, the ceiling). While a
+	// function the update reduced is under an Adaptive throttle, and the
+	// Degrader is a *degrade.Controller, the Orchestrator runs the
+	// controller's critical guard (RunGuard), fed with the latency of
+	// Invoke calls of the functions judged critical; its back-offs are
+	// flagged in the report.
+	AdaptiveDegrade bool
 	// Window is how long the update is expected to take; forecasts cover
 	// it and degraded modes end by themselves when it is over. Zero means
 	// DefaultWindow; otherwise it must be within [MinWindow, MaxWindow].
@@ -272,6 +280,7 @@ func (o *Orchestrator) buildCollaborators() error {
 		o.degrader = c
 		o.metrics.parts = append(o.metrics.parts, c.Collector())
 	}
+	o.degrader = newGuardedDegrader(o, o.degrader)
 	o.snap = opts.Snapshotter
 	if o.snap == nil {
 		sources := o.stateSources()
@@ -325,7 +334,7 @@ func cloneFunctions(fns []Function) []Function {
 
 // Degrader returns the degrader the Orchestrator uses: Options.Degrader,
 // or the *degrade.Controller it made when that was nil.
-func (o *Orchestrator) Degrader() Degrader { return o.degrader }
+func (o *Orchestrator) Degrader() Degrader { return unwrapDegrader(o.degrader) }
 
 // Functions returns the names of the functions, in declaration order.
 func (o *Orchestrator) Functions() []string {

@@ -136,10 +136,13 @@ func BenchmarkMiddleware(b *testing.B) {
 // BenchmarkAcquireRelease measures one Acquire and its release, serial and
 // from parallel goroutines, beside golang.org/x/sync/semaphore in the same
 // run: Weighted.TryAcquire+Release (non-blocking, the closest analogue of
-// Acquire, which never waits) and Weighted.Acquire+Release. The degrade
-// sides are a function under a concurrency-only throttle (no rate: no clock
-// on the admission path), a declared function in Normal mode, and an
-// adaptive throttle (which reads the clock twice to measure latency).
+// Acquire, which never waits) and Weighted.Acquire+Release, each of weight
+// 1 with the same capacity as the degrade throttle's MaxConcurrent (never
+// reached, so every side admits every request). The degrade sides are a
+// function under a concurrency-only throttle (no rate: no clock on the
+// admission path) by name and through a Handle, a declared function in
+// Normal mode by Handle and by name, and an adaptive throttle (which reads
+// the clock twice to measure latency).
 func BenchmarkAcquireRelease(b *testing.B) {
 	const slots = 1 << 20 // never reached: every request is admitted
 	ctx := context.Background()
@@ -181,6 +184,18 @@ func BenchmarkAcquireRelease(b *testing.B) {
 		}},
 		{"degrade/handle-throttle-concurrency", func(b *testing.B) func() {
 			ctl := throttled(b, degrade.Policy{Mode: degrade.Throttle, MaxConcurrent: slots})
+			h, err := ctl.Handle("f")
+			if err != nil {
+				b.Fatal(err)
+			}
+			return func() {
+				if release, err := h.Acquire(); err == nil {
+					release()
+				}
+			}
+		}},
+		{"degrade/handle-normal", func(b *testing.B) func() {
+			ctl := degrade.MustNew(degrade.Options{Functions: []string{"f"}})
 			h, err := ctl.Handle("f")
 			if err != nil {
 				b.Fatal(err)

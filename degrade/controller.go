@@ -101,20 +101,89 @@ type Controller struct {
 // the controller's life; its window changes.
 type function struct {
 	// Read by every request, written at mode changes.
-	name    string
-	win     atomic.Pointer[window] // nil: Normal
-	release func()                 // decrements inflight; shared by plain admissions
-	since   time.Time              // when the current Normal began; guarded by Controller.mu
-	past    counters               // requests of ended windows, folded in under Controller.mu
+	name     string
+	win      atomic.Pointer[window] // nil: Normal
+	release  func()                 // ends one admission; shared by every admission that measures nothing
+	since    time.Time              // when the current Normal began; guarded by Controller.mu
+	past     counters               // rejections of ended windows, folded in under Controller.mu
+	folded   atomic.Uint64          // admissions moved out of state's high half (multiples of foldAt)
+	admitted uint64                 // admissions last reported; guarded by Controller.mu (see admissionsLocked)
 
-	// Written by every request: on a cache line of their own (away from
-	// the fields above, which every request reads), and together, so an
-	// admission and its release touch one contended line, as a semaphore's
-	// mutex and count do.
-	_        [64]byte
-	inflight atomic.Int64 // admitted and not yet released
-	counts   counters     // admissions (in every mode), and rejections while Normal
-	_        [64]byte
+	// Written by every request, alone on its cache line (away from the
+	// fields above, which every request reads): an admission is one atomic
+	// add or compare-and-swap on it, its release one atomic add.
+	_     [64]byte
+	state atomic.Uint64 // high 32 bits: admissions (mod foldAt, see fold); low 32 bits: in flight
+	_     [56]byte
+}
+
+// The halves of function.state. An admission adds admitOne (one more
+// admission, one more in flight), a release subtracts 1, an admission that
+// takes no slot (Allow) adds admitUnit. The in-flight half cannot carry
+// into the admissions half: that would take 2^32 requests in flight at once.
+const (
+	admitUnit    = 1 << 32
+	admitOne     = admitUnit | 1 // one admission holding a slot
+	inflightMask = admitUnit - 1
+	// foldAt is where the admissions half is emptied into function.folded,
+	// long before it could wrap (2^32).
+	foldAt = 1 << 31
+)
+
+// fold is called with the value of state after an admission. Exactly one
+// admission sees the admissions half reach foldAt; it moves foldAt
+// admissions from state into folded.
+func (f *function) fold(v uint64) {
+	if v>>32 == foldAt {
+		f.state.Add(^(uint64(foldAt)<<32 - 1)) // subtracts foldAt<<32
+		f.folded.Add(foldAt)
+	}
+}
+
+// admit counts one admission holding a slot, with no limit.
+func (f *function) admit() {
+	f.fold(f.state.Add(admitOne))
+}
+
+// admitWithin takes a slot if fewer than limit are in flight, adding add
+// to state (admitOne, or 1 for a slot whose admission is counted later),
+// and returns the number in flight with it (0 when refused).
+func (f *function) admitWithin(limit int64, add uint64) (n int64) {
+	for {
+		v := f.state.Load()
+		if int64(v&inflightMask) >= limit {
+			return 0
+		}
+		if f.state.CompareAndSwap(v, v+add) {
+			if add != 1 {
+				f.fold(v + add)
+			}
+			return int64(v&inflightMask) + 1
+		}
+	}
+}
+
+// count counts one admission that takes no slot (Allow).
+func (f *function) count() {
+	f.fold(f.state.Add(admitUnit))
+}
+
+// done ends one admission holding a slot: its release.
+func (f *function) done() { f.state.Add(^uint64(0)) }
+
+// inFlight returns the number of admissions holding a slot.
+func (f *function) inFlight() int64 { return int64(f.state.Load() & inflightMask) }
+
+// admissionsLocked returns the function's admissions so far. A reader can
+// see a fold half done (state emptied, folded not yet added) and read
+// foldAt too few; it then reports the last value it reported, so the
+// count never goes back. Caller holds Controller.mu.
+func (f *function) admissionsLocked() uint64 {
+	n := f.folded.Load() + f.state.Load()>>32
+	if n > f.admitted {
+		f.admitted = n
+	}
+	return f.admitted
 }
 
 // counters tally requests by outcome.
@@ -139,11 +208,12 @@ type window struct {
 	// touches few cache lines: the rate limiter's state, the request
 	// tallies and the shedding counters.
 	bucket tokenBucket // Throttle with a rate (rateLimited)
-	counts counters    // rejections under this window (admissions count in function.counts); folded into function.past when it ends
+	counts counters    // rejections under this window (admissions count in function.state); folded into function.past when it ends
 	shed   shedder     // Shed
 
 	rateLimited bool // Throttle with a rate
 	clocked     bool // rateLimited or adaptive: every request reads the clock
+	slotsOnly   bool // Throttle with only a fixed concurrency limit (fixed > 0)
 	policy      Policy
 	reason      string
 	since       time.Time
@@ -231,7 +301,7 @@ func MustNew(opts Options) *Controller {
 
 func newFunction(name string) *function {
 	f := &function{name: name}
-	f.release = func() { f.inflight.Add(-1) }
+	f.release = f.done
 	return f
 }
 
@@ -373,6 +443,7 @@ func (c *Controller) newWindow(p Policy, reason string, now, until time.Time) *w
 		w.shed.init(p.ShedFraction)
 	}
 	w.clocked = w.rateLimited || w.adaptive != nil
+	w.slotsOnly = p.Mode == Throttle && !w.clocked
 	return w
 }
 
@@ -461,7 +532,7 @@ func (c *Controller) Status() []Status {
 	fns := *c.fns.Load()
 	out := make([]Status, 0, len(fns))
 	for name, f := range fns {
-		s := Status{Function: name, Since: f.since, InFlight: int(f.inflight.Load())}
+		s := Status{Function: name, Since: f.since, InFlight: int(f.inFlight())}
 		if w := f.win.Load(); w != nil {
 			s.Mode, s.Policy, s.Since, s.Reason, s.Until = w.policy.Mode, w.policy, w.since, w.reason, w.until
 			s.Limit = int(w.concurrencyLimit())

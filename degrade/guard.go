@@ -260,6 +260,39 @@ func (c *Controller) GuardState() GuardState {
 	return c.guard.state
 }
 
+// ResetGuard returns the critical guard to full service: factor 1, the
+// critical latencies reported since the last step dropped, and the
+// scheduler's window restarted; the learned baseline is kept. A host that
+// runs the guard only for an update window (the updraft Orchestrator does)
+// calls it when the window starts and ends, so a factor lowered in one
+// window does not close adaptive throttles set later with no guard running.
+// A change of factor is explained and announced as a step's is.
+func (c *Controller) ResetGuard() {
+	g := c.guard
+	g.mu.Lock()
+	g.samples = g.samples[:0]
+	g.sched.p99()
+	before := g.state.Factor
+	st := g.state
+	if before != 1 {
+		g.state.Factor = 1
+		g.state.Why = fmt.Sprintf("guard reset: factor %.3g -> 1", before)
+		g.state.At = c.now()
+		st = g.state
+	}
+	g.mu.Unlock()
+	if before == 1 {
+		return
+	}
+	c.guardFactor.store(1)
+	c.republish()
+	c.log.Info("degrade: critical guard", "factor", 1, "why", st.Why)
+	c.mu.Lock()
+	c.queue = append(c.queue, Event{Cause: CauseGuard, From: Throttle, To: Throttle, Reason: st.Why, At: st.At, Guard: &st})
+	c.mu.Unlock()
+	c.deliver()
+}
+
 // RunGuard steps the critical guard every GuardOptions.Interval until ctx
 // is done, then returns ctx.Err(). The caller owns the goroutine RunGuard
 // blocks.

@@ -59,16 +59,23 @@ func readGuardTrace(t *testing.T, name string) []GuardInput {
 // throttle, and checks that the guard leaves the limit alone while calm,
 // backs off within two steps of the surge, keeps it down during the surge,
 // and recovers by at most Recovery a step, in full within 1/Recovery+2
-// steps of calm.
+// steps of calm. The control, a fixed throttle of the same limit on the
+// same controller in the same replay, keeps its limit at every step: during
+// the surge the adaptive limit is below the fixed one at every step.
 func checkGuardReaction(t *testing.T, trace string, surgeAt, calmAt int, wantWhy string) {
 	clk := newFakeClock()
-	ctl := MustNew(Options{Clock: clk.Now, Adaptive: AdaptiveOptions{InitialLimit: 8}})
+	ctl := MustNew(Options{Clock: clk.Now, Adaptive: AdaptiveOptions{InitialLimit: 8}, Functions: []string{"batch", "fixed"}})
 	evs := events(t, ctl)
 	if err := ctl.Set("batch", Policy{Mode: Throttle, Adaptive: true}, "", clk.Now().Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	if ev := nextEvent(t, evs); ev.Cause != CauseSet {
-		t.Fatalf("first event %+v, want the Set", ev)
+	if err := ctl.Set("fixed", Policy{Mode: Throttle, MaxConcurrent: 8}, "", clk.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"batch", "fixed"} {
+		if ev := nextEvent(t, evs); ev.Cause != CauseSet || ev.Function != want {
+			t.Fatalf("event %+v, want the Set of %s", ev, want)
+		}
 	}
 	steps := readGuardTrace(t, trace)
 	recovery := DefaultGuardRecovery
@@ -77,7 +84,14 @@ func checkGuardReaction(t *testing.T, trace string, surgeAt, calmAt int, wantWhy
 	for i, in := range steps {
 		clk.Advance(DefaultGuardInterval)
 		st := ctl.StepGuardWith(in)
-		limit := ctl.Status()[0].Limit
+		status := ctl.Status()
+		limit, fixed := status[0].Limit, status[1].Limit
+		if fixed != 8 {
+			t.Fatalf("step %d: the fixed throttle's limit is %d, want 8 at every step", i, fixed)
+		}
+		if i >= surgeAt+2 && i < calmAt && limit >= fixed {
+			t.Fatalf("step %d (surge): adaptive limit %d, want below the fixed throttle's %d", i, limit, fixed)
+		}
 		switch {
 		case i < surgeAt:
 			if st.Factor != 1 || limit != 8 {
@@ -261,9 +275,22 @@ func TestCriticalMiddlewareFeedsTheGuard(t *testing.T) {
 // 78). The guard may flinch at a blip but stays above 0.8 before the surge,
 // is at or below half within two steps of it and closes the adaptive
 // functions during it, regains at most Recovery a step, and ends at 1.
+//
+// The same replay carries the control: the policies side by side
+// on one controller, the fixed throttle (50/s, 2 in flight) and the
+// adaptive one (the same, Adaptive). The fixed throttle's limit, 2, never
+// moves; the adaptive one is 0 (closed) at every step of the surge (25-55),
+// and back at 2 at the end (it dips to 1 at the blips before the surge).
 func TestGuardOnRecordedTrace(t *testing.T) {
 	clk := newFakeClock()
-	ctl := MustNew(Options{Clock: clk.Now})
+	ctl := MustNew(Options{Clock: clk.Now, Functions: []string{"adaptive", "fixed"}})
+	until := clk.Now().Add(time.Hour)
+	if err := ctl.Set("fixed", Policy{Mode: Throttle, RatePerSecond: 50, Burst: 1, MaxConcurrent: 2}, "", until); err != nil {
+		t.Fatal(err)
+	}
+	if err := ctl.Set("adaptive", Policy{Mode: Throttle, RatePerSecond: 50, Burst: 1, MaxConcurrent: 2, Adaptive: true}, "", until); err != nil {
+		t.Fatal(err)
+	}
 	steps := readGuardTrace(t, "recorded-4x.trace")
 	if len(steps) < 95 {
 		t.Fatalf("trace has %d steps, want about 100", len(steps))
@@ -272,6 +299,16 @@ func TestGuardOnRecordedTrace(t *testing.T) {
 	for i, in := range steps {
 		clk.Advance(DefaultGuardInterval)
 		f := ctl.StepGuardWith(in).Factor
+		status := ctl.Status()
+		adaptive, fixed := status[0].Limit, status[1].Limit
+		switch {
+		case fixed != 2:
+			t.Fatalf("step %d: the fixed throttle's limit is %d, want 2 at every step", i, fixed)
+		case i >= 25 && i <= 55 && adaptive != 0:
+			t.Fatalf("step %d (surge): adaptive limit %d, want 0 (closed) beside the fixed throttle's %d (factor %v)", i, adaptive, fixed, f)
+		case i == len(steps)-1 && adaptive != fixed:
+			t.Fatalf("last step: adaptive limit %d, want the fixed throttle's %d again", adaptive, fixed)
+		}
 		switch {
 		case i < 25 && f < 0.8:
 			t.Fatalf("step %d (before the surge): factor %v, want >= 0.8 (%s)", i, f, ctl.GuardState().Why)
@@ -291,4 +328,126 @@ func TestGuardOnRecordedTrace(t *testing.T) {
 	if prev != 1 {
 		t.Errorf("factor at the end of the trace = %v, want 1 (%+v)", prev, ctl.GuardState())
 	}
+}
+
+// TestResetGuardReopens checks that ResetGuard puts a closed guard back to
+// full service at once, announces it with its reason, drops the critical
+// latencies reported before it, and keeps the baseline.
+func TestResetGuardReopens(t *testing.T) {
+	clk := newFakeClock()
+	ctl := MustNew(Options{Clock: clk.Now, Guard: GuardOptions{Baseline: time.Millisecond, MinSamples: 1, SchedLatency: -1}})
+	evs := events(t, ctl)
+	if err := ctl.Set("batch", Policy{Mode: Throttle, Adaptive: true}, "", clk.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	nextEvent(t, evs) // the Set
+	ctl.ResetGuard()  // at full service already: no change, no event
+	for range 2 {     // 50ms against 2 x 1ms: 1 -> 0.04 -> 0 (under 1%)
+		ctl.StepGuardWith(GuardInput{Critical: []time.Duration{50 * time.Millisecond}})
+	}
+	for range 2 {
+		if ev := nextEvent(t, evs); ev.Cause != CauseGuard {
+			t.Fatalf("event %+v, want a guard back-off", ev)
+		}
+	}
+	if _, err := ctl.Acquire("batch"); !errors.Is(err, ErrThrottled) {
+		t.Fatalf("Acquire with the guard closed = %v, want ErrThrottled", err)
+	}
+	ctl.ObserveCritical(time.Second) // reported before the reset: dropped
+	ctl.ResetGuard()
+	ev := nextEvent(t, evs)
+	if ev.Cause != CauseGuard || ev.Guard == nil || ev.Guard.Factor != 1 || !strings.Contains(ev.Guard.Why, "guard reset: factor 0 -> 1") {
+		t.Fatalf("event after ResetGuard = %+v, want the guard back to 1 with its reason", ev)
+	}
+	release, err := ctl.Acquire("batch")
+	if err != nil {
+		t.Fatalf("Acquire after ResetGuard = %v", err)
+	}
+	release()
+	if st := ctl.StepGuard(); st.Factor != 1 || st.CriticalP90 != 0 || st.Baseline != time.Millisecond {
+		t.Fatalf("step after ResetGuard = %+v, want factor 1, no critical sample (the 1s one dropped), baseline kept", st)
+	}
+}
+
+// TestPressureOnRecordedPSI replays testdata/guard/recorded-psi.trace, real
+// /proc/pressure/cpu "some avg10" readings recorded on the test machine
+// (see TestRecordPSITrace: 2.5% before, rising to 59.3% while CPU burners
+// ran, decaying to 11.8%), through ObservePressure, with the control beside
+// it on the same controller: a fixed throttle of the same limit. The fixed
+// limit never moves. The adaptive one stays at its initial 10 while the
+// pressure is under the 10% threshold, is below the fixed one at every
+// reading over it, reaches MinLimit at the peak, never rises while the
+// pressure rises nor falls while it decays (it is a non-increasing
+// function of the reading), and is back to 9 at the end.
+func TestPressureOnRecordedPSI(t *testing.T) {
+	data, err := os.ReadFile("testdata/guard/recorded-psi.trace")
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk := newFakeClock()
+	ctl := MustNew(Options{Clock: clk.Now, Adaptive: AdaptiveOptions{InitialLimit: 10}, Functions: []string{"adaptive", "fixed"}})
+	until := clk.Now().Add(time.Hour)
+	if err := ctl.Set("adaptive", Policy{Mode: Throttle, Adaptive: true, MaxConcurrent: 10}, "", until); err != nil {
+		t.Fatal(err)
+	}
+	if err := ctl.Set("fixed", Policy{Mode: Throttle, MaxConcurrent: 10}, "", until); err != nil {
+		t.Fatal(err)
+	}
+	var readings []float64
+	var limits []int
+	peak := 0
+	for _, line := range strings.Split(string(data), "\n") {
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		psi, err := strconv.ParseFloat(line, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctl.ObservePressure(psi)
+		st := ctl.Status()
+		if st[1].Limit != 10 {
+			t.Fatalf("reading %d (%v%%): fixed throttle's limit %d, want 10 at every reading", len(readings), psi, st[1].Limit)
+		}
+		if psi > readings0(readings, peak) {
+			peak = len(readings)
+		}
+		readings = append(readings, psi)
+		limits = append(limits, st[0].Limit)
+	}
+	if len(readings) != 76 {
+		t.Fatalf("read %d readings, want 76", len(readings))
+	}
+	for i, psi := range readings {
+		switch {
+		case psi <= DefaultPressureThreshold && limits[i] != 10:
+			t.Fatalf("reading %d (%v%%, under the threshold): adaptive limit %d, want 10", i, psi, limits[i])
+		case psi > DefaultPressureThreshold && limits[i] >= 10:
+			t.Fatalf("reading %d (%v%%, over the threshold): adaptive limit %d, want below the fixed 10", i, psi, limits[i])
+		}
+		for j := range readings {
+			if readings[j] >= psi && limits[j] > limits[i] {
+				t.Fatalf("readings %d (%v%%) and %d (%v%%): limits %d and %d, want no higher limit at higher pressure", i, psi, j, readings[j], limits[i], limits[j])
+			}
+		}
+	}
+	if readings[peak] < 59 || limits[peak] != DefaultMinLimit {
+		t.Fatalf("peak reading %d (%v%%): limit %d, want MinLimit %d at the recorded 59.3%%", peak, readings[peak], limits[peak], DefaultMinLimit)
+	}
+	for i := peak + 1; i < len(limits); i++ {
+		if limits[i] < limits[i-1] {
+			t.Fatalf("reading %d (decaying): limit fell %d -> %d", i, limits[i-1], limits[i])
+		}
+	}
+	if last := limits[len(limits)-1]; last != 9 {
+		t.Fatalf("last reading (%v%%): limit %d, want 9", readings[len(readings)-1], last)
+	}
+}
+
+// readings0 returns readings[i], or -1 when there is none yet.
+func readings0(readings []float64, i int) float64 {
+	if i < len(readings) {
+		return readings[i]
+	}
+	return -1
 }

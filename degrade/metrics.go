@@ -88,8 +88,8 @@ func (m *collector) Collect(ch chan<- prometheus.Metric) {
 	for name, f := range *m.c.fns.Load() {
 		mode, limit := Normal, int64(0)
 		var total counters
-		f.counts.addTo(&total)
 		f.past.addTo(&total)
+		total.admitted.Store(f.admissionsLocked())
 		if w := f.win.Load(); w != nil {
 			w.counts.addTo(&total)
 			if now < w.untilNano {
@@ -113,7 +113,7 @@ func (m *collector) Collect(ch chan<- prometheus.Metric) {
 		}
 		out = append(out,
 			prometheus.MustNewConstMetric(m.limit, prometheus.GaugeValue, float64(limit), name),
-			prometheus.MustNewConstMetric(m.inflight, prometheus.GaugeValue, float64(f.inflight.Load()), name))
+			prometheus.MustNewConstMetric(m.inflight, prometheus.GaugeValue, float64(f.inFlight()), name))
 	}
 	m.c.mu.Unlock()
 	out = append(out, prometheus.MustNewConstMetric(m.pres, prometheus.GaugeValue, m.c.factor.load()),

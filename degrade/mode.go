@@ -214,14 +214,32 @@ func (p Policy) Validate() error {
 			return bad("shed needs ShedFraction in (0, 1]")
 		}
 		if throttles {
-			return bad("rate and concurrency fields are only for mode throttle, not shed")
+			return bad("%s is only for mode throttle, not shed", p.throttleField())
 		}
 	case Normal, Disable:
-		if throttles || p.ShedFraction != 0 {
-			return bad("mode %s takes no rate, concurrency or shed fields", p.Mode)
+		if throttles {
+			return bad("%s is only for mode throttle: mode %s takes no rate, concurrency or shed fields", p.throttleField(), p.Mode)
+		}
+		if p.ShedFraction != 0 {
+			return bad("ShedFraction %v is only for mode shed: mode %s takes no rate, concurrency or shed fields", p.ShedFraction, p.Mode)
 		}
 	}
 	return nil
+}
+
+// throttleField names the first of the Throttle-only fields that p sets,
+// with its value.
+func (p Policy) throttleField() string {
+	switch {
+	case p.RatePerSecond != 0:
+		return fmt.Sprintf("RatePerSecond %v", p.RatePerSecond)
+	case p.Burst != 0:
+		return fmt.Sprintf("Burst %d", p.Burst)
+	case p.MaxConcurrent != 0:
+		return fmt.Sprintf("MaxConcurrent %d", p.MaxConcurrent)
+	default:
+		return "Adaptive"
+	}
 }
 
 // String describes the policy in a few words, e.g.

@@ -108,9 +108,30 @@ func TestPolicyValidate(t *testing.T) {
 		{Policy{Mode: Shed, ShedFraction: 1.5}, "ShedFraction"},
 		{Policy{Mode: Shed, ShedFraction: -0.1}, "ShedFraction"},
 		{Policy{Mode: Shed, ShedFraction: math.NaN()}, "ShedFraction"},
-		{Policy{Mode: Shed, ShedFraction: 0.5, RatePerSecond: 3}, "only for mode throttle"},
-		{Policy{Mode: Disable, RatePerSecond: 3}, "disable takes no"},
-		{Policy{Mode: Normal, ShedFraction: 0.2}, "normal takes no"},
+		{Policy{Mode: Normal, ShedFraction: 0.2}, "ShedFraction 0.2 is only for mode shed"},
+		{Policy{Mode: Disable, ShedFraction: 0.2}, "ShedFraction 0.2 is only for mode shed"},
+	}
+	// Every Throttle-only field, set on every other mode, is refused by name.
+	for _, mode := range []Mode{Normal, Disable, Shed} {
+		shed := 0.0
+		if mode == Shed {
+			shed = 0.5
+		}
+		for _, tc := range []struct {
+			p     Policy
+			field string
+		}{
+			{Policy{RatePerSecond: 3}, "RatePerSecond 3 is only for mode throttle"},
+			{Policy{Burst: 2}, "Burst 2 is only for mode throttle"},
+			{Policy{MaxConcurrent: 4}, "MaxConcurrent 4 is only for mode throttle"},
+			{Policy{Adaptive: true}, "Adaptive is only for mode throttle"},
+		} {
+			tc.p.Mode, tc.p.ShedFraction = mode, shed
+			invalid = append(invalid, struct {
+				p     Policy
+				field string
+			}{tc.p, tc.field})
+		}
 	}
 	for _, tc := range invalid {
 		err := tc.p.Validate()

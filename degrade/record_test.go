@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"runtime"
 	"runtime/metrics"
 	"strings"
 	"sync"
@@ -105,4 +106,64 @@ func TestRecordGuardTrace(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("recorded %d steps", len(lines))
+}
+
+// TestRecordPSITrace records testdata/guard/recorded-psi.trace from this
+// machine's real /proc/pressure/cpu (through NewPSI): "some avg10" every
+// 500 ms for 8 s, then for 10 s while 3 x NumCPU threads burn CPU in this
+// process (GOMAXPROCS raised to match), then for 20 s after (avg10 decays over about 10 s). It runs
+// only with UPDRAFT_RECORD_TRACE=1.
+func TestRecordPSITrace(t *testing.T) {
+	if os.Getenv("UPDRAFT_RECORD_TRACE") != "1" {
+		t.Skip("set UPDRAFT_RECORD_TRACE=1 to record the trace")
+	}
+	psi, err := degrade.NewPSI("/proc", "cpu")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	read := func(n int) {
+		tick := time.NewTicker(500 * time.Millisecond)
+		defer tick.Stop()
+		for range n {
+			<-tick.C
+			p, err := psi.Pressure(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			lines = append(lines, fmt.Sprintf("%.2f", p))
+		}
+	}
+	read(16)
+	// Goroutines alone cannot stall other tasks: only GOMAXPROCS threads
+	// run Go code. Raise it so that the burners are that many runnable
+	// threads competing for the CPUs, as other processes' threads would be.
+	burners := 3 * runtime.NumCPU()
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(burners))
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range burners {
+		wg.Go(func() {
+			for x := 0; ; x++ {
+				if x%1024 == 0 {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+				}
+			}
+		})
+	}
+	read(20)
+	close(stop)
+	wg.Wait()
+	read(40)
+	header := fmt.Sprintf("# recorded by TestRecordPSITrace (UPDRAFT_RECORD_TRACE=1) at %s, 2 vCPUs shared with other work\n"+
+		"# /proc/pressure/cpu some avg10 (percent) every 500 ms: readings 1-16 before, 17-36 while 3 x NumCPU threads (GOMAXPROCS raised) burn CPU, 37-76 after\n",
+		time.Now().UTC().Format(time.RFC3339))
+	if err := os.WriteFile("testdata/guard/recorded-psi.trace", []byte(header+strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("recorded %d readings", len(lines))
 }

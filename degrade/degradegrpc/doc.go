@@ -8,6 +8,8 @@
 // message as the status message, a google.rpc.RetryInfo detail with the
 // retry delay, and "retry-after" plus "updraft-degraded" response headers;
 // admitted calls carry "updraft-degraded" while anything is degraded.
+// [CriticalUnaryServerInterceptor] reports the latency of critical calls
+// to the controller's critical guard (see degrade.GuardOptions).
 //
 //	ctl := degrade.MustNew(degrade.Options{})
 //	srv := grpc.NewServer(grpc.ChainUnaryInterceptor(

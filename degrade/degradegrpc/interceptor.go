@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
@@ -70,6 +71,24 @@ func UnaryServerInterceptor(ctl *degrade.Controller, fn FunctionFunc) grpc.Unary
 		if len(md) > 0 {
 			_ = grpc.SetHeader(ctx, md)
 		}
+		return handler(ctx, req)
+	}
+}
+
+// CriticalUnaryServerInterceptor wraps the unary calls of critical
+// functions: it admits every call (it never rejects) and reports each
+// call's latency, from entering the interceptor to the handler returning,
+// to ctl's critical guard with [degrade.Controller.ObserveCritical], as
+// [degrade.Controller.CriticalMiddleware] does for HTTP. Chain it only on
+// servers (or behind a selector) whose calls are critical. It panics if
+// ctl is nil (a programmer error at set-up).
+func CriticalUnaryServerInterceptor(ctl *degrade.Controller) grpc.UnaryServerInterceptor {
+	if ctl == nil {
+		panic("degradegrpc: CriticalUnaryServerInterceptor: nil controller")
+	}
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		start := time.Now()
+		defer func() { ctl.ObserveCritical(time.Since(start)) }()
 		return handler(ctx, req)
 	}
 }

@@ -126,3 +126,55 @@ func TestFunctionNames(t *testing.T) {
 	}()
 	UnaryServerInterceptor(nil, nil)
 }
+
+// TestCriticalInterceptorFeedsTheGuard serves the health service over real
+// gRPC on loopback behind CriticalUnaryServerInterceptor (and an
+// interceptor doing 100 µs of work, the critical work it times) and checks
+// that each call reaches the guard once: 10 calls make a step with
+// MinSamples 10 judge the critical latency and back off against a 1 µs
+// baseline; 9 calls after it are too few for the next step.
+func TestCriticalInterceptorFeedsTheGuard(t *testing.T) {
+	ctl := degrade.MustNew(degrade.Options{Guard: degrade.GuardOptions{Baseline: time.Microsecond, MinSamples: 10, SchedLatency: -1}})
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	work := func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		time.Sleep(100 * time.Microsecond) // the critical work the interceptor times (not a synchronisation)
+		return handler(ctx, req)
+	}
+	srv := grpc.NewServer(grpc.ChainUnaryInterceptor(CriticalUnaryServerInterceptor(ctl), work))
+	healthpb.RegisterHealthServer(srv, health.NewServer())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(lis) }()
+	defer func() {
+		srv.Stop()
+		if err := <-done; err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			t.Errorf("Serve: %v", err)
+		}
+	}()
+	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	client := healthpb.NewHealthClient(conn)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	call := func(n int) {
+		for range n {
+			if _, err := client.Check(ctx, &healthpb.HealthCheckRequest{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	call(10)
+	st := ctl.StepGuard()
+	if st.CriticalP90 < 100*time.Microsecond || st.Factor >= 1 || !strings.Contains(st.Why, "critical p90") {
+		t.Fatalf("guard step after 10 critical calls of >= 100µs: %+v, want their p90 judged and a back-off", st)
+	}
+	call(9)
+	if st := ctl.StepGuard(); st.CriticalP90 != 0 {
+		t.Fatalf("guard step after 9 calls with MinSamples 10: %+v, want no latency judged (each call reported once)", st)
+	}
+}
