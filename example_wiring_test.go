@@ -64,6 +64,10 @@ func Example_wiring() {
 		Migrator: updraft.Mover(mover),
 		Store:    store, // snapshots and the update journal
 		Degrader: degrader,
+		// Throttles tighten while critical latency rises above its
+		// baseline: the Orchestrator runs the controller's guard for the
+		// window, fed by Invoke and degrader.CriticalMiddleware.
+		AdaptiveDegrade: true,
 		Checks: []validate.Check{validate.Func("routes answer", func(context.Context) error {
 			if v, ok := routes.Load("10.0.0.0/8"); !ok || v != "eth0" {
 				return fmt.Errorf("10.0.0.0/8 routes to %q", v)
