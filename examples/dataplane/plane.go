@@ -130,17 +130,20 @@ func (p *plane) countUsage(_ context.Context, client []byte) ([]byte, error) {
 // to another region while it is moved).
 func (p *plane) handler(degrader *degrade.Controller, invoke func(ctx context.Context, fn string, payload []byte) ([]byte, error)) http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /route", func(w http.ResponseWriter, r *http.Request) {
+	// The critical handlers report their latency to the degrade
+	// controller's guard, which tightens the adaptive throttles of the
+	// non-critical ones when it rises during an update.
+	mux.Handle("GET /route", degrader.CriticalMiddleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hop, ok := p.route(r.URL.Query().Get("dst"))
 		if !ok {
 			http.Error(w, "no route", http.StatusNotFound)
 			return
 		}
 		fmt.Fprint(w, hop)
-	})
-	mux.HandleFunc("POST /session/{id}", func(w http.ResponseWriter, r *http.Request) {
+	})))
+	mux.Handle("POST /session/{id}", degrader.CriticalMiddleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprint(w, p.track(r.PathValue("id"), r.Header.Get("Idempotency-Key")))
-	})
+	})))
 	mux.HandleFunc("GET /session/{id}", func(w http.ResponseWriter, r *http.Request) {
 		n, ok := p.sessions.Load(r.PathValue("id"))
 		if !ok {
