@@ -32,7 +32,8 @@ type CloudEventsOptions struct {
 	Key []byte
 	// RequireSignedAnswers refuses answers without a valid signature. By
 	// default an answer's signature is checked when present, so plain
-	// CloudEvents receivers (Knative, OpenFaaS, Cloud Run) work.
+	// CloudEvents receivers that do not sign (such as those built with the
+	// cloudevents SDK, tested) work.
 	RequireSignedAnswers bool
 	// AcknowledgeOnly declares that the receiver acknowledges invocations
 	// (HTTP 202, or 2xx without an event) and never answers them, as a
@@ -66,9 +67,11 @@ type CloudEventsOptions struct {
 	Clock Clock
 }
 
-// CloudEventsTarget invokes functions through any runtime that accepts
-// CloudEvents 1.0 over HTTP in binary mode: a [Handler] in another region,
-// Knative, OpenFaaS, Cloud Run, Azure Functions. A request is an event of
+// CloudEventsTarget invokes functions through a receiver of CloudEvents
+// 1.0 over HTTP in binary mode: a [Handler] in another region, or another
+// receiver within the limits Migrate enforces (the runtimes tested are
+// listed in SPEC.md section 7; Knative, Cloud Run, OpenFaaS and Azure
+// Functions are not run by the tests). A request is an event of
 // type [EventInvoke], [EventPutState] or [EventGetState] whose subject is
 // the function and whose id is the idempotency key; the answer is an event
 // of type [EventResult] or [EventError]. Status codes are checked

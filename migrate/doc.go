@@ -41,9 +41,14 @@
 // ([CloudEventsTarget.ReplyHandler]); one that replies with its own
 // event type hosts functions that list it in [Spec.AnswerTypes]; stateful
 // functions need the state protocol. An invocation a target accepted is
-// never run again elsewhere or at home ([ErrNoAnswer]). Tested receivers:
-// the Handler, receivers built with the cloudevents SDK for Go, and a
-// bare 202 receiver. Requests are signed with HMAC-SHA256 ([SignEvent],
+// never run again elsewhere or at home ([ErrNoAnswer]). Tested receivers
+// (SPEC.md section 7): the Handler; receivers built with the cloudevents
+// SDK for Go; a bare 202 receiver; a CloudEvent function of the Functions
+// Framework for Go served by the framework (AcknowledgeOnly, NoAnswer
+// functions, delivered with MaxInFlight 1); the Handler behind an AWS
+// Lambda function URL via aws-lambda-go's lambdaurl.Wrap, Lambda's own
+// front end played by the test. Knative, Cloud Run and OpenFaaS are not
+// run by the tests. Requests are signed with HMAC-SHA256 ([SignEvent],
 // [VerifyEvent]) and refused when unsigned, tampered with or outside a
 // time window (keys of at least [MinKeyBytes]); mutual TLS is the
 // alternative. A lease's requests and a Handler's answers carry their
