@@ -3,7 +3,9 @@ package migrate_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -234,4 +236,60 @@ func TestAcknowledgeOnlyAcrossRetryAndDeath(t *testing.T) {
 	require.Positive(t, lease.Stats().Retries)
 	require.NoError(t, lease.Return(ctx))
 	eff.check(t, n)
+}
+
+// The limit of exactly-once for effects outside a function's State: an
+// invocation whose answer was lost when its target died for good has an
+// unknown outcome there, and the failover replays it at home. Here the
+// 202 sink takes the effect of invocation killAt, then dies before
+// answering and never comes back: that one invocation takes effect twice
+// (at the sink and at home), every other once. (A stateful function's
+// state is rebuilt from its checkpoint and the replay, so it stays right;
+// see failover_test.go.)
+func TestInDoubtInvocationAfterTargetDiesForGood(t *testing.T) {
+	eff := newEffects()
+	const n, killAt = 20, 10
+	var reg *region
+	sink := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Ce-Type") == migrate.EventInvoke {
+			body, err := io.ReadAll(r.Body)
+			if err != nil {
+				w.WriteHeader(http.StatusBadRequest)
+				return
+			}
+			eff.add(string(body))
+			if string(body) == strconv.Itoa(killAt) {
+				loseResponse(w)     // the effect happened; the answer is lost
+				_ = reg.srv.Close() // and the sink is gone for good
+				return
+			}
+		}
+		w.WriteHeader(http.StatusAccepted)
+	})
+	reg = startRegion(t, "127.0.0.31", sink)
+	ct := newTarget(t, "sink", reg.url, migrate.CloudEventsOptions{AcknowledgeOnly: true})
+	m := newMover(t, []migrate.Target{ct}, migrate.Options{RetryInitial: time.Millisecond, FailoverAfter: 50 * time.Millisecond, MaxInFlight: 1})
+	ctx := ctxT(t)
+	home := func(_ context.Context, p []byte) ([]byte, error) {
+		eff.add(string(p))
+		return nil, nil
+	}
+	lease, err := m.Migrate(ctx, "in-doubt", []migrate.Spec{{Function: "notify", Local: home, NoAnswer: true}})
+	require.NoError(t, err)
+	for i := range n {
+		_, err := lease.Invoke(ctx, "notify", []byte(strconv.Itoa(i)))
+		require.NoError(t, err)
+	}
+	require.Equal(t, "home", lease.Placements()[0].Target)
+	require.NoError(t, lease.Return(ctx))
+	eff.mu.Lock()
+	defer eff.mu.Unlock()
+	for i := range n {
+		want := 1
+		if i == killAt {
+			want = 2
+		}
+		require.Equal(t, want, eff.byID[strconv.Itoa(i)], "effects of invocation %d", i)
+	}
+	require.Equal(t, n+1, eff.total)
 }

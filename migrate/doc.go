@@ -29,6 +29,17 @@
 // (reattach_test.go: a host SIGKILLed mid-stream, every acknowledged
 // invocation took effect once).
 //
+// The limit of exactly-once: an invocation whose answer was lost when its
+// target died for good has an unknown outcome there, and the function's
+// failover replays it. A stateful function's state is rebuilt from its
+// checkpoint and that replay, so it stays right; an effect outside the
+// State (a stateless or [Spec.NoAnswer] function's side effect) can then
+// happen twice, once per invocation in flight at the death
+// (answers_test.go TestInDoubtInvocationAfterTargetDiesForGood; at most
+// [Options.MaxInFlight]). A target that comes back within
+// Options.FailoverAfter gets the retry instead, and its deduplication
+// keeps the effect single (functionsframework_test.go).
+//
 // Targets speak CloudEvents 1.0 over HTTP in binary mode
 // ([CloudEventsTarget]) and the short wire protocol written in SPEC.md
 // (answers, state and generation, deduplication, the MAC with test
