@@ -52,6 +52,11 @@ type CloudEventsOptions struct {
 	// are not followed (the CloudEvents HTTP webhook spec forbids it) and
 	// the call fails with ErrRejected naming the Location.
 	FollowRedirects bool
+	// MaxInFlight bounds the invocations of one function on their way to
+	// this target at once, below the Mover's Options.MaxInFlight; 0 sets
+	// no bound of its own. A Functions Framework for Go target needs 1
+	// (SPEC.md section 7). See [InFlightLimiter].
+	MaxInFlight int
 	// Source is the CloudEvents source of requests; default "updraft/lease".
 	Source string
 	// Client sends the requests; default a client of its own with
@@ -116,6 +121,9 @@ func NewCloudEventsTarget(name, endpoint string, opts CloudEventsOptions) (*Clou
 	}
 	if err := checkKey(opts.Key); len(opts.Key) > 0 && err != nil {
 		return nil, fmt.Errorf("migrate: target %s: %w", name, err)
+	}
+	if opts.MaxInFlight < 0 {
+		return nil, fmt.Errorf("migrate: target %s: CloudEventsOptions.MaxInFlight is %d, want 0 (no bound of its own) or more", name, opts.MaxInFlight)
 	}
 	if opts.ReplyTo != "" {
 		if ru, err := url.Parse(opts.ReplyTo); err != nil || (ru.Scheme != "http" && ru.Scheme != "https") || ru.Host == "" {
@@ -244,6 +252,9 @@ func (t *CloudEventsTarget) ReplyHandler() http.Handler {
 		}
 	})
 }
+
+// MaxInFlight implements [InFlightLimiter]: CloudEventsOptions.MaxInFlight.
+func (t *CloudEventsTarget) MaxInFlight() int { return t.opts.MaxInFlight }
 
 // ProbeAnswer implements [ProbeAnswerer].
 func (t *CloudEventsTarget) ProbeAnswer() ProbeAnswer {

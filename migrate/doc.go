@@ -10,7 +10,8 @@
 // lease holds, [Lease.Invoke] writes each invocation to a bounded on-disk
 // buffer and delivers it at least once, with retries, backoff and an
 // idempotency key, so its effect happens exactly once; up to
-// [Options.MaxInFlight] invocations of a function travel at once, and after
+// [Options.MaxInFlight] invocations of a function travel at once (fewer to
+// a target that asks for fewer, [InFlightLimiter]), and after
 // an outage the buffer is replayed one at a time, in order. Every
 // [Options.CheckpointEvery] invocations the function's state is fetched
 // home as a checkpoint; the buffer keeps what the last checkpoint does not
@@ -56,7 +57,7 @@
 // (SPEC.md section 7): the Handler; receivers built with the cloudevents
 // SDK for Go; a bare 202 receiver; a CloudEvent function of the Functions
 // Framework for Go served by the framework (AcknowledgeOnly, NoAnswer
-// functions, delivered with MaxInFlight 1); the Handler behind an AWS
+// functions, CloudEventsOptions.MaxInFlight 1); the Handler behind an AWS
 // Lambda function URL via aws-lambda-go's lambdaurl.Wrap, Lambda's own
 // front end played by the test. Knative, Cloud Run and OpenFaaS are not
 // run by the tests. Requests are signed with HMAC-SHA256 ([SignEvent],

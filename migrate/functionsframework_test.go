@@ -219,7 +219,8 @@ func loseResponse(w http.ResponseWriter) {
 // new instance on the same address (the lease retries there). N
 // invocations from four goroutines → N effects, none twice, none at home.
 //
-// The lease delivers one invocation at a time (MaxInFlight 1): the
+// The lease delivers one invocation at a time to it (the target's
+// CloudEventsOptions.MaxInFlight 1, the Mover's default 16): the
 // framework's CloudEvent handler is the cloudevents SDK's
 // NewHTTPReceiveHandler, which pairs each request with a goroutine of
 // another and, with requests in flight at once, can end up answering each
@@ -288,8 +289,8 @@ func TestFunctionsFrameworkTarget(t *testing.T) {
 	})
 	front := startRegion(t, "127.0.0.42", proxy)
 
-	ct := newTarget(t, "gcf", front.url, migrate.CloudEventsOptions{AcknowledgeOnly: true, Provider: "gcp-functions-framework"})
-	m := newMover(t, []migrate.Target{ct}, migrate.Options{RetryInitial: time.Millisecond, FailoverAfter: 2 * time.Minute, MaxInFlight: 1})
+	ct := newTarget(t, "gcf", front.url, migrate.CloudEventsOptions{AcknowledgeOnly: true, MaxInFlight: 1, Provider: "gcp-functions-framework"})
+	m := newMover(t, []migrate.Target{ct}, migrate.Options{RetryInitial: time.Millisecond, FailoverAfter: 2 * time.Minute})
 	ctx := ctxT(t)
 	var home int
 	var homeMu sync.Mutex
@@ -335,7 +336,7 @@ func TestFunctionsFrameworkTarget(t *testing.T) {
 	// Undeclared, the target is placed for a function that needs an
 	// answer; the framework accepts and runs each invocation but cannot
 	// answer: ErrNoAnswer, and never a run at home.
-	ct2 := newTarget(t, "gcf-undeclared", "http://"+ffAddr+"/", migrate.CloudEventsOptions{})
+	ct2 := newTarget(t, "gcf-undeclared", "http://"+ffAddr+"/", migrate.CloudEventsOptions{MaxInFlight: 1})
 	m2 := newMover(t, []migrate.Target{ct2}, migrate.Options{})
 	lease2, err := m2.Migrate(ctx, "ff-undeclared", []migrate.Spec{{Function: "count", Local: homeCounter(&home, &homeMu)}})
 	require.NoError(t, err)
