@@ -56,8 +56,9 @@
 // never run again elsewhere or at home ([ErrNoAnswer]). Tested receivers
 // (SPEC.md section 7): the Handler; receivers built with the cloudevents
 // SDK for Go; a bare 202 receiver; a CloudEvent function of the Functions
-// Framework for Go served by the framework (AcknowledgeOnly, NoAnswer
-// functions, CloudEventsOptions.MaxInFlight 1); the Handler behind an AWS
+// Framework for Go served by the framework (AcknowledgeOnly,
+// CloudEventsOptions.MaxInFlight 1; NoAnswer functions, or answers posted
+// by the function to ReplyTo); the Handler behind an AWS
 // Lambda function URL via aws-lambda-go's lambdaurl.Wrap, Lambda's own
 // front end played by the test. Knative, Cloud Run and OpenFaaS are not
 // run by the tests. Requests are signed with HMAC-SHA256 ([SignEvent],

@@ -1,6 +1,7 @@
 package migrate_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -84,6 +85,67 @@ func ffCounter(path string, key []byte) (func(context.Context, cloudevents.Event
 	}, nil
 }
 
+// ffUpper is a Functions Framework CloudEvent function whose callers need
+// an answer. The framework cannot carry one in its HTTP response, so the
+// function posts it, as SPEC.md section 2a says, to the invocation's
+// updraftreplyto address: an event of type dev.updraft.result.v1 whose
+// updraftreq is the invocation's id, its data the payload in upper case,
+// signed with cesdk.Sign, sent with the cloudevents SDK's client. Each
+// invocation's effect (its id, appended to the file at path) is taken
+// once; a repeat is answered again without a second effect.
+func ffUpper(path string, key []byte) func(context.Context, cloudevents.Event) error {
+	var mu sync.Mutex
+	seen := map[string]bool{}
+	return func(ctx context.Context, ev cloudevents.Event) error {
+		if err := cesdk.Verify(key, &ev, time.Now(), time.Minute); err != nil {
+			return cloudevents.NewHTTPResult(http.StatusUnauthorized, "%v", err)
+		}
+		if ev.Type() != migrate.EventInvoke {
+			return nil
+		}
+		replyTo, _ := ev.Extensions()[migrate.ExtReplyTo].(string)
+		if replyTo == "" {
+			return cloudevents.NewHTTPResult(http.StatusBadRequest, "no %s to answer at", migrate.ExtReplyTo)
+		}
+		mu.Lock()
+		if !seen[ev.ID()] {
+			f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+			if err == nil {
+				_, err = f.WriteString(ev.ID() + "\n")
+				if cerr := f.Close(); err == nil {
+					err = cerr
+				}
+			}
+			if err != nil {
+				mu.Unlock()
+				return err
+			}
+			seen[ev.ID()] = true
+		}
+		mu.Unlock()
+		ans := cloudevents.NewEvent()
+		ans.SetID(ev.ID() + "-answer")
+		ans.SetSource("functions-framework/upper")
+		ans.SetType(migrate.EventResult)
+		ans.SetTime(time.Now())
+		ans.SetExtension(migrate.ExtRequest, ev.ID())
+		if err := ans.SetData("application/octet-stream", bytes.ToUpper(ev.Data())); err != nil {
+			return err
+		}
+		if err := cesdk.Sign(key, &ans); err != nil {
+			return err
+		}
+		c, err := cloudevents.NewClientHTTP()
+		if err != nil {
+			return err
+		}
+		if res := c.Send(cloudevents.ContextWithTarget(ctx, replyTo), ans); !cloudevents.IsACK(res) {
+			return fmt.Errorf("answer to %s: %w", replyTo, res)
+		}
+		return nil
+	}
+}
+
 // serveFunctionsFramework is the child process: the counting function
 // registered with the framework and served by it on addr. It exits when
 // stdin closes (the parent is done or died) or when killed.
@@ -93,6 +155,10 @@ func serveFunctionsFramework(addr string) int {
 		var fn func(context.Context, cloudevents.Event) error
 		if fn, err = ffCounter(os.Getenv(envFFEffects), []byte(os.Getenv(envRegionKey))); err == nil {
 			err = funcframework.RegisterCloudEventFunctionContext(context.Background(), "/", fn)
+		}
+		if err == nil {
+			err = funcframework.RegisterCloudEventFunctionContext(context.Background(), "/upper",
+				ffUpper(os.Getenv(envFFEffects)+".upper", []byte(os.Getenv(envRegionKey))))
 		}
 	}
 	if err != nil {
@@ -347,5 +413,48 @@ func TestFunctionsFrameworkTarget(t *testing.T) {
 	}
 	require.NoError(t, lease2.Return(ctx))
 	require.Len(t, readEffects(t, effectsPath), n+n2)
+	require.Zero(t, home, "runs at home")
+}
+
+// A Functions Framework CloudEvent function whose callers need an answer
+// (ffUpper, at /upper of an instance the framework serves) hosts such a
+// function through the target's ReplyTo: it acknowledges with HTTP 200
+// and posts the signed answer to the address the lease's host serves
+// (the target's ReplyHandler on 127.0.0.44). Each invocation gets its own
+// answer, takes effect once, never at home.
+func TestFunctionsFrameworkRepliesLater(t *testing.T) {
+	dir := t.TempDir()
+	effectsPath := filepath.Join(dir, "effects")
+	ffAddr := freeAddr(t, "127.0.0.43")
+	_, err := startFF(t, ffAddr, effectsPath)
+	require.NoError(t, err)
+
+	ln, err := listenLoopback("127.0.0.44")
+	require.NoError(t, err)
+	ct := newTarget(t, "gcf-upper", "http://"+ffAddr+"/upper", migrate.CloudEventsOptions{
+		AcknowledgeOnly: true, ReplyTo: "http://" + ln.Addr().String() + "/replies", MaxInFlight: 1})
+	srv := &http.Server{Handler: ct.ReplyHandler()}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+
+	m := newMover(t, []migrate.Target{ct}, migrate.Options{})
+	ctx := ctxT(t)
+	var home int
+	var homeMu sync.Mutex
+	lease, err := m.Migrate(ctx, "ff-upper", []migrate.Spec{{Function: "upper", Local: homeCounter(&home, &homeMu)}})
+	require.NoError(t, err)
+	require.Equal(t, "gcf-upper", lease.Placements()[0].Target)
+	const n = 20
+	for i := range n {
+		out, err := lease.Invoke(ctx, "upper", fmt.Appendf(nil, "word %d", i))
+		require.NoError(t, err)
+		require.Equal(t, fmt.Sprintf("WORD %d", i), string(out))
+	}
+	require.NoError(t, lease.Return(ctx))
+	byID := readEffects(t, effectsPath+".upper")
+	for id, c := range byID {
+		require.Equal(t, 1, c, "invocation %s took effect %d times", id, c)
+	}
+	require.Len(t, byID, n)
 	require.Zero(t, home, "runs at home")
 }
