@@ -179,6 +179,7 @@ func serveFunctionsFramework(addr string) int {
 type ffInstance struct {
 	cmd   *exec.Cmd
 	stdin io.Closer
+	done  chan struct{} // closed once the process has exited
 }
 
 // freeAddr returns a port on ip that nothing listens on now (the
@@ -210,9 +211,13 @@ func startFF(t *testing.T, addr, effectsPath string) (*ffInstance, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	inst := &ffInstance{cmd: cmd, stdin: stdin}
+	inst := &ffInstance{cmd: cmd, stdin: stdin, done: make(chan struct{})}
+	go func() {
+		_ = cmd.Wait()
+		close(inst.done)
+	}()
 	t.Cleanup(inst.stop)
-	if err := waitListening(addr, time.Minute); err != nil {
+	if err := waitListening(addr, inst.done, time.Minute); err != nil {
 		return nil, fmt.Errorf("functions framework instance: %w", err)
 	}
 	return inst, nil
@@ -221,8 +226,9 @@ func startFF(t *testing.T, addr, effectsPath string) (*ffInstance, error) {
 // waitListening returns once something accepts connections on addr. The
 // framework binds inside StartHostPort and signals nothing, so this dials
 // until a connection is accepted (a refused dial returns at once; the
-// pause between dials only spares the CPU), or fails after limit.
-func waitListening(addr string, limit time.Duration) error {
+// pause between dials only spares the CPU); it fails at once when the
+// process exits (exited closes: its bind failed, say), or after limit.
+func waitListening(addr string, exited <-chan struct{}, limit time.Duration) error {
 	deadline := time.Now().Add(limit)
 	for pause := time.Millisecond; ; pause = min(2*pause, 50*time.Millisecond) {
 		c, err := net.DialTimeout("tcp", addr, time.Second)
@@ -232,7 +238,11 @@ func waitListening(addr string, limit time.Duration) error {
 		if time.Now().After(deadline) {
 			return fmt.Errorf("nothing listens on %s after %v: %w", addr, limit, err)
 		}
-		time.Sleep(pause)
+		select {
+		case <-exited:
+			return fmt.Errorf("the instance for %s exited before it listened (see its stderr)", addr)
+		case <-time.After(pause):
+		}
 	}
 }
 
@@ -241,14 +251,14 @@ func (f *ffInstance) kill() error {
 	if err := f.cmd.Process.Kill(); err != nil {
 		return err
 	}
-	_ = f.cmd.Wait() // "signal: killed"
+	<-f.done
 	return nil
 }
 
 func (f *ffInstance) stop() {
 	_ = f.stdin.Close()
 	_ = f.cmd.Process.Kill()
-	_ = f.cmd.Wait()
+	<-f.done
 }
 
 // readEffects returns how many times each id took effect, from the
