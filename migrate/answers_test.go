@@ -3,7 +3,13 @@ package migrate_test
 import (
 	"context"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -234,4 +240,191 @@ func TestAcknowledgeOnlyAcrossRetryAndDeath(t *testing.T) {
 	require.Positive(t, lease.Stats().Retries)
 	require.NoError(t, lease.Return(ctx))
 	eff.check(t, n)
+}
+
+// The limit of exactly-once for effects outside a function's State: an
+// invocation whose answer was lost when its target died for good has an
+// unknown outcome there, and the failover replays it at home. Here the
+// 202 sink takes the effect of invocation killAt, then dies before
+// answering and never comes back: that one invocation takes effect twice
+// (at the sink and at home), every other once. (A stateful function's
+// state is rebuilt from its checkpoint and the replay, so it stays right;
+// see failover_test.go.)
+func TestInDoubtInvocationAfterTargetDiesForGood(t *testing.T) {
+	eff := newEffects()
+	const n, killAt = 20, 10
+	var reg *region
+	sink := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Ce-Type") == migrate.EventInvoke {
+			body, err := io.ReadAll(r.Body)
+			if err != nil {
+				w.WriteHeader(http.StatusBadRequest)
+				return
+			}
+			eff.add(string(body))
+			if string(body) == strconv.Itoa(killAt) {
+				loseResponse(w)     // the effect happened; the answer is lost
+				_ = reg.srv.Close() // and the sink is gone for good
+				return
+			}
+		}
+		w.WriteHeader(http.StatusAccepted)
+	})
+	reg = startRegion(t, "127.0.0.31", sink)
+	ct := newTarget(t, "sink", reg.url, migrate.CloudEventsOptions{AcknowledgeOnly: true})
+	m := newMover(t, []migrate.Target{ct}, migrate.Options{RetryInitial: time.Millisecond, FailoverAfter: 50 * time.Millisecond, MaxInFlight: 1})
+	ctx := ctxT(t)
+	home := func(_ context.Context, p []byte) ([]byte, error) {
+		eff.add(string(p))
+		return nil, nil
+	}
+	lease, err := m.Migrate(ctx, "in-doubt", []migrate.Spec{{Function: "notify", Local: home, NoAnswer: true}})
+	require.NoError(t, err)
+	for i := range n {
+		_, err := lease.Invoke(ctx, "notify", []byte(strconv.Itoa(i)))
+		require.NoError(t, err)
+	}
+	require.Equal(t, "home", lease.Placements()[0].Target)
+	require.NoError(t, lease.Return(ctx))
+	eff.mu.Lock()
+	defer eff.mu.Unlock()
+	for i := range n {
+		want := 1
+		if i == killAt {
+			want = 2
+		}
+		require.Equal(t, want, eff.byID[strconv.Itoa(i)], "effects of invocation %d", i)
+	}
+	require.Equal(t, n+1, eff.total)
+}
+
+// A receiver replying with its own event type, across lost answers and a
+// restart: it deduplicates by id and answers a repeat with the answer it
+// gave (its records outlive an instance, as a durable store's would). A
+// proxy loses the answer to the first attempt of every fifth invocation
+// after the receiver ran it, and at the twelfth closes the receiver's
+// server after it ran the invocation and starts a new one on the same
+// address. N invocations → N answers, each its own, N effects, none at
+// home. Delivered one at a time (CloudEventsOptions.MaxInFlight 1): the
+// SDK's receive handler can stall with requests in flight at once (see
+// functionsframework_test.go).
+func TestOwnTypeReceiverAcrossRetryAndRestart(t *testing.T) {
+	eff := newEffects()
+	var mu sync.Mutex
+	answered := map[string][]byte{} // id → the answer given
+	receive := func(ev event.Event) (*event.Event, protocol.Result) {
+		if ev.Type() != migrate.EventInvoke {
+			return nil, nil
+		}
+		mu.Lock()
+		out, again := answered[ev.ID()]
+		if !again {
+			out = []byte(strings.ToUpper(string(ev.Data())))
+			answered[ev.ID()] = out
+			eff.add(ev.ID())
+		}
+		mu.Unlock()
+		ans := cloudevents.NewEvent()
+		ans.SetID(ev.ID() + "-done")
+		ans.SetSource("own-type-receiver")
+		ans.SetType("com.example.upper.done")
+		ans.SetExtension(migrate.ExtRequest, ev.ID())
+		_ = ans.SetData("application/octet-stream", out)
+		return &ans, nil
+	}
+	newReceiver := func() http.Handler {
+		p, err := cloudevents.NewHTTP()
+		require.NoError(t, err)
+		h, err := cloudevents.NewHTTPReceiveHandler(context.Background(), p, receive)
+		require.NoError(t, err)
+		return h
+	}
+	recv := startRegion(t, "127.0.0.33", newReceiver())
+	addr := strings.TrimSuffix(strings.TrimPrefix(recv.url, "http://"), "/")
+	var srvMu sync.Mutex
+	srv := recv.srv
+	restart := func() error {
+		srvMu.Lock()
+		defer srvMu.Unlock()
+		if err := srv.Close(); err != nil {
+			return err
+		}
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return err
+		}
+		srv = &http.Server{Handler: newReceiver()}
+		go func() { _ = srv.Serve(ln) }()
+		return nil
+	}
+	t.Cleanup(func() {
+		srvMu.Lock()
+		defer srvMu.Unlock()
+		_ = srv.Close()
+	})
+
+	u, err := url.Parse(recv.url)
+	require.NoError(t, err)
+	rp := httputil.NewSingleHostReverseProxy(u)
+	tr := &http.Transport{}
+	t.Cleanup(tr.CloseIdleConnections)
+	rp.Transport = tr
+	const n, restartAt = 30, 12
+	order := map[string]int{}
+	var lost, restarts int
+	front := startRegion(t, "127.0.0.34", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.Header.Get("Ce-Id")
+		if r.Header.Get("Ce-Type") != migrate.EventInvoke {
+			rp.ServeHTTP(w, r)
+			return
+		}
+		mu.Lock()
+		rank, again := order[id]
+		if !again {
+			rank = len(order) + 1
+			order[id] = rank
+		}
+		mu.Unlock()
+		if again || (rank%5 != 0 && rank != restartAt) {
+			rp.ServeHTTP(w, r)
+			return
+		}
+		rp.ServeHTTP(httptest.NewRecorder(), r) // it runs; its answer is lost
+		if rank == restartAt {
+			if err := restart(); err != nil {
+				t.Errorf("restart the receiver: %v", err)
+			}
+		}
+		mu.Lock()
+		if rank == restartAt {
+			restarts++
+		} else {
+			lost++
+		}
+		mu.Unlock()
+		loseResponse(w)
+	}))
+
+	ct := newTarget(t, "own", front.url, migrate.CloudEventsOptions{MaxInFlight: 1})
+	m := newMover(t, []migrate.Target{ct}, migrate.Options{RetryInitial: time.Millisecond, FailoverAfter: time.Minute})
+	ctx := ctxT(t)
+	var home int
+	var homeMu sync.Mutex
+	lease, err := m.Migrate(ctx, "own-restart", []migrate.Spec{{Function: "upper", Local: homeCounter(&home, &homeMu),
+		AnswerTypes: []string{"com.example.upper.done"}}})
+	require.NoError(t, err)
+	for i := range n {
+		out, err := lease.Invoke(ctx, "upper", fmt.Appendf(nil, "word %d", i))
+		require.NoError(t, err)
+		require.Equal(t, fmt.Sprintf("WORD %d", i), string(out))
+	}
+	require.Equal(t, "own", lease.Placements()[0].Target)
+	require.NoError(t, lease.Return(ctx))
+	eff.check(t, n)
+	require.Zero(t, home, "runs at home")
+	mu.Lock()
+	defer mu.Unlock()
+	require.Equal(t, n/5, lost, "answers lost")
+	require.Equal(t, 1, restarts)
+	require.Positive(t, lease.Stats().Retries)
 }

@@ -32,7 +32,8 @@ type CloudEventsOptions struct {
 	Key []byte
 	// RequireSignedAnswers refuses answers without a valid signature. By
 	// default an answer's signature is checked when present, so plain
-	// CloudEvents receivers (Knative, OpenFaaS, Cloud Run) work.
+	// CloudEvents receivers that do not sign (such as those built with the
+	// cloudevents SDK, tested) work.
 	RequireSignedAnswers bool
 	// AcknowledgeOnly declares that the receiver acknowledges invocations
 	// (HTTP 202, or 2xx without an event) and never answers them, as a
@@ -51,6 +52,11 @@ type CloudEventsOptions struct {
 	// are not followed (the CloudEvents HTTP webhook spec forbids it) and
 	// the call fails with ErrRejected naming the Location.
 	FollowRedirects bool
+	// MaxInFlight bounds the invocations of one function on their way to
+	// this target at once, below the Mover's Options.MaxInFlight; 0 sets
+	// no bound of its own. A Functions Framework for Go target needs 1
+	// (SPEC.md section 7). See [InFlightLimiter].
+	MaxInFlight int
 	// Source is the CloudEvents source of requests; default "updraft/lease".
 	Source string
 	// Client sends the requests; default a client of its own with
@@ -66,9 +72,11 @@ type CloudEventsOptions struct {
 	Clock Clock
 }
 
-// CloudEventsTarget invokes functions through any runtime that accepts
-// CloudEvents 1.0 over HTTP in binary mode: a [Handler] in another region,
-// Knative, OpenFaaS, Cloud Run, Azure Functions. A request is an event of
+// CloudEventsTarget invokes functions through a receiver of CloudEvents
+// 1.0 over HTTP in binary mode: a [Handler] in another region, or another
+// receiver within the limits Migrate enforces (the runtimes tested are
+// listed in SPEC.md section 7; Knative, Cloud Run, OpenFaaS and Azure
+// Functions are not run by the tests). A request is an event of
 // type [EventInvoke], [EventPutState] or [EventGetState] whose subject is
 // the function and whose id is the idempotency key; the answer is an event
 // of type [EventResult] or [EventError]. Status codes are checked
@@ -113,6 +121,9 @@ func NewCloudEventsTarget(name, endpoint string, opts CloudEventsOptions) (*Clou
 	}
 	if err := checkKey(opts.Key); len(opts.Key) > 0 && err != nil {
 		return nil, fmt.Errorf("migrate: target %s: %w", name, err)
+	}
+	if opts.MaxInFlight < 0 {
+		return nil, fmt.Errorf("migrate: target %s: CloudEventsOptions.MaxInFlight is %d, want 0 (no bound of its own) or more", name, opts.MaxInFlight)
 	}
 	if opts.ReplyTo != "" {
 		if ru, err := url.Parse(opts.ReplyTo); err != nil || (ru.Scheme != "http" && ru.Scheme != "https") || ru.Host == "" {
@@ -241,6 +252,9 @@ func (t *CloudEventsTarget) ReplyHandler() http.Handler {
 		}
 	})
 }
+
+// MaxInFlight implements [InFlightLimiter]: CloudEventsOptions.MaxInFlight.
+func (t *CloudEventsTarget) MaxInFlight() int { return t.opts.MaxInFlight }
 
 // ProbeAnswer implements [ProbeAnswerer].
 func (t *CloudEventsTarget) ProbeAnswer() ProbeAnswer {

@@ -3,8 +3,12 @@ package migrate_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
+	"runtime"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 
 	cloudevents "github.com/cloudevents/sdk-go/v2"
@@ -130,6 +134,7 @@ func TestNewCloudEventsTargetValidates(t *testing.T) {
 		{"t", "ftp://127.0.0.2/", migrate.CloudEventsOptions{Region: "r"}, "not an http(s) URL"},
 		{"t", "http://127.0.0.2/", migrate.CloudEventsOptions{}, "Region is empty"},
 		{"t", "http://127.0.0.2/", migrate.CloudEventsOptions{Region: "r", Key: []byte("short")}, "use at least 16"},
+		{"t", "http://127.0.0.2/", migrate.CloudEventsOptions{Region: "r", MaxInFlight: -1}, "CloudEventsOptions.MaxInFlight is -1"},
 	} {
 		_, err := migrate.NewCloudEventsTarget(tc.name, tc.url, tc.opts)
 		require.ErrorContains(t, err, tc.want)
@@ -173,5 +178,48 @@ func TestTargetFollowsRedirect(t *testing.T) {
 		out, err := ct.Call(ctxT(t), migrate.Request{Kind: migrate.KindInvoke, Function: "echo", ID: "redirected-1", Payload: []byte("hi")})
 		require.NoError(t, err)
 		require.Equal(t, "echo:hi", string(out))
+	}
+}
+
+// CloudEventsOptions.MaxInFlight bounds a lease's deliveries to that
+// target below the Mover's Options.MaxInFlight: with eight callers at
+// once, the function never runs twice at once there (without the bound,
+// up to eight would).
+func TestTargetMaxInFlightBoundsDeliveries(t *testing.T) {
+	for _, limit := range []int{1, 3} {
+		var cur, most atomic.Int32
+		h := migrate.NewHandler(migrate.HandlerOptions{Key: testKey})
+		h.Register("work", func(context.Context, []byte) ([]byte, error) {
+			n := cur.Add(1)
+			for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+			}
+			for range 20 {
+				runtime.Gosched() // room for another delivery to arrive, were it sent
+			}
+			cur.Add(-1)
+			return nil, nil
+		}, nil)
+		reg := startRegion(t, "127.0.0.32", h)
+		ct := newTarget(t, "bounded", reg.url, migrate.CloudEventsOptions{MaxInFlight: limit})
+		require.Equal(t, limit, ct.MaxInFlight())
+		m := newMover(t, []migrate.Target{ct}, migrate.Options{MaxInFlight: 16})
+		ctx := ctxT(t)
+		lease, err := m.Migrate(ctx, fmt.Sprintf("bounded-%d", limit), []migrate.Spec{{Function: "work", Local: func(context.Context, []byte) ([]byte, error) { return nil, nil }}})
+		require.NoError(t, err)
+		var wg sync.WaitGroup
+		for range 8 {
+			wg.Go(func() {
+				for range 15 {
+					if _, err := lease.Invoke(ctx, "work", []byte("x")); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		require.NoError(t, lease.Return(ctx))
+		require.LessOrEqual(t, int(most.Load()), limit, "deliveries at once")
+		require.Positive(t, most.Load())
 	}
 }

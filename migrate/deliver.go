@@ -27,7 +27,20 @@ const (
 
 // canDispatch reports whether a new delivery may start. Called with mu held.
 func (r *route) canDispatch() bool {
-	return r.action == noAction && !r.acting && r.inflight < r.l.m.opts.MaxInFlight && r.next <= r.j.last()
+	return r.action == noAction && !r.acting && r.inflight < r.window() && r.next <= r.j.last()
+}
+
+// window is how many deliveries may be in flight at once: the Mover's
+// Options.MaxInFlight, or less where the target asks for less
+// ([InFlightLimiter]). Called with mu held.
+func (r *route) window() int {
+	w := r.l.m.opts.MaxInFlight
+	if l, ok := r.target.(InFlightLimiter); ok {
+		if n := l.MaxInFlight(); n > 0 && n < w {
+			w = n
+		}
+	}
+	return w
 }
 
 // actionDue reports whether the due action may run now. Called with mu held.
@@ -127,7 +140,7 @@ func (r *route) deliver(seq uint64, t Target, gen string) {
 	}
 	// Wake the dispatcher only when this frees it to do something: a full
 	// window has room again, or an action (or Return) waits for quiet.
-	if r.inflight == r.l.m.opts.MaxInFlight-1 || r.action != noAction || r.closing {
+	if r.inflight == r.window()-1 || r.action != noAction || r.closing {
 		r.cond.Broadcast()
 	}
 	r.mu.Unlock()

@@ -10,7 +10,8 @@
 // lease holds, [Lease.Invoke] writes each invocation to a bounded on-disk
 // buffer and delivers it at least once, with retries, backoff and an
 // idempotency key, so its effect happens exactly once; up to
-// [Options.MaxInFlight] invocations of a function travel at once, and after
+// [Options.MaxInFlight] invocations of a function travel at once (fewer to
+// a target that asks for fewer, [InFlightLimiter]), and after
 // an outage the buffer is replayed one at a time, in order. Every
 // [Options.CheckpointEvery] invocations the function's state is fetched
 // home as a checkpoint; the buffer keeps what the last checkpoint does not
@@ -29,6 +30,17 @@
 // (reattach_test.go: a host SIGKILLed mid-stream, every acknowledged
 // invocation took effect once).
 //
+// The limit of exactly-once: an invocation whose answer was lost when its
+// target died for good has an unknown outcome there, and the function's
+// failover replays it. A stateful function's state is rebuilt from its
+// checkpoint and that replay, so it stays right; an effect outside the
+// State (a stateless or [Spec.NoAnswer] function's side effect) can then
+// happen twice, once per invocation in flight at the death
+// (answers_test.go TestInDoubtInvocationAfterTargetDiesForGood; at most
+// [Options.MaxInFlight]). A target that comes back within
+// Options.FailoverAfter gets the retry instead, and its deduplication
+// keeps the effect single (functionsframework_test.go).
+//
 // Targets speak CloudEvents 1.0 over HTTP in binary mode
 // ([CloudEventsTarget]) and the short wire protocol written in SPEC.md
 // (answers, state and generation, deduplication, the MAC with test
@@ -41,9 +53,15 @@
 // ([CloudEventsTarget.ReplyHandler]); one that replies with its own
 // event type hosts functions that list it in [Spec.AnswerTypes]; stateful
 // functions need the state protocol. An invocation a target accepted is
-// never run again elsewhere or at home ([ErrNoAnswer]). Tested receivers:
-// the Handler, receivers built with the cloudevents SDK for Go, and a
-// bare 202 receiver. Requests are signed with HMAC-SHA256 ([SignEvent],
+// never run again elsewhere or at home ([ErrNoAnswer]). Tested receivers
+// (SPEC.md section 7): the Handler; receivers built with the cloudevents
+// SDK for Go; a bare 202 receiver; a CloudEvent function of the Functions
+// Framework for Go served by the framework (AcknowledgeOnly,
+// CloudEventsOptions.MaxInFlight 1; NoAnswer functions, or answers posted
+// by the function to ReplyTo); the Handler behind an AWS
+// Lambda function URL via aws-lambda-go's lambdaurl.Wrap, Lambda's own
+// front end played by the test. Knative, Cloud Run and OpenFaaS are not
+// run by the tests. Requests are signed with HMAC-SHA256 ([SignEvent],
 // [VerifyEvent]) and refused when unsigned, tampered with or outside a
 // time window (keys of at least [MinKeyBytes]); mutual TLS is the
 // alternative. A lease's requests and a Handler's answers carry their

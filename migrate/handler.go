@@ -206,9 +206,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if len(r.TransferEncoding) > 0 {
 		// net/http drops a Content-Length sent beside Transfer-Encoding
-		// (RFC 9112 6.3), so the two cannot be told apart here; closing
-		// the connection after the answer means nothing after this body
-		// is ever read as a request of its own (no desync behind a proxy).
+		// before any handler runs, so the pair cannot be refused here.
+		// RFC 9112 6.3 allows reading such a request by its
+		// Transfer-Encoding alone provided the connection is closed after
+		// the answer: then nothing after this body is ever read as a
+		// request of its own (no desync behind a proxy).
 		w.Header()["Connection"] = []string{"close"}
 	}
 	if r.ContentLength > limit {

@@ -32,6 +32,9 @@ func TestMain(m *testing.M) {
 	if ip := os.Getenv(envRegionIP); ip != "" {
 		os.Exit(serveChildRegion(ip))
 	}
+	if addr := os.Getenv(envFFAddr); addr != "" {
+		os.Exit(serveFunctionsFramework(addr))
+	}
 	if cfg := os.Getenv(envLeaseChild); cfg != "" {
 		os.Exit(runLeaseChild(cfg))
 	}

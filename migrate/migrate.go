@@ -170,6 +170,14 @@ type ProbeAnswerer interface {
 	ProbeAnswer() ProbeAnswer
 }
 
+// InFlightLimiter is implemented by a [Target] that takes only so many
+// invocations of one function at once: a lease sends it no more than the
+// smaller of MaxInFlight (when positive) and Options.MaxInFlight.
+// [CloudEventsTarget] implements it (CloudEventsOptions.MaxInFlight).
+type InFlightLimiter interface {
+	MaxInFlight() int
+}
+
 // ProbeAnswer is how a target answers (see [ProbeAnswerer]).
 type ProbeAnswer struct {
 	// AcknowledgeOnly: the target was declared to acknowledge

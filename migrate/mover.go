@@ -83,7 +83,8 @@ type Options struct {
 	// DefaultMaxPayloadBytes.
 	MaxPayloadBytes int64
 	// MaxInFlight bounds the invocations of one function on their way to
-	// its target at once; default DefaultMaxInFlight. Concurrent callers'
+	// its target at once (a target may ask for fewer: [InFlightLimiter]);
+	// default DefaultMaxInFlight. Concurrent callers'
 	// invocations are delivered concurrently (their order was never
 	// defined); one caller's successive invocations stay in order, and
 	// replays after an outage or a failover go one at a time, in buffer
