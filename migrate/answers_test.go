@@ -246,8 +246,9 @@ func TestAcknowledgeOnlyAcrossRetryAndDeath(t *testing.T) {
 // invocation whose answer was lost when its target died for good has an
 // unknown outcome there, and the failover replays it at home. Here the
 // 202 sink takes the effect of invocation killAt, then dies before
-// answering and never comes back: that one invocation takes effect twice
-// (at the sink and at home), every other once. (A stateful function's
+// answering and never comes back: that one invocation takes effect at
+// least twice (at the sink, where a retry may also have reached it before
+// it closed, and at home), every other once. (A stateful function's
 // state is rebuilt from its checkpoint and the replay, so it stays right;
 // see failover_test.go.)
 func TestInDoubtInvocationAfterTargetDiesForGood(t *testing.T) {
@@ -289,13 +290,15 @@ func TestInDoubtInvocationAfterTargetDiesForGood(t *testing.T) {
 	eff.mu.Lock()
 	defer eff.mu.Unlock()
 	for i := range n {
-		want := 1
 		if i == killAt {
-			want = 2
+			// In doubt: it ran at the sink (once, or twice when a retry
+			// reached the sink before it closed) and again at home.
+			require.GreaterOrEqual(t, eff.byID[strconv.Itoa(i)], 2, "effects of the in-doubt invocation %d", i)
+			continue
 		}
-		require.Equal(t, want, eff.byID[strconv.Itoa(i)], "effects of invocation %d", i)
+		require.Equal(t, 1, eff.byID[strconv.Itoa(i)], "effects of invocation %d", i)
 	}
-	require.Equal(t, n+1, eff.total)
+	require.Equal(t, n-1+eff.byID[strconv.Itoa(killAt)], eff.total)
 }
 
 // A receiver replying with its own event type, across lost answers and a
