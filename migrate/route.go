@@ -184,7 +184,7 @@ func (r *route) failover(failed Target, cause error) error {
 			if len(skipped) > 0 {
 				reason += "; passed over: " + strings.Join(skipped, "; ")
 			}
-			if err := r.switchTo(t, reason, wasRemote); err != nil {
+			if err := r.switchTo(t, reason, wasRemote, c.Info.InProcess); err != nil {
 				return err
 			}
 			return nil
@@ -193,10 +193,12 @@ func (r *route) failover(failed Target, cause error) error {
 	if len(skipped) > 0 {
 		why += "; no other target: " + strings.Join(skipped, "; ")
 	}
+	imported := true
 	if err := r.bringStateHome(r.l.ctx); err != nil {
+		imported = false
 		m.opts.Logger.Error("migrate: degraded fallback could not import the checkpoint", "function", r.spec.Function, "err", err)
 	}
-	return r.switchTo(NewLocalTarget("home", LocalOptions{}), why+"; running at home in degraded mode", wasRemote)
+	return r.switchTo(NewLocalTarget("home", LocalOptions{}), why+"; running at home in degraded mode", wasRemote, imported)
 }
 
 // install gives t the function's state as of covered.
@@ -245,7 +247,11 @@ func (r *route) install(t Target) error {
 }
 
 // bringStateHome imports the last checkpoint at home, when the state is
-// remote.
+// remote. The state still counts as remote (in memory and in route.json)
+// until switchTo has replayed the entries after the checkpoint onto it: a
+// process that dies before then leaves a route that Reattach brings home
+// from the checkpoint and the whole buffer again (or from the target),
+// not a home state that lacks answered entries.
 func (r *route) bringStateHome(ctx context.Context) error {
 	r.mu.Lock()
 	remote, cp := r.stateRemote, r.checkpoint
@@ -256,26 +262,24 @@ func (r *route) bringStateHome(ctx context.Context) error {
 	if err := r.spec.State.Import(ctx, bytes.NewReader(cp)); err != nil {
 		return fmt.Errorf("migrate: function %q: import checkpoint at home: %w", r.spec.Function, err)
 	}
-	r.mu.Lock()
-	r.stateRemote = false
-	err := r.persistLocked()
-	r.mu.Unlock()
-	return err
+	return nil
 }
 
 // switchTo routes to t, which already holds the state as of covered, and
 // replays the entries after covered that t's state lacks: all of them
 // when the state had been remote (it was lost with the old target), only
 // the unanswered ones when it was home (the answered ones' effects are
-// there already).
-func (r *route) switchTo(t Target, why string, wasRemote bool) error {
+// there already). With home set, the checkpoint was imported at home for
+// t (in-process): only once the replay is complete does the state count
+// as home, durably.
+func (r *route) switchTo(t Target, why string, wasRemote, home bool) error {
 	info := t.Info()
 	r.mu.Lock()
 	r.target, r.info = t, info
 	r.since = 0
 	r.placement = Placement{Function: r.spec.Function, Target: info.Name, Region: info.Region, Provider: info.Provider, Reason: why}
 	from, gen := r.covered+1, r.gen
-	if !r.stateRemote {
+	if !r.stateRemote || info.InProcess {
 		gen = ""
 	}
 	perr := r.persistLocked()
@@ -284,7 +288,26 @@ func (r *route) switchTo(t Target, why string, wasRemote bool) error {
 		r.l.m.opts.Logger.Warn("migrate: persist route", "function", r.spec.Function, "err", perr)
 	}
 	r.l.m.opts.Logger.Warn("migrate: failed over", "function", r.spec.Function, "target", info.Name, "reason", why)
-	return r.replaySerial(t, gen, from, !wasRemote)
+	if err := r.replaySerial(t, gen, from, !wasRemote); err != nil {
+		return err
+	}
+	if !home {
+		return nil
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.stateRemote {
+		return nil
+	}
+	r.stateRemote = false
+	if err := r.persistLocked(); err != nil {
+		// route.json still says remote: keep saying so here too, so that
+		// nothing is trimmed and Return brings the state home from the
+		// checkpoint and the buffer again.
+		r.stateRemote = true
+		r.l.m.opts.Logger.Warn("migrate: persist route", "function", r.spec.Function, "err", err)
+	}
+	return nil
 }
 
 // giveBack drains the route and brings the function and its state home.
