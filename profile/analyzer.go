@@ -39,7 +39,23 @@ const (
 
 // DefaultMemoryHeadroom is the default [Options.Headroom] of memory;
 // other resources have none by default.
-const DefaultMemoryHeadroom = 0.2
+const DefaultMemoryHeadroom = 0.05
+
+// DefaultMemoryPeakSpan is the default [Options.PeakSpan] of memory;
+// other resources have none by default.
+const DefaultMemoryPeakSpan = 24 * time.Hour
+
+// MaxPeakSpan is the longest [Options.PeakSpan]: the model keeps the peak
+// of each horizon for this long.
+const MaxPeakSpan = seasonDays * 24 * time.Hour
+
+// DefaultPeakSpan returns the default peak span of r (0: none).
+func DefaultPeakSpan(r hal.Resource) time.Duration {
+	if r == hal.Memory {
+		return DefaultMemoryPeakSpan
+	}
+	return 0
+}
 
 // DefaultHeadroom returns the default least headroom of r.
 func DefaultHeadroom(r hal.Resource) float64 {
@@ -103,6 +119,13 @@ type Options struct {
 	// resource absent (or zero) here gets [DefaultHeadroom] of it; a
 	// negative value means none.
 	Headroom map[hal.Resource]float64
+	// PeakSpan is, per resource, a span of history whose highest
+	// observation P95 never goes below (times 1+Headroom), once the
+	// forecast rests on its error history: the windowed peak that
+	// Autopilot's and the VPA's memory recommenders rest on. A resource
+	// absent (or zero) here gets [DefaultPeakSpan] of it; a negative
+	// value means none. At most [MaxPeakSpan].
+	PeakSpan map[hal.Resource]time.Duration
 	// MinSamples is the number of observations under which a forecast
 	// uses the wide small-sample interval ([DefaultMinSamples]).
 	MinSamples int
@@ -125,8 +148,9 @@ type Analyzer struct {
 	clock       func() time.Time
 	log         *slog.Logger
 	params      modelParams
-	overrunCost map[hal.Resource]float64 // as given; see price
-	headrooms   map[hal.Resource]float64 // as given; see headroom
+	overrunCost map[hal.Resource]float64       // as given; see price
+	headrooms   map[hal.Resource]float64       // as given; see headroom
+	peakSpans   map[hal.Resource]time.Duration // as given; see peakSpan
 	evBucket    time.Duration
 	evBuckets   int
 	maxFuncs    int
@@ -165,6 +189,7 @@ func New(opts Options) (*Analyzer, error) {
 		},
 		overrunCost: maps.Clone(opts.OverrunCost),
 		headrooms:   maps.Clone(opts.Headroom),
+		peakSpans:   maps.Clone(opts.PeakSpan),
 		evBucket:    orDefault(opts.EvidenceBucket, DefaultEvidenceBucket),
 		evBuckets:   orDefault(opts.EvidenceBuckets, DefaultEvidenceBuckets),
 		maxFuncs:    orDefault(opts.MaxFunctions, DefaultMaxFunctions),
@@ -189,6 +214,11 @@ func New(opts Options) (*Analyzer, error) {
 	for _, r := range slices.Sorted(maps.Keys(opts.Headroom)) {
 		if h := opts.Headroom[r]; math.IsNaN(h) || math.IsInf(h, 0) {
 			return nil, fmt.Errorf("profile: Options.Headroom[%q] %v is not a finite number", r, h)
+		}
+	}
+	for _, r := range slices.Sorted(maps.Keys(opts.PeakSpan)) {
+		if d := opts.PeakSpan[r]; d > MaxPeakSpan {
+			return nil, fmt.Errorf("profile: Options.PeakSpan[%q] %v is longer than %v", r, d, MaxPeakSpan)
 		}
 	}
 	for _, r := range slices.Sorted(maps.Keys(opts.OverrunCost)) {
@@ -224,6 +254,18 @@ func (a *Analyzer) price(r hal.Resource) float64 {
 		return c
 	}
 	return DefaultOverrunCost(r)
+}
+
+// peakSpan returns the peak span of resource r (0: none).
+func (a *Analyzer) peakSpan(r hal.Resource) time.Duration {
+	d, ok := a.peakSpans[r]
+	switch {
+	case !ok || d == 0:
+		return DefaultPeakSpan(r)
+	case d < 0:
+		return 0
+	}
+	return d
 }
 
 // headroom returns the least headroom of resource r.
@@ -287,7 +329,7 @@ func (a *Analyzer) observeLocked(s *Sample) error {
 	for r, q := range s.Usage {
 		sr := fm.series[r]
 		if sr == nil {
-			sr = &series{price: a.price(r), headroom: a.headroom(r)}
+			sr = &series{price: a.price(r), headroom: a.headroom(r), peakSpan: a.peakSpan(r)}
 			fm.series[r] = sr
 		}
 		sr.observe(&a.params, s.Time, q)

@@ -38,8 +38,10 @@
 // from its predictions, in units of the function's mean) that minimised
 // that cost. Prices are per resource ([Options.OverrunCost]): a memory
 // overrun is an OOM kill under a hard limit, a CPU overrun a delay, so
-// memory's default price is far higher, and memory keeps at least
-// [Options.Headroom] above the prediction. [FunctionForecast.Basis] says
+// memory's default price is far higher; memory's P95 is also never below
+// the highest use of the last day ([Options.PeakSpan], the windowed peak
+// memory recommenders rest on), and it keeps at least [Options.Headroom]
+// above both (TestPeakSpanFloorsTheForecast). [FunctionForecast.Basis] says
 // which prediction, in words. Until enough errors are seen the forecast
 // is the decaying distribution of what the function used; a function
 // with fewer than [Options.MinSamples] observations gets a wide Student's

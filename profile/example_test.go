@@ -47,11 +47,11 @@ func ExampleAnalyzer_Forecast() {
 	// Output:
 	// arp critical=true memory p95=0B
 	//   because critical because "routes" (critical) depends on it
-	// fib critical=true memory p95=38.4MiB
+	// fib critical=true memory p95=33.6MiB
 	//   because auto: its CPU use follows the request rate of critical entry point(s) "routes" (correlation 1.00 over 90 buckets)
-	// routes critical=true memory p95=76.8MiB
+	// routes critical=true memory p95=67.2MiB
 	//   because annotated critical by the host
-	// stats critical=false memory p95=19.2MiB
+	// stats critical=false memory p95=16.8MiB
 	//   because auto: periodic or batch work (active in 17% of 90 observed buckets); judged non-critical
 }
 

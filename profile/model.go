@@ -41,8 +41,9 @@ import (
 type series struct {
 	n           int
 	first, last time.Time
-	price       float64 // overrun cost of this series' resource
-	headroom    float64 // P95 is at least the point prediction times 1+headroom
+	price       float64       // overrun cost of this series' resource
+	headroom    float64       // P95 is at least the point prediction times 1+headroom
+	peakSpan    time.Duration // and the peak of this span times 1+headroom (0: none)
 
 	// Welford running statistics over every observation, used while the
 	// history is too short for the histograms to be trusted.
@@ -302,6 +303,11 @@ func (s *series) forecastRaw(p *modelParams, at time.Time, window time.Duration)
 		best, costs := s.cheapest()
 		points := s.points(p, at, window)
 		q50, q95, q99 = s.conditional(points[best], best)
+		if s.peakSpan > 0 {
+			floor := s.peaks.maxBack(s.first, at, s.peakSpan) * (1 + s.headroom)
+			q95 = math.Max(q95, floor)
+			q99 = math.Max(q99, q95)
+		}
 		what := predictorNames[best]
 		if best == pattern && s.seasonal() {
 			what = "level, trend and daily pattern"

@@ -90,3 +90,43 @@ func TestStaticUsesItsClock(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, fixed, fc.At)
 }
+
+// TestPeakSpanFloorsTheForecast checks Options.PeakSpan: P95 is at least
+// the highest observation of the span (times 1+Headroom) while the peak
+// is within it, not once it has left it, and not without a span; a span
+// beyond MaxPeakSpan is refused.
+func TestPeakSpanFloorsTheForecast(t *testing.T) {
+	// Three days of CPU near 1 with one observation of 3, spikeAgo before
+	// the forecast; CPU's low overrun price alone does not cover it.
+	forecast := func(opts profile.Options, spikeAgo time.Duration) float64 {
+		now := epoch
+		opts.Clock = func() time.Time { return now }
+		an := mustNew(t, opts)
+		n := 3 * 24 * 12
+		end := epoch.Add(time.Duration(n) * 5 * time.Minute)
+		for i := range n {
+			now = epoch.Add(time.Duration(i) * 5 * time.Minute)
+			x := 1 + 0.01*float64(i%3)
+			if end.Sub(now) == spikeAgo {
+				x = 3
+			}
+			an.Observe(profile.Sample{Function: "f", Time: now, Usage: hal.Vector{hal.CPU: x}})
+		}
+		now = end
+		fc, err := an.Forecast(context.Background(), time.Hour, []profile.Function{{Name: "f"}})
+		require.NoError(t, err)
+		return fc.Functions[0].P95[hal.CPU]
+	}
+	span := profile.Options{PeakSpan: map[hal.Resource]time.Duration{hal.CPU: 12 * time.Hour}}
+	require.Less(t, forecast(profile.Options{}, 6*time.Hour), 2.0, "CPU has no peak span by default")
+	require.GreaterOrEqual(t, forecast(span, 6*time.Hour), 3.0, "a peak 6 h old is within a 12 h span")
+	require.Less(t, forecast(span, 14*time.Hour), 2.0, "a peak 14 h old has left a 12 h span")
+	withHeadroom := span
+	withHeadroom.Headroom = map[hal.Resource]float64{hal.CPU: 0.1}
+	require.GreaterOrEqual(t, forecast(withHeadroom, 6*time.Hour), 3.3-1e-9, "the floor keeps the headroom above the peak")
+	none := profile.Options{PeakSpan: map[hal.Resource]time.Duration{hal.CPU: -1}}
+	require.Less(t, forecast(none, 6*time.Hour), 2.0, "a negative span means none")
+
+	_, err := profile.New(profile.Options{PeakSpan: map[hal.Resource]time.Duration{hal.Memory: profile.MaxPeakSpan + time.Hour}})
+	require.ErrorContains(t, err, "PeakSpan")
+}

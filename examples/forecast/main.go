@@ -62,6 +62,7 @@ func main() {
 	flag.Float64Var(&c.model.Quantile, "quantile", 0.95, "model forecast to reserve: 0.5, 0.95 or 0.99")
 	cpuCost := flag.Float64("cpu-cost", profile.DefaultCPUOverrunCost, "model: price of a CPU overrun, in mean usages over-reserved for one observation")
 	memoryCost := flag.Float64("memory-cost", profile.DefaultMemoryOverrunCost, "model: price of a memory overrun, likewise")
+	memoryPeakSpan := flag.Duration("memory-peak-span", profile.DefaultMemoryPeakSpan, "model: memory is never reserved below the peak of this span times 1+headroom (0 = none)")
 	memoryHeadroom := flag.Float64("memory-headroom", profile.DefaultMemoryHeadroom, "model: least share kept above the memory prediction (0 = none)")
 	c.vpa = trace.DefaultVPAConfig()
 	flag.Float64Var(&c.vpa.SafetyMargin, "vpa-margin", c.vpa.SafetyMargin, "VPA recommender's safety margin (0.15 = +15%; 0 = none)")
@@ -80,6 +81,7 @@ func main() {
 	c.model.Analyzer = profile.Options{
 		OverrunCost: map[hal.Resource]float64{hal.CPU: *cpuCost, hal.Memory: *memoryCost},
 		Headroom:    map[hal.Resource]float64{hal.Memory: noneIfZero(*memoryHeadroom)},
+		PeakSpan:    map[hal.Resource]time.Duration{hal.Memory: spanNoneIfZero(*memoryPeakSpan)},
 	}
 	c.cpuCostFlag, c.memoryCostFlag = *cpuCost, *memoryCost
 	if err := run(context.Background(), os.Stdout, c); err != nil {

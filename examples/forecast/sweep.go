@@ -1,6 +1,8 @@
 package main
 
 import (
+	"time"
+
 	"context"
 	"fmt"
 	"io"
@@ -22,7 +24,7 @@ type curve struct {
 // window rule's no factor above 1.
 var (
 	costFactors     = []float64{0.1, 0.25, 0.5, 1, 2, 4, 8}
-	memoryHeadrooms = []float64{0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5}
+	memoryHeadrooms = []float64{0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3}
 	vpaMargins      = []float64{0, 0.05, 0.1, 0.15, 0.25, 0.5, 1}
 	windowFactors   = []float64{1, 1.1, 1.2, 1.35, 1.5, 2, 3}
 )
@@ -87,4 +89,13 @@ func printCurves(out io.Writer, curves []curve, resources []hal.Resource) {
 			fmt.Fprintln(out)
 		}
 	}
+}
+
+// spanNoneIfZero maps a peak span of 0 (none, on the command line) to the
+// negative value profile.Options reads as none.
+func spanNoneIfZero(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }
