@@ -574,7 +574,15 @@ func (m *ShardedMap[K, V]) build(ctx context.Context, r io.Reader) ([]map[K]V, e
 	for i := range fresh {
 		fresh[i] = map[K]V{}
 	}
-	err := m.entry.read(ctx, r, nil, func(key K, val V) bool {
+	sized := func(count uint64) {
+		// Presize each shard for its share of the entries (hashes spread
+		// them evenly), so that decoding does not grow maps step by step.
+		per := min(count/uint64(len(fresh))+count/uint64(8*len(fresh))+1, 1<<12) // a damaged count cannot make it allocate much
+		for i := range fresh {
+			fresh[i] = make(map[K]V, per)
+		}
+	}
+	err := m.entry.read(ctx, r, sized, func(key K, val V) bool {
 		i := uint64(0)
 		if m.shift < 64 {
 			i = m.hash(key) >> m.shift
