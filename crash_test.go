@@ -289,7 +289,7 @@ type killingView struct {
 }
 
 func (v killingView) WriteTo(w io.Writer) (int64, error) {
-	b, err := json.Marshal(map[string]int64(v.sessionView))
+	b, err := json.Marshal(v.sessionView)
 	if err != nil {
 		return 0, err
 	}

@@ -9,7 +9,9 @@ import (
 	"hash/crc32"
 	"io"
 	"net"
+	"os"
 	"sync"
+	"time"
 )
 
 // The hand-over channel between an old and a new process is a Unix stream
@@ -96,6 +98,19 @@ func newWire(c net.Conn) *wire {
 
 func (w *wire) Close() error { return w.conn.Close() }
 
+// peerExitedGrace is how long what the other process wrote before it
+// exited stays readable once it is known to have exited.
+const peerExitedGrace = 2 * time.Second
+
+// peerExited is called when the other process has exited. Closing this
+// end would discard what it sent and this process has not read yet (its
+// last message, often): the reads go on until the channel's end, and a
+// deadline ends them should the channel outlive the process (a descriptor
+// leaked to a process of its own).
+func (w *wire) peerExited() {
+	_ = w.conn.SetReadDeadline(time.Now().Add(peerExitedGrace))
+}
+
 // writeFrame writes one frame; flush sends what is buffered.
 func (w *wire) writeFrame(kind byte, payload []byte, flush bool) error {
 	w.mu.Lock()
@@ -151,7 +166,7 @@ var errPeerGone = errors.New("updraft: hand-over: the other process is gone")
 // next reads the next message or the header of the next stream.
 func (w *wire) next() (msg *handoverMsg, stream *streamHeader, err error) {
 	kind, payload, err := w.readFrame()
-	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) {
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) || errors.Is(err, os.ErrDeadlineExceeded) {
 		return nil, nil, errPeerGone
 	}
 	if err != nil {
@@ -267,7 +282,7 @@ func (s *streamReader) Read(p []byte) (int, error) {
 		}
 		kind, payload, err := s.w.readFrame()
 		if err != nil {
-			if errors.Is(err, io.EOF) {
+			if errors.Is(err, io.EOF) || errors.Is(err, os.ErrDeadlineExceeded) {
 				return 0, errPeerGone
 			}
 			return 0, err

@@ -52,16 +52,27 @@ type hostConfig struct {
 
 // sessionTable is a test state source: counters by session, with a delta
 // view (what differs from a base view) so that the hand-over's delta path
-// runs.
+// runs. Like any data plane whose clients retry, it remembers by session
+// the idempotency key of the last request that counted: an HTTP client
+// retries a request that carries an Idempotency-Key when its connection
+// closes before the answer, which a server closing an idle connection (as
+// a drain does) can cause just as the request arrives, so the first
+// attempt may have counted already.
 type sessionTable struct {
 	mu   sync.Mutex
 	rows map[string]int64
+	keys map[string]string // the last counted request's key, by session
 }
 
-type sessionView map[string]int64
+// sessionView is a capture of a sessionTable. In a delta, a deleted row is
+// -1 and a deleted key "".
+type sessionView struct {
+	Rows map[string]int64  `json:"rows"`
+	Keys map[string]string `json:"keys,omitempty"`
+}
 
 func (v sessionView) WriteTo(w io.Writer) (int64, error) {
-	b, err := json.Marshal(map[string]int64(v))
+	b, err := json.Marshal(v)
 	if err != nil {
 		return 0, err
 	}
@@ -69,64 +80,100 @@ func (v sessionView) WriteTo(w io.Writer) (int64, error) {
 	return int64(n), err
 }
 
-// WriteDeltaTo writes the rows that differ from base; a deleted row is -1.
+// WriteDeltaTo writes the rows and keys that differ from base.
 func (v sessionView) WriteDeltaTo(w io.Writer, base snapshot.View) (int64, error) {
 	b, ok := base.(sessionView)
 	if !ok {
 		return 0, fmt.Errorf("base is a %T", base)
 	}
-	d := map[string]int64{}
-	for k, n := range v {
-		if b[k] != n {
-			d[k] = n
+	d := sessionView{Rows: map[string]int64{}, Keys: map[string]string{}}
+	for k, n := range v.Rows {
+		if old, ok := b.Rows[k]; !ok || old != n {
+			d.Rows[k] = n
 		}
 	}
-	for k := range b {
-		if _, ok := v[k]; !ok {
-			d[k] = -1
+	for k := range b.Rows {
+		if _, ok := v.Rows[k]; !ok {
+			d.Rows[k] = -1
 		}
 	}
-	return sessionView(d).WriteTo(w)
+	for k, key := range v.Keys {
+		if b.Keys[k] != key {
+			d.Keys[k] = key
+		}
+	}
+	for k := range b.Keys {
+		if _, ok := v.Keys[k]; !ok {
+			d.Keys[k] = ""
+		}
+	}
+	return d.WriteTo(w)
 }
 
 func (t *sessionTable) Capture(context.Context) (snapshot.View, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return sessionView(maps.Clone(t.rows)), nil
+	return sessionView{Rows: maps.Clone(t.rows), Keys: maps.Clone(t.keys)}, nil
 }
 
 func (t *sessionTable) Restore(_ context.Context, r io.Reader) error {
-	var rows map[string]int64
-	if err := json.NewDecoder(r).Decode(&rows); err != nil {
+	var v sessionView
+	if err := json.NewDecoder(r).Decode(&v); err != nil {
 		return err
+	}
+	if v.Rows == nil {
+		v.Rows = map[string]int64{}
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.rows = rows
+	t.rows, t.keys = v.Rows, v.Keys
 	return nil
 }
 
 func (t *sessionTable) ApplyDelta(_ context.Context, r io.Reader) error {
-	var d map[string]int64
+	var d sessionView
 	if err := json.NewDecoder(r).Decode(&d); err != nil {
 		return err
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for k, n := range d {
+	for k, n := range d.Rows {
 		if n < 0 {
 			delete(t.rows, k)
 			continue
 		}
 		t.rows[k] = n
 	}
+	for k, key := range d.Keys {
+		if key == "" {
+			delete(t.keys, k)
+			continue
+		}
+		if t.keys == nil {
+			t.keys = map[string]string{}
+		}
+		t.keys[k] = key
+	}
 	return nil
 }
 
-func (t *sessionTable) add(k string) int64 {
+func (t *sessionTable) add(k string) int64 { return t.addOnce(k, "") }
+
+// addOnce counts one request of session k, unless key is the key of the
+// request that counted last: a retry is answered again, not counted.
+func (t *sessionTable) addOnce(k, key string) int64 {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if key != "" && t.keys[k] == key {
+		return t.rows[k]
+	}
 	t.rows[k]++
+	if key != "" {
+		if t.keys == nil {
+			t.keys = map[string]string{}
+		}
+		t.keys[k] = key
+	}
 	return t.rows[k]
 }
 
@@ -172,7 +219,7 @@ func serveTestHost(cfg hostConfig, version string) error {
 	sessions := &sessionTable{rows: map[string]int64{}}
 	data := http.NewServeMux()
 	data.HandleFunc("POST /s/{id}", func(w http.ResponseWriter, r *http.Request) {
-		fmt.Fprint(w, sessions.add(r.PathValue("id")))
+		fmt.Fprint(w, sessions.addOnce(r.PathValue("id"), r.Header.Get("Idempotency-Key")))
 	})
 	data.HandleFunc("GET /s/{id}", func(w http.ResponseWriter, r *http.Request) {
 		n, ok := sessions.get(r.PathValue("id"))

@@ -90,6 +90,12 @@ type SelfUpdateOptions struct {
 // Orchestrator's journal, state sources and lease; packages below never
 // import this one.
 //
+// A switch closes idle keep-alive connections; a request sent on one as it
+// closes is sent again by Go's HTTP client when it carries an
+// Idempotency-Key, and its first attempt may have run: handlers with
+// effects keep the key of the last request they counted in their State
+// and answer a repeat without counting it again.
+//
 // A SelfUpdate runs one hand-over at a time; its methods are safe for
 // concurrent use.
 type SelfUpdate struct {

@@ -69,8 +69,8 @@ func (s *SelfUpdate) startChild(spec processSpec) (*childProc, error) {
 	go func() {
 		c.err = cmd.Wait()
 		close(c.exited)
-		// The channel ends with the process, whatever it left unsaid.
-		_ = c.wire.Close()
+		// The channel ends with the process, once what it sent is read.
+		c.wire.peerExited()
 	}()
 	s.logger.Info("updraft: self-update: started the new process", "path", spec.Path, "pid", cmd.Process.Pid)
 	return c, nil
