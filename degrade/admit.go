@@ -296,17 +296,21 @@ func rejectionIndex(cause error) int {
 // Acquire is [Controller.Acquire] without the name lookup (a string hash
 // and a map read). In Normal mode, or under a throttle with only a
 // MaxConcurrent limit, a Handle's Acquire and its release are one atomic
-// operation each on the function's own cache line, reading no clock and
-// allocating nothing. benchmarks/degrade/acquire-{4,5,6}.txt record them
-// (medians of 5 a run, three runs) at 5.5-10.2 ns serially, beside
-// golang.org/x/sync/semaphore's Acquire+Release at 18.9-29.6 ns in the same
-// runs; from two goroutines on two cores hammering the one function, both
-// sides contend for one cache line and a Handle under MaxConcurrent
-// measured 0.5-1.8x the semaphore in the same run (six runs, in
-// acquire-{4,5,6}.txt and acquire-mutex-fallback-experiment.txt), a Handle
-// in Normal mode 0.5-1.1x. Get it with
-// [Controller.Handle]. Safe for concurrent use; it stays valid for the
-// controller's life and follows every mode change of its function.
+// operation each on the function's own cache line when uncontended (an
+// admission that collides with another core's takes one more), reading no
+// clock and allocating nothing. benchmarks/degrade/acquire-{4..7}.txt
+// record them (medians of 5 a run, four runs) at 5.5-14.3 ns serially,
+// beside golang.org/x/sync/semaphore's Acquire+Release at 18.9-29.6 ns in
+// the same runs. From two goroutines on two cores that hold each slot
+// through a few hundred nanoseconds of work, a Handle under MaxConcurrent
+// took 229.7 ns a request against the semaphore's 230.8 (TryAcquire) and
+// 239.6 (Acquire), the work alone 166.6 (acquire-7.txt). Two goroutines
+// doing nothing but admitting contend for one cache line on every
+// operation, and there a Handle measured 0.5-1.8x the semaphore (seven
+// runs), and even Normal mode's single add 0.5-1.1x: the semaphore's mutex
+// can park one goroutine and let the other run alone. Get it
+// with [Controller.Handle]. Safe for concurrent use; it stays valid for
+// the controller's life and follows every mode change of its function.
 type Handle struct {
 	c *Controller
 	f *function

@@ -143,6 +143,15 @@ func BenchmarkMiddleware(b *testing.B) {
 // admission path) by name and through a Handle, a declared function in
 // Normal mode by Handle and by name, and an adaptive throttle (which reads
 // the clock twice to measure latency).
+//
+// The parallel sides run twice: bare, two goroutines doing nothing but
+// admitting, and "parallel-work", where each admitted request holds its
+// slot through workSteps steps of a xorshift (a few hundred nanoseconds), as
+// a request does; the "none" side is the work alone, without admission.
+// Bare, both goroutines contend for one cache line on every
+// operation, and a mutex-based side can win by parking one goroutine so the
+// other runs alone; with work between admission and release the line is
+// contended only as often as a real handler would contend it.
 func BenchmarkAcquireRelease(b *testing.B) {
 	const slots = 1 << 20 // never reached: every request is admitted
 	ctx := context.Background()
@@ -156,68 +165,78 @@ func BenchmarkAcquireRelease(b *testing.B) {
 	}
 	sides := []struct {
 		name string
-		op   func(b *testing.B) func()
+		op   func(b *testing.B) func(work int)
 	}{
-		{"semaphore/try-acquire-release", func(b *testing.B) func() {
+		{"none", func(b *testing.B) func(work int) {
+			return busy // no admission at all: the floor the others are read against
+		}},
+		{"semaphore/try-acquire-release", func(b *testing.B) func(work int) {
 			s := semaphore.NewWeighted(slots)
-			return func() {
+			return func(work int) {
 				if s.TryAcquire(1) {
+					busy(work)
 					s.Release(1)
 				}
 			}
 		}},
-		{"semaphore/acquire-release", func(b *testing.B) func() {
+		{"semaphore/acquire-release", func(b *testing.B) func(work int) {
 			s := semaphore.NewWeighted(slots)
-			return func() {
+			return func(work int) {
 				if s.Acquire(ctx, 1) == nil {
+					busy(work)
 					s.Release(1)
 				}
 			}
 		}},
-		{"degrade/throttle-concurrency", func(b *testing.B) func() {
+		{"degrade/throttle-concurrency", func(b *testing.B) func(work int) {
 			ctl := throttled(b, degrade.Policy{Mode: degrade.Throttle, MaxConcurrent: slots})
-			return func() {
+			return func(work int) {
 				if release, err := ctl.Acquire("f"); err == nil {
+					busy(work)
 					release()
 				}
 			}
 		}},
-		{"degrade/handle-throttle-concurrency", func(b *testing.B) func() {
+		{"degrade/handle-throttle-concurrency", func(b *testing.B) func(work int) {
 			ctl := throttled(b, degrade.Policy{Mode: degrade.Throttle, MaxConcurrent: slots})
 			h, err := ctl.Handle("f")
 			if err != nil {
 				b.Fatal(err)
 			}
-			return func() {
+			return func(work int) {
 				if release, err := h.Acquire(); err == nil {
+					busy(work)
 					release()
 				}
 			}
 		}},
-		{"degrade/handle-normal", func(b *testing.B) func() {
+		{"degrade/handle-normal", func(b *testing.B) func(work int) {
 			ctl := degrade.MustNew(degrade.Options{Functions: []string{"f"}})
 			h, err := ctl.Handle("f")
 			if err != nil {
 				b.Fatal(err)
 			}
-			return func() {
+			return func(work int) {
 				if release, err := h.Acquire(); err == nil {
+					busy(work)
 					release()
 				}
 			}
 		}},
-		{"degrade/normal", func(b *testing.B) func() {
+		{"degrade/normal", func(b *testing.B) func(work int) {
 			ctl := degrade.MustNew(degrade.Options{Functions: []string{"f"}})
-			return func() {
+			return func(work int) {
 				if release, err := ctl.Acquire("f"); err == nil {
+					busy(work)
 					release()
 				}
 			}
 		}},
-		{"degrade/throttle-adaptive", func(b *testing.B) func() {
+		{"degrade/throttle-adaptive", func(b *testing.B) func(work int) {
 			ctl := throttled(b, degrade.Policy{Mode: degrade.Throttle, Adaptive: true, MaxConcurrent: slots})
-			return func() {
+			return func(work int) {
 				if release, err := ctl.Acquire("f"); err == nil {
+					busy(work)
 					release()
 				}
 			}
@@ -228,17 +247,43 @@ func BenchmarkAcquireRelease(b *testing.B) {
 			op := side.op(b)
 			b.ReportAllocs()
 			for b.Loop() {
-				op()
+				op(0)
 			}
 		})
-		b.Run("parallel/"+side.name, func(b *testing.B) {
-			op := side.op(b)
-			b.ReportAllocs()
-			b.RunParallel(func(pb *testing.PB) {
-				for pb.Next() {
-					op()
-				}
+		for _, par := range []struct {
+			name string
+			work int
+		}{{"parallel/", 0}, {"parallel-work/", workSteps}} {
+			b.Run(par.name+side.name, func(b *testing.B) {
+				op := side.op(b)
+				b.ReportAllocs()
+				b.RunParallel(func(pb *testing.PB) {
+					for pb.Next() {
+						op(par.work)
+					}
+				})
 			})
-		})
+		}
+	}
+}
+
+// workSteps is how many xorshift steps busy takes for "parallel-work"; the
+// "none" side measures what they cost.
+const workSteps = 200
+
+// busy stands for a request's work while it holds its slot: n dependent
+// xorshift steps on a local value.
+func busy(n int) {
+	if n == 0 {
+		return
+	}
+	x := uint64(n) | 1
+	for range n {
+		x ^= x << 13
+		x ^= x >> 7
+		x ^= x << 17
+	}
+	if x == 0 { // never: xorshift keeps a non-zero state non-zero; keeps the loop live
+		panic("busy: xorshift reached zero")
 	}
 }

@@ -2,7 +2,9 @@ package degrade
 
 import (
 	"errors"
+	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -157,5 +159,74 @@ func TestAdmissionCountExact(t *testing.T) {
 		if s.InFlight != 0 {
 			t.Errorf("%s: %d in flight after every release", s.Function, s.InFlight)
 		}
+	}
+}
+
+// TestConcurrencyLimitHoldsUnderContention: goroutines racing for three
+// slots never hold more than three at once, whichever way admitWithin took
+// its slot (the swap, or the add given back when it went over), and every
+// slot is given back.
+func TestConcurrencyLimitHoldsUnderContention(t *testing.T) {
+	const limit = 3
+	ctl := MustNew(Options{Functions: []string{"f"}})
+	must(t, ctl.Set("f", Policy{Mode: Throttle, MaxConcurrent: limit}, "", time.Now().Add(time.Hour)))
+	h, err := ctl.Handle("f")
+	must(t, err)
+	var holding, most, admitted atomic.Int64
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for range 5000 {
+				release, err := h.Acquire()
+				if err != nil {
+					continue
+				}
+				n := holding.Add(1)
+				runtime.Gosched()
+				for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+				}
+				admitted.Add(1)
+				holding.Add(-1)
+				release()
+			}
+		})
+	}
+	wg.Wait()
+	if m := most.Load(); m > limit {
+		t.Fatalf("%d requests held a slot at once, limit %d", m, limit)
+	}
+	if most.Load() == 0 || admitted.Load() == 0 {
+		t.Fatal("nothing was admitted")
+	}
+	f := ctl.lookup("f")
+	if n := f.inFlight(); n != 0 {
+		t.Fatalf("%d slot(s) still taken after every release", n)
+	}
+	if n := admissions(ctl, f); n != uint64(admitted.Load()) {
+		t.Fatalf("counted %d admissions, callers saw %d", n, admitted.Load())
+	}
+}
+
+// TestAdmitByAddGivesBackOverTheLimit checks admitWithin's contended path
+// on its own, since a test can hardly make a swap fail at will.
+func TestAdmitByAddGivesBackOverTheLimit(t *testing.T) {
+	f := &function{name: "f"}
+	for i := int64(1); i <= 2; i++ {
+		if n := f.admitByAdd(2, admitOne); n != i {
+			t.Fatalf("admission %d: got %d in flight", i, n)
+		}
+	}
+	before := f.state.Load()
+	if n := f.admitByAdd(2, admitOne); n != 0 {
+		t.Fatalf("admitted a third request under a limit of 2 (%d in flight)", n)
+	}
+	if after := f.state.Load(); after != before {
+		t.Fatalf("a refusal changed the state from %#x to %#x", before, after)
+	}
+	if n := f.admitByAdd(3, 1); n != 3 {
+		t.Fatalf("an uncounted slot under a limit of 3: got %d in flight", n)
+	}
+	if got := f.state.Load() >> 32; got != 2 {
+		t.Fatalf("%d admissions counted, want 2 (an uncounted slot is not one)", got)
 	}
 }
