@@ -19,6 +19,10 @@ const (
 	// DefaultReadyTimeout bounds how long a new process may take to say
 	// hello and to go live.
 	DefaultReadyTimeout = 30 * time.Second
+	// DefaultWarmingNice is SelfUpdateOptions.WarmingNice's default: at
+	// nice +10 a thread weighs about a tenth of one at this process's
+	// priority in the Linux scheduler.
+	DefaultWarmingNice = 10
 	// DefaultDrainTimeout bounds how long in-flight requests may take to
 	// finish when a process stops serving at a switch.
 	DefaultDrainTimeout = 10 * time.Second
@@ -55,6 +59,16 @@ type SelfUpdateOptions struct {
 	// DrainTimeout bounds how long in-flight requests may take to finish
 	// at a switch; zero means DefaultDrainTimeout.
 	DrainTimeout time.Duration
+	// WarmingNice is how much lower the new process's CPU priority is than
+	// this one's (added to its nice value, up to 19) while it starts and
+	// applies the bulk state, so that this process, which serves
+	// meanwhile, wins the cores they share; its priority is made equal to
+	// this process's before the switch. Used only where this process may
+	// raise a priority again (Linux, with CAP_SYS_NICE, as a data plane
+	// run as root has); elsewhere the new process runs at this process's
+	// priority throughout. Zero means DefaultWarmingNice; negative turns
+	// it off.
+	WarmingNice int
 	// Stdout and Stderr are the new process's; nil means this process's.
 	Stdout, Stderr *os.File
 	// Logger receives structured logs; nil discards them.
@@ -158,6 +172,9 @@ type inheritedListener struct {
 func NewSelfUpdate(opts SelfUpdateOptions) (*SelfUpdate, error) {
 	if opts.ReadyTimeout < 0 || opts.DrainTimeout < 0 {
 		return nil, fmt.Errorf("%w: SelfUpdateOptions timeouts must not be negative", ErrInvalidOption)
+	}
+	if opts.WarmingNice == 0 {
+		opts.WarmingNice = DefaultWarmingNice
 	}
 	if opts.ReadyTimeout == 0 {
 		opts.ReadyTimeout = DefaultReadyTimeout

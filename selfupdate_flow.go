@@ -73,10 +73,12 @@ func (s *SelfUpdate) handTo(ctx context.Context, o *Orchestrator, spec processSp
 	stop := context.AfterFunc(ctx, func() { _ = child.wire.Close() })
 	defer stop()
 
+	warm := s.startWarming(child.pid())
 	hello, err := child.expect(msgHello)
 	if err != nil {
 		return fmt.Errorf("updraft: self-update: the new process did not start: %w", err)
 	}
+	warm.again()
 	r := o.current
 	authoritative := s.keptState()
 	var bulk *cut
@@ -107,6 +109,13 @@ func (s *SelfUpdate) handTo(ctx context.Context, o *Orchestrator, spec processSp
 			return fmt.Errorf("updraft: self-update: the new process did not apply the bulk state: %w", err)
 		}
 		bulkApplied = time.Now()
+	}
+	if err := warm.end(); err != nil {
+		return err
+	}
+	if warm != nil {
+		r.report.Flags = append(r.report.Flags, fmt.Sprintf("self-update: the new process ran at nice %d (this one's %d) while it started and applied the bulk state",
+			warm.nice, warm.base))
 	}
 	o.at("selfupdate:bulk-sent")
 

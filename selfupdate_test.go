@@ -200,6 +200,9 @@ func TestSelfUpdateCommits(t *testing.T) {
 	require.Equal(t, "committed", rep.Outcome, rep.Text+rep.Err)
 	v2 := h.next("ready")
 	assert.Equal(t, "2", v2["version"])
+	pid, err := strconv.Atoi(v2["pid"])
+	require.NoError(t, err)
+	checkWarmedBack(t, rep.Text, pid)
 	h.next("exit") // the old process hands over and exits
 	c.halt()
 	assert.Zero(t, c.failed.Load(), "critical requests failed: %v", c.lastErr.Load())

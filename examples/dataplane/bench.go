@@ -42,7 +42,7 @@ func startProc(c config, role string, env ...string) (*proc, error) {
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(exe, "-addr", c.addr, "-admin", c.admin, "-dir", c.dir, "-region", c.region, "-flows", strconv.Itoa(c.flows))
+	cmd := exec.Command(exe, "-addr", c.addr, "-admin", c.admin, "-dir", c.dir, "-region", c.region, "-flows", strconv.Itoa(c.flows), "-warming-nice", strconv.Itoa(c.warmingNice))
 	cmd.Env = append(os.Environ(), append([]string{roleEnv + "=" + role, versionEnv + "=1"}, env...)...)
 	cmd.Stderr = io.Discard
 	if os.Getenv("DATAPLANE_DEBUG") != "" {
@@ -523,7 +523,7 @@ func benchOne(ctx context.Context, way string, c config) (result, error) {
 		resp.Body.Close()
 		phases = rep.Phases
 		for _, line := range strings.Split(rep.Report, "\n") {
-			for _, what := range []string{"bulk state", "switch pause"} {
+			for _, what := range []string{"bulk state", "ran at nice", "switch pause"} {
 				if i := strings.Index(line, what); i >= 0 {
 					note += "; " + line[i:]
 				}

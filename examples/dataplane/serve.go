@@ -54,6 +54,7 @@ func serveUpdraft(ctx context.Context, c config, stdout io.Writer) error {
 		Env:          []string{versionEnv + "=" + nextVersion(), roleEnv + "=" + roleUpdraft},
 		Args:         append([]string{}, os.Args[1:]...),
 		ReadyTimeout: 30 * time.Second, DrainTimeout: 5 * time.Second,
+		WarmingNice: c.warmingNice,
 	})
 	if err != nil {
 		return err
