@@ -1,6 +1,7 @@
 package updraft
 
 import (
+	"io/fs"
 	"os"
 	"os/exec"
 	"strconv"
@@ -69,6 +70,7 @@ func TestReniceReachesEveryThread(t *testing.T) {
 	}
 	_, err = renice(1<<22+1, base) // above pid_max's ceiling: no such process
 	require.ErrorContains(t, err, "renice pid")
+	require.ErrorIs(t, err, fs.ErrNotExist, "a process that is gone is told apart (warming.end ignores it)")
 }
 
 // TestHelperIdle is the child of TestReniceReachesEveryThread: it waits

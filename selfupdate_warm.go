@@ -1,7 +1,9 @@
 package updraft
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 )
 
@@ -46,7 +48,9 @@ func (w *warming) end() error {
 	if w == nil {
 		return nil
 	}
-	if _, err := renice(w.pid, w.base); err != nil {
+	// A process that has exited has no priority to restore; the next step
+	// of the hand-over reports its exit.
+	if _, err := renice(w.pid, w.base); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("updraft: self-update: restore the new process's priority to nice %d: %w", w.base, err)
 	}
 	return nil
