@@ -173,6 +173,9 @@ func NewSelfUpdate(opts SelfUpdateOptions) (*SelfUpdate, error) {
 	if opts.ReadyTimeout < 0 || opts.DrainTimeout < 0 {
 		return nil, fmt.Errorf("%w: SelfUpdateOptions timeouts must not be negative", ErrInvalidOption)
 	}
+	if opts.WarmingNice > 19 {
+		return nil, fmt.Errorf("%w: SelfUpdateOptions.WarmingNice %d is above 19, the largest nice increment", ErrInvalidOption, opts.WarmingNice)
+	}
 	if opts.WarmingNice == 0 {
 		opts.WarmingNice = DefaultWarmingNice
 	}

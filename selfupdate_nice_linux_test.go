@@ -99,3 +99,17 @@ func checkWarmedBack(t *testing.T, report string, pid int) {
 		require.Equal(t, base, nice, "thread %d of the new process after the switch", tid)
 	}
 }
+
+// TestWarmingNiceOption: the default is DefaultWarmingNice, a negative
+// value turns it off, and a value no nice can reach is refused naming it.
+func TestWarmingNiceOption(t *testing.T) {
+	up, err := NewSelfUpdate(SelfUpdateOptions{})
+	require.NoError(t, err)
+	require.Equal(t, DefaultWarmingNice, up.opts.WarmingNice)
+	up, err = NewSelfUpdate(SelfUpdateOptions{WarmingNice: -1})
+	require.NoError(t, err)
+	require.Nil(t, up.startWarming(os.Getpid()), "a negative WarmingNice lowers nothing")
+	_, err = NewSelfUpdate(SelfUpdateOptions{WarmingNice: 20})
+	require.ErrorIs(t, err, ErrInvalidOption)
+	require.ErrorContains(t, err, "SelfUpdateOptions.WarmingNice 20")
+}
