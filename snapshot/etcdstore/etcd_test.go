@@ -29,9 +29,16 @@ type cluster struct {
 	endpoints []string
 }
 
+// freeURL returns a URL whose address was free a moment ago. Each is on a
+// loopback address of its own (127.0.0.0/8 is all local): a port picked by
+// the kernel and then released can be taken, before etcd binds it, as the
+// source port of another connection from 127.0.0.1 (CI once failed with
+// "bind: address already in use" while other packages' tests ran); on an
+// address nothing else uses, it cannot.
 func freeURL(t testing.TB) url.URL {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	host := fmt.Sprintf("127.%d.%d.%d", 1+rand.IntN(254), rand.IntN(256), 1+rand.IntN(254))
+	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
 	require.NoError(t, err)
 	defer l.Close()
 	return url.URL{Scheme: "http", Host: l.Addr().String()}
