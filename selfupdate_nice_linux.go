@@ -5,8 +5,9 @@ import (
 	"fmt"
 	"os"
 	"strconv"
-	"strings"
 	"syscall"
+
+	"github.com/prometheus/procfs"
 )
 
 // renice sets the nice value of every thread of process pid. Linux keeps
@@ -41,23 +42,20 @@ func renice(pid, nice int) (int, error) {
 // again once it has raised it: it has CAP_SYS_NICE (bit 23 of its
 // effective capabilities).
 func mayRaisePriority() bool {
-	b, err := os.ReadFile("/proc/self/status")
+	self, err := procfs.Self()
 	if err != nil {
 		return false
 	}
-	for line := range strings.Lines(string(b)) {
-		if v, ok := strings.CutPrefix(line, "CapEff:"); ok {
-			caps, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
-			return err == nil && caps&(1<<23) != 0
-		}
-	}
-	return false
+	st, err := self.NewStatus()
+	return err == nil && st.CapEff&(1<<23) != 0
 }
 
-// ownNice is this process's nice value (its main thread's).
+// ownNice is this process's nice value: its main thread's, whose thread
+// id is the process id (with 0, getpriority would read the calling
+// thread's, which need not be the same).
 func ownNice() (int, error) {
-	// getpriority(2) returns 20-nice to stay non-negative.
-	p, err := syscall.Getpriority(syscall.PRIO_PROCESS, 0)
+	// The system call returns 20-nice, to stay non-negative.
+	p, err := syscall.Getpriority(syscall.PRIO_PROCESS, os.Getpid())
 	if err != nil {
 		return 0, err
 	}

@@ -125,13 +125,19 @@ func forEachSize(b *testing.B, fn func(b *testing.B, s *benchState)) {
 }
 
 func benchEngine(b *testing.B, s *benchState, dir string, c Compression) *Engine {
+	return engineOver(b, s.ours, dir, c)
+}
+
+// engineOver is an Engine over src, with a FileStore in dir that keeps one
+// snapshot.
+func engineOver(tb testing.TB, src Source, dir string, c Compression) *Engine {
 	store, err := NewFileStore(dir, FileStoreOptions{Retain: 1})
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
-	e, err := New(store, map[string]Source{"state": s.ours}, Options{AppVersion: "bench", Compression: c})
+	e, err := New(store, map[string]Source{"state": src}, Options{AppVersion: "bench", Compression: c})
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	return e
 }
@@ -339,14 +345,7 @@ func pairedOps(b *testing.B, s *benchState, src Source, newDst func() (Source, f
 	ctx := context.Background()
 	dir := b.TempDir()
 	path := filepath.Join(dir, "state.gob")
-	store, err := NewFileStore(dir, FileStoreOptions{Retain: 1})
-	if err != nil {
-		b.Fatal(err)
-	}
-	e, err := New(store, map[string]Source{"state": src}, Options{AppVersion: "bench"})
-	if err != nil {
-		b.Fatal(err)
-	}
+	e := engineOver(b, src, dir, CompressionDefault)
 	var m Manifest // the snapshot restored: the newest one (the store retains one)
 	dst, dstLen := newDst()
 	restorer, err := New(e.Store(), map[string]Source{"state": dst}, Options{AppVersion: "bench"})

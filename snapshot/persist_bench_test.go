@@ -97,19 +97,12 @@ func persistState(tb testing.TB, n int) (*Map[uint64, []byte], map[uint64][]byte
 }
 
 func setupUpdraft(tb testing.TB, dir string, src *Map[uint64, []byte]) *persistRun {
-	store, err := NewFileStore(dir, FileStoreOptions{Retain: 1})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	e, err := New(store, map[string]Source{"state": src}, Options{AppVersion: "bench"})
-	if err != nil {
-		tb.Fatal(err)
-	}
+	e := engineOver(tb, src, dir, CompressionDefault)
 	dst, err := NewMap(MapOptions[uint64, []byte]{})
 	if err != nil {
 		tb.Fatal(err)
 	}
-	restorer, err := New(store, map[string]Source{"state": dst}, Options{AppVersion: "bench"})
+	restorer, err := New(e.Store(), map[string]Source{"state": dst}, Options{AppVersion: "bench"})
 	if err != nil {
 		tb.Fatal(err)
 	}
