@@ -71,6 +71,13 @@ type Options struct {
 	// A host's Snapshotter must name its sources after the functions too:
 	// RestoreAfterUpdate restores by function name.
 	Snapshotter Snapshotter
+	// SnapshotOptions configure the default snapshot engine (Snapshotter
+	// nil); AppVersion, Clock and Logger left empty there are these
+	// Options'. A host that serves on few cores sets CPUShare, so that
+	// the snapshot the update takes while it serves is paced instead of
+	// taking every core (examples/dataplane does). Setting both
+	// Snapshotter and SnapshotOptions is refused.
+	SnapshotOptions snapshot.Options
 	// AppVersion is recorded in each snapshot's manifest.
 	AppVersion string
 	// Validator judges the updated data plane. Nil means validate.New over
@@ -207,6 +214,9 @@ func checkOptions(opts *Options, fns []Function) error {
 	if opts.Marginal != RollbackOnMarginal && opts.Marginal != ProceedOnMarginal {
 		return fmt.Errorf("%w: Options.Marginal %d is neither RollbackOnMarginal nor ProceedOnMarginal", ErrInvalidOption, opts.Marginal)
 	}
+	if opts.Snapshotter != nil && !reflect.ValueOf(opts.SnapshotOptions).IsZero() {
+		return fmt.Errorf("%w: Options.Snapshotter is set, so Options.SnapshotOptions (for the default engine) would be ignored: set one or the other", ErrConflictingOptions)
+	}
 	if opts.Validator != nil && (len(opts.Checks) > 0 || opts.AllowNoChecks) {
 		return fmt.Errorf("%w: Options.Validator is set, so Options.Checks and AllowNoChecks would be ignored: set one or the other", ErrConflictingOptions)
 	}
@@ -285,7 +295,17 @@ func (o *Orchestrator) buildCollaborators() error {
 	if o.snap == nil {
 		sources := o.stateSources()
 		if len(sources) > 0 {
-			eng, err := snapshot.New(opts.Store, sources, snapshot.Options{AppVersion: opts.AppVersion, Clock: opts.Clock, Logger: opts.Logger})
+			so := opts.SnapshotOptions
+			if so.AppVersion == "" {
+				so.AppVersion = opts.AppVersion
+			}
+			if so.Clock == nil {
+				so.Clock = opts.Clock
+			}
+			if so.Logger == nil {
+				so.Logger = opts.Logger
+			}
+			eng, err := snapshot.New(opts.Store, sources, so)
 			if err != nil {
 				return fmt.Errorf("updraft: snapshot engine: %w", err)
 			}

@@ -395,6 +395,9 @@ func TestPreflightNamesTheCulprit(t *testing.T) {
 		{"no checks", a, dev, func(o *updraft.Options) { o.Checks = nil }, updraft.ErrMissingOption, "no validation checks"},
 		{"checks and validator", a, dev, func(o *updraft.Options) { o.Validator = fakeValidator{validate.Pass} },
 			updraft.ErrConflictingOptions, "Options.Validator is set, so Options.Checks and AllowNoChecks would be ignored"},
+		{"snapshotter and snapshot options", a, dev, func(o *updraft.Options) {
+			o.Snapshotter, o.SnapshotOptions = fakeSnapshotter{}, snapshot.Options{CPUShare: 0.5}
+		}, updraft.ErrConflictingOptions, "Options.Snapshotter is set, so Options.SnapshotOptions (for the default engine) would be ignored"},
 		{"nothing measures", []updraft.Function{{Name: "a", Criticality: updraft.Critical}}, dev, nil, updraft.ErrMissingOption,
 			`no Options.Profiler measures the functions and function "a" has no static Demand`},
 		{"window of a nanosecond", a, dev, func(o *updraft.Options) { o.Window = time.Nanosecond }, updraft.ErrInvalidOption, "Options.Window 1ns is outside"},
@@ -414,6 +417,12 @@ func TestPreflightNamesTheCulprit(t *testing.T) {
 			assert.Contains(t, err.Error(), tt.want)
 		})
 	}
+
+	// The default engine's options are checked by package snapshot, and
+	// the error names the field.
+	_, err := updraft.New([]updraft.Function{{Name: "a", Demand: hal.Vector{hal.CPU: 1}, State: newTable(nil)}}, dev,
+		updraft.Options{Checks: []validate.Check{ok}, Store: snapshot.NewMemStore(), SnapshotOptions: snapshot.Options{CPUShare: 2}})
+	require.ErrorContains(t, err, "CPUShare 2 out of range")
 
 	// Opting out of validation evidence is explicit, and the report says so.
 	o, err := updraft.New(a, dev, updraft.Options{AllowNoChecks: true, Journal: newMemJournal()})

@@ -89,7 +89,9 @@
 // which the host registers.
 // Compression costs CPU: on a host short of it, [CompressionNone] trades
 // bytes stored for speed; for a remote or metered store, [CompressionZstd]
-// trades CPU for bytes. Restore reads any codec whatever the engine's
+// trades CPU for bytes. A snapshot taken while the host serves competes
+// with it for cores: [Options.CPUShare] paces the encoding to a share of
+// one core (it then takes about 1/CPUShare times as long). Restore reads any codec whatever the engine's
 // setting, and snapshots written before S2 existed (format version 1).
 // Restore reads a snapshot once when every source is a [Stager] or the
 // other sources' state fits in [Options.RestoreMemory] (32 MiB by

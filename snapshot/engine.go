@@ -61,8 +61,19 @@ type Options struct {
 	// 0 = [DefaultChunkBytes].
 	ChunkBytes int
 	// Concurrency is how many chunks are compressed and sealed at once.
-	// 0 = GOMAXPROCS.
+	// 0 = GOMAXPROCS, or 1 when CPUShare is set.
 	Concurrency int
+	// CPUShare, when above 0, paces the encoding of a snapshot so that it
+	// takes at most this share of one core's time (0 < CPUShare <= 1): one
+	// goroutine encodes and seals the chunks and, after each one, sleeps
+	// until its work is at most CPUShare of the time since it started. A
+	// host that serves on few cores sets it so that a snapshot taken while
+	// it serves does not starve the serving goroutines: the snapshot takes
+	// about 1/CPUShare times as long instead. The work is timed by the wall
+	// clock, so time the encoder spends descheduled counts as work and
+	// slows it further. 0 = no pacing; with CPUShare set, a Concurrency
+	// above 1 is refused.
+	CPUShare float64
 	// Compression picks the chunks' codec; the zero value,
 	// [CompressionDefault], is S2 unless CompressionLevel asks for zstd.
 	Compression Compression
@@ -186,6 +197,8 @@ type Engine struct {
 	log     *slog.Logger
 	comp    *compressor // nil: chunks stored raw
 	workers int
+	// clock times and sleeps the paced encoding (Options.CPUShare).
+	clock pacingClock
 	// restoreMemory is Options.RestoreMemory resolved; 0 = read twice.
 	restoreMemory int64
 	// buffers recycles frame buffers across reads, chunkBufs chunk and
@@ -238,8 +251,17 @@ func New(store Store, sources map[string]Source, opts Options) (*Engine, error) 
 	if opts.Concurrency < 0 {
 		return nil, fmt.Errorf("snapshot: New: Concurrency %d is negative", opts.Concurrency)
 	}
+	if !(opts.CPUShare >= 0 && opts.CPUShare <= 1) { // NaN fails both
+		return nil, fmt.Errorf("snapshot: New: CPUShare %v out of range: want 0 (no pacing) or above 0 up to 1 (a share of one core)", opts.CPUShare)
+	}
+	if opts.CPUShare > 0 && opts.Concurrency > 1 {
+		return nil, fmt.Errorf("snapshot: New: CPUShare %v paces one encoding goroutine, but Concurrency is %d: leave Concurrency at 0 or 1", opts.CPUShare, opts.Concurrency)
+	}
 	workers := opts.Concurrency
-	if workers == 0 {
+	switch {
+	case opts.CPUShare > 0:
+		workers = 1
+	case workers == 0:
 		workers = runtime.GOMAXPROCS(0)
 	}
 	comp, err := newCompressor(opts, workers)
@@ -254,7 +276,8 @@ func New(store Store, sources map[string]Source, opts Options) (*Engine, error) 
 	for k, v := range sources {
 		srcs[k] = v
 	}
-	e := &Engine{metrics: newMetrics("updraft"), store: store, names: names, sources: srcs, opts: opts, log: loggerOrDiscard(opts.Logger), comp: comp, workers: workers}
+	e := &Engine{metrics: newMetrics("updraft"), store: store, names: names, sources: srcs, opts: opts, log: loggerOrDiscard(opts.Logger), comp: comp, workers: workers,
+		clock: pacingClock{now: time.Now, sleep: sleepCtx}}
 	switch {
 	case opts.RestoreMemory == 0:
 		e.restoreMemory = DefaultRestoreMemory
@@ -436,6 +459,9 @@ func (e *Engine) write(ctx context.Context, sink io.Writer, m *Manifest, views [
 		return fmt.Errorf("snapshot %s: write header: %w", m.ID, err)
 	}
 	p := newPipeline(ctx, sink, e.comp, aead, e.workers, e.opts.ChunkBytes, &e.chunkBufs)
+	if e.opts.CPUShare > 0 {
+		p.pace = newPacer(e.opts.CPUShare, e.clock)
+	}
 	m.Sources = make([]SourceInfo, len(views))
 	for i, v := range views {
 		name := e.names[i]

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"reflect"
 	"strings"
 	"sync"
@@ -347,6 +348,10 @@ func TestNewValidates(t *testing.T) {
 		"huge chunk":     {store, map[string]Source{"a": s}, Options{ChunkBytes: 1 << 30}, "ChunkBytes"},
 		"bad level":      {store, map[string]Source{"a": s}, Options{CompressionLevel: 9}, "CompressionLevel"},
 		"bad concurrncy": {store, map[string]Source{"a": s}, Options{Concurrency: -1}, "Concurrency"},
+		"share above 1":  {store, map[string]Source{"a": s}, Options{CPUShare: 1.5}, "CPUShare 1.5 out of range"},
+		"share negative": {store, map[string]Source{"a": s}, Options{CPUShare: -0.1}, "CPUShare -0.1 out of range"},
+		"share NaN":      {store, map[string]Source{"a": s}, Options{CPUShare: math.NaN()}, "CPUShare NaN out of range"},
+		"share parallel": {store, map[string]Source{"a": s}, Options{CPUShare: 0.5, Concurrency: 2}, "but Concurrency is 2"},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {

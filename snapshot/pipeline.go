@@ -38,6 +38,10 @@ type pipeline struct {
 	// failed is closed by the writer on its first error so submit stops early.
 	failed   chan struct{}
 	finished bool
+	// inline: submit seals each chunk itself (one worker).
+	inline bool
+	// pace, when set, paces the submitting goroutine (inline only).
+	pace *pacer
 }
 
 type chunkJob struct {
@@ -65,9 +69,13 @@ func newPipeline(ctx context.Context, sink io.Writer, comp *compressor, aead cip
 		done:     make(chan struct{}),
 		failed:   make(chan struct{}),
 	}
-	p.wg.Add(workers)
-	for range workers {
-		go p.work()
+	// One worker is the goroutine that submits: a chunk is sealed where
+	// it was encoded, and the snapshot takes one core, not two.
+	if p.inline = workers == 1; !p.inline {
+		p.wg.Add(workers)
+		for range workers {
+			go p.work()
+		}
 	}
 	go p.write()
 	return p
@@ -131,7 +139,17 @@ func (p *pipeline) submit(source uint16, raw []byte) error {
 	case p.order <- j:
 	}
 	p.seq++
-	p.jobs <- j // a worker always takes it: workers never block
+	if !p.inline {
+		p.jobs <- j // a worker always takes it: workers never block
+		return nil
+	}
+	j.out, j.info = sealFrame(p.buffer(), kindData, j.source, j.seq, j.raw, p.comp, p.aead)
+	close(j.ready)
+	if p.pace != nil {
+		if err := p.pace.rest(p.ctx); err != nil {
+			return fmt.Errorf("chunk %d: %w", j.seq, err)
+		}
+	}
 	return nil
 }
 

@@ -42,7 +42,8 @@ func startProc(c config, role string, env ...string) (*proc, error) {
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(exe, "-addr", c.addr, "-admin", c.admin, "-dir", c.dir, "-region", c.region, "-flows", strconv.Itoa(c.flows), "-warming-nice", strconv.Itoa(c.warmingNice))
+	cmd := exec.Command(exe, "-addr", c.addr, "-admin", c.admin, "-dir", c.dir, "-region", c.region, "-flows", strconv.Itoa(c.flows), "-warming-nice", strconv.Itoa(c.warmingNice),
+		"-snapshot-cpu", strconv.FormatFloat(c.snapshotCPU, 'g', -1, 64))
 	cmd.Env = append(os.Environ(), append([]string{roleEnv + "=" + role, versionEnv + "=1"}, env...)...)
 	cmd.Stderr = io.Discard
 	if os.Getenv("DATAPLANE_DEBUG") != "" {
@@ -287,6 +288,18 @@ type result struct {
 	top                  []gapSpan     // the longest gaps during the update, longest first
 	phases               []phaseJSON   // updraft's timeline, when the way is updraft
 	trigger              time.Time
+	worst                []time.Duration // the worst critical latency per 20 ms of due time, from 60 ms before the trigger
+}
+
+// latencies lays out r.worst: "-60:1.4 -40:1.5 ... 980:1.6", the worst
+// latency in ms of the requests due in the 20 ms from each offset.
+func (r result) latencies() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%-9s worst critical latency (ms) by 20 ms of due time from the trigger:", r.way)
+	for k, d := range r.worst {
+		fmt.Fprintf(&b, " %d:%.1f", k*20-60, float64(d)/float64(time.Millisecond))
+	}
+	return b.String()
 }
 
 // gapSpan is one stretch without a successful critical response.
@@ -349,6 +362,15 @@ func (l *load) result(way string, trigger, switched time.Time, final string, flo
 		}
 	}
 	slices.SortFunc(okEnds, func(a, b time.Time) int { return a.Compare(b) })
+	// The worst latency of the critical requests due in each 20 ms from
+	// 60 ms before the trigger to 1 s after it: where the p99 comes from.
+	worst := make([]time.Duration, 53)
+	for _, s := range l.samples {
+		if k := int((s.start.Sub(trigger) + 60*time.Millisecond) / (20 * time.Millisecond)); s.critical && s.ok && s.start.After(trigger.Add(-60*time.Millisecond)) && k < len(worst) {
+			worst[k] = max(worst[k], s.end.Sub(s.start))
+		}
+	}
+	r.worst = worst
 	// The gap is the longest time without a successful critical response
 	// during the update: from the trigger to 100 ms after the switch
 	// completed. The longest over the whole run (machine noise included)
@@ -442,7 +464,7 @@ func runBench(ctx context.Context, c config, stdout io.Writer) error {
 		criticalClients, sessionsPerClient, noncriticalClients, warmup, after)
 	var results []result
 	for _, way := range []string{roleUpdraft, roleRestart, roleTableflip} {
-		wc := config{dir: dir + "/" + way, region: "http://" + regionAddr + "/", flows: c.flows, rate: c.rate}
+		wc := config{dir: dir + "/" + way, region: "http://" + regionAddr + "/", flows: c.flows, rate: c.rate, warmingNice: c.warmingNice, snapshotCPU: c.snapshotCPU}
 		if err := os.MkdirAll(wc.dir, 0o755); err != nil {
 			return err
 		}
@@ -461,6 +483,9 @@ func runBench(ctx context.Context, c config, stdout io.Writer) error {
 			r.way, r.sent, r.failed, r.gap.Round(10*time.Microsecond), r.gapAt.Round(time.Millisecond), r.gapRun.Round(10*time.Microsecond), r.p50Before.Round(time.Microsecond), r.p99Before.Round(time.Microsecond),
 			r.p50During.Round(time.Microsecond), r.p99During.Round(time.Microsecond), r.kept, r.total, r.flowsKept, r.flows, r.ncServed, r.ncDegraded, r.switchTook.Round(time.Millisecond), r.note)
 		fmt.Fprintln(stdout, r.breakdown())
+		if c.timeline {
+			fmt.Fprintln(stdout, r.latencies())
+		}
 	}
 	ms := func(d time.Duration) string {
 		return strconv.FormatFloat(float64(d)/float64(time.Millisecond), 'f', 2, 64)

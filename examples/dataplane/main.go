@@ -51,6 +51,8 @@ type config struct {
 	flows                    int
 	rate                     float64
 	warmingNice              int
+	snapshotCPU              float64
+	timeline                 bool
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -64,7 +66,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&c.region, "region", "", "URL of a region serving \"count\" (examples/region); empty: usage is throttled, not moved")
 	fs.IntVar(&c.flows, "flows", defaultFlows, "background flows preloaded into the session table at a fresh start (the default is Linux's default connection-tracking table size, nf_conntrack_max)")
 	fs.Float64Var(&c.rate, "rate", 4000, "with -bench: critical requests per second, all clients together, each client on a fixed schedule; 0 sends each request as soon as the one before is answered")
+	fs.Float64Var(&c.snapshotCPU, "snapshot-cpu", 0.25, "the share of one core the update's snapshot may take while the data plane serves (snapshot.Options.CPUShare; 0: no pacing)")
 	fs.IntVar(&c.warmingNice, "warming-nice", 0, "how much lower the new process's CPU priority is while it starts and takes the bulk state (updraft.SelfUpdateOptions.WarmingNice; 0: the library's default, -1: off)")
+	fs.BoolVar(&c.timeline, "timeline", false, "with -bench: print, for each way, the worst critical latency in each 20 ms from the trigger")
 	fs.BoolVar(&c.bench, "bench", false, "run the headline benchmark: updraft's self-update against a plain restart and tableflip alone")
 	if err := fs.Parse(args); err != nil {
 		return err

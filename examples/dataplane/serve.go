@@ -109,7 +109,10 @@ func serveUpdraft(ctx context.Context, c config, stdout io.Writer) error {
 	share := func(cpu, memory float64) hal.Vector {
 		return hal.Vector{hal.CPU: cpu * capacity[hal.CPU], hal.Memory: memory * capacity[hal.Memory]}
 	}
-	opts := updraft.Options{Store: store, Degrader: degrader, AdaptiveDegrade: true, AppVersion: "dataplane", Holder: fmt.Sprintf("dataplane v%s pid %d", version(), os.Getpid())}
+	opts := updraft.Options{Store: store, Degrader: degrader, AdaptiveDegrade: true, AppVersion: "dataplane", Holder: fmt.Sprintf("dataplane v%s pid %d", version(), os.Getpid()),
+		// The snapshot is taken while this process serves: paced, it
+		// leaves the cores to the serving goroutines.
+		SnapshotOptions: snapshot.Options{CPUShare: c.snapshotCPU}}
 	if c.region != "" {
 		target, err := migrate.NewCloudEventsTarget("region", c.region, migrate.CloudEventsOptions{Region: "region", Key: regionKey})
 		if err != nil {
