@@ -295,3 +295,35 @@ func TestDeviceChoice(t *testing.T) {
 	err = run(context.Background(), []string{"-device", "gpu"}, io.Discard, io.Discard)
 	assert.ErrorContains(t, err, `flag -device: "gpu"`)
 }
+
+// TestTimelineLaysOutTheWorstLatency: -timeline's worst critical latency
+// per 20 ms of due time counts only successful critical requests due from
+// 60 ms before the trigger to 1 s after it, each in its own 20 ms.
+func TestTimelineLaysOutTheWorstLatency(t *testing.T) {
+	trigger := time.Now()
+	at := func(offset, latency time.Duration, critical, ok bool) sample {
+		start := trigger.Add(offset)
+		return sample{start: start, end: start.Add(latency), critical: critical, ok: ok}
+	}
+	l := &load{samples: []sample{
+		at(-70*time.Millisecond, 50*time.Millisecond, true, true), // before the window
+		at(-50*time.Millisecond, time.Millisecond, true, true),
+		at(5*time.Millisecond, 7*time.Millisecond, true, true),
+		at(25*time.Millisecond, 3*time.Millisecond, true, true),
+		at(30*time.Millisecond, 9*time.Millisecond, true, true),
+		at(35*time.Millisecond, 40*time.Millisecond, false, true), // non-critical
+		at(36*time.Millisecond, 40*time.Millisecond, true, false), // failed
+		at(979*time.Millisecond, 2*time.Millisecond, true, true),  // the last 20 ms
+		at(2*time.Second, 30*time.Millisecond, true, true),        // after the window
+	}}
+	r := l.result("updraft", trigger, trigger.Add(500*time.Millisecond), "127.0.0.1:1", 0)
+	line := r.latencies()
+	for _, want := range []string{"updraft   worst critical latency (ms) by 20 ms of due time from the trigger: -60:1.0 -40:0.0 -20:0.0 0:7.0 20:9.0 40:0.0", " 960:2.0"} {
+		if !strings.Contains(line, want) {
+			t.Errorf("timeline %q lacks %q", line, want)
+		}
+	}
+	if n := strings.Count(line, ":") - 1; n != 53 {
+		t.Errorf("timeline has %d points, want 53 (-60 ms to 980 ms)", n)
+	}
+}
