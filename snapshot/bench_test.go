@@ -124,10 +124,6 @@ func forEachSize(b *testing.B, fn func(b *testing.B, s *benchState)) {
 	}
 }
 
-func benchEngine(b *testing.B, s *benchState, dir string, c Compression) *Engine {
-	return engineOver(b, s.ours, dir, c)
-}
-
 // engineOver is an Engine over src, with a FileStore in dir that keeps one
 // snapshot.
 func engineOver(tb testing.TB, src Source, dir string, c Compression) *Engine {
@@ -148,7 +144,7 @@ func engineOver(tb testing.TB, src Source, dir string, c Compression) *Engine {
 func BenchmarkCapture(b *testing.B) {
 	forEachSize(b, func(b *testing.B, s *benchState) {
 		b.Run("impl=updraft", func(b *testing.B) {
-			e := benchEngine(b, s, b.TempDir(), CompressionDefault)
+			e := engineOver(b, s.ours, b.TempDir(), CompressionDefault)
 			ctx := context.Background()
 			var total int64
 			for b.Loop() {
@@ -203,7 +199,7 @@ func BenchmarkCapture(b *testing.B) {
 func BenchmarkSnapshot(b *testing.B) {
 	forEachSize(b, func(b *testing.B, s *benchState) {
 		b.Run("impl=updraft", func(b *testing.B) {
-			e := benchEngine(b, s, b.TempDir(), CompressionDefault)
+			e := engineOver(b, s.ours, b.TempDir(), CompressionDefault)
 			b.SetBytes(s.raw)
 			var pause int64
 			for b.Loop() {
@@ -217,7 +213,7 @@ func BenchmarkSnapshot(b *testing.B) {
 		})
 		for _, c := range []Compression{CompressionZstd, CompressionNone} {
 			b.Run("impl=updraft-"+c.String(), func(b *testing.B) {
-				e := benchEngine(b, s, b.TempDir(), c)
+				e := engineOver(b, s.ours, b.TempDir(), c)
 				b.SetBytes(s.raw)
 				for b.Loop() {
 					if _, err := e.Snapshot(context.Background()); err != nil {
@@ -254,7 +250,7 @@ func BenchmarkRestore(b *testing.B) {
 				name += "-" + c.String()
 			}
 			b.Run(name, func(b *testing.B) {
-				e := benchEngine(b, s, b.TempDir(), c)
+				e := engineOver(b, s.ours, b.TempDir(), c)
 				m, err := e.Snapshot(context.Background())
 				if err != nil {
 					b.Fatal(err)

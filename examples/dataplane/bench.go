@@ -366,7 +366,11 @@ func (l *load) result(way string, trigger, switched time.Time, final string, flo
 	// 60 ms before the trigger to 1 s after it: where the p99 comes from.
 	worst := make([]time.Duration, 53)
 	for _, s := range l.samples {
-		if k := int((s.start.Sub(trigger) + 60*time.Millisecond) / (20 * time.Millisecond)); s.critical && s.ok && s.start.After(trigger.Add(-60*time.Millisecond)) && k < len(worst) {
+		since := s.start.Sub(trigger) + 60*time.Millisecond // from the first 20 ms shown
+		if !s.critical || !s.ok || since <= 0 {
+			continue
+		}
+		if k := int(since / (20 * time.Millisecond)); k < len(worst) {
 			worst[k] = max(worst[k], s.end.Sub(s.start))
 		}
 	}
