@@ -4,7 +4,10 @@
 // and the rule "p95 of the last 2 hours × 1.2", and prints, per resource,
 // how much each over-reserved (gross slack: reserved beyond use, over
 // use) and how often use exceeded the reservation (violations), how far
-// the overruns went, and how both spread across machines.
+// the overruns went, and how both spread across machines. Beside the aim
+// it prints its anchor ([trace.KnownMeanCurve]): the slack a reservation
+// told each window's mean use in advance needs at the VPA recommender's
+// violation rate.
 //
 //	go run ./examples/forecast -trace ../shared/traces/bitbrains-rnd-2013-7
 //
@@ -130,7 +133,12 @@ func run(ctx context.Context, out io.Writer, c config) error {
 	resources := []hal.Resource{hal.CPU, hal.Memory}
 	printDetails(out, ev, resources)
 	fmt.Fprintln(out, "aim per resource (model against vpa at its defaults: no more violations, at most 60% of its slack):")
-	for _, a := range ev.Aim(0, 1) {
+	aims := ev.Aim(0, 1)
+	for _, a := range aims {
+		fmt.Fprintf(out, "  %s\n", a)
+	}
+	fmt.Fprintln(out, "anchor per resource (what the aim asks, against a reservation told each window's mean use in advance):")
+	for _, a := range trace.Anchors(all, aims, c.replay) {
 		fmt.Fprintf(out, "  %s\n", a)
 	}
 	if c.sweep {
@@ -139,6 +147,7 @@ func run(ctx context.Context, out io.Writer, c config) error {
 			return err
 		}
 		printCurves(out, curves, resources)
+		printModelAtReference(out, curves[0], aims)
 		if c.plot != "" {
 			if err := plotCurves(curves, resources, c.plot); err != nil {
 				return fmt.Errorf("forecast: %w", err)

@@ -69,7 +69,7 @@ func TestRunPrintsTheIssuesLines(t *testing.T) {
 			t.Errorf("line %d from the end %q does not match %v", 3-i, lines[n-3+i], re)
 		}
 	}
-	for _, want := range []string{"skipped alibaba.csv:6: time_stamp", "cpu    vpa-0.001", "memory p95-2h×1.2", "aim per resource"} {
+	for _, want := range []string{"skipped alibaba.csv:6: time_stamp", "cpu    vpa-0.001", "memory p95-2h×1.2", "aim per resource", "anchor per resource", "\n  cpu: knowing each window's mean in advance"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())
 		}
@@ -85,7 +85,7 @@ func TestSweepTracesEveryMethodAndPlots(t *testing.T) {
 	if err := run(context.Background(), &out, c); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"vpa (margin): [margin=0 ", "p95-2h (factor): [×1 ", "model (cost ×f, memory headroom h): [f=0.1 h=0 "} {
+	for _, want := range []string{"vpa (margin): [margin=0 ", "p95-2h (factor): [×1 ", "model (cost ×f, memory headroom h): [f=0.1 h=0 ", "the model's curve at the reference's violation rate:\n  cpu: "} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())
 		}

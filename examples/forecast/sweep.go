@@ -99,3 +99,23 @@ func spanNoneIfZero(d time.Duration) time.Duration {
 	}
 	return d
 }
+
+// printModelAtReference prints, per aim, the model's slack on its own
+// curve at the reference's violation rate (interpolated between the two
+// settings around it), so the model can be set beside the aim and its
+// anchor at equal violations.
+func printModelAtReference(out io.Writer, model curve, aims []trace.AimResult) {
+	fmt.Fprintln(out, "the model's curve at the reference's violation rate:")
+	for _, a := range aims {
+		var c trace.Curve
+		for i, sc := range model.scores {
+			c = append(c, trace.CurvePoint{Setting: float64(i), Slack: sc[a.Resource].Slack(), Violations: sc[a.Resource].ViolationRate()})
+		}
+		v := a.Reference.ViolationRate()
+		if s, ok := c.SlackAt(v); ok {
+			fmt.Fprintf(out, "  %s: %s slack at %s violations (aim: at most %s)\n", a.Resource, pct(s, 1), pct(v, 2), pct(trace.AimSlackShare*a.Reference.Slack(), 1))
+		} else {
+			fmt.Fprintf(out, "  %s: no setting violates as little as %s\n", a.Resource, pct(v, 2))
+		}
+	}
+}

@@ -42,8 +42,11 @@
 // overruns. [Evaluate] replays many series through many methods;
 // [Evaluation.Spread] summarises the per-series spread and
 // [Evaluation.Aim] checks the model's aim against the VPA recommender per
-// resource. examples/forecast prints all of it, and can sweep each
-// method's margin or cost.
+// resource. [KnownMeanCurve] is the aim's anchor: the trade-off of a
+// reservation told each window's mean use in advance, with each series'
+// margin chosen in hindsight; [Anchors] sets it beside each aim.
+// examples/forecast prints all of it, and can sweep each method's margin
+// or cost.
 //
 //	files, err := trace.FindFiles("../shared/traces/bitbrains-rnd-2013-7")
 //	series, stats, err := trace.ReadFiles(files)

@@ -73,17 +73,27 @@ func family(t *testing.T, dir, name string) []trace.Series {
 // short where it is not. The aim is met in full on Alibaba memory only.
 // The test fails when a verdict or a figure changes, so this table and
 // SUMMARY.md change together.
+//
+// anchor is the line examples/forecast prints for the aim's anchor
+// ([trace.KnownMeanCurve]): the slack a reservation told each hour's mean
+// use in advance needs at the VPA recommender's violation rate. On
+// Bitbrains CPU it needs more than the aim allows, so the aim there asks
+// more than knowing the coming hour's mean would give.
 var aimStatus = map[string]map[hal.Resource]struct {
 	violations, slack bool
-	line              string
+	line, anchor      string
 }{
 	"bitbrains-rnd-2013-7": {
-		hal.CPU:    {false, false, "cpu: slack 39.0% vs 58.7% (66% of it), violations 1.48% vs 1.20%: NOT met: more violations and more than 60% of the slack"},
-		hal.Memory: {false, false, "memory: slack 265.0% vs 298.2% (89% of it), violations 0.08% vs 0.04%: NOT met: more violations and more than 60% of the slack"},
+		hal.CPU: {false, false, "cpu: slack 39.0% vs 58.7% (66% of it), violations 1.48% vs 1.20%: NOT met: more violations and more than 60% of the slack",
+			"cpu: knowing each window's mean in advance, with each series' best margin in hindsight, needs 40.4% slack at the reference's 1.20% violations: more than the aim allows (35.2%)"},
+		hal.Memory: {false, false, "memory: slack 265.0% vs 298.2% (89% of it), violations 0.08% vs 0.04%: NOT met: more violations and more than 60% of the slack",
+			"memory: knowing each window's mean in advance, with each series' best margin in hindsight, needs 169.3% slack at the reference's 0.04% violations: within what the aim allows (178.9%)"},
 	},
 	"alibaba-2018": {
-		hal.CPU:    {true, false, "cpu: slack 75.8% vs 62.6% (121% of it), violations 0.73% vs 2.91%: NOT met: more than 60% of the slack"},
-		hal.Memory: {true, true, "memory: slack 11.4% vs 26.2% (44% of it), violations 0.00% vs 0.00%: met"},
+		hal.CPU: {true, false, "cpu: slack 75.8% vs 62.6% (121% of it), violations 0.73% vs 2.91%: NOT met: more than 60% of the slack",
+			"cpu: knowing each window's mean in advance, with each series' best margin in hindsight, needs 33.0% slack at the reference's 2.91% violations: within what the aim allows (37.6%)"},
+		hal.Memory: {true, true, "memory: slack 11.4% vs 26.2% (44% of it), violations 0.00% vs 0.00%: met",
+			"memory: knowing each window's mean in advance, with each series' best margin in hindsight, needs 13.3% slack at the reference's 0.00% violations: within what the aim allows (15.7%)"},
 	},
 }
 
@@ -98,7 +108,8 @@ func TestAimPerResourceOnSharedTraces(t *testing.T) {
 	for name, want := range aimStatus {
 		t.Run(name, func(t *testing.T) {
 			methods := trace.StandardMethods(trace.ModelOptions{}, trace.DefaultVPAConfig(), trace.DefaultWindowConfig())
-			ev, err := trace.Evaluate(context.Background(), family(t, dir, name), methods, trace.ReplayOptions{})
+			series := family(t, dir, name)
+			ev, err := trace.Evaluate(context.Background(), series, methods, trace.ReplayOptions{})
 			require.NoError(t, err)
 			model, vpa, window := ev.Method(trace.MethodModel), ev.Method(trace.MethodVPA), ev.Method(trace.MethodWindow)
 			aims := ev.Aim(model, vpa)
@@ -112,6 +123,10 @@ func TestAimPerResourceOnSharedTraces(t *testing.T) {
 				if !a.ViolationsMet() {
 					require.Less(t, a.Model.Slack(), a.Reference.Slack(), "%s %s: more violations than VPA must come with less slack", name, a.Resource)
 				}
+			}
+			for _, a := range trace.Anchors(series, aims, trace.ReplayOptions{}) {
+				t.Logf("%s anchor %s", name, a)
+				require.Equal(t, want[a.Aim.Resource].anchor, a.String(), "%s %s: anchor", name, a.Aim.Resource)
 			}
 			m, w := ev.Total(model)[hal.Memory], ev.Total(window)[hal.Memory]
 			require.LessOrEqual(t, m.ViolationRate(), w.ViolationRate(), "%s: memory violations above p95-2h×1.2's", name)
