@@ -21,6 +21,11 @@ const (
 	DefaultGuardBaselineShare = 0.05
 )
 
+// guardHoldPerOvershoot is the steps a failed probe's recovery curve takes
+// to return to the level before the probe, per unit of overshoot (the
+// observed latency over the allowed, minus 1); see [GuardOptions].
+const guardHoldPerOvershoot = 3
+
 // GuardOptions tune the critical guard: the controller-wide factor, in
 // [0, 1], that scales the concurrency limit of every Adaptive throttle so
 // that the critical functions keep their latency. Each step (every Interval
@@ -35,11 +40,33 @@ const (
 // and takes the worse gradient, as Netflix's Gradient2 limit and TCP Vegas
 // do: gradient = allowed / observed, at most 1. A gradient below 1 multiplies
 // the factor by it at once (fast back-off; a factor under 1% becomes 0,
-// closing the adaptive functions until the critical path recovers); a step
-// with both inputs within bounds adds Recovery to it (gentle recovery, full
-// service after 1/Recovery calm steps). Machine pressure (PSI, through
-// Options.Pressure and [Controller.Run]) scales the limits separately, see
-// [AdaptiveOptions].
+// closing the adaptive functions until the critical path recovers). A step
+// with both inputs within bounds raises the factor by at most Recovery
+// (full service no sooner than 1/Recovery calm steps after a close), along
+// one of two curves, chosen by the back-off that preceded it:
+//
+//   - after a back-off the guard did not provoke (the factor had not risen
+//     at the step before: the load surged on its own), linearly, by
+//     Recovery a step;
+//   - after a failed probe (a back-off at the step right after a rise: the
+//     factor rose from L, and at the new level the critical path suffered),
+//     CUBIC-style (RFC 8312): from F0, the factor the back-off left, it
+//     returns to L along L − (L−F0)·(1 − t/K)³ after t calm steps, a
+//     concave curve that flattens as it reaches L at step K, and then
+//     rises beyond L by Recovery a step. K is 3 steps per unit of the
+//     back-off's overshoot (observed/allowed − 1 = 1/gradient − 1), at most
+//     2/Recovery steps. So the harder a level hurt, the longer the factor
+//     waits just under it before probing it again: a probe that took the
+//     critical p90 to 13.5 times its allowance is repeated about 40 steps
+//     (4 s) later, not 10, while a sustained overload lasts, whereas after
+//     a blip just over the bound (1.3 times: K under one step) the recovery
+//     is all but linear, and once the load is gone the factor climbs past L
+//     at the linear pace.
+//
+// The curve (always capped at Recovery a step) is set by the first step of
+// each back-off and replaced by the next one. Machine pressure (PSI,
+// through Options.Pressure and [Controller.Run]) scales the limits
+// separately, see [AdaptiveOptions].
 //
 // The baseline is the critical latency the guard learned while the critical
 // path was within bounds: the first step's p90, then an exponential moving
@@ -49,7 +76,7 @@ const (
 type GuardOptions struct {
 	Interval      time.Duration // between steps under RunGuard
 	Tolerance     float64       // > 1: critical p90 over Tolerance×baseline is overload
-	Recovery      float64       // in (0, 1]: factor regained per calm step
+	Recovery      float64       // in (0, 1]: most factor regained per calm step (the linear pace)
 	MinSamples    int           // critical samples a step needs to judge latency
 	SchedLatency  time.Duration // Go scheduler p99 latency allowed; < 0 ignores the scheduler
 	Baseline      time.Duration // known unloaded critical p90; 0 = learn it
@@ -136,13 +163,44 @@ type guard struct {
 	baseline float64 // nanoseconds; 0 = not learned yet
 	sched    schedReader
 	backoffs uint64 // steps that lowered the factor
+
+	// The recovery curve (see GuardOptions).
+	last    float64       // the factor in force during the previous step
+	rose    bool          // the previous step raised the factor
+	backing bool          // the previous step had a gradient below 1
+	curve   recoveryCurve // the recovery since the last back-off
+}
+
+// recoveryCurve is the factor's recovery after a back-off: linear by
+// Recovery a step; after a failed probe (hold > 0), first back to level
+// along a cubic that reaches it, flat, after hold calm steps.
+type recoveryCurve struct {
+	level float64 // L: the factor before the failed probe
+	hold  float64 // K: calm steps to return to level; 0 = linear
+	start float64 // F0: the factor the back-off left
+	steps int     // t: calm steps since the back-off
+}
+
+// next returns the factor after one more calm step (c.steps counts it)
+// from the factor from, rising by at most r.
+func (c *recoveryCurve) next(from, r float64) float64 {
+	next := from + r
+	if d := c.level - c.start; c.hold > 0 && d > 0 {
+		t := float64(c.steps)
+		f := c.level + r*(t-c.hold) // beyond level: linear
+		if t < c.hold {
+			f = c.level - d*math.Pow(1-t/c.hold, 3) // concave, flat at level
+		}
+		next = min(max(f, from), next)
+	}
+	return min(1, next)
 }
 
 // maxGuardSamples bounds the critical latencies kept between steps.
 const maxGuardSamples = 1 << 14
 
 func newGuard(opts GuardOptions) *guard {
-	g := &guard{opts: opts, baseline: float64(opts.Baseline)}
+	g := &guard{opts: opts, baseline: float64(opts.Baseline), last: 1}
 	g.state.Factor = 1
 	g.state.Baseline = opts.Baseline
 	return g
@@ -240,10 +298,23 @@ func (g *guard) stepLocked(in GuardInput, now time.Time) GuardState {
 		if next < 0.01 {
 			next = 0
 		}
+		if !g.backing { // the first step of a back-off chooses the curve
+			g.curve = recoveryCurve{}
+			if g.rose { // a failed probe: the rise from g.last hurt
+				hold := min(guardHoldPerOvershoot*(1/gradient-1), 2/g.opts.Recovery)
+				g.curve = recoveryCurve{level: g.last, hold: hold}
+			}
+		}
+		g.curve.start, g.curve.steps = next, 0
 	} else if from < 1 {
-		next = math.Min(1, from+g.opts.Recovery)
-		why = fmt.Sprintf("critical path within bounds: recovering by %g", g.opts.Recovery)
+		g.curve.steps++
+		next = g.curve.next(from, g.opts.Recovery)
+		why = fmt.Sprintf("critical path within bounds: recovering by %.3g", next-from)
+		if c := g.curve; c.hold > 0 && float64(c.steps) < c.hold && c.level > c.start {
+			why += fmt.Sprintf(" (back towards %.3g, the factor before the failed probe, in %.3g steps)", c.level, c.hold)
+		}
 	}
+	g.last, g.rose, g.backing = from, next > from, gradient < 1
 	if next != from {
 		st.Factor = next
 		st.Why = fmt.Sprintf("%s: factor %.3g -> %.3g", why, from, next)
@@ -274,6 +345,7 @@ func (c *Controller) ResetGuard() {
 	g.sched.p99()
 	before := g.state.Factor
 	st := g.state
+	g.last, g.rose, g.backing, g.curve = 1, false, false, recoveryCurve{}
 	if before != 1 {
 		g.state.Factor = 1
 		g.state.Why = fmt.Sprintf("guard reset: factor %.3g -> 1", before)

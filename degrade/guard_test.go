@@ -3,7 +3,9 @@ package degrade
 import (
 	"bufio"
 	"errors"
+	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -274,7 +276,10 @@ func TestCriticalMiddlewareFeedsTheGuard(t *testing.T) {
 // critical completions), and calm again from step 61 (with blips at 63 and
 // 78). The guard may flinch at a blip but stays above 0.8 before the surge,
 // is at or below half within two steps of it and closes the adaptive
-// functions during it, regains at most Recovery a step, and ends at 1.
+// functions during it, regains at most Recovery a step, and ends at 1 (from
+// step 98: the blips at 78, 81 and 83 come right after rises, so each is a
+// failed probe, but at most 2.6 times the allowance: their recovery curves
+// return to the level before within 5 steps, hardly slower than linear).
 //
 // The same replay carries the control: the policies side by side
 // on one controller, the fixed throttle (50/s, 2 in flight) and the
@@ -295,7 +300,7 @@ func TestGuardOnRecordedTrace(t *testing.T) {
 	if len(steps) < 95 {
 		t.Fatalf("trace has %d steps, want about 100", len(steps))
 	}
-	prev, lowest := 1.0, 1.0
+	prev, lowest, fullAgain := 1.0, 1.0, -1
 	for i, in := range steps {
 		clk.Advance(DefaultGuardInterval)
 		f := ctl.StepGuardWith(in).Factor
@@ -320,8 +325,12 @@ func TestGuardOnRecordedTrace(t *testing.T) {
 		if f-prev > DefaultGuardRecovery+1e-9 {
 			t.Fatalf("step %d: factor rose %v -> %v, more than Recovery", i, prev, f)
 		}
+		if i > 55 && f == 1 && fullAgain < 0 {
+			fullAgain = i
+		}
 		prev = f
 	}
+	t.Logf("factor back to 1 after the surge at step %d of %d", fullAgain, len(steps)-1)
 	if lowest != 0 {
 		t.Errorf("lowest factor during the surge = %v, want 0 (adaptive functions closed)", lowest)
 	}
@@ -450,4 +459,77 @@ func readings0(readings []float64, i int) float64 {
 		return readings[i]
 	}
 	return -1
+}
+
+// TestGuardRecoveryCurve checks the recovery curves against factors worked
+// out by hand (Recovery 0.05, allowed latency 2 x the 1 ms baseline):
+//
+//   - a back-off the guard did not provoke (factor steady at 1, p90 4 ms:
+//     gradient 0.5) recovers linearly, 0.5, 0.55, 0.6, 0.65;
+//   - the rise to 0.65 then fails (p90 20 ms: gradient 0.1, overshoot 9):
+//     0.65 x 0.1 = 0.065, and the factor returns to L = 0.6 along
+//     0.6 - 0.535 (1 - t/27)^3 (K = 3 x 9 = 27 steps), capped at +0.05 a
+//     step: 0.115, 0.165, 0.215, 0.265 (capped), then the cubic, e.g.
+//     t = 9: 0.6 - 0.535 x 8/27 = 0.441481, t = 18: 0.6 - 0.535/27 =
+//     0.580185, t = 27: 0.6; then 0.05 a step beyond: 1 at t = 35;
+//   - a blip just over the bound after a rise (p90 2.5 ms: gradient 0.8,
+//     K = 0.75 steps) recovers linearly, as before the curve;
+//   - a probe that failed at 500 x the allowance holds for 2/Recovery = 40
+//     steps, not 3 x 499.
+func TestGuardRecoveryCurve(t *testing.T) {
+	ctl := MustNew(Options{Guard: GuardOptions{Baseline: time.Millisecond, MinSamples: 1, SchedLatency: -1}})
+	step := func(p90 time.Duration) GuardState {
+		if p90 == 0 {
+			return ctl.StepGuardWith(GuardInput{}) // no critical sample: calm
+		}
+		return ctl.StepGuardWith(GuardInput{Critical: []time.Duration{p90}})
+	}
+	check := func(what string, st GuardState, want float64) {
+		t.Helper()
+		if math.Abs(st.Factor-want) > 1e-6 {
+			t.Fatalf("%s: factor %.6f, want %.6f (%s)", what, st.Factor, want, st.Why)
+		}
+	}
+	check("4 ms with the factor steady", step(4*time.Millisecond), 0.5)
+	for i, want := range []float64{0.55, 0.6, 0.65} {
+		check(fmt.Sprintf("calm step %d after it", i+1), step(0), want)
+	}
+	check("20 ms right after the rise to 0.65", step(20*time.Millisecond), 0.065)
+	want := []float64{ // t = 1..35
+		0.115, 0.165, 0.215, 0.265, 0.310579, 0.348278, 0.382553, 0.413567, 0.441481, 0.466461,
+		0.488667, 0.508265, 0.525416, 0.540284, 0.553032, 0.563822, 0.572819, 0.580185, 0.586083, 0.590677,
+		0.594129, 0.596602, 0.598260, 0.599266, 0.599783, 0.599973, 0.6, 0.65, 0.7, 0.75,
+		0.8, 0.85, 0.9, 0.95, 1,
+	}
+	for i, w := range want {
+		st := step(0)
+		check(fmt.Sprintf("calm step %d after the failed probe", i+1), st, w)
+		if i == 4 && !strings.Contains(st.Why, "back towards 0.6, the factor before the failed probe, in 27 steps") {
+			t.Fatalf("step 5 after the failed probe explained as %q, want the curve back towards 0.6", st.Why)
+		}
+	}
+
+	ctl.ResetGuard()
+	check("4 ms with the factor steady", step(4*time.Millisecond), 0.5)
+	check("calm", step(0), 0.55)
+	check("2.5 ms right after the rise to 0.55", step(2500*time.Microsecond), 0.44)
+	for i, w := range []float64{0.49, 0.54, 0.59, 0.64} {
+		check(fmt.Sprintf("calm step %d after the blip", i+1), step(0), w)
+	}
+
+	ctl.ResetGuard()
+	check("4 ms with the factor steady", step(4*time.Millisecond), 0.5)
+	check("calm", step(0), 0.55)
+	check("1 s right after the rise to 0.55", step(time.Second), 0) // 0.55 x 0.002 < 1%
+	for i := 1; i <= 41; i++ {
+		st := step(0)
+		switch i {
+		case 20:
+			check("calm step 20 after the 500x probe", st, 0.4375) // 0.5 - 0.5 x (1/2)^3
+		case 40:
+			check("calm step 40 after the 500x probe", st, 0.5)
+		case 41:
+			check("calm step 41 after the 500x probe", st, 0.55)
+		}
+	}
 }

@@ -149,13 +149,18 @@ func (m *overloadModel) slowerThan(d time.Duration) int {
 // what does no harm. With one CPU left to the process by its neighbours
 // (the shared test machine), every admitted 12 ms request makes one or two
 // critical requests wait for its 10 ms slice: the fixed throttle delays
-// half of them past twice the unloaded latency; the adaptive mode admits a
-// tenth as much and delays a tenth as many (at most a fifth is asserted).
-// Its p99 is no better in the model (5.4 ms on both sides): about 5% of
-// critical requests still wait, because the guard reopens for a whole
-// 100 ms step at a time and judges the step's p90, which that 5% does not
-// move. Meeting a p99 bound would need the guard to judge a higher
-// quantile or to reopen in smaller steps: not done.
+// half of them past twice the unloaded latency (p99 5.4 ms, 500 admitted).
+// The adaptive mode admits 20 and delays 40 (at most a fifth of the fixed
+// throttle's is asserted), and its p99 is 0.6 ms, strictly below the fixed
+// throttle's (asserted): the guard reopens for a whole 100 ms step at a
+// time, each reopening admitting 5 requests that delay 10 critical ones,
+// and after each failed reopening (a probe whose p90 was 13.5 times the
+// allowance) its recovery curve waits about 40 steps just under the level
+// that failed (see GuardOptions), so it reopens 4 times in the 10 s (the
+// surge's first step, then steps 10, 50 and 89): 40 critical requests
+// (2%) wait past twice the unloaded latency, 20 (1%) past 0.6 ms. With the
+// linear recovery alone (5% a step) it reopened 10 times, delayed 100 (5%)
+// and tied the fixed throttle at p99.
 func TestOverloadModelOrdering(t *testing.T) {
 	for _, cpus := range []int{2, 1} {
 		unloaded := newOverloadModel(t, cpus, Policy{Mode: Throttle, RatePerSecond: batchBudget, Burst: 1})
@@ -192,8 +197,8 @@ func TestOverloadModelOrdering(t *testing.T) {
 			if 5*adaptive.slowerThan(slow) > fixed.slowerThan(slow) {
 				t.Errorf("1 CPU: adaptive delayed %d critical requests past %v, want at most a fifth of the fixed throttle's %d", adaptive.slowerThan(slow), slow, fixed.slowerThan(slow))
 			}
-			if adaptive.p99() > fixed.p99() {
-				t.Errorf("1 CPU: adaptive critical p99 %v, want no more than the fixed throttle's %v", adaptive.p99(), fixed.p99())
+			if adaptive.p99() >= fixed.p99() {
+				t.Errorf("1 CPU: adaptive critical p99 %v, want below the fixed throttle's %v", adaptive.p99(), fixed.p99())
 			}
 			if adaptive.admitted == 0 {
 				t.Errorf("1 CPU: adaptive admitted no non-critical request: closed for the whole surge")
