@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -169,6 +170,17 @@ func BenchmarkAcquireRelease(b *testing.B) {
 	}{
 		{"none", func(b *testing.B) func(work int) {
 			return busy // no admission at all: the floor the others are read against
+		}},
+		{"atomic-counter", func(b *testing.B) func(work int) {
+			// One shared counter, up on admission and down on release, and
+			// nothing else: the least any admission that counts what is in
+			// flight (a concurrency limit must) can cost.
+			var n atomic.Int64
+			return func(work int) {
+				n.Add(1)
+				busy(work)
+				n.Add(-1)
+			}
 		}},
 		{"semaphore/try-acquire-release", func(b *testing.B) func(work int) {
 			s := semaphore.NewWeighted(slots)
