@@ -29,17 +29,19 @@ import (
 // rate between two points a line between them bounds what this
 // clairvoyant reservation can do ([Curve.SlackAt]). It is an anchor, not
 // a limit: a forecaster that sees the shape of a window's use coming
-// could do better than one that knows only its mean.
+// could do better than one that knows only its mean. It returns nil when
+// the series used none of r.
 func KnownMeanCurve(series []Series, r hal.Resource, opts ReplayOptions) Curve {
 	opts = opts.withDefaults()
 	margins := knownMeanMargins()
-	type option struct {
-		over       float64 // in units of the series' mean
-		violations int
-		overAbs    float64
+	// One result per margin and series: what it over-reserved (in the
+	// resource's units and in the series' means) and how often it fell short.
+	type result struct {
+		over, overMeans float64
+		violations      int
 	}
 	var (
-		perSeries [][]option
+		perSeries [][]result
 		used      float64
 		points    int
 	)
@@ -53,13 +55,13 @@ func KnownMeanCurve(series []Series, r hal.Resource, opts ReplayOptions) Curve {
 				n++
 			}
 		}
+		points += n
 		if n == 0 || sum <= 0 {
-			continue
+			continue // nothing used: every margin reserves 0 and covers it
 		}
 		mean := sum / float64(n)
 		used += sum
-		points += n
-		opts := make([]option, len(margins))
+		results := make([]result, len(margins))
 		for _, w := range windows {
 			wm := 0.0
 			for _, x := range w {
@@ -70,35 +72,36 @@ func KnownMeanCurve(series []Series, r hal.Resource, opts ReplayOptions) Curve {
 				reserved := wm*m.factor + m.add*mean
 				for _, x := range w {
 					if x > reserved {
-						opts[i].violations++
+						results[i].violations++
 					} else {
-						opts[i].overAbs += reserved - x
+						results[i].over += reserved - x
 					}
 				}
 			}
 		}
-		for i := range opts {
-			opts[i].over = opts[i].overAbs / mean
+		for i := range results {
+			results[i].overMeans = results[i].over / mean
 		}
-		perSeries = append(perSeries, opts)
+		perSeries = append(perSeries, results)
 	}
-	if points == 0 {
+	if used == 0 {
 		return nil
 	}
 	var curve Curve
 	for k := range knownMeanPrices {
 		price := 0.1 * math.Pow(1e5, float64(k)/float64(knownMeanPrices-1))
+		cost := func(r result) float64 { return r.overMeans + price*float64(r.violations) }
 		var over float64
 		var violations int
-		for _, opts := range perSeries {
+		for _, results := range perSeries {
 			best := 0
-			for i, o := range opts {
-				if o.over+price*float64(o.violations) < opts[best].over+price*float64(opts[best].violations) {
+			for i, res := range results {
+				if cost(res) < cost(results[best]) {
 					best = i
 				}
 			}
-			over += opts[best].overAbs
-			violations += opts[best].violations
+			over += results[best].over
+			violations += results[best].violations
 		}
 		curve = append(curve, CurvePoint{Setting: price, Slack: over / used, Violations: float64(violations) / float64(points)})
 	}
