@@ -298,19 +298,14 @@ func rejectionIndex(cause error) int {
 // MaxConcurrent limit, a Handle's Acquire and its release are one atomic
 // operation each on the function's own cache line when uncontended (an
 // admission that collides with another core's takes one more), reading no
-// clock and allocating nothing. benchmarks/degrade/acquire-{4..7}.txt
-// record them (medians of 5 a run, four runs) at 5.5-14.3 ns serially,
-// beside golang.org/x/sync/semaphore's Acquire+Release at 18.9-29.6 ns in
-// the same runs. From two goroutines on two cores that hold each slot
-// through a few hundred nanoseconds of work, a Handle under MaxConcurrent
-// took 229.7 ns a request against the semaphore's 230.8 (TryAcquire) and
-// 239.6 (Acquire), the work alone 166.6 (acquire-7.txt). Two goroutines
-// doing nothing but admitting contend for one cache line on every
-// operation, and there a Handle measured 0.5-1.8x the semaphore (seven
-// runs), and even Normal mode's single add 0.5-1.1x; a bare shared
-// counter, one add up and one down and nothing else, took 26.7-29.6 ns
-// there against the semaphore's 29.4-43.0 and a Normal-mode Handle's
-// 41-107 (acquire-8.txt). Get it
+// clock and allocating nothing. benchmarks/degrade/acquire-9.txt records
+// it (1 s a run, five runs) at 12.9-14.2 ns serially, against
+// golang.org/x/sync/semaphore's 25.5-25.9 (TryAcquire+Release) and
+// 27.4-27.7 (Acquire+Release); from two goroutines on two cores doing
+// nothing but admitting at 27.7-34.9 ns, against 48.5-51.5 and 36.5-40.3
+// (a bare shared atomic counter, up and down, took 25.8-26.4); and with
+// each slot held through a few hundred nanoseconds of work at 220.3-229.1
+// ns, against 255.7-261.9 and 231.2-439.0, the work alone 167.5-168.4. Get it
 // with [Controller.Handle]. Safe for concurrent use; it stays valid for
 // the controller's life and follows every mode change of its function.
 type Handle struct {
