@@ -58,6 +58,7 @@ func work(d time.Duration) { spin(int(float64(spinIterations()) * d.Seconds() * 
 // loadResult is one scenario run's outcome.
 type loadResult struct {
 	critical      []time.Duration // after the warm-up; sorted
+	late          []time.Duration // the generator's lateness for each of them (see BenchmarkOverloadAnchor); sorted
 	batchAdmitted int
 	batchOffered  int
 	surge         time.Duration
@@ -89,6 +90,7 @@ func runLoadObserved(ctl *degrade.Controller, multiple float64, surge time.Durat
 		wg       sync.WaitGroup
 		mu       sync.Mutex
 		critical []time.Duration
+		late     []time.Duration
 		admitted atomic.Int64
 		offered  atomic.Int64
 	)
@@ -99,6 +101,7 @@ func runLoadObserved(ctl *degrade.Controller, multiple float64, surge time.Durat
 		interval := time.Second / criticalRPS
 		for at := start; at.Before(end); at = at.Add(interval) {
 			time.Sleep(time.Until(at))
+			woke := time.Since(at)
 			wg.Go(func() {
 				work(criticalWork)
 				d := time.Since(at)
@@ -109,6 +112,7 @@ func runLoadObserved(ctl *degrade.Controller, multiple float64, surge time.Durat
 				if at.After(surgeAt) {
 					mu.Lock()
 					critical = append(critical, d)
+					late = append(late, woke)
 					mu.Unlock()
 				}
 			})
@@ -134,7 +138,8 @@ func runLoadObserved(ctl *degrade.Controller, multiple float64, surge time.Durat
 	}
 	wg.Wait()
 	slices.Sort(critical)
-	return loadResult{critical: critical, batchAdmitted: int(admitted.Load()), batchOffered: int(offered.Load()), surge: surge}
+	slices.Sort(late)
+	return loadResult{critical: critical, late: late, batchAdmitted: int(admitted.Load()), batchOffered: int(offered.Load()), surge: surge}
 }
 
 // Policies compared: the fixed throttle the issue tried (50/s) and the
@@ -179,6 +184,7 @@ func interleaved(tb testing.TB, multiple float64, rounds int, surge time.Duratio
 		for i, p := range policies {
 			r := scenario(tb, p, multiple, surge)
 			out[i].critical = append(out[i].critical, r.critical...)
+			out[i].late = append(out[i].late, r.late...)
 			out[i].batchAdmitted += r.batchAdmitted
 			out[i].batchOffered += r.batchOffered
 			out[i].surge += r.surge
@@ -186,6 +192,7 @@ func interleaved(tb testing.TB, multiple float64, rounds int, surge time.Duratio
 	}
 	for i := range out {
 		slices.Sort(out[i].critical)
+		slices.Sort(out[i].late)
 	}
 	return out
 }
@@ -235,9 +242,9 @@ func BenchmarkOverload(b *testing.B) {
 }
 
 // BenchmarkOverloadAnchor measures what BenchmarkOverload's critical p99
-// rests on before any admission policy: the same critical arrivals (200/s,
-// each 0.2 ms of CPU in its own goroutine, latency from its scheduled
-// arrival) with no other work ("none"), and beside one CPU-bound
+// rests on before any admission policy: its scenario (critical requests at
+// 200/s, each 0.2 ms of CPU in its own goroutine, latency from its
+// scheduled arrival) with no other work ("none"), and beside one CPU-bound
 // non-critical request at a time (12 ms each, 50/s offered, a concurrency
 // limit of 1 and no rate: "one-cpu-bound"). It reports, besides the
 // critical p50/p99, the p99 of the generator's own lateness: how long after
@@ -246,73 +253,22 @@ func BenchmarkOverload(b *testing.B) {
 // critical p99, no admission policy short of admitting no CPU-bound work
 // can bring the p99 down.
 func BenchmarkOverloadAnchor(b *testing.B) {
-	const span = 4 * time.Second
+	const surge = 4 * time.Second
+	oneAtATime := degrade.Policy{Mode: degrade.Throttle, MaxConcurrent: 1}
 	for _, side := range []struct {
-		name  string
-		batch bool
-	}{{"none", false}, {"one-cpu-bound", true}} {
+		name     string
+		multiple float64
+	}{{"none", 0}, {"one-cpu-bound", 1}} {
 		b.Run(side.name, func(b *testing.B) {
-			spinIterations()
-			var critical, late []time.Duration
+			var r loadResult
 			for b.Loop() {
-				critical, late = anchorRun(b, side.batch, span)
+				r = scenario(b, &oneAtATime, side.multiple, surge)
 			}
-			b.ReportMetric(float64(quantile(critical, 0.5))/1e6, "crit-p50-ms")
-			b.ReportMetric(float64(quantile(critical, 0.99))/1e6, "crit-p99-ms")
-			b.ReportMetric(float64(quantile(late, 0.99))/1e6, "wake-late-p99-ms")
+			b.ReportMetric(float64(r.quantile(0.5))/1e6, "crit-p50-ms")
+			b.ReportMetric(float64(r.quantile(0.99))/1e6, "crit-p99-ms")
+			b.ReportMetric(float64(quantile(r.late, 0.99))/1e6, "wake-late-p99-ms")
 		})
 	}
-}
-
-// anchorRun offers BenchmarkOverloadAnchor's load for span and returns the
-// critical latencies and the generator's lateness, each sorted.
-func anchorRun(tb testing.TB, batch bool, span time.Duration) (critical, late []time.Duration) {
-	ctl, err := degrade.New(degrade.Options{Functions: []string{"batch"}})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if err := ctl.Set("batch", degrade.Policy{Mode: degrade.Throttle, MaxConcurrent: 1}, "anchor", time.Now().Add(time.Hour)); err != nil {
-		tb.Fatal(err)
-	}
-	var (
-		wg sync.WaitGroup
-		mu sync.Mutex
-	)
-	start := time.Now()
-	end := start.Add(span)
-	wg.Go(func() {
-		for at := start; at.Before(end); at = at.Add(time.Second / criticalRPS) {
-			time.Sleep(time.Until(at))
-			woke := time.Since(at)
-			wg.Go(func() {
-				work(criticalWork)
-				d := time.Since(at)
-				mu.Lock()
-				critical = append(critical, d)
-				late = append(late, woke)
-				mu.Unlock()
-			})
-		}
-	})
-	if batch {
-		wg.Go(func() {
-			for at := start; at.Before(end); at = at.Add(time.Second / batchBudget) {
-				time.Sleep(time.Until(at))
-				wg.Go(func() {
-					release, err := ctl.Acquire("batch")
-					if err != nil {
-						return
-					}
-					work(batchWork)
-					release()
-				})
-			}
-		})
-	}
-	wg.Wait()
-	slices.Sort(critical)
-	slices.Sort(late)
-	return critical, late
 }
 
 // quantile returns the q-quantile of sorted xs (nearest rank), 0 for none.

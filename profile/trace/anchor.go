@@ -199,8 +199,8 @@ func (c Curve) SlackAt(v float64) (float64, bool) {
 // reservation knowing each window's mean in advance needs at the
 // reference's violation rate, beside the slack the aim allows there.
 type Anchor struct {
-	Aim   AimResult
-	Curve Curve
+	Aim   AimResult // the aim, whose Reference gives the violation rate to read the curve at
+	Curve Curve     // KnownMeanCurve of the same series and resource
 }
 
 // KnownMeanSlack returns the known-mean reservation's slack at the
